@@ -1,0 +1,1 @@
+"""spanguard.collector: see ARCHITECTURE.md; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""spanguard.exporters: see ARCHITECTURE.md; filled in by later issues."""

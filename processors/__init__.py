@@ -1,0 +1,1 @@
+"""spanguard.processors: see ARCHITECTURE.md; filled in by later issues."""

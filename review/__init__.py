@@ -1,0 +1,1 @@
+"""spanguard.review: see ARCHITECTURE.md; filled in by later issues."""

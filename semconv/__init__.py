@@ -1,0 +1,142 @@
+"""Attribute names: the GenAI conventions re-exported, and spanguard's own ``spanguard.*`` attributes.
+
+The GenAI names come from ``opentelemetry-semantic-conventions`` and are never retyped here; spanguard's own
+attributes are declared once in :data:`SPANGUARD_ATTRIBUTES`, which ``docs/attributes.md`` is generated from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.attributes import openai_attributes as _openai
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_OUTPUT_TYPE,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_CHOICE_COUNT,
+    GEN_AI_REQUEST_ENCODING_FORMATS,
+    GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_PRESENCE_PENALTY,
+    GEN_AI_REQUEST_SEED,
+    GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_REQUEST_STREAM,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_TOP_K,
+    GEN_AI_REQUEST_TOP_P,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOKEN_TYPE,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_DEFINITIONS,
+    GEN_AI_TOOL_DESCRIPTION,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_TYPE,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+)
+from opentelemetry.semconv._incubating.attributes.openai_attributes import (
+    OPENAI_REQUEST_SERVICE_TIER,
+    OPENAI_RESPONSE_SERVICE_TIER,
+    OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+)
+from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
+    GEN_AI_CLIENT_OPERATION_DURATION,
+    GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+    GEN_AI_CLIENT_TOKEN_USAGE,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
+
+AttributeType = Literal["boolean", "int", "double", "string", "string[]"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One of spanguard's own span attributes: its name, value type and one-line meaning."""
+
+    name: str
+    type: AttributeType
+    brief: str
+
+
+SPANGUARD_MODEL_PINNED: Final = "spanguard.model.pinned"
+SPANGUARD_MODEL_ALIAS_RESOLVED: Final = "spanguard.model.alias_resolved"
+SPANGUARD_SESSION_TURN: Final = "spanguard.session.turn"
+
+SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
+    Attribute(
+        SPANGUARD_MODEL_PINNED,
+        "boolean",
+        "True when the requested model is a dated or versioned snapshot, false when it is an alias that the "
+        "provider may move to another model.",
+    ),
+    Attribute(
+        SPANGUARD_MODEL_ALIAS_RESOLVED,
+        "boolean",
+        "True when the provider answered with a model other than the one requested (an alias resolved to a "
+        "snapshot).",
+    ),
+)
+"""Every ``spanguard.*`` attribute the code may emit, declared once."""
+
+
+def _names_in(module: object) -> frozenset[str]:
+    return frozenset(
+        value
+        for key, value in vars(module).items()
+        if key.isupper() and isinstance(value, str) and "." in value and not key.startswith("_")
+    )
+
+
+GEN_AI_ATTRIBUTE_NAMES: Final[frozenset[str]] = _names_in(_gen_ai) | _names_in(_openai)
+"""Every attribute name the GenAI conventions define (from ``opentelemetry-semantic-conventions``)."""
+
+GENERAL_ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
+    {ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT, USER_ID, USER_AGENT_ORIGINAL}
+)
+"""General OpenTelemetry attributes spanguard emits beside the GenAI ones."""
+
+
+def declared_attribute_names() -> frozenset[str]:
+    """Return every attribute name spanguard may emit: the conventions' and its own."""
+    return GEN_AI_ATTRIBUTE_NAMES | GENERAL_ATTRIBUTE_NAMES | {a.name for a in SPANGUARD_ATTRIBUTES}
+
+
+def render_markdown() -> str:
+    """Render the table of spanguard's own attributes as the Markdown of ``docs/attributes.md``."""
+    lines = [
+        "# spanguard attributes",
+        "",
+        "Generated from `semconv/__init__.py` by `python -m spanguard.semconv`; do not edit by hand.",
+        "",
+        "spanguard emits the OpenTelemetry GenAI semantic conventions (`gen_ai.*`, from",
+        "`opentelemetry-semantic-conventions`) plus `server.address`, `server.port`, `error.type` and `user.id`.",
+        "Its own attributes are these:",
+        "",
+        "| attribute | type | meaning |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{a.name}` | {a.type} | {a.brief} |" for a in SPANGUARD_ATTRIBUTES]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [name for name in dir() if name.isupper() or name in {"Attribute", "declared_attribute_names"}]

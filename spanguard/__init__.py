@@ -1,0 +1,24 @@
+"""spanguard: human-in-the-loop reliability for LLM applications, on OpenTelemetry.
+
+``spanguard.instrument()`` turns every OpenAI and Anthropic SDK call into a GenAI span;
+``session()``, ``agent()`` and ``tool`` group those spans into conversations and agent loops.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from spanguard._instrument import instrument, is_instrumented, uninstrument  # noqa: E402
+from spanguard.instrumentation.models import UnpinnedModelError  # noqa: E402
+from spanguard.instrumentation.session import agent, session, tool  # noqa: E402
+
+__all__ = [
+    "UnpinnedModelError",
+    "__version__",
+    "agent",
+    "instrument",
+    "is_instrumented",
+    "session",
+    "tool",
+    "uninstrument",
+]

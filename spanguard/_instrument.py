@@ -1,0 +1,102 @@
+"""``instrument()`` and ``uninstrument()``: the one line that turns LLM calls into spans."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import threading
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
+from spanguard.instrumentation import INSTRUMENTORS
+from spanguard.instrumentation._base import SpanguardInstrumentor
+from spanguard.instrumentation._core import InstrumentOptions
+from spanguard.instrumentation.content import CaptureMode, capture_mode
+
+logger = logging.getLogger("spanguard")
+
+_lock = threading.Lock()
+_active: list[SpanguardInstrumentor] = []
+_options: InstrumentOptions | None = None
+
+
+def instrument(
+    *,
+    capture_content: bool | str | CaptureMode | None = None,
+    require_pinned_models: bool = False,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> None:
+    """Instrument every supported LLM library that is installed; calling it again changes nothing.
+
+    With no tracer provider given and none registered, one is built from the standard ``OTEL_*`` variables
+    (OTLP by default), registered globally and flushed at exit.
+    """
+    global _options
+    with _lock:
+        if _active:
+            logger.debug("spanguard.instrument() called again; already instrumented")
+            return
+        if tracer_provider is None:
+            tracer_provider = ensure_tracer_provider()
+        if meter_provider is None:
+            meter_provider = ensure_meter_provider()
+        options = InstrumentOptions(
+            capture=capture_mode(capture_content), require_pinned_models=require_pinned_models
+        )
+        for module_name, class_name, library in INSTRUMENTORS:
+            if importlib.util.find_spec(library) is None:
+                continue
+            try:
+                instrumentor = getattr(importlib.import_module(module_name), class_name)()
+                instrumentor.instrument(
+                    tracer_provider=tracer_provider, meter_provider=meter_provider, options=options
+                )
+            except Exception:
+                logger.warning("spanguard: could not instrument %s; it stays uninstrumented", library, exc_info=True)
+                continue
+            if instrumentor.is_instrumented_by_opentelemetry:
+                _active.append(instrumentor)
+        _options = options
+
+
+def uninstrument() -> None:
+    """Restore every instrumented library's original methods."""
+    global _options
+    with _lock:
+        while _active:
+            _active.pop().uninstrument()
+        _options = None
+
+
+def is_instrumented() -> bool:
+    """Whether ``instrument()`` is in effect."""
+    return bool(_active)
+
+
+def current_options() -> InstrumentOptions | None:
+    """The options of the ``instrument()`` in effect, or of ``opentelemetry-instrument``'s environment."""
+    if _options is not None:
+        return _options
+    for instrumentor in _instrumentors_in_effect():
+        telemetry = instrumentor.telemetry()
+        if telemetry is not None:
+            return telemetry.options
+    return None
+
+
+def _instrumentors_in_effect() -> list[Any]:
+    found = []
+    for module_name, class_name, _ in INSTRUMENTORS:
+        module = importlib.sys.modules.get(module_name)  # type: ignore[attr-defined]
+        cls = getattr(module, class_name, None) if module else None
+        if cls is not None and cls._instance is not None and cls._instance.is_instrumented_by_opentelemetry:
+            found.append(cls._instance)
+    return found
+
+
