@@ -18,8 +18,6 @@ from opentelemetry import trace
 from opentelemetry.metrics import Histogram, MeterProvider, get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
-
-from spanguard import __version__
 from spanguard.instrumentation.content import CaptureMode
 from spanguard.instrumentation.models import ModelRegistry
 from spanguard.semconv import (
@@ -40,6 +38,8 @@ from spanguard.semconv import (
     SPANGUARD_MODEL_ALIAS_RESOLVED,
     SPANGUARD_MODEL_PINNED,
 )
+
+from spanguard import __version__
 
 logger = logging.getLogger("spanguard.instrumentation")
 

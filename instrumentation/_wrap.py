@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
-
 from spanguard.instrumentation._core import LLMCall, Telemetry, log_internal_error
 from spanguard.instrumentation._stream import Accumulator, AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation.models import UnpinnedModelError

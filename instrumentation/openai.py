@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
-
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
 from spanguard.instrumentation._core import is_given, put
 from spanguard.instrumentation._wrap import async_wrapper, sync_wrapper
@@ -130,7 +129,9 @@ class ChatEndpoint:
         """Request attributes of a chat completion."""
         attributes = _common_request(kwargs, self.operation)
         max_tokens = kwargs.get("max_completion_tokens")
-        put(attributes, GEN_AI_REQUEST_MAX_TOKENS, max_tokens if is_given(max_tokens) else kwargs.get("max_tokens"), int)
+        if not is_given(max_tokens):
+            max_tokens = kwargs.get("max_tokens")
+        put(attributes, GEN_AI_REQUEST_MAX_TOKENS, max_tokens, int)
         frequency = kwargs.get("frequency_penalty")
         if isinstance(frequency, _NUMBER):
             attributes[GEN_AI_REQUEST_FREQUENCY_PENALTY] = float(frequency)

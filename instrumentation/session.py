@@ -19,8 +19,6 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
-
-from spanguard import __version__
 from spanguard.semconv import (
     ERROR_TYPE,
     GEN_AI_AGENT_NAME,
@@ -34,6 +32,8 @@ from spanguard.semconv import (
     USER_ID,
 )
 
+from spanguard import __version__
+
 logger = logging.getLogger("spanguard")
 
 SCOPE: Final = "spanguard"
@@ -42,10 +42,10 @@ _SESSION_KEYS: Final = (GEN_AI_CONVERSATION_ID, USER_ID)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class session:  # noqa: N801 - used as ``with spanguard.session(...)``, like a function
+class session:
     """Group every span started inside into one conversation (``gen_ai.conversation.id``) of one user."""
 
-    def __init__(self, id: str, user_id: str | None = None) -> None:  # noqa: A002 - the public keyword is ``id``
+    def __init__(self, id: str, user_id: str | None = None) -> None:
         if not isinstance(id, str) or not id:
             raise ValueError("spanguard.session(id=...) needs a non-empty string id")
         if user_id is not None and not isinstance(user_id, str):
@@ -114,7 +114,7 @@ def _tracer() -> trace.Tracer:
     return trace.get_tracer(SCOPE, __version__)
 
 
-class agent:  # noqa: N801 - used as ``with spanguard.agent("name"):``
+class agent:
     """Open an ``invoke_agent {name}`` span around an agent loop (sync or async ``with``)."""
 
     def __init__(self, name: str, *, attributes: dict[str, Any] | None = None) -> None:

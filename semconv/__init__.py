@@ -56,6 +56,7 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
     OPENAI_RESPONSE_SERVICE_TIER,
     OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
 )
+from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
 from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
     GEN_AI_CLIENT_OPERATION_DURATION,
     GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
@@ -64,7 +65,6 @@ from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
-from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
 
 AttributeType = Literal["boolean", "int", "double", "string", "string[]"]
 
@@ -80,7 +80,6 @@ class Attribute:
 
 SPANGUARD_MODEL_PINNED: Final = "spanguard.model.pinned"
 SPANGUARD_MODEL_ALIAS_RESOLVED: Final = "spanguard.model.alias_resolved"
-SPANGUARD_SESSION_TURN: Final = "spanguard.session.turn"
 
 SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
@@ -138,5 +137,3 @@ def render_markdown() -> str:
     lines += [f"| `{a.name}` | {a.type} | {a.brief} |" for a in SPANGUARD_ATTRIBUTES]
     return "\n".join(lines) + "\n"
 
-
-__all__ = [name for name in dir() if name.isupper() or name in {"Attribute", "declared_attribute_names"}]

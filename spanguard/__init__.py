@@ -8,9 +8,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from spanguard._instrument import instrument, is_instrumented, uninstrument  # noqa: E402
-from spanguard.instrumentation.models import UnpinnedModelError  # noqa: E402
-from spanguard.instrumentation.session import agent, session, tool  # noqa: E402
+from spanguard._instrument import instrument, is_instrumented, uninstrument
+from spanguard.instrumentation.models import UnpinnedModelError
+from spanguard.instrumentation.session import agent, session, tool
 
 __all__ = [
     "UnpinnedModelError",

@@ -8,7 +8,6 @@ import logging
 import threading
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
