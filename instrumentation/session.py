@@ -111,7 +111,9 @@ class SessionSpanProcessor(SpanProcessor):
 
 
 def _tracer() -> trace.Tracer:
-    return trace.get_tracer(SCOPE, __version__)
+    from spanguard._instrument import current_tracer_provider
+
+    return trace.get_tracer(SCOPE, __version__, tracer_provider=current_tracer_provider())
 
 
 class agent:

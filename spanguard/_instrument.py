@@ -22,6 +22,7 @@ logger = logging.getLogger("spanguard")
 _lock = threading.Lock()
 _active: list[SpanguardInstrumentor] = []
 _options: InstrumentOptions | None = None
+_tracer_provider: TracerProvider | None = None
 
 
 def instrument(
@@ -36,7 +37,7 @@ def instrument(
     With no tracer provider given and none registered, one is built from the standard ``OTEL_*`` variables
     (OTLP by default), registered globally and flushed at exit.
     """
-    global _options
+    global _options, _tracer_provider
     with _lock:
         if _active:
             logger.debug("spanguard.instrument() called again; already instrumented")
@@ -62,15 +63,17 @@ def instrument(
             if instrumentor.is_instrumented_by_opentelemetry:
                 _active.append(instrumentor)
         _options = options
+        _tracer_provider = tracer_provider
 
 
 def uninstrument() -> None:
     """Restore every instrumented library's original methods."""
-    global _options
+    global _options, _tracer_provider
     with _lock:
         while _active:
             _active.pop().uninstrument()
         _options = None
+        _tracer_provider = None
 
 
 def is_instrumented() -> bool:
@@ -87,6 +90,11 @@ def current_options() -> InstrumentOptions | None:
         if telemetry is not None:
             return telemetry.options
     return None
+
+
+def current_tracer_provider() -> TracerProvider | None:
+    """The tracer provider ``instrument()`` was given or built (``None`` means the global one)."""
+    return _tracer_provider
 
 
 def _instrumentors_in_effect() -> list[Any]:

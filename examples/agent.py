@@ -1,0 +1,124 @@
+"""A small multi-turn customer-support agent, instrumented with one line: ``spanguard.instrument()``.
+
+It uses the real OpenAI SDK. With ``OPENAI_BASE_URL`` unset it starts the local fake provider
+(``fake_provider.py``) and scripts its answers, so it runs anywhere without a key or a network.
+
+    python examples/agent.py                                   # the one-line form
+    opentelemetry-instrument python examples/agent.py --no-instrument   # zero-code form, same spans
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import openai
+
+import spanguard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODEL = "gpt-4o-mini"
+SYSTEM = "You are Ada, the support agent of an online shop. Use the tools; be brief."
+ORDERS = {
+    "A-1001": {"status": "shipped", "carrier": "DHL", "eta": "tomorrow"},
+    "A-1002": {"status": "delayed", "carrier": "UPS", "eta": "in 5 days"},
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "Look up an order's shipping status.",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        },
+    }
+]
+# Each conversation: (session id, user id, the user's turns).
+CONVERSATIONS = [
+    ("conv-001", "user-jane", ["Hi, where is my order A-1001?", "Thanks! Can you email jane.doe@example.com too?"]),
+    ("conv-002", "user-bob", ["Order A-1002 is late again. My card 4111 1111 1111 1111 was charged twice!"]),
+]
+
+
+@spanguard.tool
+def lookup_order(order_id: str) -> dict[str, Any]:
+    """Look up an order's shipping status."""
+    return ORDERS.get(order_id, {"status": "unknown"})
+
+
+def script_fake_provider(fake: Any) -> None:
+    """Queue the answers the fake provider gives, in the order the agent asks."""
+    from fake_provider import text, tool_call
+
+    fake.script(
+        tool_call("lookup_order", {"order_id": "A-1001"}),
+        text("Your order A-1001 has shipped with DHL and arrives tomorrow."),
+        text("Done: I sent the tracking link to your email."),
+        tool_call("lookup_order", {"order_id": "A-1002"}),
+        text("Sorry! A-1002 is delayed (UPS, 5 days). I have flagged the double charge for a refund."),
+    )
+
+
+def run_turn(client: openai.OpenAI, messages: list[dict[str, Any]]) -> str:
+    """Ask the model, running the tools it calls, until it answers in text."""
+    for _ in range(5):
+        response = client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS, temperature=0.2)
+        message = response.choices[0].message
+        if not message.tool_calls:
+            messages.append({"role": "assistant", "content": message.content})
+            return message.content or ""
+        messages.append(message.model_dump(exclude_none=True))
+        for call in message.tool_calls:
+            result = lookup_order(**json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+    return "(gave up after five tool rounds)"
+
+
+def run(client: openai.OpenAI, *, quiet: bool = False) -> None:
+    """Run every scripted conversation, one session each."""
+    for conversation_id, user_id, turns in CONVERSATIONS:
+        with spanguard.session(id=conversation_id, user_id=user_id), spanguard.agent("support-agent"):
+            messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+            for turn in turns:
+                messages.append({"role": "user", "content": turn})
+                answer = run_turn(client, messages)
+                if not quiet:
+                    print(f"[{conversation_id}] user: {turn}\n[{conversation_id}] agent: {answer}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the agent against ``OPENAI_BASE_URL`` or an embedded fake provider."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-instrument", action="store_true", help="skip spanguard.instrument() (zero-code use)")
+    parser.add_argument("--quiet", action="store_true", help="do not print the conversation")
+    args = parser.parse_args(argv)
+    if not args.no_instrument:
+        spanguard.instrument()  # the one line
+    base_url = os.environ.get("OPENAI_BASE_URL")
+    fake = None
+    if not base_url:
+        from fake_provider import FakeProvider
+
+        fake = FakeProvider().start()
+        script_fake_provider(fake)
+        base_url = fake.openai_base_url
+    try:
+        client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "fake-key"))
+        run(client, quiet=args.quiet)
+    finally:
+        if fake is not None:
+            fake.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
