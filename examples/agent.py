@@ -60,10 +60,10 @@ def script_fake_provider(fake: Any) -> None:
     from fake_provider import text, tool_call
 
     fake.script(
-        tool_call("lookup_order", {"order_id": "A-1001"}),
+        tool_call("lookup_order", {"order_id": "A-1001"}, call_id="call_order_1001"),
         text("Your order A-1001 has shipped with DHL and arrives tomorrow."),
         text("Done: I sent the tracking link to your email."),
-        tool_call("lookup_order", {"order_id": "A-1002"}),
+        tool_call("lookup_order", {"order_id": "A-1002"}, call_id="call_order_1002"),
         text("Sorry! A-1002 is delayed (UPS, 5 days). I have flagged the double charge for a refund."),
     )
 
