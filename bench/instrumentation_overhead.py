@@ -192,7 +192,7 @@ VARIANTS: tuple[Variant, ...] = (
         "official",
         True,
         (("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"),),
-        config="content on: ..._CAPTURE_MESSAGE_CONTENT=SPAN_ONLY",
+        config="content on: ...CAPTURE_MESSAGE_CONTENT=SPAN_ONLY",
     ),
     Variant(
         "openinference",
@@ -222,7 +222,7 @@ VARIANTS: tuple[Variant, ...] = (
         "openllmetry",
         "openllmetry",
         True,
-        config="content on (default TRACELOOP_TRACE_CONTENT)",
+        config="content on (default)",
     ),
     Variant(
         "openllmetry-nocontent",
@@ -760,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn,
     )
 
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = Console() if sys.stdout.isatty() else Console(width=210)
     runs = select_runs(args)
     started = time.time()
 

@@ -377,9 +377,7 @@ def _anthropic_stop(reply: Reply) -> str:
 
 def _logprob_entry(token: str, top: int) -> dict[str, Any]:
     tops = [{"token": token, "logprob": -0.1, "bytes": list(token.encode())}]
-    tops += [
-        {"token": f" alt{i}", "logprob": -2.5 - i, "bytes": list(f" alt{i}".encode())} for i in range(1, top)
-    ]
+    tops += [{"token": f" alt{i}", "logprob": -2.5 - i, "bytes": list(f" alt{i}".encode())} for i in range(1, top)]
     return {"token": token, "logprob": -0.1, "bytes": list(token.encode()), "top_logprobs": tops[:top]}
 
 
@@ -913,9 +911,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             if reply.kind == "error":
-                self._send_error(
-                    route.provider, reply.status, reply.message or "", reply.error_type, reply.retry_after
-                )
+                self._send_error(route.provider, reply.status, reply.message or "", reply.error_type, reply.retry_after)
                 return
             if body.get("stream") is True and route.render_stream is not None:
                 self._send_stream(route.provider, route.render_stream(body, reply), reply.chunk_delay)

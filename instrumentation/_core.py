@@ -107,9 +107,7 @@ class Telemetry:
         self.capture = self.capture_span or self.capture_event
         self.models = models
 
-    def start(
-        self, operation: str, attributes: dict[str, AttributeValue], *, activate: bool = True
-    ) -> LLMCall:
+    def start(self, operation: str, attributes: dict[str, AttributeValue], *, activate: bool = True) -> LLMCall:
         """Start the CLIENT span of one LLM call named ``{operation} {model}`` from its request attributes."""
         model = attributes.get(GEN_AI_REQUEST_MODEL)
         if isinstance(model, str):
@@ -126,9 +124,7 @@ class LLMCall:
 
     __slots__ = ("_ended", "_lock", "_request", "_telemetry", "_token", "first_chunk_ns", "span", "start_ns")
 
-    def __init__(
-        self, telemetry: Telemetry, span: Span, request: Mapping[str, AttributeValue], activate: bool
-    ) -> None:
+    def __init__(self, telemetry: Telemetry, span: Span, request: Mapping[str, AttributeValue], activate: bool) -> None:
         self._telemetry = telemetry
         self.span = span
         self._request = request
@@ -137,9 +133,7 @@ class LLMCall:
         self._ended = False
         self._lock = threading.Lock()
         # The span is current while the SDK sends the request, so HTTP-level spans nest under it.
-        self._token: object | None = (
-            otel_context.attach(trace.set_span_in_context(span)) if activate else None
-        )
+        self._token: object | None = otel_context.attach(trace.set_span_in_context(span)) if activate else None
 
     def detach(self) -> None:
         """Make the span no longer current, once the SDK call has returned (a stream is read later)."""

@@ -33,9 +33,7 @@ class _StreamState:
 
     __slots__ = ("accumulator", "call", "input_content")
 
-    def __init__(
-        self, call: LLMCall, accumulator: Accumulator, input_content: Callable[[], Mapping[str, Any]]
-    ) -> None:
+    def __init__(self, call: LLMCall, accumulator: Accumulator, input_content: Callable[[], Mapping[str, Any]]) -> None:
         self.call = call
         self.accumulator = accumulator
         self.input_content = input_content

@@ -82,9 +82,7 @@ def begin(telemetry: Telemetry, endpoint: Endpoint, instance: Any, kwargs: Mappi
         return None
 
 
-def complete(
-    call: LLMCall, endpoint: Endpoint, kwargs: Mapping[str, Any], result: Any, proxy: type[Any]
-) -> Any:
+def complete(call: LLMCall, endpoint: Endpoint, kwargs: Mapping[str, Any], result: Any, proxy: type[Any]) -> Any:
     """End the span of a plain result, or hand back the stream wrapped so its span ends when it does."""
     try:
         if endpoint.is_stream(kwargs):
@@ -129,9 +127,7 @@ def sync_wrapper(get: TelemetryGetter, endpoint: Endpoint) -> Callable[..., Any]
 def async_wrapper(get: TelemetryGetter, endpoint: Endpoint) -> Callable[..., Any]:
     """A ``wrapt`` wrapper for an ``async def`` SDK method."""
 
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         telemetry = get()
         if telemetry is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)

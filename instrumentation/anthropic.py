@@ -224,8 +224,10 @@ class MessagesStreamAccumulator:
             state = self._blocks.get(event.index)
             if state is not None:
                 delta = event.delta
-                piece = getattr(delta, "text", None) or getattr(delta, "partial_json", None) or getattr(
-                    delta, "thinking", None
+                piece = (
+                    getattr(delta, "text", None)
+                    or getattr(delta, "partial_json", None)
+                    or getattr(delta, "thinking", None)
                 )
                 if piece:
                     state["text"].append(piece)
@@ -280,8 +282,10 @@ def stream_helper_wrapper(get: TelemetryGetter, is_async: bool) -> Any:
             return manager
         try:
             original = getattr(manager, attribute)
-            hooked = _async_request(telemetry, instance, kwargs, original) if is_async else _sync_request(
-                telemetry, instance, kwargs, original
+            hooked = (
+                _async_request(telemetry, instance, kwargs, original)
+                if is_async
+                else _sync_request(telemetry, instance, kwargs, original)
             )
             setattr(manager, attribute, hooked)
         except Exception:

@@ -76,9 +76,7 @@ def _usage(attributes: Attributes, usage: Any, input_key: str, output_key: str) 
     put(attributes, GEN_AI_USAGE_OUTPUT_TOKENS, getattr(usage, output_key, None), int)
     input_details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
     put(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, getattr(input_details, "cached_tokens", None), int)
-    output_details = getattr(usage, "completion_tokens_details", None) or getattr(
-        usage, "output_tokens_details", None
-    )
+    output_details = getattr(usage, "completion_tokens_details", None) or getattr(usage, "output_tokens_details", None)
     put(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, getattr(output_details, "reasoning_tokens", None), int)
 
 
@@ -182,8 +180,9 @@ class ChatEndpoint:
             for call in getattr(message, "tool_calls", None) or ():
                 function = getattr(call, "function", None)
                 parts.append(
-                    tool_call_part(getattr(call, "id", None), getattr(function, "name", None),
-                                   getattr(function, "arguments", None))
+                    tool_call_part(
+                        getattr(call, "id", None), getattr(function, "name", None), getattr(function, "arguments", None)
+                    )
                 )
             messages.append({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason})
         return {GEN_AI_OUTPUT_MESSAGES: to_json(messages)}
@@ -293,9 +292,7 @@ def responses_input_messages(given: Any) -> list[dict[str, Any]]:
             converted.append({"role": "tool", "parts": [tool_response_part(item.get("call_id"), item.get("output"))]})
         elif kind == "message":
             role = str(item.get("role", "user"))
-            converted.append(
-                {"role": "system" if role == "developer" else role, "parts": text_of(item.get("content"))}
-            )
+            converted.append({"role": "system" if role == "developer" else role, "parts": text_of(item.get("content"))})
     return converted
 
 

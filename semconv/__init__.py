@@ -91,8 +91,7 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
         SPANGUARD_MODEL_ALIAS_RESOLVED,
         "boolean",
-        "True when the provider answered with a model other than the one requested (an alias resolved to a "
-        "snapshot).",
+        "True when the provider answered with a model other than the one requested (an alias resolved to a snapshot).",
     ),
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""
@@ -136,4 +135,3 @@ def render_markdown() -> str:
     ]
     lines += [f"| `{a.name}` | {a.type} | {a.brief} |" for a in SPANGUARD_ATTRIBUTES]
     return "\n".join(lines) + "\n"
-

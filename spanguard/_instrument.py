@@ -46,17 +46,13 @@ def instrument(
             tracer_provider = ensure_tracer_provider()
         if meter_provider is None:
             meter_provider = ensure_meter_provider()
-        options = InstrumentOptions(
-            capture=capture_mode(capture_content), require_pinned_models=require_pinned_models
-        )
+        options = InstrumentOptions(capture=capture_mode(capture_content), require_pinned_models=require_pinned_models)
         for module_name, class_name, library in INSTRUMENTORS:
             if importlib.util.find_spec(library) is None:
                 continue
             try:
                 instrumentor = getattr(importlib.import_module(module_name), class_name)()
-                instrumentor.instrument(
-                    tracer_provider=tracer_provider, meter_provider=meter_provider, options=options
-                )
+                instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, options=options)
             except Exception:
                 logger.warning("spanguard: could not instrument %s; it stays uninstrumented", library, exc_info=True)
                 continue
@@ -105,5 +101,3 @@ def _instrumentors_in_effect() -> list[Any]:
         if cls is not None and cls._instance is not None and cls._instance.is_instrumented_by_opentelemetry:
             found.append(cls._instance)
     return found
-
-

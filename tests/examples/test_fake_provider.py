@@ -125,9 +125,7 @@ async def test_chat_create_async(fake: FakeProvider, aoai: Any) -> None:
 
 
 def test_chat_n_choices_and_logprobs(fake: FakeProvider, oai: Any) -> None:
-    completion = oai.chat.completions.create(
-        model="gpt-4.1", messages=USER, n=3, logprobs=True, top_logprobs=2
-    )
+    completion = oai.chat.completions.create(model="gpt-4.1", messages=USER, n=3, logprobs=True, top_logprobs=2)
     assert completion.model == "gpt-4.1-2025-04-14"
     assert [c.index for c in completion.choices] == [0, 1, 2]
     assert all(c.message.content == fake_provider.DEFAULT_TEXT for c in completion.choices)
@@ -676,9 +674,7 @@ def test_hang_times_out_and_shutdown_is_prompt() -> None:
 async def test_hang_async_timeout() -> None:
     with FakeProvider() as provider:
         provider.script(hang(10))
-        client = anthropic.AsyncAnthropic(
-            base_url=provider.anthropic_base_url, api_key="t", max_retries=0, timeout=0.2
-        )
+        client = anthropic.AsyncAnthropic(base_url=provider.anthropic_base_url, api_key="t", max_retries=0, timeout=0.2)
         with pytest.raises(anthropic.APITimeoutError):
             await client.messages.create(model=HAIKU, max_tokens=5, messages=USER)
         await client.close()

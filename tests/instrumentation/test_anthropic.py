@@ -182,7 +182,12 @@ def test_streamed_tool_use_is_reassembled(instrument, anthropic_client, fake):
     fake.script(tool_call("refund", {"order_id": "42"}, call_id="toolu_2"))
     list(create(anthropic_client, stream=True))
     (message,) = json.loads(telemetry.span().attributes["gen_ai.output.messages"])
-    assert message["parts"][-1] == {"type": "tool_call", "id": "toolu_2", "name": "refund", "arguments": {"order_id": "42"}}
+    assert message["parts"][-1] == {
+        "type": "tool_call",
+        "id": "toolu_2",
+        "name": "refund",
+        "arguments": {"order_id": "42"},
+    }
 
 
 def test_rate_limit_error_is_recorded_and_raised_unchanged(instrument, anthropic_client, fake):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import openai
 import pytest
 from fake_provider import text, tool_call
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, propagate
 from opentelemetry.trace import SpanKind, StatusCode
 
 import spanguard

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import openai
 import pytest
 from fake_provider import error, text, tool_call
+from spanguard.semconv import SPANGUARD_ATTRIBUTES, declared_attribute_names, render_markdown
 
 import spanguard
-from spanguard.semconv import SPANGUARD_ATTRIBUTES, declared_attribute_names, render_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
@@ -25,14 +26,26 @@ def exercise(openai_client, anthropic_client, fake) -> None:
     fake.script(tool_call("lookup", {"order_id": "1"}), text("a", cached_tokens=2, reasoning_tokens=1))
     with spanguard.session(id="c", user_id="u"), spanguard.agent("a"):
         openai_client.chat.completions.create(
-            model="gpt-4o", messages=USER, temperature=0.1, top_p=0.5, max_tokens=9, seed=1, stop="x", n=2,
-            frequency_penalty=0.1, presence_penalty=0.1, response_format={"type": "json_object"},
-            service_tier="default", tools=[{"type": "function", "function": {"name": "lookup"}}],
+            model="gpt-4o",
+            messages=USER,
+            temperature=0.1,
+            top_p=0.5,
+            max_tokens=9,
+            seed=1,
+            stop="x",
+            n=2,
+            frequency_penalty=0.1,
+            presence_penalty=0.1,
+            response_format={"type": "json_object"},
+            service_tier="default",
+            tools=[{"type": "function", "function": {"name": "lookup"}}],
         )
         lookup("1")
-        list(openai_client.chat.completions.create(
-            model="gpt-4o", messages=USER, stream=True, stream_options={"include_usage": True}
-        ))
+        list(
+            openai_client.chat.completions.create(
+                model="gpt-4o", messages=USER, stream=True, stream_options={"include_usage": True}
+            )
+        )
     openai_client.responses.create(model="gpt-4o", input="hi", instructions="x", max_output_tokens=5)
     list(openai_client.responses.create(model="gpt-4o", input="hi", stream=True))
     openai_client.embeddings.create(model="text-embedding-3-small", input="x", encoding_format="float", dimensions=4)
@@ -41,7 +54,7 @@ def exercise(openai_client, anthropic_client, fake) -> None:
     )
     list(anthropic_client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=USER[1:], stream=True))
     fake.script(error(429))
-    with pytest.raises(Exception):
+    with pytest.raises(openai.RateLimitError):
         openai_client.chat.completions.create(model="gpt-4o", messages=USER)
 
 

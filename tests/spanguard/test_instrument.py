@@ -17,11 +17,11 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from otlp_sink import OtlpSink
+from spanguard.instrumentation.openai import ChatEndpoint
+from spanguard.instrumentation.session import SessionSpanProcessor
 
 import spanguard
 from spanguard import _sdk
-from spanguard.instrumentation.openai import ChatEndpoint
-from spanguard.instrumentation.session import SessionSpanProcessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS = [
@@ -101,13 +101,14 @@ def test_broken_request_extraction_leaves_call_uninstrumented(instrument, openai
 
 def test_broken_stream_accumulator_keeps_stream_intact(instrument, openai_client, fake, monkeypatch):
     from fake_provider import text
-
     from spanguard.instrumentation.openai import ChatStreamAccumulator
 
     telemetry = instrument()
     monkeypatch.setattr(ChatStreamAccumulator, "add", lambda self, chunk: 1 / 0)
     fake.script(text("all of the words arrive"))
-    stream = openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = openai_client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     words = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert words == "all of the words arrive"
     assert len(telemetry.spans()) == 1
@@ -118,7 +119,10 @@ def test_broken_stream_accumulator_keeps_stream_intact(instrument, openai_client
     [
         ({}, [GrpcExporter]),
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, [HttpExporter]),
-        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, [HttpExporter]),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            [HttpExporter],
+        ),
         ({"OTEL_TRACES_EXPORTER": "console"}, [ConsoleSpanExporter]),
         ({"OTEL_TRACES_EXPORTER": "console,otlp"}, [ConsoleSpanExporter, GrpcExporter]),
         ({"OTEL_TRACES_EXPORTER": "none"}, []),
@@ -135,8 +139,10 @@ def test_tracer_provider_from_environment(monkeypatch, env, expected):
     provider = _sdk.build_tracer_provider()
     try:
         processors = provider._active_span_processor._span_processors
-        exporters = [type(p.span_exporter) if hasattr(p, "span_exporter") else type(p._batch_processor._exporter)
-                     for p in processors]
+        exporters = [
+            type(p.span_exporter) if hasattr(p, "span_exporter") else type(p._batch_processor._exporter)
+            for p in processors
+        ]
         assert exporters == expected
         assert provider.resource.attributes["service.name"] == "checkout"
     finally:

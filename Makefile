@@ -1,0 +1,36 @@
+# spanguard: `make demo` and `make test` work from a fresh clone on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m spanguard.semconv - | diff -u docs/attributes.md - || (echo "docs/attributes.md is stale: run $(BIN)/python -m spanguard.semconv" && exit 1)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/instrumentation_overhead.py
+
+docs: $(STAMP)
+	$(BIN)/python -m spanguard.semconv docs/attributes.md
+
+clean:
+	rm -rf $(VENV) bench/.venvs .pytest_cache .ruff_cache
