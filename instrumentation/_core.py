@@ -35,7 +35,6 @@ from spanguard.semconv import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     SERVER_ADDRESS,
     SERVER_PORT,
-    SPANGUARD_MODEL_ALIAS_RESOLVED,
     SPANGUARD_MODEL_PINNED,
 )
 
@@ -183,8 +182,7 @@ class LLMCall:
         if isinstance(response_model, str):
             metric[GEN_AI_RESPONSE_MODEL] = response_model
             requested = request.get(GEN_AI_REQUEST_MODEL)
-            if isinstance(requested, str):
-                attributes[SPANGUARD_MODEL_ALIAS_RESOLVED] = response_model != requested
+            if requested is not None and requested != response_model:
                 telemetry.models.observe_response(requested, response_model)
         if self.first_chunk_ns is not None:
             ttfc = (self.first_chunk_ns - self.start_ns) / 1e9
@@ -232,4 +230,10 @@ def is_given(value: Any) -> bool:
 def put(attributes: dict[str, AttributeValue], key: str, value: Any, kind: type | tuple[type, ...]) -> None:
     """Set ``key`` when ``value`` is an instance of ``kind``; anything else (sentinels, wrong types) is skipped."""
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        attributes[key] = value
+
+
+def put_nonzero(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set an optional token count only when the provider reported a positive number."""
+    if isinstance(value, int) and value > 0:
         attributes[key] = value

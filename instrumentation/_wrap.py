@@ -44,16 +44,17 @@ class Endpoint(Protocol):
         """A new accumulator for one streamed response."""
 
 
-_servers: dict[str, dict[str, AttributeValue]] = {}
+_servers: dict[int, tuple[Any, dict[str, AttributeValue]]] = {}
 
 
 def server_attributes(instance: Any) -> dict[str, AttributeValue]:
-    """``server.address``/``server.port`` of the client behind an SDK resource, cached per base URL."""
-    client = getattr(instance, "_client", None)
-    base_url = str(getattr(client, "base_url", "") or "")
-    cached = _servers.get(base_url)
-    if cached is not None:
-        return cached
+    """``server.address``/``server.port`` of the client behind an SDK resource, cached per base-URL object."""
+    url = getattr(getattr(instance, "_client", None), "base_url", None)
+    # Keyed by identity: turning the SDK's URL object into a string on every call costs more than the lookup.
+    cached = _servers.get(id(url))
+    if cached is not None and cached[0] is url:
+        return cached[1]
+    base_url = str(url or "")
     attributes: dict[str, AttributeValue] = {}
     try:
         parts = urlsplit(base_url)
@@ -64,8 +65,9 @@ def server_attributes(instance: Any) -> dict[str, AttributeValue]:
                 attributes[SERVER_PORT] = port
     except ValueError:
         pass
-    if len(_servers) < 256:
-        _servers[base_url] = attributes
+    if len(_servers) >= 256:
+        _servers.clear()
+    _servers[id(url)] = (url, attributes)
     return attributes
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import Telemetry, log_internal_error, put
+from spanguard.instrumentation._core import Telemetry, log_internal_error, put, put_nonzero
 from spanguard.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation._wrap import TelemetryGetter, async_wrapper, begin, fail, sync_wrapper
 from spanguard.instrumentation.content import (
@@ -66,8 +66,8 @@ def usage_attributes(attributes: Attributes, usage: Any) -> None:
     cache_write = getattr(usage, "cache_creation_input_tokens", None)
     if isinstance(uncached, int):
         attributes[GEN_AI_USAGE_INPUT_TOKENS] = _int(uncached) + _int(cache_read) + _int(cache_write)
-    put(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read, int)
-    put(attributes, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, cache_write, int)
+    put_nonzero(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read)
+    put_nonzero(attributes, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, cache_write)
     put(attributes, GEN_AI_USAGE_OUTPUT_TOKENS, getattr(usage, "output_tokens", None), int)
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import is_given, put
+from spanguard.instrumentation._core import is_given, put, put_nonzero
 from spanguard.instrumentation._wrap import async_wrapper, sync_wrapper
 from spanguard.instrumentation.content import (
     as_mapping,
@@ -74,10 +74,11 @@ def _usage(attributes: Attributes, usage: Any, input_key: str, output_key: str) 
         return
     put(attributes, GEN_AI_USAGE_INPUT_TOKENS, getattr(usage, input_key, None), int)
     put(attributes, GEN_AI_USAGE_OUTPUT_TOKENS, getattr(usage, output_key, None), int)
+    # Zero cache and reasoning counts say nothing, and every attribute costs on the hot path.
     input_details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
-    put(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, getattr(input_details, "cached_tokens", None), int)
+    put_nonzero(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, getattr(input_details, "cached_tokens", None))
     output_details = getattr(usage, "completion_tokens_details", None) or getattr(usage, "output_tokens_details", None)
-    put(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, getattr(output_details, "reasoning_tokens", None), int)
+    put_nonzero(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, getattr(output_details, "reasoning_tokens", None))
 
 
 def _tool_definitions(tools: Any) -> str | None:

@@ -79,7 +79,6 @@ class Attribute:
 
 
 SPANGUARD_MODEL_PINNED: Final = "spanguard.model.pinned"
-SPANGUARD_MODEL_ALIAS_RESOLVED: Final = "spanguard.model.alias_resolved"
 
 SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
@@ -87,11 +86,6 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         "boolean",
         "True when the requested model is a dated or versioned snapshot, false when it is an alias that the "
         "provider may move to another model.",
-    ),
-    Attribute(
-        SPANGUARD_MODEL_ALIAS_RESOLVED,
-        "boolean",
-        "True when the provider answered with a model other than the one requested (an alias resolved to a snapshot).",
     ),
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""
