@@ -1,0 +1,33 @@
+"""The ``spanguard`` command line; later parts (collector, review) add their subcommands here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from spanguard import __version__
+from spanguard.semconv import render_markdown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="spanguard", description="Human-in-the-loop reliability for LLM apps.")
+    parser.add_argument("--version", action="version", version=f"spanguard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("attributes", help="print the table of spanguard's own span attributes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "attributes":
+        sys.stdout.write(render_markdown())
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The distribution: a wheel carries every part of the package and its entry points, and the CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("spanguard-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in (
+        "spanguard/__init__.py",
+        "spanguard/semconv/__init__.py",
+        "spanguard/instrumentation/openai.py",
+        "spanguard/instrumentation/anthropic.py",
+        "spanguard/processors/__init__.py",
+        "spanguard/exporters/__init__.py",
+        "spanguard/collector/__init__.py",
+        "spanguard/review/__init__.py",
+    ):
+        assert module in names
+    assert not any(name.startswith(("tests/", "examples/", "bench/")) for name in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[opentelemetry_instrumentor]" in text
+    assert "spanguard.instrumentation.openai:OpenAIInstrumentor" in text
+
+    # Installed on its own (no editable finder: -S skips .pth files), the wheel imports and instruments.
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", "import spanguard.instrumentation.openai as m, spanguard; print(m.__file__)"],
+        env=env,
+        cwd=tmp_path,  # not the repository, whose spanguard/ folder would shadow the wheel
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(target))
+
+
+def test_cli_prints_version_and_attributes():
+    version = subprocess.run([sys.executable, "-m", "spanguard.cli", "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == "spanguard 0.1.0"
+    table = subprocess.run([sys.executable, "-m", "spanguard.cli", "attributes"], capture_output=True, text=True)
+    assert "spanguard.model.pinned" in table.stdout
