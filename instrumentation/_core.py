@@ -237,3 +237,17 @@ def put_nonzero(attributes: dict[str, AttributeValue], key: str, value: Any) -> 
     """Set an optional token count only when the provider reported a positive number."""
     if isinstance(value, int) and value > 0:
         attributes[key] = value
+
+
+def put_float(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set a numeric request parameter as a float; booleans and sentinels are skipped."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        attributes[key] = float(value)
+
+
+def put_strings(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set a string-array attribute from one string or a sequence of strings; anything else is skipped."""
+    if isinstance(value, str):
+        attributes[key] = (value,)
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
+        attributes[key] = tuple(value)

@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import Telemetry, log_internal_error, put, put_nonzero
+from spanguard.instrumentation._core import Telemetry, log_internal_error, put, put_float, put_nonzero, put_strings
 from spanguard.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation._wrap import TelemetryGetter, async_wrapper, begin, fail, sync_wrapper
 from spanguard.instrumentation.content import (
     as_mapping,
+    messages_of,
     text_of,
     text_part,
     to_json,
@@ -49,7 +50,6 @@ from spanguard.semconv import (
 )
 
 PROVIDER = "anthropic"
-_NUMBER = (int, float)
 Attributes = dict[str, AttributeValue]
 
 
@@ -74,13 +74,7 @@ def usage_attributes(attributes: Attributes, usage: Any) -> None:
 def input_messages(messages: Any) -> list[dict[str, Any]]:
     """Anthropic ``messages`` in the conventions' parts format; ``tool_result`` blocks become tool messages."""
     converted: list[dict[str, Any]] = []
-    if not isinstance(messages, Sequence):
-        return converted
-    for raw in messages:
-        message = as_mapping(raw)
-        if message is None:
-            continue
-        role = str(message.get("role", "user"))
+    for role, message in messages_of(messages):
         content = message.get("content")
         if isinstance(content, str):
             converted.append({"role": role, "parts": [text_part(content)]})
@@ -137,14 +131,10 @@ class MessagesEndpoint:
         attributes: Attributes = {GEN_AI_OPERATION_NAME: self.operation, GEN_AI_PROVIDER_NAME: PROVIDER}
         put(attributes, GEN_AI_REQUEST_MODEL, kwargs.get("model"), str)
         put(attributes, GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
-        for key, name in ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p")):
-            value = kwargs.get(name)
-            if isinstance(value, _NUMBER):
-                attributes[key] = float(value)
+        put_float(attributes, GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
+        put_float(attributes, GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
         put(attributes, GEN_AI_REQUEST_TOP_K, kwargs.get("top_k"), int)
-        stop = kwargs.get("stop_sequences")
-        if isinstance(stop, Sequence) and not isinstance(stop, str) and all(isinstance(s, str) for s in stop):
-            attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
+        put_strings(attributes, GEN_AI_REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
         if kwargs.get("stream") is True:
             attributes[GEN_AI_REQUEST_STREAM] = True
         return attributes

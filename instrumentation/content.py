@@ -11,7 +11,7 @@ import enum
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 CAPTURE_ENV: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -117,6 +117,16 @@ def as_mapping(value: Any) -> Mapping[str, Any] | None:
         except Exception:
             return None
     return None
+
+
+def messages_of(messages: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each message of a request's message list as (role, mapping); non-messages are skipped."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str):
+        return
+    for raw in messages:
+        message = as_mapping(raw)
+        if message is not None:
+            yield str(message.get("role", "user")), message
 
 
 def text_of(content: Any) -> list[dict[str, Any]]:

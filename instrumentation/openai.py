@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import is_given, put, put_nonzero
+from spanguard.instrumentation._core import is_given, put, put_float, put_nonzero, put_strings
 from spanguard.instrumentation._wrap import async_wrapper, sync_wrapper
 from spanguard.instrumentation.content import (
     as_mapping,
+    messages_of,
     text_of,
     text_part,
     to_json,
@@ -50,19 +51,14 @@ from spanguard.semconv import (
 )
 
 PROVIDER = "openai"
-_NUMBER = (int, float)
 Attributes = dict[str, AttributeValue]
 
 
 def _common_request(kwargs: Mapping[str, Any], operation: str) -> Attributes:
     attributes: Attributes = {GEN_AI_OPERATION_NAME: operation, GEN_AI_PROVIDER_NAME: PROVIDER}
     put(attributes, GEN_AI_REQUEST_MODEL, kwargs.get("model"), str)
-    temperature = kwargs.get("temperature")
-    if isinstance(temperature, _NUMBER):
-        attributes[GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
-    top_p = kwargs.get("top_p")
-    if isinstance(top_p, _NUMBER):
-        attributes[GEN_AI_REQUEST_TOP_P] = float(top_p)
+    put_float(attributes, GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
+    put_float(attributes, GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
     put(attributes, OPENAI_REQUEST_SERVICE_TIER, kwargs.get("service_tier"), str)
     if kwargs.get("stream") is True:
         attributes[GEN_AI_REQUEST_STREAM] = True
@@ -100,13 +96,7 @@ def _output_type(response_format: Any) -> str | None:
 def chat_input_messages(messages: Any) -> list[dict[str, Any]]:
     """Chat ``messages`` in the conventions' parts format, tool calls and tool results included."""
     converted: list[dict[str, Any]] = []
-    if not isinstance(messages, Sequence):
-        return converted
-    for raw in messages:
-        message = as_mapping(raw)
-        if message is None:
-            continue
-        role = str(message.get("role", "user"))
+    for role, message in messages_of(messages):
         if role == "tool":
             parts = [tool_response_part(message.get("tool_call_id"), message.get("content"))]
         else:
@@ -131,21 +121,13 @@ class ChatEndpoint:
         if not is_given(max_tokens):
             max_tokens = kwargs.get("max_tokens")
         put(attributes, GEN_AI_REQUEST_MAX_TOKENS, max_tokens, int)
-        frequency = kwargs.get("frequency_penalty")
-        if isinstance(frequency, _NUMBER):
-            attributes[GEN_AI_REQUEST_FREQUENCY_PENALTY] = float(frequency)
-        presence = kwargs.get("presence_penalty")
-        if isinstance(presence, _NUMBER):
-            attributes[GEN_AI_REQUEST_PRESENCE_PENALTY] = float(presence)
+        put_float(attributes, GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
+        put_float(attributes, GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
         put(attributes, GEN_AI_REQUEST_SEED, kwargs.get("seed"), int)
         choices = kwargs.get("n")
         if isinstance(choices, int) and choices != 1:
             attributes[GEN_AI_REQUEST_CHOICE_COUNT] = choices
-        stop = kwargs.get("stop")
-        if isinstance(stop, str):
-            attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = (stop,)
-        elif isinstance(stop, Sequence) and all(isinstance(s, str) for s in stop):
-            attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
+        put_strings(attributes, GEN_AI_REQUEST_STOP_SEQUENCES, kwargs.get("stop"))
         if is_given(kwargs.get("response_format")):
             put(attributes, GEN_AI_OUTPUT_TYPE, _output_type(kwargs["response_format"]), str)
         return attributes
