@@ -79,6 +79,13 @@ class Attribute:
 
 
 SPANGUARD_MODEL_PINNED: Final = "spanguard.model.pinned"
+SPANGUARD_REDACTION_COUNT: Final = "spanguard.redaction.count"
+SPANGUARD_REDACTION_ENTITIES: Final = "spanguard.redaction.entities"
+SPANGUARD_RISK_TIER: Final = "spanguard.risk.tier"
+SPANGUARD_RISK_REASONS: Final = "spanguard.risk.reasons"
+SPANGUARD_SAMPLING_RATE: Final = "spanguard.sampling.rate"
+SPANGUARD_REVIEW_TIER: Final = "spanguard.review.tier"
+SPANGUARD_APPROVAL_GATE: Final = "spanguard.approval.gate"
 
 SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
@@ -86,6 +93,36 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         "boolean",
         "True when the requested model is a dated or versioned snapshot, false when it is an alias that the "
         "provider may move to another model.",
+    ),
+    Attribute(
+        SPANGUARD_REDACTION_COUNT, "int", "How many values redaction replaced, masked, hashed or dropped in this span."
+    ),
+    Attribute(
+        SPANGUARD_REDACTION_ENTITIES,
+        "string[]",
+        "The entity types redaction found in this span (for example EMAIL_ADDRESS, CREDIT_CARD); never the values.",
+    ),
+    Attribute(SPANGUARD_RISK_TIER, "string", "The risk tier of the span's trace: red, yellow or green."),
+    Attribute(
+        SPANGUARD_RISK_REASONS,
+        "string[]",
+        "Why the trace has its tier: the names of the rules and detectors that fired.",
+    ),
+    Attribute(
+        SPANGUARD_SAMPLING_RATE,
+        "double",
+        "The probability with which the trace was kept (1.0 for red), so counts can be re-weighted.",
+    ),
+    Attribute(
+        SPANGUARD_REVIEW_TIER,
+        "string",
+        "The review queue the trace goes to: spot_check (green audit), factual_verification (yellow) or "
+        "dual_approval (red).",
+    ),
+    Attribute(
+        SPANGUARD_APPROVAL_GATE,
+        "boolean",
+        "True on the span of an approval gate (an agent action that waits for a person); its trace is always red.",
     ),
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""

@@ -1,0 +1,103 @@
+"""Adapter between OTLP protobuf spans and :class:`SpanView` (the collector path).
+
+The collector owns the protobuf messages it received, so changes are written back in place with
+:func:`write_attributes` / :func:`write_events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+from spanguard.processors.view import EventView, SpanView
+
+_KINDS = {
+    Span.SPAN_KIND_INTERNAL: "INTERNAL",
+    Span.SPAN_KIND_SERVER: "SERVER",
+    Span.SPAN_KIND_CLIENT: "CLIENT",
+    Span.SPAN_KIND_PRODUCER: "PRODUCER",
+    Span.SPAN_KIND_CONSUMER: "CONSUMER",
+}
+_STATUS = {Status.STATUS_CODE_UNSET: "UNSET", Status.STATUS_CODE_OK: "OK", Status.STATUS_CODE_ERROR: "ERROR"}
+
+
+def from_any(value: AnyValue) -> Any:
+    """A protobuf ``AnyValue`` as a plain value (arrays become tuples, bytes stay bytes)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return tuple(from_any(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return {kv.key: from_any(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def to_any(value: Any) -> AnyValue:
+    """A plain attribute value as a protobuf ``AnyValue``."""
+    result = AnyValue()
+    if isinstance(value, bool):
+        result.bool_value = value
+    elif isinstance(value, int):
+        result.int_value = value
+    elif isinstance(value, float):
+        result.double_value = value
+    elif isinstance(value, str):
+        result.string_value = value
+    elif isinstance(value, bytes):
+        result.bytes_value = value
+    elif isinstance(value, Mapping):
+        result.kvlist_value.values.extend(KeyValue(key=str(k), value=to_any(v)) for k, v in value.items())
+    elif isinstance(value, Sequence):
+        result.array_value.values.extend(to_any(item) for item in value)
+    else:
+        result.string_value = str(value)
+    return result
+
+
+def attributes_of(pairs: Sequence[KeyValue]) -> dict[str, Any]:
+    """Protobuf key-values as a dict."""
+    return {kv.key: from_any(kv.value) for kv in pairs}
+
+
+def write_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
+    """Replace the ``attributes`` field of a protobuf span, event or resource."""
+    del target.attributes[:]
+    target.attributes.extend(KeyValue(key=key, value=to_any(value)) for key, value in attributes.items())
+
+
+def write_events(span: Span, events: Sequence[EventView]) -> None:
+    """Replace a protobuf span's events with the given views."""
+    del span.events[:]
+    for event in events:
+        proto = span.events.add(name=event.name, time_unix_nano=event.time_unix_nano)
+        proto.attributes.extend(KeyValue(key=k, value=to_any(v)) for k, v in event.attributes.items())
+
+
+def to_view(span: Span, resource: Mapping[str, Any], scope: str) -> SpanView:
+    """A plain view of a protobuf span, given its resource attributes and scope name."""
+    return SpanView(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex() or None,
+        name=span.name,
+        kind=_KINDS.get(span.kind, "INTERNAL"),  # type: ignore[arg-type]
+        start_time_unix_nano=span.start_time_unix_nano,
+        end_time_unix_nano=span.end_time_unix_nano,
+        status_code=_STATUS.get(span.status.code, "UNSET"),  # type: ignore[arg-type]
+        status_message=span.status.message,
+        attributes=attributes_of(span.attributes),
+        events=[EventView(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in span.events],
+        resource=dict(resource),
+        scope=scope,
+    )
+
+
+def iter_spans(resource_spans: Sequence[ResourceSpans]) -> Iterator[tuple[ResourceSpans, Any, Span]]:
+    """Every (resource spans, scope spans, span) triple of an export request's ``resource_spans``."""
+    for resource in resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                yield resource, scope, span
