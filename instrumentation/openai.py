@@ -48,6 +48,7 @@ from spanguard.semconv import (
     OPENAI_REQUEST_SERVICE_TIER,
     OPENAI_RESPONSE_SERVICE_TIER,
     OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+    SPANGUARD_RESPONSE_LOGPROB_MEAN,
 )
 
 PROVIDER = "openai"
@@ -88,6 +89,12 @@ def _output_type(response_format: Any) -> str | None:
     if kind in ("json_schema", "json_object"):
         return "json"
     return "text" if kind == "text" else None
+
+
+def _logprob_tokens(choice: Any) -> Sequence[Any]:
+    """The per-token logprobs of a choice (or a streamed choice delta), empty when none were asked for."""
+    logprobs = getattr(choice, "logprobs", None)
+    return (getattr(logprobs, "content", None) or ()) if logprobs is not None else ()
 
 
 # --- chat.completions -------------------------------------------------------------------------------------
@@ -141,6 +148,9 @@ class ChatEndpoint:
         reasons = tuple(str(c.finish_reason) for c in choices if getattr(c, "finish_reason", None))
         if reasons:
             attributes[GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        logprobs = [token.logprob for c in choices for token in _logprob_tokens(c)]
+        if logprobs:
+            attributes[SPANGUARD_RESPONSE_LOGPROB_MEAN] = sum(logprobs) / len(logprobs)
         _usage(attributes, getattr(result, "usage", None), "prompt_tokens", "completion_tokens")
         put(attributes, OPENAI_RESPONSE_SYSTEM_FINGERPRINT, getattr(result, "system_fingerprint", None), str)
         put(attributes, OPENAI_RESPONSE_SERVICE_TIER, getattr(result, "service_tier", None), str)
@@ -182,7 +192,7 @@ class ChatEndpoint:
 class ChatStreamAccumulator:
     """Gathers ids, finish reasons, usage, text and tool-call fragments from ``chat.completion.chunk`` events."""
 
-    __slots__ = ("_choices", "_fingerprint", "_id", "_model", "_tier", "_usage")
+    __slots__ = ("_choices", "_fingerprint", "_id", "_logprob_count", "_logprob_sum", "_model", "_tier", "_usage")
 
     def __init__(self) -> None:
         self._id: str | None = None
@@ -191,6 +201,8 @@ class ChatStreamAccumulator:
         self._fingerprint: str | None = None
         self._tier: str | None = None
         self._choices: dict[int, dict[str, Any]] = {}
+        self._logprob_sum = 0.0
+        self._logprob_count = 0
 
     def add(self, chunk: Any) -> None:
         """Take one chunk."""
@@ -226,6 +238,9 @@ class ChatStreamAccumulator:
                             tool["arguments"].append(function.arguments)
             if choice.finish_reason:
                 state["finish"] = choice.finish_reason
+            for token in _logprob_tokens(choice):
+                self._logprob_sum += token.logprob
+                self._logprob_count += 1
 
     def response(self) -> Attributes:
         """Response attributes of the stream so far."""
@@ -235,6 +250,8 @@ class ChatStreamAccumulator:
         reasons = tuple(str(s["finish"]) for _, s in sorted(self._choices.items()) if s["finish"])
         if reasons:
             attributes[GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        if self._logprob_count:
+            attributes[SPANGUARD_RESPONSE_LOGPROB_MEAN] = self._logprob_sum / self._logprob_count
         _usage(attributes, self._usage, "prompt_tokens", "completion_tokens")
         put(attributes, OPENAI_RESPONSE_SYSTEM_FINGERPRINT, self._fingerprint, str)
         put(attributes, OPENAI_RESPONSE_SERVICE_TIER, self._tier, str)

@@ -41,6 +41,8 @@ class SpanView:
     events: list[EventView] = field(default_factory=list)
     resource: Attributes = field(default_factory=dict)
     scope: str = ""
+    source: Any = field(default=None, compare=False, repr=False)
+    """The adapter's original span (SDK ``ReadableSpan`` or protobuf ``Span``), for rebuilding it with changes."""
 
     @property
     def is_root(self) -> bool:

@@ -79,6 +79,7 @@ class Attribute:
 
 
 SPANGUARD_MODEL_PINNED: Final = "spanguard.model.pinned"
+SPANGUARD_RESPONSE_LOGPROB_MEAN: Final = "spanguard.response.logprob.mean"
 SPANGUARD_REDACTION_COUNT: Final = "spanguard.redaction.count"
 SPANGUARD_REDACTION_ENTITIES: Final = "spanguard.redaction.entities"
 SPANGUARD_RISK_TIER: Final = "spanguard.risk.tier"

@@ -321,3 +321,14 @@ def test_embeddings_sync_and_async(instrument, openai_client, async_openai_clien
     assert first.attributes["gen_ai.embeddings.dimension.count"] == 16
     assert first.attributes["gen_ai.usage.input_tokens"] > 0
     assert second.attributes["gen_ai.request.model"] == "text-embedding-3-small"
+
+
+def test_logprobs_give_mean_logprob(instrument, openai_client, fake):
+    telemetry = instrument()
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, logprobs=True)
+    list(openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, logprobs=True, stream=True))
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    plain, streamed, without = telemetry.spans()
+    assert plain.attributes["spanguard.response.logprob.mean"] == pytest.approx(-0.1)
+    assert streamed.attributes["spanguard.response.logprob.mean"] == pytest.approx(-0.1)
+    assert "spanguard.response.logprob.mean" not in without.attributes
