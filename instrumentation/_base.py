@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,9 @@ from spanguard.instrumentation.session import SessionSpanProcessor
 from wrapt import wrap_function_wrapper
 
 _processor_lock = threading.Lock()
+logger = logging.getLogger("spanguard")
+REDACT_ENV = "SPANGUARD_REDACT"
+_redaction: dict[int, tuple[Any, Any, int]] = {}  # id(provider) -> (provider, redactor, users)
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,70 @@ def ensure_session_processor(tracer_provider: Any) -> None:
             pass
 
 
+def redact_setting(redact: bool | None, capture_on: bool) -> bool:
+    """Whether to redact: an explicit argument, else ``SPANGUARD_REDACT``, else on whenever content is captured."""
+    if redact is None:
+        value = os.environ.get(REDACT_ENV, "").strip().lower()
+        if value in ("true", "1", "yes", "on"):
+            redact = True
+        elif value in ("false", "0", "no", "off"):
+            redact = False
+        elif value:
+            logger.warning("%s=%r is not true or false; redaction stays on its default", REDACT_ENV, value)
+    if redact is None:
+        return capture_on
+    if capture_on and not redact:
+        logger.warning("spanguard: message content is captured WITHOUT redaction; PII will leave the process")
+    return redact
+
+
 def options_from(kwargs: dict[str, Any]) -> InstrumentOptions:
     """The options given to ``instrument(**kwargs)``, the environment deciding what is not given."""
     given = kwargs.get("options")
     if isinstance(given, InstrumentOptions):
         return given
+    capture = capture_mode(kwargs.get("capture_content"))
     return InstrumentOptions(
-        capture=capture_mode(kwargs.get("capture_content")),
+        capture=capture,
         require_pinned_models=bool(kwargs.get("require_pinned_models", False)),
+        redact=redact_setting(kwargs.get("redact"), capture.enabled),
     )
+
+
+def enable_redaction(tracer_provider: Any) -> None:
+    """Redact every span of ``tracer_provider`` (or the global one) before any of its exporters sees it."""
+    from spanguard.processors.redaction import Redactor
+    from spanguard.processors.sdk import wrap_with_redaction
+
+    provider = tracer_provider or trace.get_tracer_provider()
+    if getattr(provider, "_active_span_processor", None) is None:
+        logger.warning("spanguard: the tracer provider is not the OTel SDK's; spans are not redacted in-process")
+        return
+    with _processor_lock:
+        entry = _redaction.get(id(provider))
+        if entry is not None:
+            _redaction[id(provider)] = (entry[0], entry[1], entry[2] + 1)
+            return
+        redactor = Redactor()
+        wrap_with_redaction(provider, redactor)
+        _redaction[id(provider)] = (provider, redactor, 1)
+
+
+def disable_redaction(tracer_provider: Any) -> None:
+    """Undo one :func:`enable_redaction`; the last one restores the provider's processors."""
+    from spanguard.processors.sdk import unwrap_redaction
+
+    provider = tracer_provider or trace.get_tracer_provider()
+    with _processor_lock:
+        entry = _redaction.get(id(provider))
+        if entry is None:
+            return
+        if entry[2] > 1:
+            _redaction[id(provider)] = (entry[0], entry[1], entry[2] - 1)
+            return
+        del _redaction[id(provider)]
+    unwrap_redaction(provider)
+    entry[1].shutdown()
 
 
 class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -79,6 +139,10 @@ class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         options = options_from(kwargs)
         tracer_provider = kwargs.get("tracer_provider")
         ensure_session_processor(tracer_provider)
+        self._redacting_provider = None
+        if options.redact:
+            enable_redaction(tracer_provider)
+            self._redacting_provider = tracer_provider or trace.get_tracer_provider()
         self._telemetry = Telemetry(
             self.scope,
             tracer_provider,
@@ -99,6 +163,9 @@ class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             unwrap(owner, attribute)
         self.after_unwrap()
         self._telemetry = None
+        if getattr(self, "_redacting_provider", None) is not None:
+            disable_redaction(self._redacting_provider)
+            self._redacting_provider = None
 
     def before_wrap(self) -> None:
         """Hook run before wrapping (e.g. to silence an SDK's own spans)."""

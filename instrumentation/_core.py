@@ -67,6 +67,7 @@ class InstrumentOptions:
 
     capture: CaptureMode = CaptureMode.NO_CONTENT
     require_pinned_models: bool = False
+    redact: bool = False
 
 
 class Telemetry:

@@ -101,3 +101,65 @@ def iter_spans(resource_spans: Sequence[ResourceSpans]) -> Iterator[tuple[Resour
         for scope in resource.scope_spans:
             for span in scope.spans:
                 yield resource, scope, span
+
+
+def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
+    """Views of every span of an export request; each view's ``source`` is its (resource, scope, span) protobufs."""
+    views: list[SpanView] = []
+    for resource in resource_spans:
+        resource_attributes = attributes_of(resource.resource.attributes)
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                view = to_view(span, resource_attributes, scope.scope.name)
+                view.source = (resource, scope, span)
+                views.append(view)
+    return views
+
+
+def write_back(view: SpanView) -> None:
+    """Write a changed view's attributes and events into its own protobuf span, in place."""
+    _, _, span = view.source
+    write_attributes(span, view.attributes)
+    write_events(span, view.events)
+
+
+def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
+    """New ``ResourceSpans`` holding the given views, grouped under copies of their original resource and scope."""
+    groups: dict[int, tuple[ResourceSpans, dict[int, Any]]] = {}
+    for view in views:
+        resource, scope, span = view.source
+        entry = groups.get(id(resource))
+        if entry is None:
+            target = ResourceSpans(schema_url=resource.schema_url)
+            target.resource.CopyFrom(resource.resource)
+            if attributes_of(resource.resource.attributes) != view.resource:
+                write_attributes(target.resource, view.resource)
+            entry = groups[id(resource)] = (target, {})
+        target, scopes = entry
+        target_scope = scopes.get(id(scope))
+        if target_scope is None:
+            target_scope = scopes[id(scope)] = target.scope_spans.add(schema_url=scope.schema_url)
+            target_scope.scope.CopyFrom(scope.scope)
+        new_span = target_scope.spans.add()
+        new_span.CopyFrom(span)
+        write_attributes(new_span, view.attributes)
+        write_events(new_span, view.events)
+    return [target for target, _ in groups.values()]
+
+
+def redact_resource_spans(resource_spans: Sequence[ResourceSpans], redactor: Any) -> int:
+    """Redact every span of an export request in place (batched); returns how many spans changed."""
+    views = views_of(resource_spans)
+    redacted = redactor.redact_spans(views)
+    changed = 0
+    resources_done: set[int] = set()
+    for original, view in zip(views, redacted, strict=True):
+        resource, _, _ = original.source
+        if view.attributes != original.attributes or view.events != original.events:
+            view.source = original.source
+            write_back(view)
+            changed += 1
+        if id(resource) not in resources_done and view.resource != original.resource:
+            write_attributes(resource.resource, view.resource)
+            resources_done.add(id(resource))
+    return changed

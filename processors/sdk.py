@@ -1,16 +1,27 @@
-"""Adapter between the OTel SDK's ``ReadableSpan`` and :class:`SpanView` (the in-process path).
+"""The in-process adapters: OTel SDK ``ReadableSpan`` <-> :class:`SpanView`, and the SDK span processors.
 
-Spans are read-only once ended, so a processor that changes one gets a new ``ReadableSpan`` built by
-:func:`rebuild`, with the original's context, parent, links, kind, status, times and scope.
+Spans are read-only once ended, so a processor that changes one builds a new ``ReadableSpan`` (:func:`from_view`)
+with the original's context, parent, links, kind, status, times and scope, and hands that copy on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from spanguard.processors.view import EventView, SpanView, span_id_hex, trace_id_hex
+from spanguard.semconv import SPANGUARD_REDACTION_COUNT
+
+if TYPE_CHECKING:
+    from spanguard.processors.redaction import Redactor
+    from spanguard.processors.sampling import Decision, TailSampler
+
+logger = logging.getLogger("spanguard.processors")
 
 
 def to_view(span: ReadableSpan) -> SpanView:
@@ -31,36 +42,191 @@ def to_view(span: ReadableSpan) -> SpanView:
         events=[EventView(e.name, e.timestamp or 0, dict(e.attributes or {})) for e in span.events],
         resource=dict(span.resource.attributes) if span.resource else {},
         scope=span.instrumentation_scope.name if span.instrumentation_scope else "",
+        source=span,
     )
 
 
-def rebuild(
-    span: ReadableSpan,
-    *,
-    attributes: dict[str, Any] | None = None,
-    events: list[EventView] | None = None,
-    resource: dict[str, Any] | None = None,
-) -> ReadableSpan:
-    """A copy of ``span`` with new attributes, events and/or resource attributes; the rest is unchanged."""
-    new_events = (
-        span.events
-        if events is None
-        else tuple(Event(e.name, attributes=e.attributes, timestamp=e.time_unix_nano) for e in events)
-    )
-    new_resource = span.resource
-    if resource is not None:
-        new_resource = Resource(resource, span.resource.schema_url if span.resource else "")
+def from_view(view: SpanView) -> ReadableSpan:
+    """The view's source span rebuilt with the view's attributes, events and resource attributes."""
+    span: ReadableSpan = view.source
+    resource = span.resource
+    if resource is None or dict(resource.attributes) != view.resource:
+        resource = Resource(view.resource, resource.schema_url if resource else "")
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
-        resource=new_resource,
-        attributes=span.attributes if attributes is None else attributes,
-        events=new_events,
+        resource=resource,
+        attributes=view.attributes,
+        events=tuple(Event(e.name, attributes=e.attributes, timestamp=e.time_unix_nano) for e in view.events),
         links=span.links,
         kind=span.kind,
         status=span.status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Redacts every ended span, then hands the redacted copy to the wrapped processor (and so its exporter)."""
+
+    def __init__(self, next_processor: SpanProcessor, redactor: Redactor | None = None) -> None:
+        if redactor is None:
+            from spanguard.processors.redaction import Redactor
+
+            redactor = Redactor()
+        self._next = next_processor
+        self._redactor = redactor
+        self._dropped = 0
+        self._shutdown = False
+
+    @property
+    def next_processor(self) -> SpanProcessor:
+        """The processor redacted spans are handed to."""
+        return self._next
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Pass the start on: redaction happens once the span's content is complete."""
+        self._next.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Hand on a redacted copy; a span that cannot be redacted is dropped, never passed on as it was."""
+        try:
+            view = self._redactor.redact_span(to_view(span))
+            redacted = from_view(view) if SPANGUARD_REDACTION_COUNT in view.attributes else span
+        except Exception:
+            self._dropped += 1
+            logger.warning("spanguard: a span could not be redacted and was dropped", exc_info=False)
+            return
+        self._next.on_end(redacted)
+
+    def shutdown(self) -> None:
+        """Shut the wrapped processor down (idempotent)."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._next.shutdown()
+        self._redactor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped processor."""
+        return self._next.force_flush(timeout_millis)
+
+
+class RiskSamplingSpanProcessor(SpanProcessor):
+    """Buffers ended spans per trace, classifies the trace by risk and hands on only the kept traces, annotated.
+
+    The in-process counterpart of the collector's ``risk`` and ``tail_sampling`` processors: a background thread
+    polls the sampler every ``poll_interval`` seconds, so traces are decided without new spans arriving.
+    """
+
+    def __init__(self, next_processor: SpanProcessor, sampler: TailSampler, *, poll_interval: float = 1.0) -> None:
+        self._next = next_processor
+        self._sampler = sampler
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poll_interval = poll_interval
+        self._thread: threading.Thread | None = None
+        self._shutdown = False
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._shutdown:
+            self._thread = threading.Thread(target=self._run, name="spanguard-risk-sampling", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_interval):
+            try:
+                with self._lock:
+                    decisions = self._sampler.poll()
+                self._forward(decisions)
+            except Exception:
+                logger.warning("spanguard: tail sampling poll failed", exc_info=True)
+
+    def _forward(self, decisions: Iterable[Decision]) -> None:
+        for decision in decisions:
+            for view in decision.spans:
+                self._next.on_end(from_view(view))
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Pass the start on."""
+        self._next.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Buffer the span; hand on whatever the sampler decides now (late spans, early decisions)."""
+        if self._shutdown:
+            return
+        self._ensure_thread()
+        try:
+            with self._lock:
+                decisions = self._sampler.add([to_view(span)])
+        except Exception:
+            logger.warning("spanguard: tail sampling could not take a span", exc_info=True)
+            return
+        self._forward(decisions)
+
+    def shutdown(self) -> None:
+        """Decide every buffered trace, hand the kept ones on, and shut the wrapped processor down (idempotent)."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            decisions = self._sampler.shutdown()
+        self._forward(decisions)
+        self._next.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Decide every buffered trace now and flush the wrapped processor."""
+        with self._lock:
+            decisions = self._sampler.flush()
+        self._forward(decisions)
+        return self._next.force_flush(timeout_millis)
+
+
+def wrap_with_redaction(provider: Any, redactor: Redactor) -> int:
+    """Wrap every span processor already on an SDK tracer provider so spans are redacted before export.
+
+    Returns how many processors were wrapped. Processors the app adds later through
+    ``add_span_processor`` are wrapped as they are added.
+    """
+    multi = getattr(provider, "_active_span_processor", None)
+    processors = getattr(multi, "_span_processors", None)
+    if processors is None:
+        return 0
+    # Session stamping runs on start, before content exists; everything else must see only redacted spans.
+    from spanguard.instrumentation.session import SessionSpanProcessor
+
+    lock = getattr(multi, "_lock", None) or threading.Lock()
+    with lock:
+        wrapped = tuple(
+            p if isinstance(p, (RedactingSpanProcessor, SessionSpanProcessor)) else RedactingSpanProcessor(p, redactor)
+            for p in multi._span_processors
+        )
+        count = sum(1 for old, new in zip(multi._span_processors, wrapped, strict=True) if old is not new)
+        multi._span_processors = wrapped
+    original_add = type(provider).add_span_processor
+
+    def add_span_processor(span_processor: SpanProcessor) -> None:
+        # Processors the app adds after instrument() must not see unredacted spans either.
+        if not isinstance(span_processor, (RedactingSpanProcessor, SessionSpanProcessor)):
+            span_processor = RedactingSpanProcessor(span_processor, redactor)
+        original_add(provider, span_processor)
+
+    provider.add_span_processor = add_span_processor
+    return count
+
+
+def unwrap_redaction(provider: Any) -> None:
+    """Undo :func:`wrap_with_redaction`, putting the original processors back."""
+    if "add_span_processor" in getattr(provider, "__dict__", {}):
+        del provider.add_span_processor
+    multi = getattr(provider, "_active_span_processor", None)
+    if getattr(multi, "_span_processors", None) is None:
+        return
+    multi._span_processors = tuple(
+        p.next_processor if isinstance(p, RedactingSpanProcessor) else p for p in multi._span_processors
     )

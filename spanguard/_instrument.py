@@ -13,7 +13,7 @@ from opentelemetry.trace import TracerProvider
 
 from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
 from spanguard.instrumentation import INSTRUMENTORS
-from spanguard.instrumentation._base import SpanguardInstrumentor
+from spanguard.instrumentation._base import SpanguardInstrumentor, redact_setting
 from spanguard.instrumentation._core import InstrumentOptions
 from spanguard.instrumentation.content import CaptureMode, capture_mode
 
@@ -28,6 +28,7 @@ _tracer_provider: TracerProvider | None = None
 def instrument(
     *,
     capture_content: bool | str | CaptureMode | None = None,
+    redact: bool | None = None,
     require_pinned_models: bool = False,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
@@ -35,7 +36,8 @@ def instrument(
     """Instrument every supported LLM library that is installed; calling it again changes nothing.
 
     With no tracer provider given and none registered, one is built from the standard ``OTEL_*`` variables
-    (OTLP by default), registered globally and flushed at exit.
+    (OTLP by default), registered globally and flushed at exit. Whenever message content is captured, spans are
+    redacted before any exporter sees them, unless ``redact=False`` or ``SPANGUARD_REDACT=false``.
     """
     global _options, _tracer_provider
     with _lock:
@@ -46,7 +48,12 @@ def instrument(
             tracer_provider = ensure_tracer_provider()
         if meter_provider is None:
             meter_provider = ensure_meter_provider()
-        options = InstrumentOptions(capture=capture_mode(capture_content), require_pinned_models=require_pinned_models)
+        capture = capture_mode(capture_content)
+        options = InstrumentOptions(
+            capture=capture,
+            require_pinned_models=require_pinned_models,
+            redact=redact_setting(redact, capture.enabled),
+        )
         for module_name, class_name, library in INSTRUMENTORS:
             if importlib.util.find_spec(library) is None:
                 continue

@@ -1,0 +1,88 @@
+"""spanguard's redaction as an ``opentelemetry-util-genai`` completion hook.
+
+The official GenAI instrumentations (and others built on ``opentelemetry-util-genai``) call the configured
+completion hook while the operation's span is still open and before its event is emitted. This hook redacts the
+content those instrumentations recorded (span attributes and the event's attributes), so their spans get the same
+in-process redaction as spanguard's own. Enable it with
+``OTEL_INSTRUMENTATION_GENAI_COMPLETION_HOOK=spanguard_redaction``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Final
+
+from spanguard.semconv import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_DEFINITIONS,
+)
+
+logger = logging.getLogger("spanguard.processors")
+
+CONTENT_KEYS: Final = (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_DEFINITIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+)
+FAILED: Final = "<REDACTION_FAILED>"
+
+
+class RedactionCompletionHook:
+    """A ``CompletionHook`` that redacts the GenAI content already recorded on the span and the event."""
+
+    def __init__(self, redactor: Any | None = None) -> None:
+        self._redactor = redactor
+        self._lock = threading.Lock()
+
+    def _get_redactor(self) -> Any:
+        if self._redactor is None:
+            with self._lock:
+                if self._redactor is None:
+                    from spanguard.processors.redaction import Redactor
+
+                    self._redactor = Redactor()
+        return self._redactor
+
+    def on_completion(
+        self,
+        *,
+        inputs: Any = None,
+        outputs: Any = None,
+        system_instruction: Any = None,
+        tool_definitions: Any = None,
+        span: Any = None,
+        log_record: Any = None,
+    ) -> None:
+        """Replace the recorded content attributes of ``span`` and ``log_record`` with redacted ones."""
+        if span is not None and getattr(span, "is_recording", lambda: False)():
+            recorded = getattr(span, "attributes", None) or {}
+            content = {key: recorded[key] for key in CONTENT_KEYS if key in recorded}
+            if content:
+                span.set_attributes(self._redact(content))
+        if log_record is not None:
+            attributes = getattr(log_record, "attributes", None)
+            if attributes:
+                content = {key: attributes[key] for key in CONTENT_KEYS if key in attributes}
+                if content:
+                    log_record.attributes = {**dict(attributes), **self._redact(content)}
+
+    def _redact(self, content: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(self._get_redactor().redact_attributes(content).attributes)
+        except Exception:
+            # Fail closed: a value that could not be redacted is never left in place.
+            logger.warning("spanguard: redaction in the GenAI completion hook failed; content replaced")
+            return dict.fromkeys(content, FAILED)
+
+
+def completion_hook() -> RedactionCompletionHook:
+    """The entry point ``opentelemetry_genai_completion_hook: spanguard_redaction``."""
+    return RedactionCompletionHook()

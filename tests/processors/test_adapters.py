@@ -1,0 +1,100 @@
+"""The SDK adapter and the OTLP adapter give identical results on the same spans."""
+
+from __future__ import annotations
+
+import json
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from spanguard.processors import otlp, sdk
+from spanguard.processors.redaction import Redactor
+from spanguard.processors.risk import RiskClassifier
+from spanguard.processors.sampling import SamplingConfig, TailSampler
+
+EMAIL = "jane.doe@example.com"
+CARD = "4111 1111 1111 1111"
+API_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
+
+
+def make_spans() -> list:
+    """Two traces: a chat with PII in content and events, and a red trace with a refund tool call."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop", "owner.email": EMAIL}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    messages = [{"role": "user", "parts": [{"type": "text", "content": f"I am {EMAIL}, card {CARD}, key {API_KEY}"}]}]
+    with tracer.start_as_current_span("invoke_agent support", attributes={"gen_ai.conversation.id": "c-1"}):
+        with tracer.start_as_current_span(
+            "chat gpt-4o",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "spanguard.model.pinned": False,
+                "gen_ai.input.messages": json.dumps(messages),
+                "app.tags": ("vip", f"contact:{EMAIL}"),
+                "http.request.header.authorization": "Bearer abc.def.ghi",
+            },
+        ) as span:
+            span.add_event("note", {"text": f"mail {EMAIL}"})
+    with tracer.start_as_current_span("invoke_agent refunds"):
+        with tracer.start_as_current_span(
+            "execute_tool refund", attributes={"gen_ai.tool.name": "refund", "gen_ai.operation.name": "execute_tool"}
+        ) as tool:
+            tool.set_status(Status(StatusCode.ERROR, "declined"))
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def test_views_round_trip_unchanged():
+    spans = make_spans()
+    assert encode_spans([sdk.from_view(sdk.to_view(s)) for s in spans]) == encode_spans(spans)
+    request = encode_spans(spans)
+    regrouped = otlp.regroup(otlp.views_of(request.resource_spans))
+    assert [s for r in regrouped for sc in r.scope_spans for s in sc.spans] == [
+        s for r in request.resource_spans for sc in r.scope_spans for s in sc.spans
+    ]
+
+
+def test_sdk_and_otlp_adapters_redact_identically():
+    spans = make_spans()
+    redactor = Redactor()
+    via_sdk = encode_spans([sdk.from_view(redactor.redact_span(sdk.to_view(s))) for s in spans])
+    via_otlp = encode_spans(spans)
+    changed = otlp.redact_resource_spans(via_otlp.resource_spans, redactor)
+    assert changed >= 1
+    assert via_sdk == via_otlp
+    chat = next(s for r in via_otlp.resource_spans for sc in r.scope_spans for s in sc.spans if s.name == "chat gpt-4o")
+    for secret in (EMAIL, CARD, API_KEY, "abc.def.ghi"):
+        assert secret not in str(chat)
+
+
+def run_sampler(views):
+    sampler = TailSampler(SamplingConfig(green_rate=0.0, yellow_rate=0.0), RiskClassifier())
+    decisions = sampler.add(views)
+    decisions += sampler.flush()
+    return decisions
+
+
+def test_sdk_and_otlp_adapters_sample_identically():
+    spans = make_spans()
+    sdk_decisions = run_sampler([sdk.to_view(s) for s in spans])
+    request = encode_spans(spans)
+    otlp_decisions = run_sampler(otlp.views_of(request.resource_spans))
+    summary = sorted((d.trace_id, d.keep, d.tier, d.reasons) for d in sdk_decisions)
+    assert summary == sorted((d.trace_id, d.keep, d.tier, d.reasons) for d in otlp_decisions)
+    assert any(keep for _, keep, _, _ in summary) and not all(keep for _, keep, _, _ in summary)
+    kept_sdk = encode_spans([sdk.from_view(v) for d in sdk_decisions for v in d.spans])
+    kept_otlp = otlp.regroup([v for d in otlp_decisions for v in d.spans])
+    by_id = {s.span_id: s for r in kept_sdk.resource_spans for sc in r.scope_spans for s in sc.spans}
+    for resource in kept_otlp:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                assert by_id.pop(span.span_id) == span
+                tier = {kv.key: kv.value.string_value for kv in span.attributes}["spanguard.risk.tier"]
+                assert tier in ("red", "yellow")
+    assert by_id == {}
