@@ -186,6 +186,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("spanguard", "main", "spanguard", False, config="capture_content=False"),
     Variant("spanguard+content", "main", "spanguard", True, config="capture_content=True, redact=False"),
     Variant(
+        "spanguard+content+redact",
+        "main",
+        "spanguard",
+        True,
+        config="capture_content=True, redaction on (the default with content)",
+    ),
+    Variant(
         "official",
         "official",
         "official",
@@ -391,7 +398,7 @@ def _instrument(variant: Variant, tp: Any, mp: Any) -> tuple[str | None, str]:
         if variant.content:
             with contextlib.suppress(TypeError, ValueError):
                 if "redact" in inspect.signature(instrument).parameters:
-                    kwargs["redact"] = False
+                    kwargs["redact"] = variant.name.endswith("+redact")
         try:
             instrument(**kwargs)
         except Exception as exc:
