@@ -38,6 +38,7 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
         "spanguard/instrumentation/openai.py",
         "spanguard/instrumentation/anthropic.py",
         "spanguard/processors/__init__.py",
+        "spanguard/processors/risk_default.yaml",
         "spanguard/exporters/__init__.py",
         "spanguard/collector/__init__.py",
         "spanguard/review/__init__.py",

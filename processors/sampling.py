@@ -1,0 +1,591 @@
+"""Risk-based tail sampling: buffer each trace's spans, classify the trace, keep it whole or drop it whole.
+
+Pure logic over :class:`~spanguard.processors.view.SpanView`; no threads, no I/O, injectable clocks. The caller
+(the collector's pipeline, or an in-process processor) feeds spans with :meth:`TailSampler.add`, calls
+:meth:`TailSampler.poll` on a timer and :meth:`TailSampler.shutdown` when it stops, and forwards the spans of every
+kept :class:`Decision`. A sampler is not thread-safe: the caller serialises calls (one lock around it).
+
+The rules, in the order they apply (``docs/sampling.md`` has the rationale):
+
+* A trace is decided when its root span has arrived plus ``root_grace``, or ``decision_wait`` after its first span
+  arrived, whichever comes first; early when a memory bound forces it (``max_traces``, ``max_spans``,
+  ``max_spans_per_trace``): the oldest buffered trace is decided then, never dropped unseen.
+* Tier from the classifier (none configured: green). A trace holding an approval-gate span is red.
+* Red is kept (rate 1.0). A trace of a session that turned red earlier is kept (rate 1.0, reason ``session_red``).
+  Otherwise yellow is kept with ``yellow_rate``, green with ``green_rate``, by :func:`should_keep` on the session id
+  (``gen_ai.conversation.id``) or, without one, on the trace id: deterministic, so replicas agree without talking.
+* A kept trace goes to review (``spanguard.review.tier``) unless that review tier's daily budget says no; it is
+  kept either way.
+* Late spans of a decided trace follow the decision; a late approval-gate span of a dropped trace is the one
+  exception: it turns the rest of the trace red and kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Final, Literal, Protocol
+
+import pydantic
+from pydantic import Field, field_validator
+from spanguard.processors.view import SpanView
+from spanguard.semconv import (
+    GEN_AI_CONVERSATION_ID,
+    SPANGUARD_APPROVAL_GATE,
+    SPANGUARD_REVIEW_TIER,
+    SPANGUARD_RISK_REASONS,
+    SPANGUARD_RISK_TIER,
+    SPANGUARD_SAMPLING_RATE,
+)
+
+__all__ = [
+    "REVIEW_TIERS",
+    "Decision",
+    "ReviewTier",
+    "SamplingConfig",
+    "TailSampler",
+    "Tier",
+    "TraceClassifier",
+    "parse_duration",
+    "sampling_value",
+    "should_keep",
+]
+
+_log = logging.getLogger(__name__)
+
+Tier = Literal["green", "yellow", "red"]
+ReviewTier = Literal["spot_check", "factual_verification", "dual_approval"]
+
+TIERS: Final[tuple[str, ...]] = ("green", "yellow", "red")
+REVIEW_TIERS: Final[dict[str, str]] = {
+    "green": "spot_check",
+    "yellow": "factual_verification",
+    "red": "dual_approval",
+}
+"""The review tier each risk tier's kept traces go to."""
+
+REASON_APPROVAL_GATE: Final = "approval_gate"
+REASON_SESSION_RED: Final = "session_red"
+REASON_CLASSIFICATION_FAILED: Final = "classification_failed"
+
+_SALT: Final = b"spanguard-sampling:"
+_TWO_64: Final = 1 << 64
+_DAY: Final = 86_400
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Deterministic keep/drop
+
+
+def _hash64(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(_SALT + key.encode("utf-8")).digest()[:8], "big")
+
+
+def sampling_value(key: str) -> float:
+    """The key's position in [0, 1): the first 8 bytes of ``sha256(b"spanguard-sampling:" + key)`` over 2**64."""
+    return _hash64(key) / _TWO_64
+
+
+def should_keep(key: str, rate: float) -> bool:
+    """Whether a trace sampled on ``key`` (session id, else trace id) is kept at ``rate``; the same everywhere.
+
+    Thresholds nest: a key kept at some rate is kept at every higher rate. Rate 0 keeps nothing, 1 keeps all.
+    """
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return _hash64(key) < int(rate * _TWO_64)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Configuration
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number (seconds) or a Go-style duration string (``"10s"``, ``"500ms"``, ``"1m30s"``, ``"0"``)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as '10s', not a boolean")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text == "0":
+            return 0.0
+        seconds, pos = 0.0, 0
+        while pos < len(text):
+            match = _DURATION_PART.match(text, pos)
+            if match is None:
+                raise ValueError(f"invalid duration {value!r}: use a number of seconds or e.g. '10s', '500ms', '1m30s'")
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if not text:
+            raise ValueError("invalid duration '': use a number of seconds or e.g. '10s'")
+    else:
+        raise ValueError(f"a duration is a number of seconds or a string such as '10s', not {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must be finite and not negative")
+    return seconds
+
+
+class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Tail-sampling settings (the collector's ``processors.spanguard_sampling`` block has the same keys)."""
+
+    decision_wait: float = Field(30.0, gt=0, allow_inf_nan=False)
+    """Seconds after a trace's first span arrived at which it is decided at the latest."""
+    root_grace: float = Field(2.0, ge=0, allow_inf_nan=False)
+    """Seconds after a trace's root span arrived at which it is decided (children that end after it may be late)."""
+    yellow_rate: float = Field(0.25, ge=0, le=1, strict=True, allow_inf_nan=False)
+    green_rate: float = Field(0.01, ge=0, le=1, strict=True, allow_inf_nan=False)
+    max_traces: int = Field(50_000, gt=0, strict=True)
+    """Buffered traces at most; at the bound the oldest buffered trace is decided early."""
+    max_spans: int = Field(1_000_000, gt=0, strict=True)
+    """Buffered spans at most (all traces together); at the bound the oldest buffered traces are decided early."""
+    max_spans_per_trace: int = Field(10_000, gt=0, strict=True)
+    """Spans one trace may buffer; the trace is decided early when it reaches this, its later spans are late."""
+    decided_cache: int = Field(100_000, gt=0, strict=True)
+    """Decisions remembered (least recently used forgotten first) so late spans follow them."""
+    red_session_cache: int = Field(10_000, gt=0, strict=True)
+    """Sessions remembered as red (least recently used forgotten first); their later traces are kept."""
+    review_budget: dict[ReviewTier, Annotated[int, Field(ge=0, strict=True)]] | None = None
+    """Traces per UTC day per review tier that go to review; ``None`` or a tier left out: unlimited."""
+    review_reserve: float = Field(0.2, ge=0, le=1, strict=True, allow_inf_nan=False)
+    """Share of each review budget held back, once the rest is used, for traces at least as risky as the day's mean."""
+
+    @field_validator("decision_wait", "root_grace", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Public values
+
+
+class TraceClassifier(Protocol):
+    """What the sampler needs from risk classification (``processors/risk.py``)."""
+
+    def classify(self, spans: Sequence[SpanView]) -> Any:
+        """The trace's risk: an object with ``.tier`` (green, yellow, red) and ``.reasons`` (tuple of str)."""
+        ...
+
+    def annotate(self, spans: Sequence[SpanView], risk: Any) -> list[SpanView]:
+        """Copies of ``spans`` carrying ``spanguard.risk.tier`` and ``spanguard.risk.reasons`` from ``risk``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happened to one trace (or, with ``late``, to spans of a trace decided before)."""
+
+    trace_id: str
+    keep: bool
+    tier: str
+    reasons: tuple[str, ...]
+    rate: float
+    """The probability with which the trace is kept (1.0 for red and for traces of red sessions)."""
+    review_tier: str | None
+    """The review queue the trace goes to; ``None`` when dropped or when the review budget said no."""
+    early: bool
+    """Decided before its time because a memory bound was reached."""
+    late: bool
+    """These spans arrived after their trace was decided and follow that decision."""
+    spans: tuple[SpanView, ...] = ()
+    """Kept: annotated copies of the spans (the inputs are never changed). Dropped: empty."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Internals
+
+
+class _Buffer:
+    __slots__ = ("deadline", "decided", "has_gate", "sessions", "spans", "trace_id")
+
+    def __init__(self, trace_id: str, deadline: float) -> None:
+        self.trace_id = trace_id
+        self.spans: list[SpanView] = []
+        self.deadline = deadline
+        self.has_gate = False
+        self.sessions: set[str] | None = None
+        self.decided = False
+
+
+@dataclass(slots=True)
+class _Record:
+    """A remembered decision, for late spans."""
+
+    keep: bool
+    tier: str
+    reasons: tuple[str, ...]
+    rate: float
+    review_tier: str | None
+    risk: Any
+
+
+@dataclass(slots=True)
+class _BudgetDay:
+    used: int = 0
+    seen: int = 0
+    reason_sum: int = 0
+    denied: int = 0
+
+
+def _is_gate(span: SpanView) -> bool:
+    value = span.attributes.get(SPANGUARD_APPROVAL_GATE)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _span_order(span: SpanView) -> tuple[int, str]:
+    return (span.start_time_unix_nano, span.span_id)
+
+
+def _risk_of(risk: Any) -> tuple[str, tuple[str, ...]]:
+    tier = getattr(risk, "tier", None)
+    tier = getattr(tier, "value", tier)  # an Enum tier is fine too
+    if tier not in REVIEW_TIERS:
+        raise ValueError(f"classifier returned tier {tier!r}, expected one of {', '.join(TIERS)}")
+    reasons = tuple(str(r) for r in (getattr(risk, "reasons", ()) or ()))
+    return str(tier), reasons
+
+
+class TailSampler:
+    """Risk-based tail sampler; see the module docstring and ``docs/sampling.md``.
+
+    Costs: :meth:`add` is O(1) per span (amortised); :meth:`poll` pops due traces from a deadline heap and never
+    scans the buffer; classification and annotation are linear in the spans of the trace being decided.
+    """
+
+    def __init__(
+        self,
+        config: SamplingConfig = SamplingConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+        classifier: TraceClassifier | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._classifier = classifier
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._budget: dict[str, int] = dict(config.review_budget or {})
+
+        self._buffers: OrderedDict[str, _Buffer] = OrderedDict()  # by first arrival: the oldest is first
+        self._heap: list[tuple[float, int, _Buffer]] = []  # (deadline, seq, buffer), stale entries skipped lazily
+        self._seq = 0
+        self._buffered_spans = 0
+        self._decided: OrderedDict[str, _Record] = OrderedDict()  # LRU
+        self._red_sessions: OrderedDict[str, None] = OrderedDict()  # LRU
+        self._closed = False
+
+        self._day = -1
+        self._budget_days: dict[str, _BudgetDay] = {}
+        self._decisions = {tier: {"kept": 0, "dropped": 0} for tier in TIERS}
+        self._counts = {
+            "early_decisions": 0,
+            "late_spans": 0,
+            "late_spans_kept": 0,
+            "late_spans_dropped": 0,
+            "late_gate_upgrades": 0,
+            "spans_kept": 0,
+            "spans_dropped": 0,
+            "session_red_kept": 0,
+            "classifier_errors": 0,
+        }
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Public API
+
+    @property
+    def config(self) -> SamplingConfig:
+        """The configuration this sampler runs with."""
+        return self._config
+
+    def add(self, spans: Iterable[SpanView]) -> list[Decision]:
+        """Buffer spans; return the decisions made now: early ones (memory bounds) and late spans' (one per trace).
+
+        Raises :class:`RuntimeError` after :meth:`shutdown`.
+        """
+        if self._closed:
+            raise RuntimeError("TailSampler is shut down; it takes no more spans")
+        config = self._config
+        out: list[Decision] = []
+        late: dict[str, list[SpanView]] = {}
+        now: float | None = None
+        for span in spans:
+            trace_id = span.trace_id
+            buffer = self._buffers.get(trace_id)
+            if buffer is None:
+                if trace_id in self._decided:
+                    late.setdefault(trace_id, []).append(span)
+                    continue
+                if now is None:
+                    now = self._clock()
+                if len(self._buffers) >= config.max_traces:
+                    out.append(self._decide(next(iter(self._buffers.values())), early=True))
+                buffer = _Buffer(trace_id, now + config.decision_wait)
+                self._buffers[trace_id] = buffer
+                self._push(buffer.deadline, buffer)
+            buffer.spans.append(span)
+            self._buffered_spans += 1
+            attributes = span.attributes
+            session = attributes.get(GEN_AI_CONVERSATION_ID)
+            if session:
+                if buffer.sessions is None:
+                    buffer.sessions = {str(session)}
+                else:
+                    buffer.sessions.add(str(session))
+            if _is_gate(span):
+                buffer.has_gate = True
+            if span.is_root:
+                if now is None:
+                    now = self._clock()
+                due = now + config.root_grace
+                if due < buffer.deadline:
+                    buffer.deadline = due
+                    self._push(due, buffer)
+            if len(buffer.spans) >= config.max_spans_per_trace:
+                out.append(self._decide(buffer, early=True))
+            while self._buffered_spans > config.max_spans and self._buffers:
+                out.append(self._decide(next(iter(self._buffers.values())), early=True))
+        for trace_id, late_spans in late.items():
+            out.append(self._follow(trace_id, late_spans))
+        return out
+
+    def poll(self) -> list[Decision]:
+        """Decide every buffered trace that is due now (root arrived + ``root_grace``, or ``decision_wait``)."""
+        now = self._clock()
+        heap = self._heap
+        out: list[Decision] = []
+        while heap and heap[0][0] <= now:
+            _, _, buffer = heapq.heappop(heap)
+            if not buffer.decided:
+                out.append(self._decide(buffer, early=False))
+        return out
+
+    def flush(self) -> list[Decision]:
+        """Decide everything buffered now, oldest first (drain); decisions are not marked early."""
+        out = [self._decide(buffer, early=False) for buffer in list(self._buffers.values())]
+        self._heap.clear()
+        return out
+
+    def shutdown(self) -> list[Decision]:
+        """Flush, then refuse further :meth:`add` calls. Idempotent: a second call returns ``[]``."""
+        if self._closed:
+            return []
+        self._closed = True
+        return self.flush()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: buffer, decisions by tier and keep, early and late, review budget of today."""
+        self._roll_day()
+        review: dict[str, dict[str, int | None]] = {}
+        for tier in REVIEW_TIERS.values():
+            day = self._budget_days.get(tier, _BudgetDay())
+            review[tier] = {"used": day.used, "limit": self._budget.get(tier), "denied": day.denied}
+        return {
+            "buffered_traces": len(self._buffers),
+            "buffered_spans": self._buffered_spans,
+            "decisions": {tier: dict(counts) for tier, counts in self._decisions.items()},
+            **self._counts,
+            "decided_cache": len(self._decided),
+            "red_sessions": len(self._red_sessions),
+            "review_day": datetime.fromtimestamp(self._day * _DAY, tz=timezone.utc).date().isoformat(),
+            "review_budget": review,
+        }
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Deciding
+
+    def _push(self, deadline: float, buffer: _Buffer) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, buffer))
+        # Entries of decided traces stay until their deadline; rebuild when they outnumber the live ones, so the heap
+        # stays proportional to the buffer (amortised O(1): a rebuild follows at least as many pushes as it costs).
+        if len(self._heap) > 2 * len(self._buffers) + 1024:
+            self._heap = [(b.deadline, i, b) for i, b in enumerate(self._buffers.values())]
+            heapq.heapify(self._heap)
+            self._seq = len(self._heap)
+
+    def _classify(self, spans: list[SpanView]) -> tuple[str, tuple[str, ...], Any]:
+        if self._classifier is None:
+            return "green", (), None
+        try:
+            risk = self._classifier.classify(spans)
+            tier, reasons = _risk_of(risk)
+        except Exception:
+            # Fail towards keeping: a trace the classifier cannot read is treated as red, never dropped unseen.
+            _log.exception("risk classification failed for trace %s; keeping it as red", spans[0].trace_id)
+            self._counts["classifier_errors"] += 1
+            return "red", (REASON_CLASSIFICATION_FAILED,), None
+        return tier, reasons, risk
+
+    def _decide(self, buffer: _Buffer, *, early: bool) -> Decision:
+        config = self._config
+        trace_id = buffer.trace_id
+        del self._buffers[trace_id]
+        buffer.decided = True
+        self._buffered_spans -= len(buffer.spans)
+        spans = sorted(buffer.spans, key=_span_order)  # arrival order must not change the outcome across replicas
+        buffer.spans = []
+
+        tier, reasons, risk = self._classify(spans)
+        if buffer.has_gate and tier != "red":
+            tier, reasons = "red", (*reasons, REASON_APPROVAL_GATE)
+        sessions = sorted(buffer.sessions) if buffer.sessions else []
+
+        if tier == "red":
+            keep, rate = True, 1.0
+            for session in sessions:
+                self._remember_red(session)
+        elif any(self._is_red_session(session) for session in sessions):
+            keep, rate = True, 1.0
+            reasons = (*reasons, REASON_SESSION_RED)
+            self._counts["session_red_kept"] += 1
+        else:
+            rate = config.yellow_rate if tier == "yellow" else config.green_rate
+            keep = should_keep(sessions[0] if sessions else trace_id, rate)
+
+        review_tier = self._grant_review(tier, reasons, buffer.has_gate) if keep else None
+        self._remember(trace_id, _Record(keep, tier, reasons, rate, review_tier, risk))
+
+        self._decisions[tier]["kept" if keep else "dropped"] += 1
+        self._counts["spans_kept" if keep else "spans_dropped"] += len(spans)
+        if early:
+            self._counts["early_decisions"] += 1
+        out_spans = self._annotate(spans, risk, tier, reasons, rate, review_tier) if keep else ()
+        return Decision(trace_id, keep, tier, reasons, rate, review_tier, early, False, out_spans)
+
+    def _follow(self, trace_id: str, spans: list[SpanView]) -> Decision:
+        """Late spans of a decided trace: same decision and annotations (a late approval gate revives a dropped one)."""
+        record = self._decided[trace_id]
+        self._decided.move_to_end(trace_id)
+        spans.sort(key=_span_order)
+        gate = any(_is_gate(span) for span in spans)
+        if gate and not record.keep:
+            # An approval gate ends when a person answers, often long after the rest of its trace was decided.
+            # Traces holding one are never dropped: what is still to come of this trace is kept, as red.
+            reasons = record.reasons if record.tier == "red" else (*record.reasons, REASON_APPROVAL_GATE)
+            review_tier = self._grant_review("red", reasons, True)
+            record = _Record(True, "red", reasons, 1.0, review_tier, record.risk)
+            self._decided[trace_id] = record
+            self._counts["late_gate_upgrades"] += 1
+        if record.tier == "red":
+            for span in spans:
+                session = span.attributes.get(GEN_AI_CONVERSATION_ID)
+                if session:
+                    self._remember_red(str(session))
+        self._counts["late_spans"] += len(spans)
+        self._counts["late_spans_kept" if record.keep else "late_spans_dropped"] += len(spans)
+        out_spans = (
+            self._annotate(spans, record.risk, record.tier, record.reasons, record.rate, record.review_tier)
+            if record.keep
+            else ()
+        )
+        return Decision(
+            trace_id, record.keep, record.tier, record.reasons, record.rate, record.review_tier, False, True, out_spans
+        )
+
+    def _annotate(
+        self,
+        spans: list[SpanView],
+        risk: Any,
+        tier: str,
+        reasons: tuple[str, ...],
+        rate: float,
+        review_tier: str | None,
+    ) -> tuple[SpanView, ...]:
+        base: Sequence[SpanView] = spans
+        if self._classifier is not None and risk is not None:
+            try:
+                base = self._classifier.annotate(spans, risk)
+            except Exception:
+                _log.exception("risk annotation failed for trace %s; annotating without it", spans[0].trace_id)
+                self._counts["classifier_errors"] += 1
+                base = spans
+        out = []
+        for span in base:
+            attributes = dict(span.attributes)
+            attributes[SPANGUARD_RISK_TIER] = tier
+            attributes[SPANGUARD_RISK_REASONS] = reasons
+            attributes[SPANGUARD_SAMPLING_RATE] = rate
+            if review_tier is None:
+                attributes.pop(SPANGUARD_REVIEW_TIER, None)  # this sampler decides review, not an upstream one
+            else:
+                attributes[SPANGUARD_REVIEW_TIER] = review_tier
+            out.append(dataclasses.replace(span, attributes=attributes))
+        return tuple(out)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Bounded memories
+
+    def _remember(self, trace_id: str, record: _Record) -> None:
+        decided = self._decided
+        decided[trace_id] = record
+        decided.move_to_end(trace_id)
+        if len(decided) > self._config.decided_cache:
+            decided.popitem(last=False)
+
+    def _remember_red(self, session: str) -> None:
+        red = self._red_sessions
+        red[session] = None
+        red.move_to_end(session)
+        if len(red) > self._config.red_session_cache:
+            red.popitem(last=False)
+
+    def _is_red_session(self, session: str) -> bool:
+        if session in self._red_sessions:
+            self._red_sessions.move_to_end(session)
+            return True
+        return False
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Review budget
+
+    def _roll_day(self) -> None:
+        day = int(self._wall_clock() // _DAY)
+        if day != self._day:
+            self._day = day
+            self._budget_days = {}
+
+    def _grant_review(self, tier: str, reasons: tuple[str, ...], gate: bool) -> str | None:
+        """Whether a kept trace goes to review, by its review tier's budget of today (UTC).
+
+        With limit N and reserve R = floor(N * review_reserve): the first N - R traces of the day go to review as they
+        come; the last R only for traces whose priority (number of distinct reasons) is at least the mean priority of
+        all kept traces of that review tier today (this one included), or that hold an approval gate; after N none.
+        """
+        review_tier = REVIEW_TIERS[tier]
+        self._roll_day()
+        day = self._budget_days.get(review_tier)
+        if day is None:
+            day = self._budget_days[review_tier] = _BudgetDay()
+        priority = len(set(reasons))
+        day.seen += 1
+        day.reason_sum += priority
+        limit = self._budget.get(review_tier)
+        if limit is None:
+            granted = True
+        elif day.used >= limit:
+            granted = False
+        elif day.used < limit - math.floor(limit * self._config.review_reserve):
+            granted = True
+        else:
+            granted = gate or priority * day.seen >= day.reason_sum
+        if granted:
+            day.used += 1
+            return review_tier
+        day.denied += 1
+        return None
