@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 
-class Backpressure(Exception):  # noqa: N818 - named after what it signals, like the Collector's
+class Backpressure(Exception):
     """The pipeline cannot take more now; the client should retry after ``retry_after`` seconds."""
 
     def __init__(self, reason: str, retry_after: float = 1.0) -> None:

@@ -1,0 +1,245 @@
+"""The collector's processors as pipeline stages (consumers that pass batches on), and the exporter fan-out.
+
+Redaction, risk classification and tail sampling are the shared processors of ``spanguard.processors``, run here
+through the OTLP adapter. Nothing here holds acknowledged data except the tail-sampling buffer, which is memory by
+design (a trace is decided only once it is complete); from the exporters' sending queues on, data is persistent
+when the queue is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pydantic
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from spanguard.collector.component import Backpressure, Consumer, TraceBatch
+from spanguard.processors import otlp
+from spanguard.processors.risk import RiskClassifier, RiskConfigError, load_risk_config
+from spanguard.processors.sampling import Decision, SamplingConfig, TailSampler
+
+logger = logging.getLogger("spanguard.collector")
+
+
+class RiskProcessorConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """``processors.risk``: a rules file, or rules and detectors inline (the packaged defaults when neither)."""
+
+    rules_file: str | None = None
+    rules: list[Any] | None = None
+    detectors: dict[str, Any] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _loads(self) -> RiskProcessorConfig:
+        if self.rules_file is not None and (self.rules is not None or self.detectors is not None):
+            raise ValueError("give either rules_file or inline rules/detectors, not both")
+        try:
+            self.risk_config()
+        except RiskConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def risk_config(self) -> Any:
+        """The validated risk configuration this section describes."""
+        if self.rules_file is not None:
+            return load_risk_config(self.rules_file)
+        if self.rules is None and self.detectors is None:
+            return load_risk_config(None)
+        inline: dict[str, Any] = {}
+        if self.rules is not None:
+            inline["rules"] = self.rules
+        if self.detectors is not None:
+            inline["detectors"] = self.detectors
+        return load_risk_config(inline)
+
+
+class TailSamplingProcessorConfig(SamplingConfig, frozen=True, extra="forbid"):
+    """``processors.tail_sampling``: the sampler's settings plus how often buffered traces are checked."""
+
+    poll_interval: float = pydantic.Field(default=0.5, gt=0, le=60)
+
+
+class BatchProcessorConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """``processors.batch``: split batches larger than ``send_batch_max_size`` spans (holds nothing in memory)."""
+
+    send_batch_max_size: int = pydantic.Field(default=8192, gt=0)
+
+
+class RedactionStage:
+    """Redacts every span of a batch in place, then passes it on."""
+
+    def __init__(self, redactor: Any, next_consumer: Consumer) -> None:
+        self._redactor = redactor
+        self._next = next_consumer
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Redact, then pass on."""
+        otlp.redact_resource_spans(batch.resource_spans, self._redactor)
+        self._next.consume(batch)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Release the redactor."""
+        self._redactor.shutdown()
+
+
+class RiskStage:
+    """Classifies the spans of each trace in a batch and annotates them (used when no tail sampling follows).
+
+    Spans of one trace that arrive in different batches are classified separately; put ``tail_sampling`` after
+    ``risk`` to classify whole traces.
+    """
+
+    def __init__(self, classifier: RiskClassifier, next_consumer: Consumer) -> None:
+        self.classifier = classifier
+        self._next = next_consumer
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Annotate each trace's spans with its risk, then pass on."""
+        by_trace: dict[str, list[Any]] = {}
+        for view in otlp.views_of(batch.resource_spans):
+            by_trace.setdefault(view.trace_id, []).append(view)
+        for views in by_trace.values():
+            for annotated in self.classifier.annotate(views, self.classifier.classify(views)):
+                otlp.write_back(annotated)
+        self._next.consume(batch)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Release the classifier."""
+        self.classifier.shutdown()
+
+
+class TailSamplingStage:
+    """Buffers spans per trace, decides whole traces by risk, and passes on the kept ones, annotated."""
+
+    def __init__(
+        self,
+        config: TailSamplingProcessorConfig,
+        classifier: RiskClassifier | None,
+        next_consumer: Consumer,
+        *,
+        telemetry: Any = None,
+    ) -> None:
+        self._sampler = TailSampler(config, classifier)
+        self._config = config
+        self._next = next_consumer
+        self._lock = threading.Lock()
+        self._pending: list[ResourceSpans] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._telemetry = telemetry
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The sampler's counters."""
+        with self._lock:
+            return dict(self._sampler.stats)
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Buffer the batch's spans; pass on whatever is decided now (late spans, early decisions)."""
+        views = otlp.views_of(batch.resource_spans)
+        with self._lock:
+            decisions = self._sampler.add(views)
+        kept = self._kept(decisions)
+        if kept:
+            # Already buffered and decided: on backpressure keep it here rather than make the client resend.
+            self._send_or_hold(kept)
+
+    def _kept(self, decisions: Sequence[Decision]) -> list[ResourceSpans]:
+        if self._telemetry is not None:
+            for decision in decisions:
+                self._telemetry.decided(decision)
+        kept = [view for decision in decisions if decision.keep for view in decision.spans]
+        return otlp.regroup(kept) if kept else []
+
+    def _send_or_hold(self, resource_spans: list[ResourceSpans]) -> bool:
+        try:
+            self._next.consume(TraceBatch(resource_spans))
+            return True
+        except Backpressure:
+            with self._lock:
+                self._pending[:0] = resource_spans
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._config.poll_interval):
+            try:
+                self._tick()
+            except Exception:
+                logger.exception("tail sampling: a decision round failed")
+
+    def _tick(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            decisions = self._sampler.poll()
+        batch = pending + self._kept(decisions)
+        if batch and not self._send_or_hold(batch):
+            logger.info("tail sampling: downstream is full; decided traces wait in memory")
+
+    def start(self) -> None:
+        """Start the decision thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spanguard-tail-sampling", daemon=True)
+            self._thread.start()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Decide everything buffered and pass the kept traces on (idempotent, safe unstarted)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            pending, self._pending = self._pending, []
+            decisions = self._sampler.shutdown()
+        batch = pending + self._kept(decisions)
+        if batch and not self._send_or_hold(batch):
+            logger.warning("tail sampling: downstream full at shutdown; decided traces could not be passed on")
+
+
+class BatchStage:
+    """Splits batches above ``send_batch_max_size`` spans so exporters never send oversized requests."""
+
+    def __init__(self, config: BatchProcessorConfig, next_consumer: Consumer) -> None:
+        self._max = config.send_batch_max_size
+        self._next = next_consumer
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Pass the batch on, in pieces of at most ``send_batch_max_size`` spans."""
+        if batch.span_count <= self._max:
+            self._next.consume(batch)
+            return
+        views = otlp.views_of(batch.resource_spans)
+        for start in range(0, len(views), self._max):
+            self._next.consume(TraceBatch(otlp.regroup(views[start : start + self._max])))
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Nothing to release."""
+
+
+class FanOut:
+    """Hands each batch to every exporter of a pipeline; the first that is full pushes back to the client."""
+
+    def __init__(self, exporters: Sequence[Consumer]) -> None:
+        self._exporters = list(exporters)
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Give each exporter its own copy (the last gets the original)."""
+        for exporter in self._exporters[:-1]:
+            copy = []
+            for resource in batch.resource_spans:
+                clone = ResourceSpans()
+                clone.CopyFrom(resource)
+                copy.append(clone)
+            exporter.consume(TraceBatch(copy))
+        if self._exporters:
+            self._exporters[-1].consume(batch)
