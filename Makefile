@@ -26,8 +26,9 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/instrumentation_overhead.py
+	$(BIN)/python bench/redaction.py
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md

@@ -121,6 +121,7 @@ def write_back(view: SpanView) -> None:
     _, _, span = view.source
     write_attributes(span, view.attributes)
     write_events(span, view.events)
+    span.status.message = view.status_message
 
 
 def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
@@ -144,6 +145,7 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
         new_span.CopyFrom(span)
         write_attributes(new_span, view.attributes)
         write_events(new_span, view.events)
+        new_span.status.message = view.status_message
     return [target for target, _ in groups.values()]
 
 
@@ -155,7 +157,11 @@ def redact_resource_spans(resource_spans: Sequence[ResourceSpans], redactor: Any
     resources_done: set[int] = set()
     for original, view in zip(views, redacted, strict=True):
         resource, _, _ = original.source
-        if view.attributes != original.attributes or view.events != original.events:
+        if (
+            view.attributes != original.attributes
+            or view.events != original.events
+            or view.status_message != original.status_message
+        ):
             view.source = original.source
             write_back(view)
             changed += 1

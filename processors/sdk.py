@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Status
 from spanguard.processors.view import EventView, SpanView, span_id_hex, trace_id_hex
 from spanguard.semconv import SPANGUARD_REDACTION_COUNT
 
@@ -61,11 +62,18 @@ def from_view(view: SpanView) -> ReadableSpan:
         events=tuple(Event(e.name, attributes=e.attributes, timestamp=e.time_unix_nano) for e in view.events),
         links=span.links,
         kind=span.kind,
-        status=span.status,
+        status=_status(span.status, view.status_message),
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+def _status(status: Status, message: str) -> Status:
+    # Only ERROR statuses carry a description in the SDK; a redacted one replaces the original.
+    if (status.description or "") == message or not status.description:
+        return status
+    return Status(status.status_code, message)
 
 
 class RedactingSpanProcessor(SpanProcessor):

@@ -1,0 +1,1400 @@
+"""PII and secret redaction over plain values: texts, attribute maps and span views.
+
+Microsoft Presidio supplies the recognizers (its pattern recognizers for e-mail, phone, credit card, IBAN, US SSN
+and IP addresses, spanguard's secret recognizers from :mod:`spanguard.processors.secrets`, which are Presidio
+``PatternRecognizer`` s too) and the anonymizer operators ``replace``/``mask``/``drop``. What spanguard adds is the
+engine around them, built for telemetry where most values hold no PII:
+
+* **Screen.** Every recognizer has a cheap *trigger* (``@`` for e-mail; seven digits, not counting ISO or US dates,
+  for phones, cards and SSNs; ``sk-`` for OpenAI keys, ...). A value that no trigger finds skips the recognizers; a
+  value that some trigger finds runs only the recognizers whose trigger found it. A JSON value whose raw text no
+  trigger (and no ``always_drop`` key) finds is not even parsed (unless NER is on, or it holds ``\\u``/``\\/``
+  escapes). Presidio's own ``AnalyzerEngine`` runs its NLP pipeline and every recognizer on every value.
+* **Recognizers called directly.** Pattern recognizers are evaluated with Presidio's patterns, scores,
+  ``validate_result`` (Luhn, IBAN checksum, e-mail domain on tldextract's bundled suffix list, never the network) and
+  ``invalidate_result`` (SSN and IP rules), but with a regex time-out of the remaining budget, so a pathological value
+  fails closed instead of being skipped. IBANs go through the recognizer's own ``analyze`` (its group trimming), and
+  phone numbers through Presidio's ``PhoneRecognizer`` (``phonenumbers``, its 8 regions) on windows around each run of
+  digits that is not inside an identifier already found. A context word of the recognizer among the five words before
+  a match adds 0.35 to its score (at least 0.4), as Presidio's default context enhancer does; ``score_threshold``
+  (default 0.4, Presidio's phone score) then filters. The card recognizer also knows Mastercard's 2221-2720 range,
+  which Presidio's pattern misses. An e-mail match inside URL credentials (``scheme://user:pass@host``) is dropped:
+  that is a ``URL_PASSWORD``.
+* **Names and places** (``PERSON``, ``LOCATION``) come only from a spaCy NER model, and only when ``ner_model`` is
+  set: its pipeline runs the ``ner`` component alone (plus any embedding layer it listens to), and the texts of a whole
+  batch of spans (those with an upper-case letter followed by a lower-case one; each distinct text once) go through one
+  ``nlp.pipe``. The results of the last 4096 distinct texts are kept, keyed by a 128-bit BLAKE2 digest of the text
+  (never the text), since system prompts and earlier turns come back on every call of a conversation. spaCy
+  labels map as Presidio's do: ``PERSON``/``PER`` -> ``PERSON``; ``GPE``/``LOC``/``FAC``/``LOCATION`` -> ``LOCATION``.
+  Without a model they are not detected, and a warning says so once per process.
+* **Overlaps.** The best detection keeps its span: the most specific (secrets before identifiers before names), then
+  the highest score, then the longest. A detection that overlaps spans already kept keeps the pieces of its span that
+  they do not cover (those holding a letter or digit), with its own type, so no letter or digit that any detection
+  covered is left visible. Each kept span or piece is one redaction (a ``JWT`` after ``Bearer`` is one ``JWT``, not
+  two).
+
+Operators (per entity type, ``default_operator`` otherwise):
+
+* ``replace``: ``<EMAIL_ADDRESS>`` (Presidio's ``replace``).
+* ``mask``: every character of the match becomes ``*`` (Presidio's ``mask``), except the last four characters of a
+  ``CREDIT_CARD``, ``IBAN_CODE``, ``US_SSN`` or ``PHONE_NUMBER`` match of eight characters or more:
+  ``4111 1111 1111 1111`` -> ``***************1111``. Separators are masked too, so the length is kept.
+* ``hash``: ``<PERSON:3f2a9c1b>``: the first 8 hex digits of HMAC-SHA256(``hash_key``, normalized value), stable
+  across traces for one key and unrelated across keys. Normalized: Unicode NFKC and trimmed; e-mail, names, places and
+  IP addresses also case-folded with whitespace collapsed; card, IBAN and SSN reduced to upper-case letters and
+  digits; phone numbers to E.164 (``+15551234567``) when ``phonenumbers`` can parse them (US default), else to their
+  digits; secrets exactly as found. ``hash_key`` is required when any operator is ``hash``.
+* ``drop``: the matched text is removed. A value that was only the entity becomes ``""`` (the attribute stays).
+
+What is covered, per value:
+
+* String attributes, each string of an array attribute, span event attributes, the span's status message, and the
+  resource attributes when ``scan_resource`` is set. Other types (numbers, booleans, bytes) pass unchanged. Span and
+  event names are not scanned.
+* JSON: the GenAI content attributes (``gen_ai.input.messages``, ``gen_ai.output.messages``,
+  ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.tool.call.arguments``,
+  ``gen_ai.tool.call.result``) and any string value that parses as a JSON object or array are redacted inside their
+  string leaves (message ``content``, tool-call ``arguments`` objects, ``response`` values, ...), including strings
+  that themselves hold JSON (up to 4 levels deep). Keys stay; numbers, booleans and nulls stay. The value is
+  re-serialized compactly (``separators=(",", ":")``, ``ensure_ascii=False``, as spanguard records it) only when
+  something changed, so the result is valid JSON of the same shape. A JSON object key that matches ``always_drop``
+  keeps its key, and its value (whatever its type) becomes the string ``"<DROPPED_KEY>"``: the one shape change. In
+  the GenAI content attributes, the structural fields of messages, parts and tool definitions (``role``, ``type``,
+  ``id``, ``finish_reason``, ``mime_type``, ``modality``, ``file_id``) are not scanned, so a tool call's id still
+  matches its response's; inside tool-call ``arguments`` and ``response`` every string is.
+* ``never_scan``: attribute keys (``fnmatch`` globs, case-insensitive) passed through untouched. ``always_drop``:
+  attribute keys whose attribute is removed, whatever its value, each counted as one ``DROPPED_KEY`` redaction;
+  ``always_drop`` wins when a key matches both. ``spanguard.redaction.*`` is never scanned.
+
+Marks: a span in which anything was redacted gets ``spanguard.redaction.count`` (the number of redactions: merged
+detections, dropped keys and failed values) and ``spanguard.redaction.entities`` (the sorted types, including
+``DROPPED_KEY`` and ``REDACTION_FAILED``, never values); a span redacted twice (in-process, then in the collector) adds
+to both.
+
+Fails closed: a value whose analysis raises, or takes longer than ``time_budget_ms`` (wall time; for JSON the whole
+attribute value; for the NER pass of a batch, ``time_budget_ms`` for each text or each 1,000 characters of it, whichever
+is more, summed over the batch, since spaCy works on the texts together, and a timed-out NER pass fails every value it
+covered), becomes ``<REDACTION_FAILED>`` (a JSON value as a whole), is counted as one ``REDACTION_FAILED`` redaction and
+in the ``spanguard.redaction.failed`` counter, and the original is never returned. Values and exception messages are
+never logged (only the exception's type). After :meth:`Redactor.shutdown`, analysis is unavailable, so every value that
+needs it (a trigger finds it, or NER is configured) fails closed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import phonenumbers
+import regex
+import tldextract
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    PhoneRecognizer,
+    UsSsnRecognizer,
+)
+from presidio_anonymizer.operators import Mask, Redact, Replace
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from spanguard.processors import secrets as _secrets
+from spanguard.processors.view import EventView, SpanView
+from spanguard.semconv import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_DEFINITIONS,
+    SPANGUARD_REDACTION_COUNT,
+    SPANGUARD_REDACTION_ENTITIES,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+
+logger = logging.getLogger("spanguard.processors.redaction")
+
+# --- entity types ---------------------------------------------------------------------------------------------------
+
+EMAIL_ADDRESS: Final = "EMAIL_ADDRESS"
+PHONE_NUMBER: Final = "PHONE_NUMBER"
+CREDIT_CARD: Final = "CREDIT_CARD"
+IBAN_CODE: Final = "IBAN_CODE"
+US_SSN: Final = "US_SSN"
+IP_ADDRESS: Final = "IP_ADDRESS"
+PERSON: Final = "PERSON"
+LOCATION: Final = "LOCATION"
+DROPPED_KEY: Final = "DROPPED_KEY"
+"""The type counted for an attribute (or JSON value) removed because its key matches ``always_drop``."""
+REDACTION_FAILED: Final = "REDACTION_FAILED"
+"""The type counted for a value that failed closed."""
+FAILED_MARKER: Final = "<REDACTION_FAILED>"
+DROPPED_MARKER: Final = "<DROPPED_KEY>"
+
+STRUCTURED_ENTITIES: Final[tuple[str, ...]] = (EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS)
+SECRET_ENTITIES: Final[tuple[str, ...]] = _secrets.SECRET_ENTITIES
+NER_ENTITIES: Final[tuple[str, ...]] = (PERSON, LOCATION)
+DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES
+"""Every entity type spanguard can detect (``PERSON``/``LOCATION`` only with ``ner_model``)."""
+ENTITY_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
+    "SECRETS": SECRET_ENTITIES,
+    "API_KEY": (_secrets.OPENAI_API_KEY, _secrets.ANTHROPIC_API_KEY, _secrets.SECRET),
+}
+"""Names accepted in ``entities`` and ``operators`` that stand for several types."""
+
+CONTENT_ATTRIBUTES: Final[frozenset[str]] = frozenset(
+    {
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+        GEN_AI_TOOL_DEFINITIONS,
+        GEN_AI_TOOL_CALL_ARGUMENTS,
+        GEN_AI_TOOL_CALL_RESULT,
+    }
+)
+"""Attributes that hold JSON (always parsed, even a bare JSON string); other values are parsed when they look like a
+JSON object or array."""
+MESSAGE_ATTRIBUTES: Final = frozenset(
+    {GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS, GEN_AI_TOOL_DEFINITIONS}
+)
+"""Content attributes that are lists of messages, parts or tool definitions (see ``STRUCTURAL_KEYS``)."""
+
+DEFAULT_NEVER_SCAN: Final[tuple[str, ...]] = (
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.conversation.id",
+    "gen_ai.tool.call.id",
+    "gen_ai.tool.name",
+    "gen_ai.tool.type",
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.agent.id",
+    "gen_ai.output.type",
+    "gen_ai.token.type",
+    "gen_ai.request.encoding_formats",
+    "openai.response.system_fingerprint",
+    "openai.request.service_tier",
+    "openai.response.service_tier",
+    "server.address",
+    "error.type",
+    "otel.*",
+    "telemetry.sdk.*",
+    "service.name",
+    "service.version",
+    "spanguard.*",
+    "trace_id",
+    "span_id",
+    "*.trace_id",
+    "*.span_id",
+)
+"""Ids, model names and enumerations: never personal data, and ids must stay intact for sampling and sessions."""
+
+DEFAULT_ALWAYS_DROP: Final[tuple[str, ...]] = (
+    "http.request.header.authorization",
+    "http.request.header.proxy-authorization",
+    "http.request.header.cookie",
+    "http.response.header.set-cookie",
+    "http.request.header.x-api-key",
+    "*authorization*",
+    "*api_key*",
+    "*api-key*",
+    "*apikey*",
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*cookie*",
+    "*private_key*",
+    "*access_token*",
+    "*refresh_token*",
+    "*session_token*",
+)
+"""Keys whose values are credentials whatever they look like."""
+
+Operator = Literal["replace", "mask", "hash", "drop"]
+
+_MASK_KEEP_LAST: Final = frozenset({CREDIT_CARD, IBAN_CODE, US_SSN, PHONE_NUMBER})
+_NER_LABELS: Final[Mapping[str, str]] = {
+    "PERSON": PERSON,
+    "PER": PERSON,
+    "GPE": LOCATION,
+    "LOC": LOCATION,
+    "FAC": LOCATION,
+    "LOCATION": LOCATION,
+}
+_NER_SCORE: Final = 0.85  # Presidio's SpacyRecognizer default strength
+_NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}")
+_CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
+_CONTEXT_MIN_SCORE: Final = 0.4
+_CONTEXT_WORDS: Final = 5
+_WORD: Final = re.compile(r"\w+")
+_JSON_DEPTH: Final = 4
+# Fields of the GenAI content JSON (messages, their parts, tool definitions) that describe structure, not content:
+# they are left as they are (a tool call's id must still match its response's). Only at those levels: the same keys
+# inside tool-call arguments or responses are scanned like everything else.
+STRUCTURAL_KEYS: Final = frozenset({"role", "type", "id", "finish_reason", "mime_type", "modality", "file_id"})
+_NER_CACHE_SIZE: Final = 4096  # NER results of recent texts (system prompts, earlier turns), by 128-bit digest
+_NER_CHARS_PER_BUDGET: Final = 1000  # the NER pass gets time_budget_ms per text or per 1,000 characters of it
+_PRIORITY: Final[Mapping[str, int]] = {
+    **{entity: 2 for entity in SECRET_ENTITIES},
+    **{entity: 1 for entity in STRUCTURED_ENTITIES},
+}
+
+# Offline public-suffix data: the snapshot bundled with tldextract, no cache directory, never the network.
+_TLD_EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+# --- configuration --------------------------------------------------------------------------------------------------
+
+
+def _expand(names: Iterable[str], what: str) -> tuple[str, ...]:
+    known = set(DEFAULT_ENTITIES)
+    out: list[str] = []
+    for name in names:
+        for entity in ENTITY_GROUPS.get(name, (name,)):
+            if entity not in known:
+                raise ValueError(
+                    f"unknown entity type {entity!r} in {what}; known: {', '.join(DEFAULT_ENTITIES)} "
+                    f"and the groups {', '.join(ENTITY_GROUPS)}"
+                )
+            if entity not in out:
+                out.append(entity)
+    return tuple(out)
+
+
+class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
+    """What the redactor detects and how it rewrites it; validated when built (bad values name their field)."""
+
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    """Entity types to detect (see :data:`DEFAULT_ENTITIES`; :data:`ENTITY_GROUPS` names are expanded)."""
+    operators: dict[str, Operator] = Field(default_factory=dict)
+    """Operator per entity type (group names allowed); the others use ``default_operator``."""
+    default_operator: Operator = "replace"
+    hash_key: SecretStr | None = Field(default=None, validate_default=True)
+    """HMAC key of the ``hash`` operator (at least 16 characters); required when any operator is ``hash``."""
+    never_scan: tuple[str, ...] = DEFAULT_NEVER_SCAN
+    """Attribute keys (fnmatch globs, case-insensitive) passed through unscanned."""
+    always_drop: tuple[str, ...] = DEFAULT_ALWAYS_DROP
+    """Attribute keys (fnmatch globs, case-insensitive) whose attribute is removed; inside JSON, whose value becomes
+    ``"<DROPPED_KEY>"``."""
+    scan_resource: bool = False
+    """Also redact resource attributes."""
+    ner_model: str | None = None
+    """A spaCy model (package name or path) for PERSON/LOCATION, loaded when either is in ``entities`` (a model that
+    cannot be loaded makes :class:`Redactor` raise); None: those are not detected."""
+    time_budget_ms: float = Field(default=200.0, gt=0)
+    """Analysis time allowed per value (see the module notes for JSON and NER); beyond it the value fails closed."""
+    score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    """Detections scoring below this are ignored (Presidio's scores: phone 0.4, validated card/IBAN/e-mail 1.0)."""
+
+    @field_validator("entities", mode="after")
+    @classmethod
+    def _known_entities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _expand(value, "entities")
+
+    @field_validator("operators", mode="after")
+    @classmethod
+    def _known_operator_keys(cls, value: dict[str, Operator]) -> dict[str, Operator]:
+        out: dict[str, Operator] = {}
+        for name, operator in value.items():
+            for entity in _expand((name,), "operators"):
+                out[entity] = operator
+        return out
+
+    @field_validator("never_scan", "always_drop", mode="after")
+    @classmethod
+    def _non_empty_globs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not glob for glob in value):
+            raise ValueError("key patterns must not be empty")
+        return value
+
+    @field_validator("ner_model", mode="after")
+    @classmethod
+    def _non_empty_model(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("ner_model must name a spaCy model or be null")
+        return value
+
+    @field_validator("hash_key", mode="after")
+    @classmethod
+    def _key_for_hash(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        operators = info.data.get("operators") or {}
+        uses_hash = info.data.get("default_operator") == "hash" or "hash" in operators.values()
+        if uses_hash and value is None:
+            raise ValueError("hash_key is required when an operator is 'hash'")
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("hash_key must have at least 16 characters")
+        return value
+
+    def operator_for(self, entity: str) -> Operator:
+        """The operator applied to ``entity``."""
+        return self.operators.get(entity, self.default_operator)
+
+
+# --- results --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detected entity: its type, character offsets in the analyzed text and score (never the value)."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedText:
+    """A redacted text and the types of what was redacted, one per occurrence, in text order."""
+
+    text: str
+    entities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedAttributes:
+    """A new attribute map, the number of redactions in it and their types."""
+
+    attributes: dict[str, Any]
+    count: int = 0
+    entities: frozenset[str] = frozenset()
+
+
+class _BudgetExceeded(Exception):
+    """Analysis of a value took longer than its budget."""
+
+
+# --- recognizers ----------------------------------------------------------------------------------------------------
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer with its domain check on tldextract's bundled suffix list (never the network),
+    and without the ``password@host`` part of ``scheme://user:password@host`` URLs (that is a ``URL_PASSWORD``)."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        """True when the domain ends in a known public suffix."""
+        return _TLD_EXTRACT(pattern_text).fqdn != ""
+
+    def keep_match(self, text: str, start: int, end: int) -> bool:
+        """False for a match in the credentials of a URL (``scheme://user:password@host``, ``scheme://token@host``):
+        the text from ``://`` to the match's ``@`` is then all authority (no ``/?#@``) and the match starts in it."""
+        token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
+        scheme_end = text.rfind("://", token_start, start)
+        if scheme_end < 0:
+            return True
+        at = text.find("@", start, end)
+        authority = text[scheme_end + 3 : at]
+        return at < 0 or any(c in authority for c in "/?#@")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: Any = None) -> list:
+        """Presidio's analysis, without URL credentials."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [r for r in results if self.keep_match(text, r.start, r.end)]
+
+
+@dataclass(slots=True)
+class _Recognizer:
+    recognizer: EntityRecognizer
+    entity: str
+    trigger: Callable[[str, str], bool]
+    patterns: list[tuple[Any, float]] | None  # compiled (regex module) patterns for the fast path, else None
+    context: frozenset[str]
+
+
+class _DigitsTrigger:
+    """Seven digits or more, separated by at most three of ``space ( ) . - /``: any phone, card or SSN has them.
+
+    ISO and US dates (``2024-08-06``, ``08/06/2024``) have eight digits but are skipped, since they are everywhere.
+    """
+
+    _RUN: Final = re.compile(r"\d(?:[\s().\-/]{0,3}\d){6}")
+    _DATE: Final = re.compile(r"(?:\d{4}([-./])\d\d\1\d\d|\d\d([-./])\d\d\2\d{4})(?![\d])")
+
+    def __call__(self, text: str, lower: str) -> bool:
+        for match in self._RUN.finditer(text):
+            if self._DATE.match(text, match.start()) is None:
+                return True
+        return False
+
+
+_DIGITS: Final = _DigitsTrigger()
+_TRIGGERS: Final[Mapping[str, Callable[[str, str], bool]]] = {
+    EMAIL_ADDRESS: _secrets.Trigger(literals=("@",)),
+    PHONE_NUMBER: _DIGITS,
+    CREDIT_CARD: _DIGITS,
+    US_SSN: _DIGITS,
+    IBAN_CODE: _secrets.Trigger(patterns=(r"[A-Z][A-Z]\d\d[ -]?[A-Z0-9]{4}",)),
+    IP_ADDRESS: _secrets.Trigger(patterns=(r"\.\d{1,3}\.\d{1,3}\.\d", r":[0-9A-Fa-f]{0,4}:")),
+}
+# Phone numbers are looked for (with Presidio's PhoneRecognizer) only in windows around runs of digits.
+_PHONE_RUN: Final = re.compile(r"\d(?:[\s().\-/]{0,3}\d){6,}")
+_PHONE_LEFT: Final = 12
+_PHONE_RIGHT: Final = 16
+
+
+class TrimmingIbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer that also finds an IBAN followed by an upper-case word (``... 5733 DATABASE_URL``).
+
+    Presidio's pattern absorbs such a word as one more group and the checksum then fails, so the IBAN is missed. Here a
+    match that gave no result is retried with its prefixes, shortest first; the first one that passes the checksum and
+    the country's format is the IBAN.
+    """
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
+        """Presidio's analysis, plus the IBANs it loses to a following word."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        flags = regex_flags or self.global_regex_flags
+        for pattern in self.patterns:
+            for match in regex.finditer(pattern.regex, text, flags=flags):
+                start = match.start()
+                if any(r.start == start for r in results):
+                    continue
+                candidate = match.group(0)
+                for end in range(15, len(candidate)):
+                    if candidate[end - 1] in " -" or candidate[end] not in " -":
+                        continue  # end at a group boundary only
+                    if self.validate_result(candidate[:end]):
+                        results.append(
+                            RecognizerResult(
+                                self.supported_entities[0],
+                                start,
+                                start + end,
+                                EntityRecognizer.MAX_SCORE,
+                                recognition_metadata={
+                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                                },
+                            )
+                        )
+                        break
+        return results
+
+
+def _card_recognizer() -> CreditCardRecognizer:
+    """Presidio's card recognizer (Luhn-checked), plus Mastercard's 2221-2720 range, which its pattern misses."""
+    mastercard_2 = Pattern("Mastercard 2-series (weak)", r"\b2[2-7]\d{2}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3)
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2])
+
+
+def build_recognizers(entities: Iterable[str]) -> list[EntityRecognizer]:
+    """The Presidio recognizers spanguard uses for ``entities`` (structured identifiers and secrets; not NER)."""
+    wanted = set(entities)
+    # Phone numbers last: their recognizer skips digit runs inside what the others found.
+    out: list[EntityRecognizer] = [r for r in _secrets.secret_recognizers() if r.supported_entities[0] in wanted]
+    factories: list[tuple[str, Any]] = [
+        (EMAIL_ADDRESS, OfflineEmailRecognizer),
+        (CREDIT_CARD, _card_recognizer),
+        (IBAN_CODE, TrimmingIbanRecognizer),
+        (US_SSN, UsSsnRecognizer),
+        (IP_ADDRESS, IpRecognizer),
+        (PHONE_NUMBER, PhoneRecognizer),
+    ]
+    out.extend(factory() for entity, factory in factories if entity in wanted)
+    return out
+
+
+def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
+    entity = recognizer.supported_entities[0]
+    trigger = getattr(recognizer, "trigger", None) or _TRIGGERS[entity]
+    patterns = None
+    # Plain pattern recognizers (analyze not overridden) run on the fast path with a fail-closed regex time-out.
+    fast = isinstance(recognizer, PatternRecognizer) and (
+        type(recognizer).analyze is PatternRecognizer.analyze or isinstance(recognizer, OfflineEmailRecognizer)
+    )
+    if fast:
+        flags = recognizer.global_regex_flags or 0
+        patterns = [(regex.compile(p.regex, flags=flags), p.score) for p in recognizer.patterns]
+    context = frozenset(word.lower() for word in (recognizer.context or ()))
+    return _Recognizer(recognizer, entity, trigger, patterns, context)
+
+
+# --- the redactor ---------------------------------------------------------------------------------------------------
+
+_warned_no_ner = False
+_warned_lock = threading.Lock()
+
+
+def _warn_no_ner_once(entities: Sequence[str]) -> None:
+    global _warned_no_ner
+    with _warned_lock:
+        if _warned_no_ner:
+            return
+        _warned_no_ner = True
+    logger.warning("redaction: no NER model configured (ner_model), so %s are not detected", " and ".join(entities))
+
+
+def _glob_matcher(globs: Sequence[str]) -> re.Pattern[str] | None:
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(g.lower())})" for g in globs), re.IGNORECASE)
+
+
+def _literal_fragment(glob: str) -> str:
+    """The longest run of literal characters of a glob (empty when it has none)."""
+    runs = re.split(r"[*?]|\[[^\]]*\]", glob)
+    return max(runs, key=len) if runs else ""
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    """Values that fail together: one text attribute, one array element or one whole JSON value."""
+
+    failed: str | None = None  # None, "error" or "timeout"
+
+
+@dataclass(slots=True, eq=False)
+class _Leaf:
+    """One text to analyze, inside a group."""
+
+    text: str
+    group: _Group
+    detections: list[Detection] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class _Nested:
+    """A JSON string leaf that itself holds JSON."""
+
+    tree: Any
+    original: str
+
+
+class _Dropped:
+    """The value of a JSON key that matches ``always_drop``."""
+
+
+_DROPPED = _Dropped()
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    """What to do with one attribute value."""
+
+    kind: Literal["drop", "text", "array", "json"]
+    value: Any = None  # text: a _Leaf; array: list of _Leaf or values; json: the tree
+    group: _Group | None = None
+    original: str = ""
+    dropped: int = 0  # JSON values dropped by key
+
+
+@dataclass(slots=True, eq=False)
+class _MapPlan:
+    """An attribute map and the jobs of its values that change (the others are kept as they are)."""
+
+    source: Mapping[str, Any]
+    jobs: dict[str, _Job]
+
+
+class _Tally:
+    """Redactions of one unit of output (a span, an attribute map)."""
+
+    __slots__ = ("count", "entities", "failures")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.entities: list[str] = []
+        self.failures: list[str] = []
+
+    def add(self, entities: Iterable[str]) -> None:
+        for entity in entities:
+            self.count += 1
+            self.entities.append(entity)
+
+    def fail(self, reason: str) -> None:
+        self.count += 1
+        self.entities.append(REDACTION_FAILED)
+        self.failures.append(reason)
+
+
+class Redactor:
+    """Redacts texts, attribute maps and span views according to a :class:`RedactionConfig`; thread-safe.
+
+    Recognizers (and the NER model, if configured) are built once here; a model that cannot be loaded raises.
+    """
+
+    def __init__(self, config: RedactionConfig | None = None, *, meter: Meter | None = None) -> None:
+        self.config = config = config if config is not None else RedactionConfig()
+        entities = config.entities
+        self._recognizers = [_wrap(r) for r in build_recognizers(entities)]
+        self._triggers = list(dict.fromkeys(r.trigger for r in self._recognizers))  # distinct, in order
+        self._gated_triggers = [t for t in self._triggers if getattr(t, "literals", ()) or getattr(t, "folded", ())]
+        self._pattern_triggers = [t for t in self._triggers if t not in self._gated_triggers]
+        self._gate_literals = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.literals))
+        self._gate_folded = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.folded))
+        self._never_scan = _glob_matcher(config.never_scan)
+        self._always_drop = _glob_matcher(config.always_drop)
+        fragments = [_literal_fragment(g.lower()) for g in config.always_drop]
+        # JSON whose lower-cased raw text holds none of these can have no always-dropped key ("" is in every text).
+        unique = set(fragments)
+        self._drop_fragments = tuple(f for f in unique if not any(o != f and o in f for o in unique))
+        self._key_cache: dict[str, int] = {}
+        self._operators = {entity: config.operator_for(entity) for entity in entities}
+        self._hash_key = config.hash_key.get_secret_value().encode() if config.hash_key else b""
+        self._budget_s = config.time_budget_ms / 1000.0
+        self._threshold = config.score_threshold
+        self._ner_entities = tuple(e for e in NER_ENTITIES if e in entities)
+        self._nlp: Any = None
+        self._nlp_lock = threading.Lock()
+        self._ner_cache: OrderedDict[bytes, tuple[Detection, ...]] = OrderedDict()  # text digest -> detections
+        if self._ner_entities:
+            if config.ner_model:
+                self._nlp = _load_ner(config.ner_model)
+            else:
+                _warn_no_ner_once(self._ner_entities)
+        self._use_ner = self._nlp is not None
+        self._closed = False
+        self._stats_lock = threading.Lock()
+        self._redacted: Counter[str] = Counter()
+        self._failed = 0
+        self._values = 0
+        self._redacted_counter = self._failed_counter = None
+        if meter is not None:
+            self._redacted_counter = meter.create_counter(
+                "spanguard.redaction.redacted", unit="{entity}", description="Entities redacted, by entity type."
+            )
+            self._failed_counter = meter.create_counter(
+                "spanguard.redaction.failed",
+                unit="{value}",
+                description="Values replaced by <REDACTION_FAILED> because analysis raised or ran out of time.",
+            )
+        self._last_failure_log = 0.0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load what the recognizers load lazily (phone metadata, suffix list, model caches) before the first span."""
+        sample = (
+            "Warm up: ada@example.org, +1 415 555 0132, +44 20 7946 0958, 4111 1111 1111 1111, "
+            "GB82 WEST 1234 5698 7654 32, 078-05-1121, 10.0.0.1, Paris."
+        )
+        group = _Group()
+        leaf = _Leaf(sample, group)
+        self._analyze_groups([(group, [leaf])])
+        self._ner([leaf])
+
+    # --- public API ---
+
+    def redact_text(self, text: str) -> RedactedText:
+        """Redact one plain text (not parsed as JSON). Raises TypeError only if ``text`` is not a str."""
+        if not isinstance(text, str):
+            raise TypeError(f"redact_text takes a str, not {type(text).__name__}")
+        try:
+            tally = _Tally()
+            group = _Group()
+            leaf = _Leaf(text, group)
+            self._analyze_groups([(group, [leaf])])
+            self._ner([leaf])
+            out = self._render_leaf(leaf, tally)
+            self._record(tally, 1)
+            return RedactedText(out, tuple(tally.entities))
+        except Exception as exc:  # never raise, never return the original
+            self._internal_error(exc)
+            return RedactedText(FAILED_MARKER, (REDACTION_FAILED,))
+
+    def redact_attributes(self, attributes: Mapping[str, Any]) -> RedactedAttributes:
+        """Redact an attribute map into a new dict (the input is not changed)."""
+        try:
+            plan, groups, leaves = self._plan_maps([attributes])
+            self._analyze_groups(groups)
+            self._ner(leaves)
+            tally = _Tally()
+            out = self._render_map(plan[0], tally)
+            self._record(tally, len(attributes))
+            return RedactedAttributes(out, tally.count, frozenset(tally.entities))
+        except Exception as exc:
+            self._internal_error(exc)
+            return RedactedAttributes(self._fail_map(attributes), 1, frozenset({REDACTION_FAILED}))
+
+    def redact_span(self, span: SpanView) -> SpanView:
+        """A new span view with attributes, event attributes, status message and (if configured) resource redacted."""
+        return self.redact_spans([span])[0]
+
+    def redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
+        """Redact many span views; the NER texts of all of them go through one ``nlp.pipe`` call."""
+        try:
+            return self._redact_spans(spans)
+        except Exception as exc:
+            self._internal_error(exc)
+            return [self._failed_span(span) for span in spans]
+
+    def analyze_texts(self, texts: Sequence[str]) -> list[tuple[Detection, ...] | None]:
+        """The merged detections of each text (as redaction would apply them), or None where analysis failed.
+
+        Texts are analyzed as plain text (no JSON parsing), NER batched; nothing is counted. Used by the benchmark.
+        """
+        groups = [_Group() for _ in texts]
+        leaves = [_Leaf(text, group) for text, group in zip(texts, groups, strict=True)]
+        self._analyze_groups([(g, [leaf]) for g, leaf in zip(groups, leaves, strict=True)])
+        self._ner(leaves)
+        return [None if leaf.group.failed else tuple(self._resolve(leaf.text, leaf.detections)) for leaf in leaves]
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counts since construction: ``redacted`` (by entity type, incl. DROPPED_KEY), ``failed``, ``values``."""
+        with self._stats_lock:
+            return {"redacted": dict(self._redacted), "failed": self._failed, "values": self._values}
+
+    def shutdown(self) -> None:
+        """Release the NER model; idempotent. Afterwards, values that need analysis fail closed."""
+        self._closed = True
+        with self._nlp_lock:
+            self._nlp = None
+            self._ner_cache.clear()
+
+    def clear_cache(self) -> None:
+        """Forget the cached NER results (the benchmark does this between rounds)."""
+        with self._nlp_lock:
+            self._ner_cache.clear()
+
+    # --- planning: what each value needs ---
+
+    def _key_rule(self, key: str) -> int:
+        """0 scan, 1 never scan, 2 always drop (cached per key)."""
+        rule = self._key_cache.get(key)
+        if rule is None:
+            if self._always_drop is not None and self._always_drop.match(key):
+                rule = 2
+            elif key.startswith("spanguard.redaction.") or (
+                self._never_scan is not None and self._never_scan.match(key)
+            ):
+                rule = 1
+            else:
+                rule = 0
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[key] = rule
+        return rule
+
+    def _drops(self, key: str) -> bool:
+        return self._key_rule(key) == 2
+
+    def _needs_analysis(self, text: str, lower: str | None = None) -> bool:
+        """Whether a text can hold anything: NER is on, or a trigger finds it (``lower``: ``text.lower()``)."""
+        if self._use_ner:
+            return True
+        if lower is None:
+            lower = text.lower()
+        for trigger in self._pattern_triggers:
+            if trigger(text, lower):
+                return True
+        # The other triggers need one of their literals: test them all at once first.
+        if not (_contains_any(text, self._gate_literals) or _contains_any(lower, self._gate_folded)):
+            return False
+        for trigger in self._gated_triggers:
+            if trigger(text, lower):
+                return True
+        return False
+
+    def _fired(self, text: str) -> list[_Recognizer]:
+        """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once)."""
+        lower = text.lower()
+        hits = {trigger: trigger(text, lower) for trigger in self._triggers}
+        return [r for r in self._recognizers if hits[r.trigger]]
+
+    def _plan_maps(
+        self, maps: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[_MapPlan], list[tuple[_Group, list[_Leaf]]], list[_Leaf]]:
+        groups: list[tuple[_Group, list[_Leaf]]] = []
+        leaves: list[_Leaf] = []
+        plans = []
+        for m in maps:
+            jobs = {}
+            for key, value in m.items():
+                job = self._plan_value(key, value, groups, leaves)
+                if job is not None:
+                    jobs[key] = job
+            plans.append(_MapPlan(m, jobs))
+        return plans, groups, leaves
+
+    def _plan_value(
+        self, key: str, value: Any, groups: list[tuple[_Group, list[_Leaf]]], leaves: list[_Leaf]
+    ) -> _Job | None:
+        """What to do with one value; None: keep it as it is."""
+        rule = self._key_rule(key)
+        if rule == 2:
+            return _Job("drop")
+        if rule == 1:
+            return None
+        if isinstance(value, str):
+            return self._plan_string(
+                value, groups, leaves, content=key in CONTENT_ATTRIBUTES, messages=key in MESSAGE_ATTRIBUTES
+            )
+        if isinstance(value, (tuple, list)) and any(isinstance(item, str) for item in value):
+            items: list[Any] = []
+            changed = False
+            for item in value:
+                if isinstance(item, str) and item and self._needs_analysis(item):
+                    group = _Group()
+                    leaf = _Leaf(item, group)
+                    groups.append((group, [leaf]))
+                    leaves.append(leaf)
+                    items.append(leaf)
+                    changed = True
+                else:
+                    items.append(item)
+            if not changed:
+                return None
+            return _Job("array", items, original=type(value).__name__)
+        return None
+
+    def _plan_string(
+        self,
+        value: str,
+        groups: list[tuple[_Group, list[_Leaf]]],
+        leaves: list[_Leaf],
+        *,
+        content: bool,
+        messages: bool = False,
+    ) -> _Job | None:
+        if not value:
+            return None
+        if content or _looks_like_json(value):
+            if (
+                not self._use_ner
+                and "\\u" not in value
+                and "\\/" not in value
+                and not self._needs_analysis(value, lower := value.lower())
+                and not _contains_any(lower, self._drop_fragments)
+            ):
+                return None  # nothing in the raw JSON can match: no need to parse it
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                parsed = None
+            else:
+                if isinstance(parsed, (dict, list)) or (content and isinstance(parsed, str)):
+                    group = _Group()
+                    own: list[_Leaf] = []
+                    job = _Job("json", None, group, value)
+                    try:
+                        structural = messages and isinstance(parsed, list)
+                        job.value = self._tree(parsed, group, own, job, 0, structural=structural)
+                    except RecursionError:
+                        group.failed = "error"
+                    groups.append((group, own))
+                    leaves.extend(own)
+                    return job
+        if not self._needs_analysis(value):
+            return None
+        group = _Group()
+        leaf = _Leaf(value, group)
+        groups.append((group, [leaf]))
+        leaves.append(leaf)
+        return _Job("text", leaf, group)
+
+    def _tree(
+        self, node: Any, group: _Group, own: list[_Leaf], job: _Job, depth: int, *, structural: bool = False
+    ) -> Any:
+        """``node`` with string leaves to analyze replaced by :class:`_Leaf`. ``structural``: ``node`` is the root of a
+        GenAI content attribute or a ``parts`` list, whose objects (messages, parts, tool definitions) keep their
+        structural fields (:data:`STRUCTURAL_KEYS`) unscanned."""
+        if isinstance(node, str):
+            if not node:
+                return node
+            if depth < _JSON_DEPTH and _looks_like_json(node):
+                try:
+                    inner = json.loads(node)
+                except (ValueError, RecursionError):
+                    inner = None
+                if isinstance(inner, (dict, list)):
+                    return _Nested(self._tree(inner, group, own, job, depth + 1), node)
+            if not self._needs_analysis(node):
+                return node
+            leaf = _Leaf(node, group)
+            own.append(leaf)
+            return leaf
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                if self._drops(k):
+                    out[k] = _DROPPED
+                    job.dropped += 1
+                elif structural and k in STRUCTURAL_KEYS and isinstance(v, str):
+                    out[k] = v
+                else:
+                    out[k] = self._tree(v, group, own, job, depth, structural=structural and k == "parts")
+            return out
+        if isinstance(node, list):
+            return [self._tree(v, group, own, job, depth, structural=structural) for v in node]
+        return node
+
+    # --- analysis ---
+
+    def _analyze_groups(self, groups: Sequence[tuple[_Group, list[_Leaf]]]) -> None:
+        for group, leaves in groups:
+            if group.failed or not leaves:
+                continue
+            deadline = time.perf_counter() + self._budget_s
+            try:
+                if self._closed:
+                    if any(self._needs_analysis(leaf.text) for leaf in leaves):
+                        raise RuntimeError("redactor is shut down")
+                    continue
+                for leaf in leaves:
+                    leaf.detections = self._structured(leaf.text, deadline)
+            except (_BudgetExceeded, TimeoutError) as exc:
+                group.failed = "timeout"
+                self._log_failure(exc)
+            except Exception as exc:
+                group.failed = "error"
+                self._log_failure(exc)
+
+    def _structured(self, text: str, deadline: float) -> list[Detection]:
+        out: list[Detection] = []
+        for r in self._fired(text):
+            if r.patterns is not None:
+                found = self._run_patterns(r, text, deadline)
+            elif r.entity == PHONE_NUMBER and isinstance(r.recognizer, PhoneRecognizer):
+                found = self._run_phone(r, text, out)
+            else:
+                found = [
+                    Detection(r.entity, res.start, res.end, res.score)
+                    for res in r.recognizer.analyze(text, [r.entity])
+                    if res.entity_type == r.entity
+                ]
+            for det in found:
+                score = det.score
+                if r.context and score < 1.0 and self._has_context(text, det.start, r.context):
+                    score = min(1.0, max(score + _CONTEXT_FACTOR, _CONTEXT_MIN_SCORE))
+                if score >= self._threshold and score > 0:
+                    out.append(det if score == det.score else Detection(det.entity_type, det.start, det.end, score))
+            if time.perf_counter() > deadline:
+                raise _BudgetExceeded
+        return out
+
+    def _run_patterns(self, r: _Recognizer, text: str, deadline: float) -> list[Detection]:
+        """Presidio's PatternRecognizer logic (score, validate, invalidate), with a fail-closed regex time-out."""
+        recognizer: Any = r.recognizer
+        keep_match = getattr(recognizer, "keep_match", None)
+        out: list[Detection] = []
+        for compiled, base_score in r.patterns or ():
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise _BudgetExceeded
+            for match in compiled.finditer(text, timeout=remaining):  # TimeoutError: fails closed
+                start, end = match.span()
+                if start == end:
+                    continue
+                matched = text[start:end]
+                score = base_score
+                valid = recognizer.validate_result(matched)
+                if valid is not None:
+                    score = EntityRecognizer.MAX_SCORE if valid else EntityRecognizer.MIN_SCORE
+                if recognizer.invalidate_result(matched):
+                    score = EntityRecognizer.MIN_SCORE
+                if score > EntityRecognizer.MIN_SCORE and (keep_match is None or keep_match(text, start, end)):
+                    out.append(Detection(r.entity, start, end, score))
+        return out
+
+    @staticmethod
+    def _run_phone(r: _Recognizer, text: str, found: list[Detection]) -> list[Detection]:
+        """Presidio's PhoneRecognizer on windows around the runs of digits (the same matches, far less text).
+
+        A run inside an identifier already found (a card, an IBAN, an SSN, a key) is skipped: a phone number there
+        would be merged into that detection and typed by it anyway.
+        """
+        windows: list[list[int]] = []
+        for match in _PHONE_RUN.finditer(text):
+            if any(d.start <= match.start() and match.end() <= d.end for d in found):
+                continue
+            start, end = max(0, match.start() - _PHONE_LEFT), min(len(text), match.end() + _PHONE_RIGHT)
+            if windows and start <= windows[-1][1]:
+                windows[-1][1] = end
+            else:
+                windows.append([start, end])
+        out: list[Detection] = []
+        seen: set[tuple[int, int]] = set()
+        for start, end in windows:
+            for res in r.recognizer.analyze(text[start:end], [r.entity]):
+                span = (res.start + start, res.end + start)
+                if span not in seen:
+                    seen.add(span)
+                    out.append(Detection(r.entity, span[0], span[1], res.score))
+        return out
+
+    @staticmethod
+    def _has_context(text: str, start: int, words: frozenset[str]) -> bool:
+        before = _WORD.findall(text[max(0, start - 120) : start].lower())[-_CONTEXT_WORDS:]
+        return any(w in words or w.rstrip("s") in words for w in before)
+
+    def _ner(self, leaves: Sequence[_Leaf]) -> None:
+        """Add the NER detections of every candidate leaf: cached ones, then one ``nlp.pipe`` over the other texts."""
+        if not self._ner_entities or not self.config.ner_model:
+            return
+        todo = [leaf for leaf in leaves if not leaf.group.failed and _NER_CANDIDATE.search(leaf.text)]
+        if not todo:
+            return
+        keys = [hashlib.blake2b(leaf.text.encode("utf-8", "surrogatepass"), digest_size=16).digest() for leaf in todo]
+        found: dict[bytes, tuple[Detection, ...] | None] = {}
+        pending: dict[bytes, str] = {}  # one analysis per distinct text
+        started = time.perf_counter()
+        try:
+            with self._nlp_lock:
+                nlp = self._nlp
+                if nlp is None:
+                    raise RuntimeError("redactor is shut down")
+                for key, leaf in zip(keys, todo, strict=True):
+                    cached = self._ner_cache.get(key)
+                    if cached is not None:
+                        self._ner_cache.move_to_end(key)
+                        found[key] = cached
+                    elif len(leaf.text) > nlp.max_length:
+                        found[key] = None
+                    else:
+                        pending[key] = leaf.text
+                if pending:
+                    docs = self._pipe(nlp, list(pending.values()))
+                    for key, doc in zip(pending, docs, strict=True):
+                        dets = None if doc is None else self._ner_detections(doc)
+                        found[key] = dets
+                        if dets is not None:
+                            self._ner_cache[key] = dets
+                    while len(self._ner_cache) > _NER_CACHE_SIZE:
+                        self._ner_cache.popitem(last=False)
+        except Exception as exc:
+            self._log_failure(exc)
+            for leaf in todo:
+                leaf.group.failed = "error"
+            return
+        allowance = self._budget_s * sum(max(1.0, len(text) / _NER_CHARS_PER_BUDGET) for text in pending.values())
+        timed_out = pending and time.perf_counter() - started > allowance
+        for key, leaf in zip(keys, todo, strict=True):
+            dets = found.get(key)
+            if dets is None:
+                leaf.group.failed = "error"
+            elif timed_out and key in pending:
+                leaf.group.failed = "timeout"
+            else:
+                leaf.detections.extend(dets)
+
+    def _ner_detections(self, doc: Any) -> tuple[Detection, ...]:
+        wanted = self._ner_entities
+        if _NER_SCORE < self._threshold:
+            return ()
+        out = []
+        for ent in doc.ents:
+            entity = _NER_LABELS.get(ent.label_)
+            if entity in wanted:
+                out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
+        return tuple(out)
+
+    def _pipe(self, nlp: Any, texts: list[str]) -> list[Any]:
+        """The docs of ``texts``; when one text breaks the batch, each is retried alone and a failed one is None."""
+        try:
+            return list(nlp.pipe(texts, batch_size=64))
+        except Exception:
+            docs: list[Any] = []
+            for text in texts:
+                try:
+                    docs.append(nlp(text))
+                except Exception as exc:
+                    self._log_failure(exc)
+                    docs.append(None)
+            return docs
+
+    # --- rewriting ---
+
+    @staticmethod
+    def _resolve(text: str, detections: list[Detection]) -> list[Detection]:
+        """Non-overlapping detections, in text order, covering every character any detection covered.
+
+        The best detection (priority, then score, then length) keeps its span; one that overlaps spans already kept
+        keeps only its uncovered pieces that hold a letter or digit, each with its own type.
+        """
+        if len(detections) <= 1:
+            return list(detections)
+        ranked = sorted(
+            detections, key=lambda d: (-_PRIORITY.get(d.entity_type, 0), -d.score, d.start - d.end, d.start)
+        )
+        kept: list[Detection] = []
+        for det in ranked:
+            pieces = [(det.start, det.end)]
+            for other in kept:
+                if other.start >= det.end or other.end <= det.start:
+                    continue
+                rest: list[tuple[int, int]] = []
+                for start, end in pieces:
+                    if other.end <= start or other.start >= end:
+                        rest.append((start, end))
+                        continue
+                    if start < other.start:
+                        rest.append((start, other.start))
+                    if other.end < end:
+                        rest.append((other.end, end))
+                pieces = rest
+            for start, end in pieces:
+                if start == det.start and end == det.end:
+                    kept.append(det)
+                elif any(c.isalnum() for c in text[start:end]):
+                    kept.append(Detection(det.entity_type, start, end, det.score))
+        return sorted(kept, key=lambda d: d.start)
+
+    def _operate(self, entity: str, value: str) -> str:
+        operator = self._operators.get(entity, self.config.default_operator)
+        if operator == "replace":
+            return Replace().operate(value, {"entity_type": entity})
+        if operator == "mask":
+            keep = 4 if entity in _MASK_KEEP_LAST and len(value) >= 8 else 0
+            return Mask().operate(value, {"masking_char": "*", "chars_to_mask": len(value) - keep, "from_end": False})
+        if operator == "hash":
+            digest = hmac.new(self._hash_key, _normalize(entity, value).encode(), hashlib.sha256).hexdigest()
+            return f"<{entity}:{digest[:8]}>"
+        return Redact().operate(value, {})
+
+    def _render_leaf(self, leaf: _Leaf, tally: _Tally) -> str:
+        """The redacted text of a leaf whose group did not fail (a failed one is rendered by its owner)."""
+        if leaf.group.failed:
+            tally.fail(leaf.group.failed)
+            return FAILED_MARKER
+        merged = self._resolve(leaf.text, leaf.detections)
+        if not merged:
+            return leaf.text
+        text = leaf.text
+        parts: list[str] = []
+        pos = 0
+        for det in merged:
+            parts.append(text[pos : det.start])
+            parts.append(self._operate(det.entity_type, text[det.start : det.end]))
+            pos = det.end
+        parts.append(text[pos:])
+        tally.add(det.entity_type for det in merged)
+        return "".join(parts)
+
+    def _render_tree(self, node: Any, tally: _Tally) -> tuple[Any, bool]:
+        if isinstance(node, _Leaf):
+            text = self._render_leaf(node, tally)
+            return text, text is not node.text
+        if node is _DROPPED:
+            return DROPPED_MARKER, True
+        if isinstance(node, dict):
+            changed = False
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                out[k], c = self._render_tree(v, tally)
+                changed = changed or c
+            return out, changed
+        if isinstance(node, list):
+            items = []
+            changed = False
+            for v in node:
+                item, c = self._render_tree(v, tally)
+                items.append(item)
+                changed = changed or c
+            return items, changed
+        if isinstance(node, _Nested):
+            inner, changed = self._render_tree(node.tree, tally)
+            return (_dumps(inner) if changed else node.original), changed
+        return node, False
+
+    def _render_map(self, plan: _MapPlan, tally: _Tally) -> dict[str, Any]:
+        out = dict(plan.source)
+        for key, job in plan.jobs.items():
+            kind = job.kind
+            if kind == "drop":
+                del out[key]
+                tally.add((DROPPED_KEY,))
+            elif kind == "text":
+                out[key] = self._render_leaf(job.value, tally)
+            elif kind == "array":
+                items = [self._render_leaf(v, tally) if isinstance(v, _Leaf) else v for v in job.value]
+                out[key] = items if job.original == "list" else tuple(items)
+            else:  # json
+                assert job.group is not None
+                if job.group.failed:
+                    tally.fail(job.group.failed)
+                    out[key] = FAILED_MARKER
+                    continue
+                tally.add((DROPPED_KEY,) * job.dropped)
+                tree, changed = self._render_tree(job.value, tally)
+                out[key] = _dumps(tree) if changed else job.original
+        return out
+
+    def _redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
+        scan_resource = self.config.scan_resource
+        maps: list[Mapping[str, Any]] = []
+        layout: list[tuple[int, int, int, int]] = []  # per span: index of attributes, events count, resource, status
+        resource_index: dict[Any, int] = {}
+        for span in spans:
+            attrs_at = len(maps)
+            maps.append(span.attributes)
+            for event in span.events:
+                maps.append(event.attributes)
+            res_at = -1
+            if scan_resource and span.resource:
+                try:
+                    res_key: Any = tuple(sorted(span.resource.items()))
+                    hash(res_key)
+                except TypeError:
+                    res_key = object()
+                res_at = resource_index.get(res_key, -1)
+                if res_at < 0:
+                    res_at = resource_index[res_key] = len(maps)
+                    maps.append(span.resource)
+            status_at = -1
+            if span.status_message:
+                status_at = len(maps)
+                maps.append({"": span.status_message})
+            layout.append((attrs_at, len(span.events), res_at, status_at))
+        plans, groups, leaves = self._plan_maps(maps)
+        self._analyze_groups(groups)
+        self._ner(leaves)
+        out: list[SpanView] = []
+        total = _Tally()
+        values = 0
+        for span, (attrs_at, _n_events, res_at, status_at) in zip(spans, layout, strict=True):
+            tally = _Tally()
+            attributes = self._render_map(plans[attrs_at], tally)
+            events = [
+                EventView(e.name, e.time_unix_nano, self._render_map(plans[attrs_at + 1 + i], tally))
+                for i, e in enumerate(span.events)
+            ]
+            resource = self._render_map(plans[res_at], tally) if res_at >= 0 else dict(span.resource)
+            status_message = self._render_map(plans[status_at], tally)[""] if status_at >= 0 else span.status_message
+            if tally.count:
+                _mark(attributes, tally)
+            values += len(span.attributes) + sum(len(e.attributes) for e in span.events)
+            total.count += tally.count
+            total.entities.extend(tally.entities)
+            total.failures.extend(tally.failures)
+            out.append(
+                dataclass_replace(
+                    span, attributes=attributes, events=events, resource=resource, status_message=status_message
+                )
+            )
+        self._record(total, values)
+        return out
+
+    # --- failures and accounting ---
+
+    def _fail_map(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """Every value failed closed, except never-scanned ones; always-dropped keys removed."""
+        rules = {k: self._key_rule(k) for k in attributes}
+        return {k: (v if rules[k] == 1 else FAILED_MARKER) for k, v in attributes.items() if rules[k] != 2}
+
+    def _failed_span(self, span: SpanView) -> SpanView:
+        fail_map = self._fail_map
+        attributes = fail_map(span.attributes)
+        attributes[SPANGUARD_REDACTION_COUNT] = 1
+        attributes[SPANGUARD_REDACTION_ENTITIES] = (REDACTION_FAILED,)
+        return dataclass_replace(
+            span,
+            attributes=attributes,
+            events=[EventView(e.name, e.time_unix_nano, fail_map(e.attributes)) for e in span.events],
+            resource=fail_map(span.resource) if self.config.scan_resource else dict(span.resource),
+            status_message=FAILED_MARKER if span.status_message else "",
+        )
+
+    def _internal_error(self, exc: BaseException) -> None:
+        self._log_failure(exc)
+        with self._stats_lock:
+            self._failed += 1
+        if self._failed_counter is not None:
+            self._failed_counter.add(1, {"reason": "error"})
+
+    def _log_failure(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_failure_log >= 60.0:
+            self._last_failure_log = now
+            logger.warning("redaction of a value failed (%s); it was replaced by %s", type(exc).__name__, FAILED_MARKER)
+        else:
+            logger.debug("redaction of a value failed (%s)", type(exc).__name__)
+
+    def _record(self, tally: _Tally, values: int) -> None:
+        counts = Counter(e for e in tally.entities if e != REDACTION_FAILED)
+        with self._stats_lock:
+            self._redacted.update(counts)
+            self._failed += len(tally.failures)
+            self._values += values
+        if self._redacted_counter is not None:
+            for entity, n in counts.items():
+                self._redacted_counter.add(n, {"entity": entity})
+        if self._failed_counter is not None:
+            for reason in tally.failures:
+                self._failed_counter.add(1, {"reason": reason})
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _mark(attributes: dict[str, Any], tally: _Tally) -> None:
+    previous = attributes.get(SPANGUARD_REDACTION_COUNT)
+    before = previous if isinstance(previous, int) and not isinstance(previous, bool) else 0
+    old = attributes.get(SPANGUARD_REDACTION_ENTITIES)
+    old_types = {t for t in old if isinstance(t, str)} if isinstance(old, (tuple, list)) else set()
+    attributes[SPANGUARD_REDACTION_COUNT] = before + tally.count
+    attributes[SPANGUARD_REDACTION_ENTITIES] = tuple(sorted(old_types | set(tally.entities)))
+
+
+def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    for needle in needles:
+        if needle in text:
+            return True
+    return False
+
+
+def _looks_like_json(value: str) -> bool:
+    first = value[0]
+    if first.isspace():
+        value = value.strip()
+        if not value:
+            return False
+        first = value[0]
+    if first == "{":
+        return value.rstrip()[-1:] == "}"
+    if first == "[":
+        return value.rstrip()[-1:] == "]"
+    return False
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _normalize(entity: str, value: str) -> str:
+    """The form of a value that is hashed, so that one identifier written two ways gets one pseudonym."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if entity == PHONE_NUMBER:
+        try:
+            number = phonenumbers.parse(text, "US")
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            return re.sub(r"[^0-9+]", "", text)
+    if entity in (CREDIT_CARD, IBAN_CODE, US_SSN):
+        return re.sub(r"[^0-9A-Za-z]", "", text).upper()
+    if entity in (EMAIL_ADDRESS, PERSON, LOCATION, IP_ADDRESS):
+        return " ".join(text.split()).casefold()
+    return text
+
+
+def _load_ner(model: str) -> Any:
+    """A spaCy pipeline that runs only ``ner`` (and the embedding components it listens to)."""
+    import spacy
+
+    nlp = spacy.load(model)
+    if "ner" not in nlp.pipe_names:
+        raise ValueError(f"spaCy model {model!r} has no 'ner' component")
+    keep = {"ner"}
+    for name, component in nlp.pipeline:
+        if "ner" in (getattr(component, "listening_components", None) or ()):
+            keep.add(name)
+    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in keep])
+    return nlp
