@@ -13,25 +13,11 @@ import logging
 import threading
 from typing import Any, Final
 
-from spanguard.semconv import (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_SYSTEM_INSTRUCTIONS,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
-    GEN_AI_TOOL_DEFINITIONS,
-)
+from spanguard.semconv import GEN_AI_CONTENT_ATTRIBUTES
 
 logger = logging.getLogger("spanguard.processors")
 
-CONTENT_KEYS: Final = (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_SYSTEM_INSTRUCTIONS,
-    GEN_AI_TOOL_DEFINITIONS,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
-)
+CONTENT_KEYS: Final = GEN_AI_CONTENT_ATTRIBUTES
 FAILED: Final = "<REDACTION_FAILED>"
 
 

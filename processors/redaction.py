@@ -114,11 +114,10 @@ from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validato
 from spanguard.processors import secrets as _secrets
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (
+    GEN_AI_CONTENT_ATTRIBUTES,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_SYSTEM_INSTRUCTIONS,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_DEFINITIONS,
     SPANGUARD_REDACTION_COUNT,
     SPANGUARD_REDACTION_ENTITIES,
@@ -157,16 +156,7 @@ ENTITY_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 """Names accepted in ``entities`` and ``operators`` that stand for several types."""
 
-CONTENT_ATTRIBUTES: Final[frozenset[str]] = frozenset(
-    {
-        GEN_AI_INPUT_MESSAGES,
-        GEN_AI_OUTPUT_MESSAGES,
-        GEN_AI_SYSTEM_INSTRUCTIONS,
-        GEN_AI_TOOL_DEFINITIONS,
-        GEN_AI_TOOL_CALL_ARGUMENTS,
-        GEN_AI_TOOL_CALL_RESULT,
-    }
-)
+CONTENT_ATTRIBUTES: Final[frozenset[str]] = frozenset(GEN_AI_CONTENT_ATTRIBUTES)
 """Attributes that hold JSON (always parsed, even a bare JSON string); other values are parsed when they look like a
 JSON object or array."""
 MESSAGE_ATTRIBUTES: Final = frozenset(
