@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spanguard {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("attributes", help="print the table of spanguard's own span attributes")
+    from spanguard.collector.cli import add_arguments
+
+    add_arguments(commands.add_parser("collector", help="run or validate the collector"))
     return parser
 
 
@@ -25,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "attributes":
         sys.stdout.write(render_markdown())
         return 0
+    if args.command == "collector":
+        from spanguard.collector.cli import run
+
+        return run(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,79 @@
+"""``spanguard collector [--config FILE]`` and ``spanguard collector validate --config FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; messages are spanguard's own, never span content."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as JSON."""
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Structured logs on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The collector's command-line arguments."""
+    parser.add_argument(
+        "action", nargs="?", choices=["run", "validate"], default="run", help="run (default) or validate"
+    )
+    parser.add_argument("--config", required=True, help="the collector's YAML config")
+    parser.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds to drain queues on SIGTERM")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the config, then run the collector until SIGTERM; returns the exit code."""
+    from spanguard.collector.config import ConfigError, load_config
+    from spanguard.collector.service import Collector
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"spanguard collector: invalid config\n{error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"spanguard collector: cannot read config: {error}", file=sys.stderr)
+        return 2
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
+    if args.action == "validate":
+        print("config OK")
+        return 0
+    configure_logging(getattr(config.telemetry, "logs_level", "info") or "info")
+    collector = Collector(config)
+    try:
+        collector.run(args.shutdown_timeout)
+    except OSError as error:
+        logging.getLogger("spanguard.collector").error("cannot start: %s", error)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spanguard.collector``."""
+    parser = argparse.ArgumentParser(prog="spanguard collector", description="OTLP in, risk pipeline, OTLP out.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

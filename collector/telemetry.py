@@ -1,0 +1,205 @@
+"""The collector's own telemetry: Prometheus metrics on ``/metrics`` and a health check on ``/healthz``.
+
+Counters on the data path are plain increments; everything else (queue sizes, redactions, sampling decisions, review
+budget use) is read from the components' ``stats`` when Prometheus scrapes, so it costs nothing per span.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger("spanguard.collector")
+
+
+class CollectorMetrics:
+    """The collector's metrics registry and the data-path counters components report to."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._accepted = Counter(
+            "spanguard_receiver_accepted_spans",
+            "Spans accepted by a receiver (acknowledged to the client).",
+            ["receiver", "transport"],
+            registry=self.registry,
+        )
+        self._refused = Counter(
+            "spanguard_receiver_refused_spans",
+            "Spans refused by a receiver, by reason (backpressure, invalid, error).",
+            ["receiver", "transport", "reason"],
+            registry=self.registry,
+        )
+        self._decisions = Counter(
+            "spanguard_sampling_decisions",
+            "Tail-sampling decisions per trace, by tier and outcome.",
+            ["tier", "kept", "early"],
+            registry=self.registry,
+        )
+        self._sources: list[Callable[[], Iterable[Any]]] = []
+
+    # ReceiverTelemetry
+    def accepted(self, receiver: str, transport: str, spans: int) -> None:
+        """Count spans a receiver acknowledged."""
+        self._accepted.labels(receiver, transport).inc(spans)
+
+    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
+        """Count spans a receiver refused."""
+        self._refused.labels(receiver, transport, reason).inc(spans)
+
+    # Tail-sampling telemetry
+    def decided(self, decision: Any) -> None:
+        """Count one tail-sampling decision."""
+        self._decisions.labels(decision.tier, str(decision.keep).lower(), str(decision.early).lower()).inc()
+
+    def add_source(self, source: Callable[[], Iterable[Any]]) -> None:
+        """Register a callable yielding metric families at scrape time."""
+        self._sources.append(source)
+
+    def install_scrape_collector(self) -> None:
+        """Register the scrape-time collector over every added source."""
+        sources = self._sources
+
+        class _Scrape(Collector):
+            def collect(self) -> Iterable[Any]:
+                for source in sources:
+                    try:
+                        yield from source()
+                    except Exception:
+                        logger.exception("metrics source failed")
+
+        self.registry.register(_Scrape())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+def exporter_families(exporters: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+    """Scrape-time metrics of exporters: spans sent and failed, queue size and capacity."""
+
+    def families() -> Iterable[Any]:
+        sent = CounterMetricFamily("spanguard_exporter_sent_spans", "Spans sent by an exporter.", labels=["exporter"])
+        failed = CounterMetricFamily(
+            "spanguard_exporter_send_failed_spans", "Spans an exporter failed to send for good.", labels=["exporter"]
+        )
+        size = GaugeMetricFamily("spanguard_exporter_queue_size", "Batches in the sending queue.", labels=["exporter"])
+        capacity = GaugeMetricFamily(
+            "spanguard_exporter_queue_capacity", "Capacity of the sending queue.", labels=["exporter"]
+        )
+        for name, exporter in exporters.items():
+            stats = getattr(exporter, "stats", {}) or {}
+            sent.add_metric([name], stats.get("sent_spans", 0))
+            failed.add_metric([name], stats.get("failed_spans", 0))
+            size.add_metric([name], stats.get("queue_size", 0))
+            capacity.add_metric([name], stats.get("queue_capacity", 0))
+        return [sent, failed, size, capacity]
+
+    return families
+
+
+def redaction_families(redactors: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+    """Scrape-time metrics of redaction: redactions by entity type, failures."""
+
+    def families() -> Iterable[Any]:
+        redacted = CounterMetricFamily(
+            "spanguard_redaction_redacted", "Values redacted, by entity type.", labels=["processor", "entity"]
+        )
+        failed = CounterMetricFamily(
+            "spanguard_redaction_failed", "Values replaced because redaction failed.", labels=["processor"]
+        )
+        for name, redactor in redactors.items():
+            stats = redactor.stats
+            for entity, count in sorted(stats.get("redacted", {}).items()):
+                redacted.add_metric([name, entity], count)
+            failed.add_metric([name], stats.get("failed", 0))
+        return [redacted, failed]
+
+    return families
+
+
+def sampling_families(samplers: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+    """Scrape-time metrics of tail sampling: buffered traces, early decisions, review budget use."""
+
+    def families() -> Iterable[Any]:
+        buffered = GaugeMetricFamily(
+            "spanguard_sampling_buffered_traces", "Traces waiting for a decision.", labels=["processor"]
+        )
+        early = CounterMetricFamily(
+            "spanguard_sampling_early_decisions", "Traces decided early (memory bound).", labels=["processor"]
+        )
+        budget = GaugeMetricFamily(
+            "spanguard_review_budget_used", "Traces sent to review today, by review tier.", labels=["processor", "tier"]
+        )
+        limit = GaugeMetricFamily(
+            "spanguard_review_budget_limit", "Daily review budget, by review tier.", labels=["processor", "tier"]
+        )
+        for name, stage in samplers.items():
+            stats = stage.stats
+            buffered.add_metric([name], stats.get("buffered_traces", 0))
+            early.add_metric([name], stats.get("early_decisions", 0))
+            for tier, use in (stats.get("review_budget") or {}).items():
+                if isinstance(use, dict):
+                    budget.add_metric([name, tier], use.get("used", 0))
+                    if use.get("limit") is not None:
+                        limit.add_metric([name, tier], use["limit"])
+        return [buffered, early, budget, limit]
+
+    return families
+
+
+class TelemetryServer:
+    """Serves ``/metrics`` (Prometheus) and ``/healthz`` (200 only when every pipeline runs) on one address."""
+
+    def __init__(self, address: str, metrics: CollectorMetrics | None, healthy: Callable[[], bool]) -> None:
+        host, _, port = address.rpartition(":")
+        metrics_ref, healthy_ref = metrics, healthy
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics" and metrics_ref is not None:
+                    body, status, kind = metrics_ref.render(), 200, "text/plain; version=0.0.4; charset=utf-8"
+                elif self.path in ("/healthz", "/"):
+                    ok = healthy_ref()
+                    body = b'{"status":"ok"}' if ok else b'{"status":"unavailable"}'
+                    status, kind = (200 if ok else 503), "application/json"
+                else:
+                    body, status, kind = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self._server.server_address[1]
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name="spanguard-telemetry", daemon=True)
+            self._thread.start()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop serving (idempotent, safe unstarted)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout)
+            self._thread = None
+        self._server.server_close()
