@@ -1,0 +1,719 @@
+"""The OTLP receiver: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) for traces, after the OTel Collector's otlpreceiver.
+
+Every request goes the same way, whatever the transport:
+
+1. size: gRPC refuses messages over ``max_recv_msg_size_mib`` itself (``RESOURCE_EXHAUSTED``); HTTP refuses a
+   ``Content-Length`` over ``max_request_body_size_mib`` before reading a byte, stops reading a chunked body as soon
+   as it passes the limit, and caps gzip/deflate decompression at the same limit (a gzip bomb is refused, 413).
+   After an early 413 uvicorn discards (never buffers) the rest of the body, so the client reliably reads the
+   answer, and closes the connection if that takes longer than its keep-alive timeout (5 s);
+2. admission: the optional ``admission(request_bytes)`` hook (a memory limiter) may raise :class:`Backpressure`
+   before anything is parsed. The gRPC method is registered with an identity request deserializer so that both
+   checks happen on raw bytes;
+3. decoding: ``ExportTraceServiceRequest.FromString`` or :func:`spanguard.collector.otlp_json.decode_request`,
+   in a worker thread, never on an event loop. Malformed input (including nesting past protobuf's recursion limit,
+   e.g. a deeply nested ``AnyValue``) is ``INVALID_ARGUMENT`` / 400 with a message naming the problem;
+4. validation: a span whose ``trace_id`` is not 16 non-zero bytes, whose ``span_id`` is not 8 non-zero bytes, whose
+   ``parent_span_id`` is neither empty nor 8 bytes, or whose links carry ids of the wrong length is removed; the
+   rest goes on, and the answer reports the removed ones through OTLP partial success (``rejected_spans`` and
+   ``error_message``). A request with no (valid) spans succeeds without calling the consumer;
+5. ``consumer.consume(batch)``: success is answered only after it returned (the acknowledgement point).
+
+Answers (the same choice as the Collector's otlpreceiver):
+
+==========================  =========================================  ==============================================
+outcome                     gRPC                                       HTTP
+==========================  =========================================  ==============================================
+accepted (maybe partially)  OK, ``ExportTraceServiceResponse``         200, ``ExportTraceServiceResponse``
+backpressure                ``UNAVAILABLE`` + ``google.rpc.RetryInfo``  503 + ``Retry-After`` (whole seconds, >= 1)
+malformed / PermanentError  ``INVALID_ARGUMENT``                       400
+too large                   ``RESOURCE_EXHAUSTED`` (from grpc)          413
+unsupported content type    --                                         415 (also for an unsupported Content-Encoding)
+unexpected failure          ``INTERNAL``, generic message, logged once  500, generic message, logged once
+==========================  =========================================  ==============================================
+
+Backpressure is ``UNAVAILABLE`` rather than ``RESOURCE_EXHAUSTED``: every OTLP client retries ``UNAVAILABLE``,
+while ``RESOURCE_EXHAUSTED`` is retried only by clients that find the ``RetryInfo``. The ``RetryInfo`` carrying
+the consumer's ``retry_after`` is still attached, both in the standard ``grpc-status-details-bin`` status details
+(where the Go exporter looks) and as the ``google.rpc.retryinfo-bin`` trailer (where the Python exporter looks), so
+clients wait as long as the pipeline asks. HTTP error bodies are a ``google.rpc.Status`` in the request's encoding
+(JSON when the content type is not one of OTLP's). grpcio's ``maximum_concurrent_rpcs`` is not used: its refusal
+is a status clients do not retry.
+
+Logs never contain span content: bad input is logged at DEBUG with its reason only, and an unexpected consumer
+failure once at ERROR with its type and traceback, not its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import math
+import socket
+import threading
+import time
+import traceback
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Protocol
+
+import grpc
+import pydantic
+import uvicorn
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from spanguard.collector import otlp_json
+from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+__all__ = [
+    "EXPORT_METHOD",
+    "TRACES_PATH",
+    "Admission",
+    "GrpcSettings",
+    "HttpSettings",
+    "NoopReceiverTelemetry",
+    "OtlpReceiver",
+    "OtlpReceiverConfig",
+    "Protocols",
+    "ReceiverTelemetry",
+    "TlsSettings",
+]
+
+logger = logging.getLogger("spanguard.collector.receivers")
+
+MIB = 1024 * 1024
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+EXPORT_METHOD = f"/{TRACE_SERVICE}/Export"
+TRACES_PATH = "/v1/traces"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
+_WORKERS = 16
+_START_TIMEOUT = 10.0
+
+# ---------------------------------------------------------------------------------------------------- configuration
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``; an empty host means every interface, as in the Collector)."""
+    host, sep, port_text = endpoint.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"endpoint must be host:port with a port from 0 to 65535, got {endpoint!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 endpoint must be written [address]:port, got {endpoint!r}")
+    return host or "0.0.0.0", int(port_text)
+
+
+class TlsSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Server TLS: PEM certificate (chain) and private key files, which must exist when the config is loaded."""
+
+    cert_file: str
+    key_file: str
+
+    @pydantic.field_validator("cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        if not Path(value).is_file():
+            raise ValueError(f"file not found: {value!r}")
+        return value
+
+
+class GrpcSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """OTLP/gRPC (``TraceService/Export``)."""
+
+    endpoint: str = "127.0.0.1:4317"
+    max_recv_msg_size_mib: int = pydantic.Field(default=64, ge=1)
+    tls: TlsSettings | None = None
+
+    @pydantic.field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        _split_endpoint(value)
+        return value
+
+
+class HttpSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, optionally gzip)."""
+
+    endpoint: str = "127.0.0.1:4318"
+    max_request_body_size_mib: int = pydantic.Field(default=64, ge=1)
+    tls: TlsSettings | None = None
+
+    @pydantic.field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        _split_endpoint(value)
+        return value
+
+
+class Protocols(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Which transports to serve; a key given without a value (``grpc:`` in YAML) enables it with defaults."""
+
+    grpc: GrpcSettings | None = None
+    http: HttpSettings | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _present_means_enabled(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {key: ({} if key in ("grpc", "http") and value is None else value) for key, value in data.items()}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _at_least_one(self) -> Protocols:
+        if self.grpc is None and self.http is None:
+            raise ValueError("at least one protocol (grpc or http) must be enabled")
+        return self
+
+
+class OtlpReceiverConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """The ``otlp`` receiver's config, shaped like the Collector's."""
+
+    protocols: Protocols
+
+
+# -------------------------------------------------------------------------------------------------------- telemetry
+
+RefusalReason = Literal["too_large", "malformed", "invalid", "backpressure", "permanent", "internal"]
+"""``too_large``/``malformed``: request refused before parsing/while decoding (span count 0: unknown); ``invalid``:
+spans removed by validation (partial success); ``backpressure``: consumer or admission refused, retryable;
+``permanent``: consumer raised PermanentError; ``internal``: the consumer failed unexpectedly."""
+
+
+class ReceiverTelemetry(Protocol):
+    """Counts spans per receiver (component id) and transport (``grpc`` or ``http``)."""
+
+    def accepted(self, receiver: str, transport: str, spans: int) -> None:
+        """``spans`` were acknowledged to the client."""
+
+    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
+        """``spans`` were not accepted, for ``reason`` (one of :data:`RefusalReason`)."""
+
+
+class NoopReceiverTelemetry:
+    """The default: counts nothing."""
+
+    def accepted(self, receiver: str, transport: str, spans: int) -> None:
+        pass
+
+    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
+        pass
+
+
+Admission = Callable[[int], None]
+"""Called with a request's size in bytes (on the wire) before it is parsed; raises :class:`Backpressure` to refuse."""
+
+# ---------------------------------------------------------------------------------------------------------- outcome
+
+Kind = Literal["ok", "invalid_argument", "too_large", "unsupported", "unavailable", "internal"]
+_GRPC_CODES: dict[str, grpc.StatusCode] = {
+    "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unsupported": grpc.StatusCode.INVALID_ARGUMENT,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+_HTTP_CODES: dict[str, int] = {
+    "invalid_argument": 400,
+    "too_large": 413,
+    "unsupported": 415,
+    "unavailable": 503,
+    "internal": 500,
+}
+_INTERNAL_MESSAGE = "internal error while accepting the request; it was not accepted"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    kind: Kind
+    message: str = ""
+    response: ExportTraceServiceResponse | None = None
+    retry_after: float = 0.0
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _GrpcStatus(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, bytes], ...]
+
+
+def _decode_protobuf(body: bytes | bytearray) -> ExportTraceServiceRequest:
+    try:
+        return ExportTraceServiceRequest.FromString(body)
+    except DecodeError as error:
+        text = str(error)
+        if "MaxDepth" in text:
+            why = "messages nested deeper than protobuf's limit of 100 levels (e.g. a deeply nested AnyValue)"
+        elif "UTF-8" in text or "utf-8" in text:
+            why = "a string field is not valid UTF-8"
+        else:
+            why = text.rpartition(": ")[2].lower() or "invalid wire format"
+        raise ValueError(f"request body is not a valid OTLP ExportTraceServiceRequest protobuf: {why}") from None
+
+
+def _decompress(body: bytes | bytearray, encoding: str, limit: int) -> bytes:
+    """Inflate gzip (possibly several members) or ``deflate`` (zlib-wrapped as HTTP defines it, or raw), refusing
+    output larger than ``limit``."""
+    if encoding == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    else:  # a zlib header: CM 8 and a header checksum that divides by 31; else raw deflate, as some clients send
+        zlib_header = len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+        wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+    out = bytearray()
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error as error:
+            raise ValueError(f"request body is not valid {encoding} data: {error}") from None
+        if len(out) > limit:
+            raise _TooLarge(f"request body decompresses to more than {limit // MIB} MiB, the limit")
+        if not inflater.eof:
+            raise ValueError(f"request body is truncated {encoding} data")
+        data = inflater.unused_data
+        if not data or encoding != "gzip":
+            if data:
+                raise ValueError(f"request body has {len(data)} bytes after the end of the {encoding} data")
+            return bytes(out)
+
+
+def _span_problem(span: Any) -> str:
+    """Why a span cannot be taken, or ``""``."""
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16:
+        return f"trace_id is {len(trace_id)} bytes, must be 16"
+    if not any(trace_id):
+        return "trace_id is all zeros"
+    if len(span_id) != 8:
+        return f"span_id is {len(span_id)} bytes, must be 8"
+    if not any(span_id):
+        return "span_id is all zeros"
+    if parent and len(parent) != 8:
+        return f"parent_span_id is {len(parent)} bytes, must be empty or 8"
+    for index, link in enumerate(span.links):
+        if len(link.trace_id) != 16 or len(link.span_id) != 8:
+            return f"links[{index}] has ids of {len(link.trace_id)} and {len(link.span_id)} bytes, must be 16 and 8"
+    return ""
+
+
+def _remove_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, str]:
+    """Remove invalid spans (and the scopes and resources they leave empty); (how many, the first one's problem)."""
+    rejected, first = 0, ""
+    emptied_resources = []
+    for r, resource in enumerate(request.resource_spans):
+        emptied_scopes = []
+        for s, scope in enumerate(resource.scope_spans):
+            bad = []
+            for i, span in enumerate(scope.spans):
+                problem = _span_problem(span)
+                if problem:
+                    bad.append(i)
+                    first = first or f"resource_spans[{r}].scope_spans[{s}].spans[{i}]: {problem}"
+            if bad:
+                rejected += len(bad)
+                if len(bad) == len(scope.spans):
+                    emptied_scopes.append(s)
+                else:
+                    for i in reversed(bad):
+                        del scope.spans[i]
+        if emptied_scopes:
+            for s in reversed(emptied_scopes):
+                del resource.scope_spans[s]
+            if not resource.scope_spans:
+                emptied_resources.append(r)
+    for r in reversed(emptied_resources):
+        del request.resource_spans[r]
+    return rejected, first
+
+
+def _count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+
+
+# --------------------------------------------------------------------------------------------------------- receiver
+
+
+class OtlpReceiver:
+    """OTLP traces over gRPC and/or HTTP into one :class:`Consumer`; a :class:`Component`."""
+
+    def __init__(
+        self,
+        name: str,
+        config: OtlpReceiverConfig,
+        consumer: Consumer,
+        *,
+        telemetry: ReceiverTelemetry | None = None,
+        admission: Admission | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._consumer = consumer
+        self._telemetry: ReceiverTelemetry = telemetry or NoopReceiverTelemetry()
+        self._admission = admission
+        self._lock = threading.Lock()
+        self._state: Literal["new", "running", "stopped"] = "new"
+        self._grpc_server: grpc.Server | None = None
+        self._grpc_pool: ThreadPoolExecutor | None = None
+        self._grpc_port: int | None = None
+        self._http_server: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self._http_pool: ThreadPoolExecutor | None = None
+        self._http_port: int | None = None
+
+    # ---- lifecycle
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The port gRPC is bound to (useful with ``:0``); None when gRPC is off or not started."""
+        return self._grpc_port
+
+    @property
+    def http_port(self) -> int | None:
+        """The port HTTP is bound to (useful with ``:0``); None when HTTP is off or not started."""
+        return self._http_port
+
+    def start(self) -> None:
+        """Bind and serve; raises :class:`OSError` naming the endpoint when a port cannot be bound."""
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"receiver {self.name!r} was already started")
+            self._state = "running"
+        try:
+            if self.config.protocols.grpc is not None:
+                self._start_grpc(self.config.protocols.grpc)
+            if self.config.protocols.http is not None:
+                self._start_http(self.config.protocols.http)
+        except BaseException:
+            self.shutdown(timeout=1.0)
+            raise
+        logger.info("receiver %s listening: grpc port %s, http port %s", self.name, self._grpc_port, self._http_port)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop accepting new requests on every transport, then wait for in-flight ones up to ``timeout`` seconds.
+
+        Idempotent, and safe on a receiver that was never started. Requests still running at the deadline are
+        cancelled (their clients see an error and retry).
+        """
+        with self._lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+        deadline = time.monotonic() + max(timeout, 0.0)
+        grpc_stopped = None
+        if self._grpc_server is not None:
+            grpc_stopped = self._grpc_server.stop(grace=max(timeout, 0.0))  # refuses new RPCs at once
+        if self._http_server is not None:
+            # Read by uvicorn when it shuts down: how long in-flight requests may take before they are cancelled.
+            self._http_server.config.timeout_graceful_shutdown = max(timeout - 0.3, 0.0)  # type: ignore[assignment]
+            self._http_server.should_exit = True  # closes the listening socket, then drains connections
+        if grpc_stopped is not None:
+            grpc_stopped.wait(max(deadline - time.monotonic(), 0.0))
+        if self._http_thread is not None:
+            self._http_thread.join(max(deadline - time.monotonic(), 0.0))
+            if self._http_thread.is_alive() and self._http_server is not None:
+                logger.warning("receiver %s: HTTP server did not stop within %.1fs; forcing it", self.name, timeout)
+                self._http_server.force_exit = True
+        for pool in (self._grpc_pool, self._http_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        logger.info("receiver %s stopped", self.name)
+
+    # ---- the shared path
+
+    def _admit(self, transport: str, size: int) -> _Outcome | None:
+        if self._admission is None:
+            return None
+        try:
+            self._admission(size)
+        except Backpressure as error:
+            self._refused(transport, 0, "backpressure")
+            return _Outcome("unavailable", f"receiver is overloaded: {error.reason}", retry_after=error.retry_after)
+        except Exception as error:
+            self._log_unexpected(transport, error, "checking admission")
+            self._refused(transport, 0, "internal")
+            return _Outcome("internal", _INTERNAL_MESSAGE)
+        return None
+
+    def _process(self, transport: str, decode: Callable[[], ExportTraceServiceRequest]) -> _Outcome:
+        """Decode, validate, consume: the outcome to answer. Runs in a worker thread; never raises."""
+        try:
+            return self._decode_and_consume(transport, decode)
+        except Exception as error:  # a bug here, not in the consumer: still a clean INTERNAL, still serving
+            self._log_unexpected(transport, error, "handling a request")
+            self._refused(transport, 0, "internal")
+            return _Outcome("internal", _INTERNAL_MESSAGE)
+
+    def _log_unexpected(self, transport: str, error: Exception, doing: str) -> None:
+        # Type and traceback only: an exception's message may quote span content.
+        logger.error(
+            "receiver %s (%s): unexpected %s while %s; answered INTERNAL\n%s",
+            self.name,
+            transport,
+            type(error).__qualname__,
+            doing,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
+
+    def _decode_and_consume(self, transport: str, decode: Callable[[], ExportTraceServiceRequest]) -> _Outcome:
+        try:
+            request = decode()
+        except _TooLarge as error:
+            self._refused(transport, 0, "too_large")
+            return _Outcome("too_large", str(error))
+        except ValueError as error:
+            logger.debug("receiver %s (%s): malformed request: %s", self.name, transport, error)
+            self._refused(transport, 0, "malformed")
+            return _Outcome("invalid_argument", str(error))
+        rejected, first_problem = _remove_invalid_spans(request)
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = f"{rejected} invalid span(s) rejected; first: {first_problem}"
+            logger.debug("receiver %s (%s): rejected %d invalid span(s)", self.name, transport, rejected)
+            self._refused(transport, rejected, "invalid")
+        spans = _count(request)
+        if spans == 0:
+            return _Outcome("ok", response=response)
+        try:
+            self._consumer.consume(TraceBatch.of(request.resource_spans))
+        except Backpressure as error:
+            self._refused(transport, spans, "backpressure")
+            return _Outcome(
+                "unavailable", f"pipeline is full, retry later: {error.reason}", retry_after=error.retry_after
+            )
+        except PermanentError as error:
+            self._refused(transport, spans, "permanent")
+            return _Outcome("invalid_argument", f"the data was refused and will never be accepted: {error}")
+        except Exception as error:
+            self._log_unexpected(transport, error, f"consuming {spans} span(s)")
+            self._refused(transport, spans, "internal")
+            return _Outcome("internal", _INTERNAL_MESSAGE)
+        self._accepted(transport, spans)
+        return _Outcome("ok", response=response)
+
+    def _accepted(self, transport: str, spans: int) -> None:
+        try:
+            self._telemetry.accepted(self.name, transport, spans)
+        except Exception:
+            logger.exception("receiver %s: telemetry failed", self.name)
+
+    def _refused(self, transport: str, spans: int, reason: RefusalReason) -> None:
+        try:
+            self._telemetry.refused(self.name, transport, spans, reason)
+        except Exception:
+            logger.exception("receiver %s: telemetry failed", self.name)
+
+    # ---- gRPC
+
+    def _start_grpc(self, settings: GrpcSettings) -> None:
+        host, port = _split_endpoint(settings.endpoint)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        limit = settings.max_recv_msg_size_mib * MIB
+        self._grpc_pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=f"otlp-{self.name}-grpc")
+        server = grpc.server(
+            self._grpc_pool,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.so_reuseport", 0),  # else a second server could silently share a port already in use
+            ],
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            functools.partial(self._grpc_export, limit=limit),
+            request_deserializer=None,  # raw bytes: size and admission are checked before parsing
+            response_serializer=None,  # the handler returns serialized bytes
+        )
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": handler}),))
+        try:
+            if settings.tls is None:
+                bound = server.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(Path(settings.tls.key_file).read_bytes(), Path(settings.tls.cert_file).read_bytes())]
+                )
+                bound = server.add_secure_port(address, credentials)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise _bind_error(self.name, "gRPC", settings.endpoint, host, port)
+        server.start()
+        self._grpc_server, self._grpc_port = server, bound
+
+    def _grpc_export(self, body: bytes, context: grpc.ServicerContext, *, limit: int) -> bytes:
+        if len(body) > limit:  # grpc refuses these itself; kept in case its option is ever changed
+            self._refused("grpc", 0, "too_large")
+            outcome = _Outcome("too_large", f"request of {len(body)} bytes exceeds the {limit // MIB} MiB limit")
+        else:
+            outcome = self._admit("grpc", len(body)) or self._process("grpc", lambda: _decode_protobuf(body))
+        if outcome.kind == "ok" and outcome.response is not None:
+            return outcome.response.SerializeToString()
+        context.abort_with_status(_grpc_status(outcome))  # raises
+        raise AssertionError("unreachable")
+
+    # ---- HTTP
+
+    def _start_http(self, settings: HttpSettings) -> None:
+        host, port = _split_endpoint(settings.endpoint)
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it a
+            # response's body waits ~40 ms for the client's delayed ACK of the headers.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        except OSError as error:
+            raise OSError(
+                error.errno, f"receiver {self.name!r}: cannot listen for HTTP on {settings.endpoint}: {error}"
+            ) from error
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only; a live listener still wins
+            sock.bind((host, port))
+            sock.listen(2048)
+        except OSError as error:
+            sock.close()
+            raise _listen_error(self.name, "HTTP", settings.endpoint, port, error) from error
+        limit = settings.max_request_body_size_mib * MIB
+        app = Starlette(
+            routes=[Route(TRACES_PATH, functools.partial(self._http_export, limit=limit), methods=["POST"])]
+        )
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            ssl_certfile=settings.tls.cert_file if settings.tls else None,
+            ssl_keyfile=settings.tls.key_file if settings.tls else None,
+        )
+        try:
+            config.load()  # here, not in the thread, so a bad certificate fails start()
+        except BaseException:
+            sock.close()
+            raise
+        server = uvicorn.Server(config)
+        self._http_pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=f"otlp-{self.name}-http")
+        # Its own event loop in its own thread; uvicorn installs signal handlers only on the main thread, so the
+        # service keeps SIGTERM for itself.
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"otlp-{self.name}-http-server", daemon=True
+        )
+        self._http_server, self._http_thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"receiver {self.name!r}: HTTP server on {settings.endpoint} failed to start")
+            time.sleep(0.005)
+        self._http_port = sock.getsockname()[1]
+
+    async def _http_export(self, request: Request, *, limit: int) -> Response:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type not in (PROTOBUF, JSON):
+            return _http_error(
+                _Outcome("unsupported", f"unsupported Content-Type {media_type!r}; use {PROTOBUF} or {JSON}"), JSON
+            )
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        encoding = {"": "identity", "x-gzip": "gzip"}.get(encoding, encoding)
+        if encoding not in ("identity", "gzip", "deflate"):
+            return _http_error(
+                _Outcome("unsupported", f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none"),
+                media_type,
+            )
+        length = request.headers.get("content-length", "")
+        declared = int(length) if length.isdigit() else None  # h11 refuses malformed lengths itself
+        too_large = f"request body exceeds the {limit // MIB} MiB limit"
+        if declared is not None:
+            if declared > limit:
+                self._refused("http", 0, "too_large")
+                return _http_error(_Outcome("too_large", too_large), media_type)
+            if refused := self._admit("http", declared):
+                return _http_error(refused, media_type)
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    self._refused("http", 0, "too_large")
+                    return _http_error(_Outcome("too_large", too_large), media_type)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening
+        if declared is None and (refused := self._admit("http", len(body))):
+            return _http_error(refused, media_type)
+        decode = functools.partial(_decode_http, body, media_type, encoding, limit)  # no copy of the body
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(self._http_pool, self._process, "http", decode)
+        if outcome.kind == "ok" and outcome.response is not None:
+            if media_type == JSON:
+                return Response(otlp_json.encode_response(outcome.response), media_type=JSON)
+            return Response(outcome.response.SerializeToString(), media_type=PROTOBUF)
+        return _http_error(outcome, media_type)
+
+
+def _decode_http(body: bytes | bytearray, media_type: str, encoding: str, limit: int) -> ExportTraceServiceRequest:
+    if encoding != "identity":
+        body = _decompress(body, encoding, limit)
+    return otlp_json.decode_request(body) if media_type == JSON else _decode_protobuf(body)
+
+
+def _rpc_status(outcome: _Outcome) -> tuple[status_pb2.Status, error_details_pb2.RetryInfo | None]:
+    code = _GRPC_CODES[outcome.kind]
+    status = status_pb2.Status(code=code.value[0], message=outcome.message)
+    retry_info = None
+    if outcome.kind == "unavailable":
+        retry_info = error_details_pb2.RetryInfo()
+        retry_info.retry_delay.FromNanoseconds(max(int(outcome.retry_after * 1e9), 0))
+        status.details.add().Pack(retry_info)
+    return status, retry_info
+
+
+def _grpc_status(outcome: _Outcome) -> _GrpcStatus:
+    status, retry_info = _rpc_status(outcome)
+    trailers: list[tuple[str, bytes]] = [("grpc-status-details-bin", status.SerializeToString())]
+    if retry_info is not None:
+        trailers.append((RETRY_INFO_TRAILER, retry_info.SerializeToString()))
+    return _GrpcStatus(_GRPC_CODES[outcome.kind], outcome.message, tuple(trailers))
+
+
+def _http_error(outcome: _Outcome, media_type: str) -> Response:
+    status, _ = _rpc_status(outcome)
+    headers = {}
+    if outcome.kind == "unavailable":
+        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+    if media_type == PROTOBUF:
+        return Response(status.SerializeToString(), _HTTP_CODES[outcome.kind], headers, media_type=PROTOBUF)
+    return Response(otlp_json.encode_message(status), _HTTP_CODES[outcome.kind], headers, media_type=JSON)
+
+
+def _listen_error(name: str, transport: str, endpoint: str, port: int, error: OSError) -> OSError:
+    message = f"receiver {name!r}: cannot listen for {transport} on {endpoint}: {error.strerror or error}"
+    if error.errno == errno.EADDRINUSE:
+        message += f" (is another process using port {port}?)"
+    return OSError(error.errno, message)
+
+
+def _bind_error(name: str, transport: str, endpoint: str, host: str, port: int) -> OSError:
+    """grpc says only "failed to bind"; find out why by trying the same bind."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        return _listen_error(name, transport, endpoint, port, error)
+    return OSError(f"receiver {name!r}: grpc could not listen on {endpoint} (check the TLS certificate and key)")
