@@ -27,7 +27,6 @@ import hashlib
 import heapq
 import logging
 import math
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,8 @@ from spanguard.semconv import (
     SPANGUARD_RISK_TIER,
     SPANGUARD_SAMPLING_RATE,
 )
+
+from spanguard.durations import parse_duration
 
 __all__ = [
     "REVIEW_TIERS",
@@ -110,34 +111,6 @@ def should_keep(key: str, rate: float) -> bool:
 # --------------------------------------------------------------------------------------------------------------------
 # Configuration
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number (seconds) or a Go-style duration string (``"10s"``, ``"500ms"``, ``"1m30s"``, ``"0"``)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string such as '10s', not a boolean")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if text == "0":
-            return 0.0
-        seconds, pos = 0.0, 0
-        while pos < len(text):
-            match = _DURATION_PART.match(text, pos)
-            if match is None:
-                raise ValueError(f"invalid duration {value!r}: use a number of seconds or e.g. '10s', '500ms', '1m30s'")
-            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            pos = match.end()
-        if not text:
-            raise ValueError("invalid duration '': use a number of seconds or e.g. '10s'")
-    else:
-        raise ValueError(f"a duration is a number of seconds or a string such as '10s', not {type(value).__name__}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid duration {value!r}: must be finite and not negative")
-    return seconds
 
 
 class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):

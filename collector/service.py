@@ -1,0 +1,196 @@
+"""The collector service: builds pipelines from a validated config, runs them, and shuts down without losing data.
+
+Start order is exporters, processors, receivers (so nothing is accepted before it can go somewhere); shutdown is the
+reverse: receivers stop accepting, tail sampling decides what it holds, exporters drain their queues within the
+timeout and leave the rest in the persistent queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+import pydantic
+from spanguard.collector.component import Consumer
+from spanguard.collector.config import CollectorConfig, Endpoint, Factory, register
+from spanguard.collector.pipeline import (
+    BatchProcessorConfig,
+    BatchStage,
+    FanOut,
+    RedactionStage,
+    RiskProcessorConfig,
+    RiskStage,
+    TailSamplingProcessorConfig,
+    TailSamplingStage,
+)
+from spanguard.collector.telemetry import (
+    CollectorMetrics,
+    TelemetryServer,
+    exporter_families,
+    redaction_families,
+    sampling_families,
+)
+
+logger = logging.getLogger("spanguard.collector")
+
+
+class HealthCheckConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """``extensions.health_check``: where ``/healthz`` is served."""
+
+    endpoint: Endpoint = "127.0.0.1:13133"
+
+
+def _register_factories() -> None:
+    from spanguard.collector import exporters, receivers
+    from spanguard.processors.redaction import RedactionConfig
+
+    for factory in (
+        Factory("receiver", "otlp", receivers.OtlpReceiverConfig),
+        Factory("processor", "redaction", RedactionConfig),
+        Factory("processor", "risk", RiskProcessorConfig),
+        Factory("processor", "tail_sampling", TailSamplingProcessorConfig),
+        Factory("processor", "batch", BatchProcessorConfig),
+        Factory("exporter", "otlp", exporters.OtlpExporterConfig),
+        Factory("exporter", "otlphttp", exporters.OtlpHttpExporterConfig),
+        Factory("exporter", "file", exporters.FileExporterConfig),
+        Factory("exporter", "debug", exporters.DebugExporterConfig),
+        Factory("extension", "health_check", HealthCheckConfig),
+    ):
+        register(factory)
+
+
+_register_factories()
+
+
+class Collector:
+    """One collector process: its pipelines, exporters, receivers and own telemetry."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        from spanguard.collector.exporters import create_exporter
+        from spanguard.collector.receivers import OtlpReceiver
+        from spanguard.processors.redaction import Redactor
+
+        self.config = config
+        self.metrics = CollectorMetrics()
+        self.exporters: dict[str, Any] = {
+            cid: create_exporter(component.type, cid, component.config) for cid, component in config.exporters.items()
+        }
+        self.stages: list[Any] = []
+        self.receivers: list[Any] = []
+        redactors: dict[str, Any] = {}
+        samplers: dict[str, Any] = {}
+        entry_points: dict[str, list[Consumer]] = {}
+        for pipeline in config.pipelines.values():
+            consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
+            classifier = None
+            stages: list[Any] = []
+            # Built back to front: each stage hands on to the one after it.
+            for pid in reversed(pipeline.processors):
+                component = config.processors[pid]
+                settings = component.config
+                if component.type == "redaction":
+                    redactor = Redactor(settings)
+                    redactors[f"{pipeline.name}/{pid}"] = redactor
+                    consumer = RedactionStage(redactor, consumer)
+                elif component.type == "risk":
+                    from spanguard.processors.risk import RiskClassifier
+
+                    classifier = RiskClassifier(settings.risk_config())
+                    if any(config.processors[p].type == "tail_sampling" for p in pipeline.processors):
+                        continue  # tail sampling classifies whole traces with it
+                    consumer = RiskStage(classifier, consumer)
+                elif component.type == "tail_sampling":
+                    risk_ids = [p for p in pipeline.processors if config.processors[p].type == "risk"]
+                    if risk_ids:
+                        from spanguard.processors.risk import RiskClassifier
+
+                        classifier = RiskClassifier(config.processors[risk_ids[0]].config.risk_config())
+                    stage = TailSamplingStage(settings, classifier, consumer, telemetry=self.metrics)
+                    samplers[f"{pipeline.name}/{pid}"] = stage
+                    consumer = stage
+                elif component.type == "batch":
+                    consumer = BatchStage(settings, consumer)
+                stages.append(consumer)
+            self.stages.extend(reversed(stages))
+            for rid in pipeline.receivers:
+                entry_points.setdefault(rid, []).append(consumer)
+        for rid, consumers in entry_points.items():
+            target: Consumer = consumers[0] if len(consumers) == 1 else FanOut(consumers)
+            self.receivers.append(OtlpReceiver(rid, config.receivers[rid].config, target, telemetry=self.metrics))
+        self.metrics.add_source(exporter_families(self.exporters))
+        self.metrics.add_source(redaction_families(redactors))
+        self.metrics.add_source(sampling_families(samplers))
+        self.metrics.install_scrape_collector()
+        self._running = False
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.telemetry_servers: list[TelemetryServer] = []
+        metrics_address = config.telemetry.metrics_address
+        if metrics_address:
+            self.telemetry_servers.append(TelemetryServer(metrics_address, self.metrics, self.healthy))
+        for component in config.extensions.values():
+            if component.type == "health_check":
+                self.telemetry_servers.append(TelemetryServer(component.config.endpoint, None, self.healthy))
+
+    def healthy(self) -> bool:
+        """Whether every pipeline is running."""
+        return self._running
+
+    def start(self) -> None:
+        """Start exporters, then processors, then receivers, then the telemetry endpoints."""
+        with self._lock:
+            if self._running or self._stopped.is_set():
+                return
+            for exporter in self.exporters.values():
+                exporter.start()
+            for stage in self.stages:
+                stage.start()
+            try:
+                for receiver in self.receivers:
+                    receiver.start()
+            except Exception:
+                self._shutdown_components(5.0)
+                raise
+            for server in self.telemetry_servers:
+                server.start()
+            self._running = True
+        logger.info("collector started: %d pipeline(s)", len(self.config.pipelines))
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop accepting, decide and drain what is held, within ``timeout`` (idempotent, safe unstarted)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._running = False
+            self._stopped.set()
+        self._shutdown_components(timeout)
+        logger.info("collector stopped")
+
+    def _shutdown_components(self, timeout: float) -> None:
+        for receiver in self.receivers:
+            receiver.shutdown(timeout=min(timeout, 5.0))
+        for stage in self.stages:
+            stage.shutdown(timeout)
+        for exporter in self.exporters.values():
+            exporter.shutdown(timeout)
+        for server in self.telemetry_servers:
+            server.shutdown()
+
+    def run(self, timeout: float = 10.0) -> None:
+        """Start, serve until SIGTERM or SIGINT, then shut down."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            logger.info("signal %d: shutting down", signum)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            self.shutdown(timeout)
