@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint docs clean
+PHOENIX_VENV := .venv-phoenix
+
+.PHONY: demo test bench lint docs clean phoenix
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +16,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Arize Phoenix (the real observability backend of the end-to-end tests) needs its own venv: its dependencies
+# pin an older anthropic SDK and bring OpenInference's instrumentors, which would change what the tests measure.
+$(PHOENIX_VENV)/.installed:
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet arize-phoenix
+	touch $@
+
+phoenix: $(PHOENIX_VENV)/.installed
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
@@ -21,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint phoenix
 	$(BIN)/python -m spanguard.semconv - | diff -u docs/attributes.md - || (echo "docs/attributes.md is stale: run $(BIN)/python -m spanguard.semconv" && exit 1)
 	$(BIN)/python -m pytest
 
@@ -34,4 +46,4 @@ docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md
 
 clean:
-	rm -rf $(VENV) bench/.venvs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PHOENIX_VENV) bench/.venvs .pytest_cache .ruff_cache .spanguard

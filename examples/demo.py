@@ -1,85 +1,162 @@
-"""``make demo``: run the example agent with spanguard and print its spans as a tree.
+"""``make demo``: the example agent's traces through the spanguard collector, and what arrived.
 
-The collector and review service arrive with later work; until then the spans are kept in memory and shown here.
+1. Starts the collector (``examples/collector-demo.yaml``) on its default ports, plus Arize Phoenix when it is
+   installed in ``.venv-phoenix`` (``make test`` creates it), with an ``otlp/phoenix`` exporter to it.
+2. Runs ``examples/agent.py`` with the one line ``spanguard.instrument()``, exporting OTLP to the collector, content
+   capture on (so in-process redaction is on too).
+3. Stops the collector with SIGTERM (it drains its queues) and prints the traces kept, their risk tiers and review
+   tiers, and what was redacted.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
-from rich.tree import Tree
+from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import agent
-
-SHOWN = (
-    "gen_ai.conversation.id",
-    "user.id",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "spanguard.model.pinned",
-    "gen_ai.response.finish_reasons",
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.tool.name",
-)
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = ROOT / ".spanguard" / "demo"
+PHOENIX = ROOT / ".venv-phoenix" / "bin" / "phoenix"
+PHOENIX_HTTP, PHOENIX_GRPC = 6006, 14317
 
 
-def label(span: ReadableSpan) -> str:
-    """One line per span: name, duration and the attributes a reader looks for first."""
-    duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
-    details = ", ".join(
-        f"{key.rsplit('.', 1)[-1] if key.startswith('gen_ai.usage') else key}={span.attributes[key]}"
-        for key in SHOWN
-        if span.attributes and key in span.attributes
-    )
-    return f"[bold]{span.name}[/bold] [dim]{duration_ms:.1f} ms[/dim]  [cyan]{details}[/cyan]"
+def wait_http(url: str, seconds: float) -> bool:
+    """Poll ``url`` until it answers 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
-def print_tree(spans: list[ReadableSpan], console: Console) -> None:
-    """Print the spans of each trace as a tree, parents above children."""
-    children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
-    ids = {span.context.span_id for span in spans}
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
-        parent = span.parent.span_id if span.parent and span.parent.span_id in ids else None
-        children[parent].append(span)
+def start_phoenix(console: Console) -> subprocess.Popen[bytes] | None:
+    """Start Phoenix from its own venv (its dependencies conflict with spanguard's test extras)."""
+    if not PHOENIX.exists():
+        console.print("[dim]Phoenix is not installed (.venv-phoenix); traces go to the file exporter only.[/dim]")
+        return None
+    env = {
+        **os.environ,
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(PHOENIX_HTTP),
+        "PHOENIX_GRPC_PORT": str(PHOENIX_GRPC),
+        "PHOENIX_WORKING_DIR": str(DEMO_DIR / "phoenix"),
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
+    process = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_http(f"http://127.0.0.1:{PHOENIX_HTTP}/healthz", 60):
+        process.terminate()
+        console.print("[yellow]Phoenix did not start; going on without it.[/yellow]")
+        return None
+    return process
 
-    def add(node: Tree, span: ReadableSpan) -> None:
-        branch = node.add(label(span))
-        for child in children.get(span.context.span_id, []):
-            add(branch, child)
 
-    for root in children[None]:
-        tree = Tree(f"trace [magenta]{root.context.trace_id:032x}[/magenta]")
-        add(tree, root)
-        console.print(tree)
+def collector_config(with_phoenix: bool) -> Path:
+    """The demo config, with an ``otlp/phoenix`` exporter added when Phoenix runs."""
+    text = (ROOT / "examples" / "collector-demo.yaml").read_text()
+    if with_phoenix:
+        text = text.replace(
+            "exporters:\n  file:",
+            f'exporters:\n  otlp/phoenix: {{endpoint: "127.0.0.1:{PHOENIX_GRPC}", tls: {{insecure: true}}}}\n  file:',
+        ).replace("exporters: [file]", "exporters: [file, otlp/phoenix]")
+    path = DEMO_DIR / "collector.yaml"
+    path.write_text(text)
+    return path
+
+
+def read_traces(path: Path) -> dict[str, list[Any]]:
+    """The spans the file exporter wrote, by trace id."""
+    from spanguard.collector.otlp_json import decode_request
+    from spanguard.processors import otlp
+
+    traces: dict[str, list[Any]] = defaultdict(list)
+    if not path.exists():
+        return traces
+    for line in path.read_text().splitlines():
+        if line.strip():
+            for view in otlp.views_of(decode_request(line.encode()).resource_spans):
+                traces[view.trace_id].append(view)
+    return traces
 
 
 def main() -> int:
-    """Run the agent against the embedded fake provider and show what spanguard captured."""
-    console = Console()
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-agent"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    console.rule("the example agent (real OpenAI SDK -> local fake provider)")
-    agent.main([])
-    spans = list(exporter.get_finished_spans())
-    console.rule(f"{len(spans)} spans captured by spanguard.instrument()")
-    print_tree(spans, console)
-    console.print(
-        "\nThese spans follow the OpenTelemetry GenAI conventions. Set OTEL_EXPORTER_OTLP_ENDPOINT and run "
-        "[bold]python examples/agent.py[/bold] to send them to any OTLP backend."
+    """Run the demo; returns the exit code."""
+    console = Console(width=150)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    (DEMO_DIR / "traces.jsonl").unlink(missing_ok=True)
+    phoenix = start_phoenix(console)
+    config = collector_config(phoenix is not None)
+    env = {**os.environ, "SPANGUARD_DEMO_DIR": str(DEMO_DIR)}
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "spanguard.collector", "--config", str(config)],
+        env=env,
+        stderr=open(DEMO_DIR / "collector.log", "wb"),  # noqa: SIM115 - handed to the child
     )
+    try:
+        if not wait_http("http://127.0.0.1:8888/healthz", 30):
+            console.print(f"[red]The collector did not start; see {DEMO_DIR / 'collector.log'}[/red]")
+            return 1
+        console.rule("collector up: OTLP gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318, metrics 127.0.0.1:8888")
+        agent_env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+            "OTEL_SERVICE_NAME": "support-agent",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+            "OTEL_METRICS_EXPORTER": "none",
+        }
+        agent_env.pop("OPENAI_BASE_URL", None)
+        console.rule("the example agent (real OpenAI SDK -> local fake provider), spanguard.instrument() on")
+        subprocess.run([sys.executable, str(ROOT / "examples" / "agent.py")], env=agent_env, check=True)
+        console.print("[dim]waiting for tail sampling to decide (decision_wait 3s)...[/dim]")
+        time.sleep(4.5)
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        try:
+            collector.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            collector.kill()
+    traces = read_traces(DEMO_DIR / "traces.jsonl")
+    table = Table(title=f"traces kept by the collector ({len(traces)} of 2 agent sessions)")
+    for column in ("trace", "conversation", "risk tier", "reasons", "review queue", "spans", "redacted"):
+        table.add_column(column)
+    for trace_id, views in traces.items():
+        first = views[0].attributes
+        conversation = next(
+            (v.attributes["gen_ai.conversation.id"] for v in views if "gen_ai.conversation.id" in v.attributes), "-"
+        )
+        redacted = sorted({e for v in views for e in v.attributes.get("spanguard.redaction.entities", ())})
+        table.add_row(
+            trace_id[:12],
+            conversation,
+            str(first.get("spanguard.risk.tier", "-")),
+            ", ".join(first.get("spanguard.risk.reasons", ())) or "-",
+            str(first.get("spanguard.review.tier", "-")),
+            str(len(views)),
+            ", ".join(redacted) or "-",
+        )
+    console.print(table)
+    console.print(f"Traces (OTLP JSON lines): [bold]{DEMO_DIR / 'traces.jsonl'}[/bold]")
+    console.print(f"Collector log: {DEMO_DIR / 'collector.log'}")
+    if phoenix is not None:
+        console.print(f"Phoenix: [bold]http://127.0.0.1:{PHOENIX_HTTP}[/bold] (project 'default')")
+        try:
+            if sys.stdin.isatty():
+                input("Press Enter to stop Phoenix. ")
+        finally:
+            phoenix.terminate()
+    console.print("Review items: the review service arrives with the review-queue work (its queue is not built yet).")
     return 0
 
 
