@@ -102,7 +102,7 @@ def main() -> int:
     collector = subprocess.Popen(
         [sys.executable, "-m", "spanguard.collector", "--config", str(config)],
         env=env,
-        stderr=open(DEMO_DIR / "collector.log", "wb"),  # noqa: SIM115 - handed to the child
+        stderr=open(DEMO_DIR / "collector.log", "wb"),
     )
     try:
         if not wait_http("http://127.0.0.1:8888/healthz", 30):

@@ -12,7 +12,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from sink import OtlpSink
-
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
 
@@ -29,7 +28,10 @@ processors:
   tail_sampling: {{decision_wait: 0.3s, root_grace: 0.05s, green_rate: 0.0, yellow_rate: 0.0, poll_interval: 0.05}}
   batch: {{}}
 exporters:
-  otlp/sink: {{endpoint: "{sink.grpc_endpoint}", tls: {{insecure: true}}, retry_on_failure: {{initial_interval: 0.05s}}}}
+  otlp/sink:
+    endpoint: "{sink.grpc_endpoint}"
+    tls: {{insecure: true}}
+    retry_on_failure: {{initial_interval: 0.05s}}
   file: {{path: "{tmp_path / "out.jsonl"}"}}
 service:
   telemetry: {{metrics: {{address: "127.0.0.1:0"}}}}
