@@ -112,7 +112,6 @@ def should_keep(key: str, rate: float) -> bool:
 # Configuration
 
 
-
 class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """Tail-sampling settings (the collector's ``processors.spanguard_sampling`` block has the same keys)."""
 
