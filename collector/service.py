@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 from spanguard.collector.component import Consumer
 from spanguard.collector.config import CollectorConfig, Endpoint, Factory, register
+from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
 from spanguard.collector.pipeline import (
     BatchProcessorConfig,
     BatchStage,
@@ -52,6 +53,7 @@ def _register_factories() -> None:
         Factory("processor", "risk", RiskProcessorConfig),
         Factory("processor", "tail_sampling", TailSamplingProcessorConfig),
         Factory("processor", "batch", BatchProcessorConfig),
+        Factory("processor", "memory_limiter", MemoryLimiterConfig),
         Factory("exporter", "otlp", exporters.OtlpExporterConfig),
         Factory("exporter", "otlphttp", exporters.OtlpHttpExporterConfig),
         Factory("exporter", "file", exporters.FileExporterConfig),
@@ -62,6 +64,14 @@ def _register_factories() -> None:
 
 
 _register_factories()
+
+
+def _admit_all(limiters: list[MemoryLimiter]) -> Any:
+    def admit(request_bytes: int) -> None:
+        for limiter in limiters:
+            limiter.admit(request_bytes)
+
+    return admit
 
 
 class Collector:
@@ -82,6 +92,7 @@ class Collector:
         redactors: dict[str, Any] = {}
         samplers: dict[str, Any] = {}
         entry_points: dict[str, list[Consumer]] = {}
+        admissions: dict[str, list[MemoryLimiter]] = {}
         for pipeline in config.pipelines.values():
             consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
             classifier = None
@@ -112,13 +123,26 @@ class Collector:
                     consumer = stage
                 elif component.type == "batch":
                     consumer = BatchStage(settings, consumer)
+                elif component.type == "memory_limiter":
+                    consumer = MemoryLimiter(settings, consumer)
+                    for rid in pipeline.receivers:
+                        admissions.setdefault(rid, []).append(consumer)
                 stages.append(consumer)
             self.stages.extend(reversed(stages))
             for rid in pipeline.receivers:
                 entry_points.setdefault(rid, []).append(consumer)
         for rid, consumers in entry_points.items():
             target: Consumer = consumers[0] if len(consumers) == 1 else FanOut(consumers)
-            self.receivers.append(OtlpReceiver(rid, config.receivers[rid].config, target, telemetry=self.metrics))
+            limiters = admissions.get(rid, [])
+            self.receivers.append(
+                OtlpReceiver(
+                    rid,
+                    config.receivers[rid].config,
+                    target,
+                    telemetry=self.metrics,
+                    admission=_admit_all(limiters) if limiters else None,
+                )
+            )
         self.metrics.add_source(exporter_families(self.exporters))
         self.metrics.add_source(redaction_families(redactors))
         self.metrics.add_source(sampling_families(samplers))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -122,3 +123,43 @@ def test_shutdown_without_start(tmp_path):
         collector = Collector(load_config_text(config_text(sink, tmp_path)))
         collector.shutdown(timeout=2)
         collector.shutdown(timeout=2)
+
+
+def test_memory_limiter_pushes_back_before_parsing(tmp_path):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    with OtlpSink() as sink:
+        text = (
+            config_text(sink, tmp_path)
+            .replace("processors:\n", "processors:\n  memory_limiter: {limit_mib: 1}\n", 1)
+            .replace("processors: [redaction,", "processors: [memory_limiter, redaction,")
+        )
+        collector = Collector(load_config_text(text))
+        collector.start()
+        try:
+            port = collector.receivers[0].http_port
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/traces",
+                data=ExportTraceServiceRequest().SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+                method="POST",
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 503
+            assert int(refused.value.headers["Retry-After"]) >= 1
+        finally:
+            collector.shutdown(timeout=5)
+
+
+def test_memory_limiter_admits_under_the_limit(tmp_path):
+    from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
+
+    class Sink:
+        def consume(self, batch):
+            self.batch = batch
+
+    limiter = MemoryLimiter(MemoryLimiterConfig(limit_mib=1_000_000), Sink())
+    limiter.admit(10_000)
+    limiter.shutdown()
+    limiter.shutdown()

@@ -1,0 +1,74 @@
+"""The ``memory_limiter`` processor: refuse new requests (retryably) while the process is above its memory limit.
+
+Like the OpenTelemetry Collector's memory limiter it must come first in a pipeline. It acts before a request is
+parsed: receivers ask it to admit each request's raw size, and it refuses when the resident set size plus that size
+would pass ``limit_mib``, so clients back off instead of the process growing until it is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pydantic
+from spanguard.collector.component import Backpressure, Consumer, TraceBatch
+
+from spanguard.durations import Duration
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class MemoryLimiterConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """``processors.memory_limiter``: the limit and how often the process's memory is read."""
+
+    limit_mib: int = pydantic.Field(gt=0)
+    check_interval: Duration = 0.5
+    retry_after: Duration = 1.0
+
+
+def resident_bytes() -> int:
+    """The process's resident set size, from ``/proc/self/statm`` (0 where that is not available)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryLimiter:
+    """Admits requests while resident memory plus the request's size stays under the limit; passes batches on."""
+
+    def __init__(self, config: MemoryLimiterConfig, next_consumer: Consumer) -> None:
+        self._limit = config.limit_mib * 1024 * 1024
+        self._interval = config.check_interval
+        self._retry_after = config.retry_after
+        self._next = next_consumer
+        self._rss = resident_bytes()
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def admit(self, request_bytes: int) -> None:
+        """Raise :class:`Backpressure` when taking ``request_bytes`` more would pass the limit."""
+        now = time.monotonic()
+        if now - self._checked >= self._interval:
+            with self._lock:
+                if now - self._checked >= self._interval:
+                    self._rss = resident_bytes()
+                    self._checked = now
+        if self._rss + request_bytes > self._limit:
+            self.refused += 1
+            raise Backpressure(
+                f"memory limit: {self._rss // 2**20} MiB in use of {self._limit // 2**20} MiB", self._retry_after
+            )
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Pass the batch on (admission happened before parsing)."""
+        self._next.consume(batch)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Nothing to release."""
