@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     collector = Collector(config)
     try:
         collector.run(args.shutdown_timeout)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:
         logging.getLogger("spanguard.collector").error("cannot start: %s", error)
         return 1
     return 0

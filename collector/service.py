@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
 import pydantic
@@ -167,14 +168,15 @@ class Collector:
         with self._lock:
             if self._running or self._stopped.is_set():
                 return
-            for exporter in self.exporters.values():
-                exporter.start()
-            for stage in self.stages:
-                stage.start()
             try:
+                for exporter in self.exporters.values():
+                    exporter.start()
+                for stage in self.stages:
+                    stage.start()
                 for receiver in self.receivers:
                     receiver.start()
             except Exception:
+                self._stopped.set()
                 self._shutdown_components(5.0)
                 raise
             for server in self.telemetry_servers:
@@ -193,12 +195,25 @@ class Collector:
         logger.info("collector stopped")
 
     def _shutdown_components(self, timeout: float) -> None:
+        # One deadline for the whole shutdown: exporters drain in parallel within what is left of it.
+        deadline = time.monotonic() + max(0.0, timeout)
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         for receiver in self.receivers:
-            receiver.shutdown(timeout=min(timeout, 5.0))
+            receiver.shutdown(timeout=min(left(), 5.0))
         for stage in self.stages:
-            stage.shutdown(timeout)
-        for exporter in self.exporters.values():
-            exporter.shutdown(timeout)
+            stage.shutdown(left())
+        budget = left()
+        threads = [
+            threading.Thread(target=exporter.shutdown, args=(budget,), name=f"spanguard-shutdown-{name}", daemon=True)
+            for name, exporter in self.exporters.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(left() + 1.0)
         for server in self.telemetry_servers:
             server.shutdown()
 
