@@ -37,6 +37,12 @@ class CollectorMetrics:
             ["receiver", "transport", "reason"],
             registry=self.registry,
         )
+        self._refused_requests = Counter(
+            "spanguard_receiver_refused_requests",
+            "Requests refused by a receiver, by reason (counted even when the spans could not be read).",
+            ["receiver", "transport", "reason"],
+            registry=self.registry,
+        )
         self._decisions = Counter(
             "spanguard_sampling_decisions",
             "Tail-sampling decisions per trace, by tier and outcome.",
@@ -51,8 +57,9 @@ class CollectorMetrics:
         self._accepted.labels(receiver, transport).inc(spans)
 
     def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
-        """Count spans a receiver refused."""
+        """Count a refused request and the spans in it (0 when it was refused before it could be read)."""
         self._refused.labels(receiver, transport, reason).inc(spans)
+        self._refused_requests.labels(receiver, transport, reason).inc()
 
     # Tail-sampling telemetry
     def decided(self, decision: Any) -> None:
