@@ -19,10 +19,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 class Backpressure(Exception):
     """The pipeline cannot take more now; the client should retry after ``retry_after`` seconds."""
 
-    def __init__(self, reason: str, retry_after: float = 1.0) -> None:
+    def __init__(self, reason: str, retry_after: float = 1.0, remaining: TraceBatch | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.remaining = remaining
+        """When part of a batch was taken before the refusal: the part that was not (else the whole batch)."""
 
 
 class PermanentError(Exception):

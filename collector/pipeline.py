@@ -142,7 +142,13 @@ class TailSamplingStage:
             return dict(self._sampler.stats)
 
     def consume(self, batch: TraceBatch) -> None:
-        """Buffer the batch's spans; pass on whatever is decided now (late spans, early decisions)."""
+        """Buffer the batch's spans; pass on whatever is decided now (late spans, early decisions).
+
+        While decided traces wait for room downstream, new batches are refused (retryably): the client keeps
+        them, instead of this process holding an ever-growing backlog in memory.
+        """
+        if self._pending:
+            raise Backpressure("exporters are full; decided traces are waiting", retry_after=1.0)
         views = otlp.views_of(batch.resource_spans)
         with self._lock:
             decisions = self._sampler.add(views)
@@ -162,9 +168,10 @@ class TailSamplingStage:
         try:
             self._next.consume(TraceBatch(resource_spans))
             return True
-        except Backpressure:
+        except Backpressure as error:
+            held = error.remaining.resource_spans if error.remaining is not None else resource_spans
             with self._lock:
-                self._pending[:0] = resource_spans
+                self._pending[:0] = held
             return False
 
     def _run(self) -> None:
@@ -217,7 +224,13 @@ class BatchStage:
             return
         views = otlp.views_of(batch.resource_spans)
         for start in range(0, len(views), self._max):
-            self._next.consume(TraceBatch(otlp.regroup(views[start : start + self._max])))
+            try:
+                self._next.consume(TraceBatch(otlp.regroup(views[start : start + self._max])))
+            except Backpressure as error:
+                if start == 0:
+                    raise
+                # The pieces before this one are queued: only the rest may be retried, or they would be sent twice.
+                raise Backpressure(error.reason, error.retry_after, TraceBatch(otlp.regroup(views[start:]))) from None
 
     def start(self) -> None:
         """Nothing to start."""

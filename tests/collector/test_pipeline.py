@@ -1,0 +1,67 @@
+"""Pipeline stages under backpressure: nothing held twice, nothing held without bound."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spanguard.collector.component import Backpressure, TraceBatch
+from spanguard.collector.pipeline import (
+    BatchProcessorConfig,
+    BatchStage,
+    TailSamplingProcessorConfig,
+    TailSamplingStage,
+)
+
+
+class Downstream:
+    """Takes batches until ``room`` spans are taken, then refuses."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.span_ids: list[bytes] = []
+
+    def consume(self, batch: TraceBatch) -> None:
+        if batch.span_count > self.room:
+            raise Backpressure("full")
+        self.room -= batch.span_count
+        self.span_ids += [s.span_id for r in batch.resource_spans for sc in r.scope_spans for s in sc.spans]
+
+
+def red_traces(count: int) -> TraceBatch:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for index in range(count):
+        with provider.get_tracer("t").start_as_current_span(
+            f"gate {index}", attributes={"spanguard.approval.gate": True}
+        ):
+            pass
+    return TraceBatch.of(encode_spans(exporter.get_finished_spans()).resource_spans)
+
+
+def test_batch_split_refused_midway_hands_back_only_the_rest():
+    downstream = Downstream(room=4)
+    stage = BatchStage(BatchProcessorConfig(send_batch_max_size=3), downstream)
+    with pytest.raises(Backpressure) as refused:
+        stage.consume(red_traces(7))
+    assert len(downstream.span_ids) == 3
+    assert refused.value.remaining is not None and refused.value.remaining.span_count == 4
+
+
+def test_tail_sampling_refuses_new_data_while_decided_traces_wait_and_sends_each_once():
+    downstream = Downstream(room=0)
+    config = TailSamplingProcessorConfig(decision_wait=0.01, root_grace=0.0, poll_interval=0.01)
+    stage = TailSamplingStage(config, None, downstream)
+    stage.consume(red_traces(3))  # accepted and buffered
+    stage._tick()  # decided, but downstream is full: held
+    with pytest.raises(Backpressure):
+        stage.consume(red_traces(1))  # pushed back to the client instead of growing the backlog
+    downstream.room = 100
+    stage._tick()
+    assert len(downstream.span_ids) == 3 == len(set(downstream.span_ids))
+    stage.consume(red_traces(1))  # accepted again
+    stage.shutdown(timeout=1)
+    assert len(downstream.span_ids) == 4
