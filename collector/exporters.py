@@ -1008,21 +1008,10 @@ def create_exporter(
         config = model.model_validate(config)
     if not isinstance(config, model):
         raise TypeError(f"exporter {kind!r} takes a {model.__name__}, not {type(config).__name__}")
-    if isinstance(config, OtlpExporterConfig):
+    if isinstance(config, (OtlpExporterConfig, OtlpHttpExporterConfig)):
+        sender = GrpcSender(config) if isinstance(config, OtlpExporterConfig) else HttpSender(config)
         return Exporter(
-            name,
-            GrpcSender(config),
-            queue_config=config.sending_queue,
-            retry=config.retry_on_failure,
-            telemetry=telemetry,
-        )
-    if isinstance(config, OtlpHttpExporterConfig):
-        return Exporter(
-            name,
-            HttpSender(config),
-            queue_config=config.sending_queue,
-            retry=config.retry_on_failure,
-            telemetry=telemetry,
+            name, sender, queue_config=config.sending_queue, retry=config.retry_on_failure, telemetry=telemetry
         )
     if isinstance(config, FileExporterConfig):
         return Exporter(name, FileSender(config), telemetry=telemetry)

@@ -133,32 +133,29 @@ class TlsSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
         return value
 
 
-class GrpcSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+class _ServerSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+    endpoint: str
+    tls: TlsSettings | None = None
+
+    @pydantic.field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        _split_endpoint(value)
+        return value
+
+
+class GrpcSettings(_ServerSettings, frozen=True, extra="forbid"):
     """OTLP/gRPC (``TraceService/Export``)."""
 
     endpoint: str = "127.0.0.1:4317"
     max_recv_msg_size_mib: int = pydantic.Field(default=64, ge=1)
-    tls: TlsSettings | None = None
-
-    @pydantic.field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        _split_endpoint(value)
-        return value
 
 
-class HttpSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
+class HttpSettings(_ServerSettings, frozen=True, extra="forbid"):
     """OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, optionally gzip)."""
 
     endpoint: str = "127.0.0.1:4318"
     max_request_body_size_mib: int = pydantic.Field(default=64, ge=1)
-    tls: TlsSettings | None = None
-
-    @pydantic.field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        _split_endpoint(value)
-        return value
 
 
 class Protocols(pydantic.BaseModel, frozen=True, extra="forbid"):
