@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
@@ -36,6 +36,8 @@ class TraceBatch:
     """Spans moving through a pipeline: OTLP ``ResourceSpans`` the pipeline owns and may change in place."""
 
     resource_spans: list[ResourceSpans]
+    views: list[Any] | None = None
+    """The spans as ``SpanView`` s, when a stage already built them for exactly these protobufs (saves a re-read)."""
 
     @property
     def span_count(self) -> int:

@@ -74,9 +74,10 @@ class RedactionStage:
         self._next = next_consumer
 
     def consume(self, batch: TraceBatch) -> None:
-        """Redact, then pass on."""
-        otlp.redact_resource_spans(batch.resource_spans, self._redactor)
-        self._next.consume(batch)
+        """Redact, then pass on (with the redacted views, so the next stage need not read the spans again)."""
+        views: list[Any] = []
+        otlp.redact_resource_spans(batch.resource_spans, self._redactor, views)
+        self._next.consume(TraceBatch(batch.resource_spans, views))
 
     def start(self) -> None:
         """Nothing to start."""
@@ -100,12 +101,12 @@ class RiskStage:
     def consume(self, batch: TraceBatch) -> None:
         """Annotate each trace's spans with its risk, then pass on."""
         by_trace: dict[str, list[Any]] = {}
-        for view in otlp.views_of(batch.resource_spans):
+        for view in batch.views if batch.views is not None else otlp.views_of(batch.resource_spans):
             by_trace.setdefault(view.trace_id, []).append(view)
         for views in by_trace.values():
             for annotated in self.classifier.annotate(views, self.classifier.classify(views)):
                 otlp.write_back(annotated)
-        self._next.consume(batch)
+        self._next.consume(TraceBatch(batch.resource_spans))
 
     def start(self) -> None:
         """Nothing to start."""
@@ -149,7 +150,7 @@ class TailSamplingStage:
         """
         if self._pending:
             raise Backpressure("exporters are full; decided traces are waiting", retry_after=1.0)
-        views = otlp.views_of(batch.resource_spans)
+        views = batch.views if batch.views is not None else otlp.views_of(batch.resource_spans)
         with self._lock:
             decisions = self._sampler.add(views)
         kept = self._kept(decisions)

@@ -7,7 +7,7 @@ The collector owns the protobuf messages it received, so changes are written bac
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
@@ -103,23 +103,45 @@ def iter_spans(resource_spans: Sequence[ResourceSpans]) -> Iterator[tuple[Resour
                 yield resource, scope, span
 
 
+class ProtoSource(NamedTuple):
+    """Where a view came from: its protobufs, and its attributes as read (to write back only what changed)."""
+
+    resource: ResourceSpans
+    scope: Any
+    span: Span
+    attributes: dict[str, Any]
+
+
 def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
-    """Views of every span of an export request; each view's ``source`` is its (resource, scope, span) protobufs."""
+    """Views of every span of an export request; each view's ``source`` is a :class:`ProtoSource`."""
     views: list[SpanView] = []
     for resource in resource_spans:
         resource_attributes = attributes_of(resource.resource.attributes)
         for scope in resource.scope_spans:
             for span in scope.spans:
                 view = to_view(span, resource_attributes, scope.scope.name)
-                view.source = (resource, scope, span)
+                view.source = ProtoSource(resource, scope, span, view.attributes)
                 views.append(view)
     return views
 
 
+def _write_changed_attributes(span: Span, original: dict[str, Any], attributes: dict[str, Any]) -> None:
+    if attributes is original:
+        return
+    if all(key in attributes and attributes[key] == value for key, value in original.items()):
+        # Only additions (the common case: risk and sampling annotations): append them, rewrite nothing.
+        span.attributes.extend(
+            KeyValue(key=key, value=to_any(value)) for key, value in attributes.items() if key not in original
+        )
+    else:
+        write_attributes(span, attributes)
+
+
 def write_back(view: SpanView) -> None:
     """Write a changed view's attributes and events into its own protobuf span, in place."""
-    _, _, span = view.source
-    write_attributes(span, view.attributes)
+    source = view.source
+    span = source.span
+    _write_changed_attributes(span, source.attributes, view.attributes)
     write_events(span, view.events)
     span.status.message = view.status_message
 
@@ -128,7 +150,7 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
     """New ``ResourceSpans`` holding the given views, grouped under copies of their original resource and scope."""
     groups: dict[int, tuple[ResourceSpans, dict[int, Any]]] = {}
     for view in views:
-        resource, scope, span = view.source
+        resource, scope, span, original = view.source
         entry = groups.get(id(resource))
         if entry is None:
             target = ResourceSpans(schema_url=resource.schema_url)
@@ -143,20 +165,26 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
             target_scope.scope.CopyFrom(scope.scope)
         new_span = target_scope.spans.add()
         new_span.CopyFrom(span)
-        write_attributes(new_span, view.attributes)
-        write_events(new_span, view.events)
+        _write_changed_attributes(new_span, original, view.attributes)
+        if view.events or span.events:
+            write_events(new_span, view.events)
         new_span.status.message = view.status_message
     return [target for target, _ in groups.values()]
 
 
-def redact_resource_spans(resource_spans: Sequence[ResourceSpans], redactor: Any) -> int:
-    """Redact every span of an export request in place (batched); returns how many spans changed."""
+def redact_resource_spans(
+    resource_spans: Sequence[ResourceSpans], redactor: Any, views_out: list[SpanView] | None = None
+) -> int:
+    """Redact every span of an export request in place (batched); returns how many spans changed.
+
+    ``views_out``, when given, receives a view of every span as it now is (redacted), for the next stage.
+    """
     views = views_of(resource_spans)
     redacted = redactor.redact_spans(views)
     changed = 0
     resources_done: set[int] = set()
     for original, view in zip(views, redacted, strict=True):
-        resource, _, _ = original.source
+        resource = original.source.resource
         if (
             view.attributes != original.attributes
             or view.events != original.events
@@ -164,8 +192,13 @@ def redact_resource_spans(resource_spans: Sequence[ResourceSpans], redactor: Any
         ):
             view.source = original.source
             write_back(view)
+            view.source = original.source._replace(attributes=view.attributes)
             changed += 1
+        else:
+            view = original
         if id(resource) not in resources_done and view.resource != original.resource:
             write_attributes(resource.resource, view.resource)
             resources_done.add(id(resource))
+        if views_out is not None:
+            views_out.append(view)
     return changed

@@ -65,3 +65,42 @@ def test_tail_sampling_refuses_new_data_while_decided_traces_wait_and_sends_each
     stage.consume(red_traces(1))  # accepted again
     stage.shutdown(timeout=1)
     assert len(downstream.span_ids) == 4
+
+
+def test_risk_stage_annotates_every_span_of_each_trace_in_place():
+    from spanguard.collector.pipeline import RiskStage
+    from spanguard.processors.risk import RiskClassifier
+
+    downstream = Downstream(room=100)
+    batch = red_traces(2)
+    RiskStage(RiskClassifier(), downstream).consume(batch)
+    for resource in batch.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                attributes = {kv.key: kv.value for kv in span.attributes}
+                assert attributes["spanguard.risk.tier"].string_value == "red"
+                assert [kv.key for kv in span.attributes].count("spanguard.risk.tier") == 1
+    assert len(downstream.span_ids) == 2
+
+
+def test_redaction_stage_hands_on_redacted_views():
+    from spanguard.collector.pipeline import RedactionStage
+    from spanguard.processors.redaction import Redactor
+
+    seen: list[TraceBatch] = []
+
+    class Keep:
+        def consume(self, batch: TraceBatch) -> None:
+            seen.append(batch)
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("s", attributes={"note": "mail jane.doe@example.com"}):
+        pass
+    batch = TraceBatch.of(encode_spans(exporter.get_finished_spans()).resource_spans)
+    RedactionStage(Redactor(), Keep()).consume(batch)
+    (passed,) = seen
+    assert passed.views is not None and passed.views[0].attributes["note"] == "mail <EMAIL_ADDRESS>"
+    proto = passed.resource_spans[0].scope_spans[0].spans[0]
+    assert {kv.key: kv.value.string_value for kv in proto.attributes}["note"] == "mail <EMAIL_ADDRESS>"
