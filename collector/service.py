@@ -82,6 +82,7 @@ class Collector:
         from spanguard.collector.exporters import create_exporter
         from spanguard.collector.receivers import OtlpReceiver
         from spanguard.processors.redaction import Redactor
+        from spanguard.processors.risk import RiskClassifier
 
         self.config = config
         self.metrics = CollectorMetrics()
@@ -96,7 +97,9 @@ class Collector:
         admissions: dict[str, list[MemoryLimiter]] = {}
         for pipeline in config.pipelines.values():
             consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
-            classifier = None
+            types = {config.processors[p].type: config.processors[p] for p in pipeline.processors}
+            # One classifier per pipeline: used by tail sampling on whole traces, or by the risk stage per batch.
+            classifier = RiskClassifier(types["risk"].config.risk_config()) if "risk" in types else None
             stages: list[Any] = []
             # Built back to front: each stage hands on to the one after it.
             for pid in reversed(pipeline.processors):
@@ -107,18 +110,10 @@ class Collector:
                     redactors[f"{pipeline.name}/{pid}"] = redactor
                     consumer = RedactionStage(redactor, consumer)
                 elif component.type == "risk":
-                    from spanguard.processors.risk import RiskClassifier
-
-                    classifier = RiskClassifier(settings.risk_config())
-                    if any(config.processors[p].type == "tail_sampling" for p in pipeline.processors):
-                        continue  # tail sampling classifies whole traces with it
+                    if "tail_sampling" in types:
+                        continue  # tail sampling classifies whole traces with the pipeline's classifier
                     consumer = RiskStage(classifier, consumer)
                 elif component.type == "tail_sampling":
-                    risk_ids = [p for p in pipeline.processors if config.processors[p].type == "risk"]
-                    if risk_ids:
-                        from spanguard.processors.risk import RiskClassifier
-
-                        classifier = RiskClassifier(config.processors[risk_ids[0]].config.risk_config())
                     stage = TailSamplingStage(settings, classifier, consumer, telemetry=self.metrics)
                     samplers[f"{pipeline.name}/{pid}"] = stage
                     consumer = stage

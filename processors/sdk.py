@@ -105,7 +105,8 @@ class RedactingSpanProcessor(SpanProcessor):
             redacted = from_view(view) if SPANGUARD_REDACTION_COUNT in view.attributes else span
         except Exception:
             self._dropped += 1
-            logger.warning("spanguard: a span could not be redacted and was dropped", exc_info=False)
+            if self._dropped == 1:  # once: a broken redactor must not flood the app's logs
+                logger.warning("spanguard: a span could not be redacted and was dropped (further drops not logged)")
             return
         self._next.on_end(redacted)
 

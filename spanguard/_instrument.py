@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -103,7 +104,7 @@ def current_tracer_provider() -> TracerProvider | None:
 def _instrumentors_in_effect() -> list[Any]:
     found = []
     for module_name, class_name, _ in INSTRUMENTORS:
-        module = importlib.sys.modules.get(module_name)  # type: ignore[attr-defined]
+        module = sys.modules.get(module_name)
         cls = getattr(module, class_name, None) if module else None
         if cls is not None and cls._instance is not None and cls._instance.is_instrumented_by_opentelemetry:
             found.append(cls._instance)
