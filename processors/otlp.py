@@ -125,16 +125,38 @@ def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
     return views
 
 
-def _write_changed_attributes(span: Span, original: dict[str, Any], attributes: dict[str, Any]) -> None:
+_MISSING = object()
+
+
+def _key_value(key: str, value: Any, cache: dict[Any, KeyValue] | None) -> KeyValue:
+    if cache is None:
+        return KeyValue(key=key, value=to_any(value))
+    try:
+        return cache[(key, value)]
+    except KeyError:
+        built = cache[(key, value)] = KeyValue(key=key, value=to_any(value))
+        return built
+    except TypeError:  # an unhashable value
+        return KeyValue(key=key, value=to_any(value))
+
+
+def _write_changed_attributes(
+    span: Span, original: dict[str, Any], attributes: dict[str, Any], cache: dict[Any, KeyValue] | None = None
+) -> None:
     if attributes is original:
         return
-    if all(key in attributes and attributes[key] == value for key, value in original.items()):
-        # Only additions (the common case: risk and sampling annotations): append them, rewrite nothing.
+    get = attributes.get
+    for key, value in original.items():
+        new = get(key, _MISSING)
+        if new is not value and new != value:
+            write_attributes(span, attributes)
+            return
+    # Only additions (the common case: risk and sampling annotations, the same for every span of a trace): append
+    # them, building each distinct key-value once per call site's cache.
+    if len(attributes) > len(original):
         span.attributes.extend(
-            KeyValue(key=key, value=to_any(value)) for key, value in attributes.items() if key not in original
+            _key_value(key, value, cache) for key, value in attributes.items() if key not in original
         )
-    else:
-        write_attributes(span, attributes)
 
 
 def write_back(view: SpanView) -> None:
@@ -149,6 +171,7 @@ def write_back(view: SpanView) -> None:
 def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
     """New ``ResourceSpans`` holding the given views, grouped under copies of their original resource and scope."""
     groups: dict[int, tuple[ResourceSpans, dict[int, Any]]] = {}
+    cache: dict[Any, KeyValue] = {}
     for view in views:
         resource, scope, span, original = view.source
         entry = groups.get(id(resource))
@@ -165,7 +188,7 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
             target_scope.scope.CopyFrom(scope.scope)
         new_span = target_scope.spans.add()
         new_span.CopyFrom(span)
-        _write_changed_attributes(new_span, original, view.attributes)
+        _write_changed_attributes(new_span, original, view.attributes, cache)
         if view.events or span.events:
             write_events(new_span, view.events)
         new_span.status.message = view.status_message

@@ -98,3 +98,17 @@ def test_sdk_and_otlp_adapters_sample_identically():
                 tier = {kv.key: kv.value.string_value for kv in span.attributes}["spanguard.risk.tier"]
                 assert tier in ("red", "yellow")
     assert by_id == {}
+
+
+def test_regroup_writes_changed_removed_and_added_attributes():
+    import dataclasses
+
+    request = encode_spans(make_spans())
+    views = otlp.views_of(request.resource_spans)
+    first, second, third = views[0], views[1], views[2]
+    changed = dataclasses.replace(first, attributes={**first.attributes, "gen_ai.conversation.id": "other", "x": 1})
+    removed = dataclasses.replace(second, attributes={k: v for k, v in list(second.attributes.items())[1:]})
+    added = dataclasses.replace(third, attributes={**third.attributes, "spanguard.risk.tier": "red"})
+    spans = [s for r in otlp.regroup([changed, removed, added]) for sc in r.scope_spans for s in sc.spans]
+    for view, span in zip([changed, removed, added], spans, strict=True):
+        assert otlp.attributes_of(span.attributes) == view.attributes
