@@ -208,7 +208,9 @@ def redact_resource_spans(
     resources_done: set[int] = set()
     for original, view in zip(views, redacted, strict=True):
         resource = original.source.resource
-        if (
+        if view is original:
+            pass  # nothing needed redacting
+        elif (
             view.attributes != original.attributes
             or view.events != original.events
             or view.status_message != original.status_message

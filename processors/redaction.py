@@ -98,6 +98,7 @@ from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import phonenumbers
+import re2
 import regex
 import tldextract
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
@@ -426,6 +427,74 @@ class _DigitsTrigger:
 
 
 _DIGITS: Final = _DigitsTrigger()
+_DATE_ASCII: Final = re.compile(_DigitsTrigger._DATE.pattern.encode("ascii"))  # bytes: \d is [0-9]
+# What Python's ``\s`` matches in ASCII text (RE2's ``\s`` lacks \v and \x1c-\x1f).
+_ASCII_SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f "
+# Regex syntax whose meaning differs between Python's re and RE2, or that RE2 lacks: such patterns stay in Python.
+_QUIET: Final = re2.Options()
+_QUIET.log_errors = False
+_NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
+
+
+class _AsciiScreen:
+    """Every trigger of a redactor as one RE2 pass over ASCII text, with the same answer as trying them one by one.
+
+    Python's ``re`` tries each trigger's pattern at every position of a value; content is mostly clean, so that scan is
+    most of the cost of redacting a span. RE2 runs all of them as one automaton. The digits trigger keeps its exact
+    meaning (RE2's leftmost-first matches are Python's, and each run is checked against the date pattern as before);
+    a trigger with literals is found by its literals (a superset: its patterns then decide in the full analysis);
+    a trigger this class cannot express runs in Python after the pass.
+    """
+
+    def __init__(self, triggers: Sequence[Callable[[str, str], bool]]) -> None:
+        alternatives: list[str] = []
+        self._python: list[Callable[[str, str], bool]] = []
+        digits = False
+        for trigger in triggers:
+            if trigger is _DIGITS:
+                digits = True
+                continue
+            portable = _re2_alternatives(trigger)
+            if portable is None:
+                self._python.append(trigger)
+            else:
+                alternatives.extend(portable)
+        run = rf"([0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}})" if digits else "(a^)"
+        pattern = "|".join([run, *alternatives])
+        self._re = re2.compile(pattern.encode("ascii"))
+
+    def __call__(self, text: str) -> bool:
+        """Whether some trigger finds ``text``, which must be ASCII."""
+        data = text.encode("ascii")
+        for match in self._re.finditer(data):
+            if match.lastindex != 1 or _DATE_ASCII.match(data, match.start()) is None:
+                return True
+        lower = text.lower() if self._python else text
+        return any(trigger(text, lower) for trigger in self._python)
+
+
+def _re2_alternatives(trigger: Callable[[str, str], bool]) -> list[str] | None:
+    """RE2 patterns that find every ASCII text the trigger finds, or None when they cannot be written."""
+    if not isinstance(trigger, _secrets.Trigger):
+        return None
+    if trigger.literals or trigger.folded:
+        # A literal that is not ASCII is never in ASCII text (nor, folded, in its lower-case form).
+        literals = [re2.escape(lit) for lit in trigger.literals if lit.isascii()]
+        return literals + [f"(?i:{re2.escape(lit)})" for lit in trigger.folded if lit.isascii()]
+    out: list[str] = []
+    for compiled, folded in [(p, False) for p in trigger.patterns] + [(p, True) for p in trigger.folded_patterns]:
+        if compiled.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE) or _NOT_PORTABLE.search(
+            compiled.pattern
+        ):
+            return None
+        try:
+            re2.compile(compiled.pattern, _QUIET)
+        except re2.error:
+            return None
+        out.append(f"(?i:{compiled.pattern})" if folded else f"(?:{compiled.pattern})")
+    return out
+
+
 _TRIGGERS: Final[Mapping[str, Callable[[str, str], bool]]] = {
     EMAIL_ADDRESS: _secrets.Trigger(literals=("@",)),
     PHONE_NUMBER: _DIGITS,
@@ -631,6 +700,7 @@ class Redactor:
         self._pattern_triggers = [t for t in self._triggers if t not in self._gated_triggers]
         self._gate_literals = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.literals))
         self._gate_folded = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.folded))
+        self._screen = _AsciiScreen(self._triggers)
         self._never_scan = _glob_matcher(config.never_scan)
         self._always_drop = _glob_matcher(config.always_drop)
         fragments = [_literal_fragment(g.lower()) for g in config.always_drop]
@@ -715,7 +785,8 @@ class Redactor:
             return RedactedAttributes(self._fail_map(attributes), 1, frozenset({REDACTION_FAILED}))
 
     def redact_span(self, span: SpanView) -> SpanView:
-        """A new span view with attributes, event attributes, status message and (if configured) resource redacted."""
+        """The span view with attributes, event attributes, status message and (if configured) resource redacted: a new
+        view when anything changed, ``span`` itself when nothing needed to."""
         return self.redact_spans([span])[0]
 
     def redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
@@ -748,7 +819,7 @@ class Redactor:
         self._closed = True
         with self._nlp_lock:
             self._nlp = None
-            self._ner_cache.clear()
+        self.clear_cache()
 
     def clear_cache(self) -> None:
         """Forget the cached NER results (the benchmark does this between rounds)."""
@@ -781,6 +852,8 @@ class Redactor:
         """Whether a text can hold anything: NER is on, or a trigger finds it (``lower``: ``text.lower()``)."""
         if self._use_ner:
             return True
+        if text.isascii():
+            return self._screen(text)
         if lower is None:
             lower = text.lower()
         for trigger in self._pattern_triggers:
@@ -1000,11 +1073,14 @@ class Redactor:
         """Presidio's PhoneRecognizer on windows around the runs of digits (the same matches, far less text).
 
         A run inside an identifier already found (a card, an IBAN, an SSN, a key) is skipped: a phone number there
-        would be merged into that detection and typed by it anyway.
+        would be merged into that detection and typed by it anyway. So is a run that is a date and nothing more, as
+        the digits trigger skips it (Presidio reads some ``DD-MM-YYYY`` dates as phone numbers).
         """
         windows: list[list[int]] = []
         for match in _PHONE_RUN.finditer(text):
             if any(d.start <= match.start() and match.end() <= d.end for d in found):
+                continue
+            if _DigitsTrigger._DATE.fullmatch(text, match.start(), match.end()) is not None:
                 continue
             start, end = max(0, match.start() - _PHONE_LEFT), min(len(text), match.end() + _PHONE_RIGHT)
             if windows and start <= windows[-1][1]:
@@ -1218,7 +1294,64 @@ class Redactor:
                 out[key] = _dumps(tree) if changed else job.original
         return out
 
+    def _collect(self, attributes: Mapping[str, Any], texts: list[str]) -> bool:
+        """Add the strings planning would look at to ``texts``; False when a key is always dropped."""
+        rules = self._key_cache
+        for key, value in attributes.items():
+            rule = rules.get(key)
+            if rule is None:
+                rule = self._key_rule(key)
+            if rule == 1:
+                continue
+            if rule == 2:
+                return False
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, (tuple, list)):
+                texts.extend(item for item in value if isinstance(item, str))
+        return True
+
+    def _is_clean(self, span: SpanView) -> bool:
+        """Whether planning would find nothing to do in ``span``, judged from all its values at once.
+
+        The values are joined with newlines and screened in one pass: every trigger that finds a value finds the joined
+        text (none is anchored, and a run of digits across two values only adds a candidate), so a clean verdict is
+        the verdict value by value. JSON with ``\\u``/``\\/`` escapes, and keys to drop, go the long way.
+        """
+        texts: list[str] = []
+        if not self._collect(span.attributes, texts):
+            return False
+        for event in span.events:
+            if not self._collect(event.attributes, texts):
+                return False
+        if self.config.scan_resource and span.resource and not self._collect(span.resource, texts):
+            return False
+        if span.status_message:
+            texts.append(span.status_message)
+        if not texts:
+            return True
+        joined = "\n".join(texts)
+        if "\\u" in joined or "\\/" in joined:
+            return False
+        if self._drop_fragments and _contains_any(joined.lower(), self._drop_fragments):
+            return False
+        return not self._needs_analysis(joined)
+
     def _redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
+        if not self._use_ner:
+            clean = [self._is_clean(span) for span in spans]
+            if all(clean):
+                self._record(_Tally(), sum(_value_count(span) for span in spans))
+                return list(spans)
+            if any(clean):
+                # Only the spans with candidates are planned; the clean ones are handed back as they are.
+                dirty = [span for span, ok in zip(spans, clean, strict=True) if not ok]
+                redacted = iter(self._redact_spans_planned(dirty))
+                self._record(_Tally(), sum(_value_count(span) for span, ok in zip(spans, clean, strict=True) if ok))
+                return [span if ok else next(redacted) for span, ok in zip(spans, clean, strict=True)]
+        return self._redact_spans_planned(spans)
+
+    def _redact_spans_planned(self, spans: Sequence[SpanView]) -> list[SpanView]:
         scan_resource = self.config.scan_resource
         maps: list[Mapping[str, Any]] = []
         layout: list[tuple[int, int, int, int]] = []  # per span: index of attributes, events count, resource, status
@@ -1261,7 +1394,7 @@ class Redactor:
             status_message = self._render_map(plans[status_at], tally)[""] if status_at >= 0 else span.status_message
             if tally.count:
                 _mark(attributes, tally)
-            values += len(span.attributes) + sum(len(e.attributes) for e in span.events)
+            values += _value_count(span)
             total.count += tally.count
             total.entities.extend(tally.entities)
             total.failures.extend(tally.failures)
@@ -1332,6 +1465,10 @@ def _mark(attributes: dict[str, Any], tally: _Tally) -> None:
     old_types = {t for t in old if isinstance(t, str)} if isinstance(old, (tuple, list)) else set()
     attributes[SPANGUARD_REDACTION_COUNT] = before + tally.count
     attributes[SPANGUARD_REDACTION_ENTITIES] = tuple(sorted(old_types | set(tally.entities)))
+
+
+def _value_count(span: SpanView) -> int:
+    return len(span.attributes) + sum(len(e.attributes) for e in span.events)
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:

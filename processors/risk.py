@@ -13,7 +13,6 @@ configuration came from a file); every regular expression is compiled once, at l
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
+import re2
 import yaml
 from pydantic import (
     BaseModel,
@@ -37,7 +37,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from spanguard.processors.view import SpanView
+from spanguard.processors.view import SpanView, with_attributes
 
 from spanguard import semconv
 
@@ -1017,10 +1017,34 @@ class _Topics:
             self.screen.append((words, frozenset(indexes)))
         self.escaped = escaped
         self.everything = frozenset(range(len(self.categories)))
+        # In ASCII text, one RE2 pass finds which screened words occur (overlapping ones too, as substring tests do),
+        # instead of a substring test per word. A word that is not ASCII is never in ASCII text.
+        words_found = re2.Set.SearchSet()
+        self.word_index: list[str] = []
+        for word in sorted({w for words, _ in self.screen for w in words if w.isascii()}):
+            words_found.Add(f"(?i:{re2.escape(word)})")
+            self.word_index.append(word)
+        words_found.Compile()
+        self.words_found = words_found
+        # Terms by their first word, each with the other words it needs.
+        self.terms_by_first: dict[str, list[tuple[tuple[str, ...], frozenset[int]]]] = {}
+        for words, indexes in self.screen:
+            self.terms_by_first.setdefault(words[0], []).append((words[1:], indexes))
 
     def _screen(self, raw: str) -> frozenset[int] | set[int]:
         if self.escaped and "\\" in raw:
             return self.everything
+        if raw.isascii():
+            found_at = self.words_found.Match(raw.encode("ascii"))
+            if not found_at:
+                return _NONE
+            found = {self.word_index[i] for i in found_at}
+            ascii_passed: set[int] = set()
+            for word in found:
+                for rest, indexes in self.terms_by_first.get(word, ()):
+                    if all(w in found for w in rest):
+                        ascii_passed |= indexes
+            return ascii_passed
         lowered = raw.lower()
         passed: set[int] = set()
         for words, indexes in self.screen:
@@ -1054,6 +1078,9 @@ class _Topics:
             reason, rank, pattern = self.categories[index]
             if pattern.search(joined):
                 hits.append((rank, reason))
+
+
+_NONE: Final[frozenset[int]] = frozenset()
 
 
 class _TraceState:
@@ -1195,10 +1222,7 @@ class RiskClassifier:
         """
         tier = str(risk.tier)
         reasons = tuple(risk.reasons)
-        return [
-            dataclasses.replace(span, attributes={**span.attributes, _RISK_TIER: tier, _RISK_REASONS: reasons})
-            for span in spans
-        ]
+        return [with_attributes(span, {**span.attributes, _RISK_TIER: tier, _RISK_REASONS: reasons}) for span in spans]
 
     def shutdown(self) -> None:
         """Nothing to release (the classifier holds no threads, files or connections); safe to call again, or unused."""

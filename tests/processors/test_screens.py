@@ -1,0 +1,210 @@
+"""The fast screens give the answers of the slow paths they replace (property-based, plus the known edge cases)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spanguard.processors.redaction import RedactionConfig, Redactor
+from spanguard.processors.risk import RiskClassifier
+from spanguard.processors.view import EventView, SpanView, with_attributes
+
+# Fragments that trip the triggers, dates the digits trigger skips, and filler: random joins of them reach the edges
+# (a run of digits across two values, a date next to a number, a literal split by the separator).
+FRAGMENTS = [
+    "2024-06-19",
+    "06/19/2024",
+    "19.06.2024",
+    "claude-3-5-sonnet-20240620",
+    "555-123-4567",
+    "+1 (415) 555-0132",
+    "4111 1111 1111 1111",
+    "078-05-1121",
+    "ada@example.org",
+    "@",
+    "sk-proj-abcdefghijklmnopqrstuv",
+    "AKIAABCDEFGHIJKLMNOP",
+    "ghp_",
+    "GB82 WEST 1234 5698 7654 32",
+    "10.0.0.1",
+    "fe80::1",
+    "12:30:45",
+    "https://user:pw@host",
+    "Bearer abcdefghijklmnopqrstuvwxyz",
+    "SECRET=",
+    "api_key",
+    "token",
+    "eyJhbGciOi",
+    "-----BEGIN",
+    "ORD-394548",
+    "12345",
+    "67",
+    "-",
+    " ",
+    "\n",
+    "\t",
+    "/",
+    ".",
+    "(",
+    "The order ships tomorrow.",
+    "héllo",
+    "٣٤٥٦٧٨٩١٢",
+    '{"a":"b"}',
+    "\\u00e9",
+]
+
+texts = st.lists(st.sampled_from(FRAGMENTS), min_size=0, max_size=8).map("".join)
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return Redactor(RedactionConfig())
+
+
+def _python_triggers(redactor: Redactor, text: str) -> bool:
+    lower = text.lower()
+    return any(trigger(text, lower) for trigger in redactor._triggers)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts)
+def test_ascii_screen_finds_every_text_a_trigger_finds(redactor: Redactor, text: str) -> None:
+    if not text.isascii():
+        return
+    if _python_triggers(redactor, text):
+        assert redactor._screen(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("eta 2024-06-19, thanks", False),
+        ("on 06/19/2024 at noon", False),
+        ("call 555-123-4567", True),
+        ("2024-06-19 5551234", True),
+        ("model claude-3-5-sonnet-20240620", True),
+        ("nothing here", False),
+        ("mail ada@example.org", True),
+    ],
+)
+def test_ascii_screen_keeps_the_digits_trigger_date_rule(redactor: Redactor, text: str, fires: bool) -> None:
+    assert redactor._screen(text) is fires
+    assert _python_triggers(redactor, text) is fires
+
+
+def test_ascii_screen_finds_a_trigger_by_its_literals_and_leaves_its_patterns_to_analysis(redactor: Redactor) -> None:
+    # The key trigger also needs "key ... =" or similar; the screen finds the literal, a superset that costs one lookup.
+    assert redactor._screen("my Api_Key is") is True
+    assert redactor._needs_analysis("my Api_Key is") is True
+
+
+def _span(values: list[str]) -> SpanView:
+    attributes = {f"attr.{i}": value for i, value in enumerate(values[:-1])}
+    events = [EventView("e", 1, {"event.text": values[-1]})] if values else []
+    return SpanView("0" * 32, "1" * 16, "s", attributes=attributes, events=events)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(texts, min_size=1, max_size=5))
+def test_a_span_judged_clean_is_one_that_planning_leaves_unchanged(redactor: Redactor, values: list[str]) -> None:
+    span = _span(values)
+    planned = redactor._redact_spans_planned([span])[0]
+    if redactor._is_clean(span):
+        assert planned.attributes == span.attributes
+        assert planned.events == span.events
+    assert redactor.redact_span(span) == planned
+
+
+def test_a_clean_span_is_handed_back_as_it_is_and_a_dirty_one_as_a_copy(redactor: Redactor) -> None:
+    clean = _span(["The order ships tomorrow.", "eta 2024-06-19"])
+    dirty = _span(["write to ada@example.org", "ok"])
+    out = redactor.redact_spans([clean, dirty, clean])
+    assert out[0] is clean and out[2] is clean
+    assert out[1] is not dirty
+    assert "ada@example.org" not in str(out[1].attributes)
+
+
+def test_redaction_counts_the_values_of_clean_spans_too() -> None:
+    redactor = Redactor(RedactionConfig())
+    redactor.redact_spans([_span(["a", "b", "c"])])
+    assert redactor.stats["values"] == 3
+
+
+def test_always_dropped_keys_are_dropped_even_when_no_value_triggers() -> None:
+    redactor = Redactor(RedactionConfig(always_drop=["*password*"]))
+    span = SpanView("0" * 32, "1" * 16, "s", attributes={"db.password": "plain", "other": "fine"})
+    assert "db.password" not in redactor.redact_span(span).attributes
+    assert redactor._is_clean(span) is False
+
+
+def test_a_dropped_key_inside_json_content_sends_the_span_the_long_way() -> None:
+    redactor = Redactor(RedactionConfig(always_drop=["password"]))
+    span = SpanView("0" * 32, "1" * 16, "s", attributes={"gen_ai.tool.call.arguments": '{"password":"hunter2"}'})
+    assert redactor._is_clean(span) is False
+    assert "hunter2" not in redactor.redact_span(span).attributes["gen_ai.tool.call.arguments"]
+
+
+TOPIC_TEXTS = st.lists(
+    st.sampled_from(
+        [
+            "I need legal advice",
+            "my divorce",
+            "self-harm",
+            "I want to die",
+            "want",
+            "to",
+            "die",
+            "tax return",
+            "in stock",
+            "stock tip",
+            "Cancer",
+            "LOAN",
+            " ",
+            "mañana",
+            "order",
+            "court",
+            "myself",
+            "kill",
+        ]
+    ),
+    max_size=6,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TOPIC_TEXTS)
+def test_topic_screen_passes_the_categories_the_substring_screen_passes(text: str) -> None:
+    topics = RiskClassifier()._topics
+    assert topics is not None
+    lowered = text.lower()
+    expected: set[int] = set()
+    for words, indexes in topics.screen:
+        if all(w in lowered for w in words):
+            expected |= indexes
+    assert set(topics._screen(text)) == expected
+
+
+def test_with_attributes_copies_every_other_field() -> None:
+    view = SpanView(
+        "a" * 32,
+        "b" * 16,
+        "n",
+        parent_span_id="c" * 16,
+        kind="CLIENT",
+        start_time_unix_nano=1,
+        end_time_unix_nano=2,
+        status_code="ERROR",
+        status_message="m",
+        attributes={"k": "v"},
+        events=[EventView("e", 3, {})],
+        resource={"r": 1},
+        scope="s",
+        source=object(),
+    )
+    copy = with_attributes(view, {"x": 1})
+    expected = dataclasses.replace(view, attributes={"x": 1})
+    for field in dataclasses.fields(SpanView):
+        assert getattr(copy, field.name) == getattr(expected, field.name), field.name
+    assert copy.source is view.source
