@@ -2,4 +2,5 @@
 
 from spanguard.collector.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes are spawned and import this module again: they must not run it
+    raise SystemExit(main())

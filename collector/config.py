@@ -311,6 +311,8 @@ class PipelineConfig:
     receivers: tuple[str, ...]
     processors: tuple[str, ...]
     exporters: tuple[str, ...]
+    workers: int = 1
+    """Processes that run the pipeline's processors, each owning the traces whose id hashes to it (1: in-process)."""
 
     @property
     def type(self) -> str:
@@ -389,6 +391,7 @@ class _PipelineModel(_Section):
     receivers: _IdList = []
     processors: _IdList = []
     exporters: _IdList = []
+    workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
 
 
 class _MetricsModel(_Section):
@@ -1001,7 +1004,11 @@ def _build(loading: _Loading, root: Any, registry: Registry, config_dir: Path | 
         ):
             _check_references(loading, (*path, _SECTIONS[kind]), ids, kind, defined)
         pipelines[pipeline_id] = PipelineConfig(
-            pipeline_id, tuple(pipeline.receivers), tuple(pipeline.processors), tuple(pipeline.exporters)
+            pipeline_id,
+            tuple(pipeline.receivers),
+            tuple(pipeline.processors),
+            tuple(pipeline.exporters),
+            pipeline.workers,
         )
 
     used: dict[Kind, set[str]] = {kind: set() for kind in KINDS}

@@ -11,11 +11,11 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 from spanguard.collector.component import Consumer
-from spanguard.collector.config import CollectorConfig, Endpoint, Factory, register
+from spanguard.collector.config import CollectorConfig, Endpoint, Factory, PipelineConfig, register
 from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
 from spanguard.collector.pipeline import (
     BatchProcessorConfig,
@@ -75,14 +75,73 @@ def _admit_all(limiters: list[MemoryLimiter]) -> Any:
     return admit
 
 
+class BuiltChain(NamedTuple):
+    """A pipeline's processors built as consumers, first to last."""
+
+    entry: Consumer
+    stages: list[Any]
+    redactors: dict[str, Any]
+    samplers: dict[str, Any]
+    limiters: list[MemoryLimiter]
+
+
+def build_chain(
+    config: CollectorConfig,
+    pipeline: PipelineConfig,
+    last: Consumer,
+    telemetry: Any,
+    *,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+) -> BuiltChain:
+    """Build a pipeline's processors in front of ``last`` (those of the types in ``only``, if given, minus ``skip``)."""
+    from spanguard.processors.redaction import Redactor
+    from spanguard.processors.risk import RiskClassifier
+
+    wanted = [
+        p
+        for p in pipeline.processors
+        if (only is None or config.processors[p].type in only) and config.processors[p].type not in skip
+    ]
+    types = {config.processors[p].type: config.processors[p] for p in wanted}
+    # One classifier per pipeline: used by tail sampling on whole traces, or by the risk stage per batch.
+    classifier = RiskClassifier(types["risk"].config.risk_config()) if "risk" in types else None
+    consumer = last
+    stages: list[Any] = []
+    redactors: dict[str, Any] = {}
+    samplers: dict[str, Any] = {}
+    limiters: list[MemoryLimiter] = []
+    # Built back to front: each stage hands on to the one after it.
+    for pid in reversed(wanted):
+        component = config.processors[pid]
+        settings = component.config
+        if component.type == "redaction":
+            redactor = Redactor(settings)
+            redactors[f"{pipeline.name}/{pid}"] = redactor
+            consumer = RedactionStage(redactor, consumer)
+        elif component.type == "risk":
+            if "tail_sampling" in types:
+                continue  # tail sampling classifies whole traces with the pipeline's classifier
+            consumer = RiskStage(classifier, consumer)
+        elif component.type == "tail_sampling":
+            stage = TailSamplingStage(settings, classifier, consumer, telemetry=telemetry)
+            samplers[f"{pipeline.name}/{pid}"] = stage
+            consumer = stage
+        elif component.type == "batch":
+            consumer = BatchStage(settings, consumer)
+        elif component.type == "memory_limiter":
+            consumer = MemoryLimiter(settings, consumer)
+            limiters.append(consumer)
+        stages.append(consumer)
+    return BuiltChain(consumer, list(reversed(stages)), redactors, samplers, limiters)
+
+
 class Collector:
     """One collector process: its pipelines, exporters, receivers and own telemetry."""
 
     def __init__(self, config: CollectorConfig) -> None:
         from spanguard.collector.exporters import create_exporter
         from spanguard.collector.receivers import OtlpReceiver
-        from spanguard.processors.redaction import Redactor
-        from spanguard.processors.risk import RiskClassifier
 
         self.config = config
         self.metrics = CollectorMetrics()
@@ -97,36 +156,23 @@ class Collector:
         admissions: dict[str, list[MemoryLimiter]] = {}
         for pipeline in config.pipelines.values():
             consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
-            types = {config.processors[p].type: config.processors[p] for p in pipeline.processors}
-            # One classifier per pipeline: used by tail sampling on whole traces, or by the risk stage per batch.
-            classifier = RiskClassifier(types["risk"].config.risk_config()) if "risk" in types else None
-            stages: list[Any] = []
-            # Built back to front: each stage hands on to the one after it.
-            for pid in reversed(pipeline.processors):
-                component = config.processors[pid]
-                settings = component.config
-                if component.type == "redaction":
-                    redactor = Redactor(settings)
-                    redactors[f"{pipeline.name}/{pid}"] = redactor
-                    consumer = RedactionStage(redactor, consumer)
-                elif component.type == "risk":
-                    if "tail_sampling" in types:
-                        continue  # tail sampling classifies whole traces with the pipeline's classifier
-                    consumer = RiskStage(classifier, consumer)
-                elif component.type == "tail_sampling":
-                    stage = TailSamplingStage(settings, classifier, consumer, telemetry=self.metrics)
-                    samplers[f"{pipeline.name}/{pid}"] = stage
-                    consumer = stage
-                elif component.type == "batch":
-                    consumer = BatchStage(settings, consumer)
-                elif component.type == "memory_limiter":
-                    consumer = MemoryLimiter(settings, consumer)
-                    for rid in pipeline.receivers:
-                        admissions.setdefault(rid, []).append(consumer)
-                stages.append(consumer)
-            self.stages.extend(reversed(stages))
+            if pipeline.workers > 1:
+                from spanguard.collector.workers import PipelineWorkers
+
+                # The memory limiter guards this process, so it stays here; the other processors run in the workers.
+                workers = PipelineWorkers(config, pipeline.name, consumer, telemetry=self.metrics)
+                redactors.update(workers.redactors())
+                samplers.update(workers.samplers())
+                built = build_chain(config, pipeline, workers, self.metrics, only=("memory_limiter",))
+                self.stages.extend([*built.stages, workers])
+            else:
+                built = build_chain(config, pipeline, consumer, self.metrics)
+                self.stages.extend(built.stages)
+            redactors.update(built.redactors)
+            samplers.update(built.samplers)
             for rid in pipeline.receivers:
-                entry_points.setdefault(rid, []).append(consumer)
+                entry_points.setdefault(rid, []).append(built.entry)
+                admissions.setdefault(rid, []).extend(built.limiters)
         for rid, consumers in entry_points.items():
             target: Consumer = consumers[0] if len(consumers) == 1 else FanOut(consumers)
             limiters = admissions.get(rid, [])
@@ -155,8 +201,8 @@ class Collector:
                 self.telemetry_servers.append(TelemetryServer(component.config.endpoint, None, self.healthy))
 
     def healthy(self) -> bool:
-        """Whether every pipeline is running."""
-        return self._running
+        """Whether every pipeline is running (its worker processes included)."""
+        return self._running and all(getattr(stage, "healthy", lambda: True)() for stage in self.stages)
 
     def start(self) -> None:
         """Start exporters, then processors, then receivers, then the telemetry endpoints."""

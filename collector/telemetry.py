@@ -66,6 +66,10 @@ class CollectorMetrics:
         """Count one tail-sampling decision."""
         self._decisions.labels(decision.tier, str(decision.keep).lower(), str(decision.early).lower()).inc()
 
+    def decided_count(self, tier: str, keep: bool, early: bool, count: int) -> None:
+        """Count ``count`` tail-sampling decisions of one kind (made in a worker process)."""
+        self._decisions.labels(tier, str(keep).lower(), str(early).lower()).inc(count)
+
     def add_source(self, source: Callable[[], Iterable[Any]]) -> None:
         """Register a callable yielding metric families at scrape time."""
         self._sources.append(source)

@@ -22,7 +22,6 @@ The rules, in the order they apply (``docs/sampling.md`` has the rationale):
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import heapq
 import logging
@@ -36,7 +35,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 
 import pydantic
 from pydantic import Field, field_validator
-from spanguard.processors.view import SpanView
+from spanguard.processors.view import SpanView, with_attributes
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,
     SPANGUARD_APPROVAL_GATE,
@@ -483,13 +482,17 @@ class TailSampler:
         if self._classifier is not None and risk is not None:
             try:
                 base = self._classifier.annotate(spans, risk)
+                if len(base) != len(spans):
+                    raise ValueError(f"annotate returned {len(base)} spans for {len(spans)}")
             except Exception:
                 _log.exception("risk annotation failed for trace %s; annotating without it", spans[0].trace_id)
                 self._counts["classifier_errors"] += 1
                 base = spans
         out = []
-        for span in base:
-            attributes = dict(span.attributes)
+        for original, span in zip(spans, base, strict=True):
+            # The classifier's copies are ours to finish; never write into a map the caller may still hold.
+            owned = span is not original and span.attributes is not original.attributes
+            attributes = span.attributes if owned else dict(span.attributes)
             attributes[SPANGUARD_RISK_TIER] = tier
             attributes[SPANGUARD_RISK_REASONS] = reasons
             attributes[SPANGUARD_SAMPLING_RATE] = rate
@@ -497,7 +500,7 @@ class TailSampler:
                 attributes.pop(SPANGUARD_REVIEW_TIER, None)  # this sampler decides review, not an upstream one
             else:
                 attributes[SPANGUARD_REVIEW_TIER] = review_tier
-            out.append(dataclasses.replace(span, attributes=attributes))
+            out.append(span if owned else with_attributes(span, attributes))
         return tuple(out)
 
     # ---------------------------------------------------------------------------------------------------------------

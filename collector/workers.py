@@ -1,0 +1,536 @@
+"""Pipeline workers: a pipeline's processors in several processes, so that one collector uses more than one core.
+
+Python runs one thread of bytecode at a time per process, and redaction, risk classification and tail sampling are
+CPU-bound: in-process they saturate one core. With ``workers: N`` on a pipeline (``service.pipelines.<id>.workers``),
+its processors run in N worker processes, and this process keeps the receivers, the memory limiter and the exporters
+with their sending queues.
+
+* **Trace affinity.** Each span goes to worker ``trace id mod N`` (the id's last eight bytes), so every span of a trace
+  meets the same tail sampler and traces are decided whole, as in one process. Review budgets and tail-sampling
+  memory bounds are shared out between the workers, so the configured totals still hold.
+* **Acknowledgement.** A request is acknowledged once every worker that got a part of it has taken its part (buffered
+  for tail sampling, or passed on to the exporters), as the in-process chain would. When a worker pushes back while
+  others took their parts, this process holds the refused part (one per worker at most) and hands it over as soon as
+  the worker takes it; while a part is held, new requests are refused with a retryable status. When no part was
+  taken, the request is refused as a whole.
+* **Output.** Kept traces come back over a second pipe and go to the exporters here; an exporter's backpressure is
+  answered back, and the worker's tail sampler holds the traces, as in-process.
+* **Lifecycle.** Workers are spawned (never forked: gRPC's threads must not be) when the stage starts, and each builds
+  its processors from the same validated config; the stage starts only when all are ready. A worker that dies makes
+  the collector unhealthy, and requests for its traces are refused (retryably). Shutdown asks every worker to shut its
+  processors down (tail sampling decides what it holds and sends the kept traces on) within the timeout; a worker that
+  does not finish in time is terminated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from spanguard.collector.component import Backpressure, Consumer, TraceBatch
+from spanguard.collector.config import CollectorConfig
+
+logger = logging.getLogger("spanguard.collector")
+
+_READY_TIMEOUT = 180.0  # building Presidio's recognizers (and a NER model) takes a while on a small machine
+_RETRY_INTERVAL = 0.5
+_STATS_TTL = 1.0
+
+
+def shard_of(trace_id: bytes, workers: int) -> int:
+    """The worker that owns a trace: its id's last eight bytes (the random part of W3C ids) modulo ``workers``."""
+    return int.from_bytes(trace_id[-8:], "big") % workers
+
+
+def split(resource_spans: list[ResourceSpans], workers: int) -> list[list[ResourceSpans]]:
+    """The spans of a request by owning worker, under copies of their resource and scope (empty lists: no spans)."""
+    shards: list[dict[int, tuple[ResourceSpans, dict[int, Any]]]] = [{} for _ in range(workers)]
+    for resource in resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                groups = shards[shard_of(span.trace_id, workers)]
+                entry = groups.get(id(resource))
+                if entry is None:
+                    target = ResourceSpans(schema_url=resource.schema_url)
+                    target.resource.CopyFrom(resource.resource)
+                    entry = groups[id(resource)] = (target, {})
+                target, scopes = entry
+                target_scope = scopes.get(id(scope))
+                if target_scope is None:
+                    target_scope = scopes[id(scope)] = target.scope_spans.add(schema_url=scope.schema_url)
+                    target_scope.scope.CopyFrom(scope.scope)
+                target_scope.spans.add().CopyFrom(span)
+    return [[target for target, _ in groups.values()] for groups in shards]
+
+
+def _encode(resource_spans: list[ResourceSpans]) -> bytes:
+    return ExportTraceServiceRequest(resource_spans=resource_spans).SerializeToString()
+
+
+def _decode(data: bytes) -> list[ResourceSpans]:
+    return list(ExportTraceServiceRequest.FromString(data).resource_spans)
+
+
+def merge_stats(into: dict[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Add ``stats`` into ``into``: numbers summed, mappings merged key by key, anything else kept from the first."""
+    for key, value in stats.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
+            into.setdefault(key, value)
+        elif isinstance(value, Mapping):
+            current = into.get(key)
+            into[key] = merge_stats(dict(current) if isinstance(current, Mapping) else {}, value)
+        else:
+            current = into.get(key)
+            into[key] = (current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0) + value
+    return into
+
+
+def worker_config(config: CollectorConfig, pipeline: str, index: int, workers: int) -> CollectorConfig:
+    """The config worker ``index`` builds from: tail-sampling bounds and review budgets shared out between workers."""
+
+    def share(total: int, minimum: int = 0) -> int:
+        return max(minimum, total // workers + (1 if index < total % workers else 0))
+
+    processors = dict(config.processors)
+    for pid in config.pipelines[pipeline].processors:
+        component = processors[pid]
+        if component.type != "tail_sampling":
+            continue
+        settings = component.config
+        update: dict[str, Any] = {
+            "max_traces": share(settings.max_traces, 1),
+            "max_spans": share(settings.max_spans, 1),
+        }
+        if settings.review_budget is not None:
+            update["review_budget"] = {tier: share(limit) for tier, limit in settings.review_budget.items()}
+        processors[pid] = dataclasses.replace(component, config=settings.model_copy(update=update))
+    return dataclasses.replace(config, processors=processors)
+
+
+class _Worker:
+    """This process's side of one worker: its process, its two pipes, and the part of a request it holds."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: Any = None
+        self.requests: Any = None  # requests from here, answered by the worker
+        self.output: Any = None  # kept traces from the worker, answered from here
+        self.lock = threading.Lock()
+        self.held: list[bytes] = []  # parts acknowledged to clients that the worker has not taken yet
+        self.held_lock = threading.Lock()  # taken before ``lock``, never after
+        self.dead = False
+
+
+class PipelineWorkers:
+    """A consumer that runs a pipeline's processors in worker processes and passes their output to ``next_consumer``."""
+
+    def __init__(
+        self, config: CollectorConfig, pipeline: str, next_consumer: Consumer, *, telemetry: Any = None
+    ) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._count = config.pipelines[pipeline].workers
+        self._next = next_consumer
+        self._telemetry = telemetry
+        self._workers = [_Worker(i) for i in range(self._count)]
+        self._readers: list[threading.Thread] = []
+        self._retry_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started = False
+        self._shut = False
+        self._state_lock = threading.Lock()
+        self._stats_cache: tuple[float, dict[str, Any]] | None = None
+        self._stats_lock = threading.Lock()
+
+    # -- telemetry
+
+    def _names(self, kind: str) -> list[str]:
+        ids = self._config.pipelines[self._pipeline].processors
+        return [f"{self._pipeline}/{pid}" for pid in ids if self._config.processors[pid].type == kind]
+
+    def redactors(self) -> dict[str, Any]:
+        """Stand-ins for the workers' redactors: their ``stats``, summed over the workers."""
+        return {name: _StatsView(self, "redactors", name) for name in self._names("redaction")}
+
+    def samplers(self) -> dict[str, Any]:
+        """Stand-ins for the workers' tail samplers: their ``stats``, summed over the workers."""
+        return {name: _StatsView(self, "samplers", name) for name in self._names("tail_sampling")}
+
+    def stats(self) -> dict[str, Any]:
+        """Every worker's processor stats, summed (cached for a second: one scrape reads several families)."""
+        with self._stats_lock:
+            now = time.monotonic()
+            if self._stats_cache is not None and now - self._stats_cache[0] < _STATS_TTL:
+                return self._stats_cache[1]
+            merged: dict[str, Any] = {}
+            for worker in self._workers:
+                reply = self._call(worker, ("stats",))
+                if reply is not None and reply[0] == "stats":
+                    merge_stats(merged, reply[1])
+            self._stats_cache = (now, merged)
+            return merged
+
+    def _tally(self, counts: Mapping[tuple[str, bool, bool], int] | None) -> None:
+        if counts and self._telemetry is not None and hasattr(self._telemetry, "decided_count"):
+            for (tier, keep, early), n in counts.items():
+                self._telemetry.decided_count(tier, keep, early, n)
+
+    def healthy(self) -> bool:
+        """Whether every worker process is alive."""
+        return self._started and not any(w.dead or not w.process.is_alive() for w in self._workers)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Spawn the workers and wait until each has built its processors."""
+        with self._state_lock:
+            if self._started or self._shut:
+                return
+            context = multiprocessing.get_context("spawn")
+            for worker in self._workers:
+                requests, worker_requests = context.Pipe()
+                output, worker_output = context.Pipe()
+                worker.process = context.Process(
+                    target=worker_main,
+                    args=(
+                        worker_config(self._config, self._pipeline, worker.index, self._count),
+                        self._pipeline,
+                        worker.index,
+                        worker_requests,
+                        worker_output,
+                        logging.getLogger().getEffectiveLevel(),
+                    ),
+                    name=f"spanguard-worker-{self._pipeline}-{worker.index}",
+                    daemon=True,
+                )
+                worker.process.start()
+                worker_requests.close()
+                worker_output.close()
+                worker.requests, worker.output = requests, output
+            deadline = time.monotonic() + _READY_TIMEOUT
+            for worker in self._workers:
+                if not worker.requests.poll(max(0.0, deadline - time.monotonic())):
+                    self._kill_all()
+                    raise RuntimeError(f"pipeline {self._pipeline}: worker {worker.index} did not start in time")
+                try:
+                    ready = worker.requests.recv()
+                except EOFError:
+                    ready = ("failed", "the process exited")
+                if ready[0] != "ready":
+                    self._kill_all()
+                    raise RuntimeError(f"pipeline {self._pipeline}: worker {worker.index} failed to start: {ready[1]}")
+            for worker in self._workers:
+                thread = threading.Thread(
+                    target=self._serve_output, args=(worker,), name=f"spanguard-worker-out-{worker.index}", daemon=True
+                )
+                thread.start()
+                self._readers.append(thread)
+            self._retry_thread = threading.Thread(target=self._retry_held, name="spanguard-worker-retry", daemon=True)
+            self._retry_thread.start()
+            self._started = True
+            logger.info("pipeline %s: %d workers started", self._pipeline, self._count)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Hand over held parts, then have every worker shut its processors down (idempotent, safe unstarted)."""
+        with self._state_lock:
+            if self._shut:
+                return
+            self._shut = True
+            started = self._started
+        self._stop.set()
+        if not started:
+            return
+        deadline = time.monotonic() + max(0.0, timeout)
+        for worker in self._workers:
+            if worker.held and not worker.dead:
+                self._offer_held(worker)
+            if worker.held:
+                logger.warning(
+                    "pipeline %s: worker %d could not take %d held part(s) at shutdown",
+                    self._pipeline,
+                    worker.index,
+                    len(worker.held),
+                )
+        for worker in self._workers:
+            if worker.dead:
+                continue
+            with worker.lock:
+                try:
+                    worker.requests.send(("shutdown", max(0.0, deadline - time.monotonic() - 1.0)))
+                except (OSError, EOFError):
+                    worker.dead = True
+        for worker in self._workers:
+            left = max(0.0, deadline - time.monotonic())
+            if not worker.dead and worker.requests.poll(left):
+                try:
+                    reply = worker.requests.recv()
+                    self._tally(reply[1] if len(reply) > 1 else None)
+                except (OSError, EOFError):
+                    pass
+            worker.process.join(max(0.0, deadline - time.monotonic()) + 0.5)
+            if worker.process.is_alive():
+                logger.warning("pipeline %s: worker %d did not stop in time; terminated", self._pipeline, worker.index)
+                worker.process.terminate()
+                worker.process.join(2.0)
+            worker.dead = True
+        for thread in self._readers:
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        for worker in self._workers:
+            for conn in (worker.requests, worker.output):
+                conn.close()
+
+    def _kill_all(self) -> None:
+        for worker in self._workers:
+            if worker.process is not None and worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(2.0)
+            worker.dead = True
+
+    # -- the data path
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Give each worker its part of the batch; refuse (retryably) what no worker took."""
+        if not self._started or self._shut:
+            raise Backpressure(f"pipeline {self._pipeline}: workers are not running", retry_after=1.0)
+        for worker in self._workers:
+            if worker.held:
+                self._offer_held(worker)
+                if worker.held:
+                    raise Backpressure(f"pipeline {self._pipeline}: worker {worker.index} is full", retry_after=1.0)
+        parts = split(batch.resource_spans, self._count) if self._count > 1 else [batch.resource_spans]
+        work = [(worker, _encode(part)) for worker, part in zip(self._workers, parts, strict=True) if part]
+        replies = self._send_all(work)
+        answers = zip(work, replies, strict=True)
+        refused = [(worker, data, reply) for (worker, data), reply in answers if reply[0] != "ok"]
+        if not refused:
+            return
+        if len(refused) == len(work):
+            worker, _, reply = refused[0]
+            if reply[0] == "error":
+                raise RuntimeError(f"pipeline {self._pipeline}: worker {worker.index} failed: {reply[1]}")
+            raise Backpressure(reply[1], retry_after=reply[2])
+        for worker, data, reply in refused:
+            if reply[0] == "error":
+                # A processor raised on this part: the in-process chain would have failed the request too.
+                logger.error("pipeline %s: worker %d failed on a part (%s)", self._pipeline, worker.index, reply[1])
+            else:
+                with worker.held_lock:
+                    worker.held.append(data)  # the rest was taken, so this part is acknowledged with it
+
+    def _send_all(self, work: list[tuple[_Worker, bytes]]) -> list[tuple[Any, ...]]:
+        # Send every part before waiting for any answer, so the workers process them side by side. Locks are taken in
+        # worker order, so two requests never wait on each other.
+        # Each lock is released as soon as its worker has answered, so a worker never idles waiting for another.
+        replies: list[tuple[Any, ...]] = []
+        locked: list[_Worker] = []
+        try:
+            for worker, data in work:
+                worker.lock.acquire()
+                locked.append(worker)
+                self._send(worker, ("consume", data))
+            for worker, _ in work:
+                replies.append(self._receive(worker))
+                locked.remove(worker)
+                worker.lock.release()
+        finally:
+            for worker in locked:
+                worker.lock.release()
+        return replies
+
+    def _send(self, worker: _Worker, message: tuple[Any, ...]) -> bool:
+        if worker.dead:
+            return False
+        try:
+            worker.requests.send(message)
+            return True
+        except (OSError, EOFError):
+            self._died(worker)
+            return False
+
+    def _receive(self, worker: _Worker) -> tuple[Any, ...]:
+        if worker.dead:
+            return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
+        try:
+            reply = worker.requests.recv()
+        except (OSError, EOFError):
+            self._died(worker)
+            return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
+        self._tally(reply[-1] if reply and isinstance(reply[-1], dict) else None)
+        return reply
+
+    def _call(self, worker: _Worker, message: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with worker.lock:
+            if not self._send(worker, message):
+                return None
+            return self._receive(worker)
+
+    def _died(self, worker: _Worker) -> None:
+        if not worker.dead:
+            worker.dead = True
+            if not self._shut:
+                logger.error("pipeline %s: worker %d exited; its traces are refused", self._pipeline, worker.index)
+
+    def _offer_held(self, worker: _Worker) -> None:
+        with worker.held_lock:  # one offer at a time, or a part could be taken twice
+            while worker.held:
+                reply = self._call(worker, ("consume", worker.held[0]))
+                if reply is None or reply[0] == "backpressure":
+                    return
+                if reply[0] == "error":
+                    logger.error(
+                        "pipeline %s: worker %d failed on a held part (%s)", self._pipeline, worker.index, reply[1]
+                    )
+                worker.held.pop(0)
+
+    def _retry_held(self) -> None:
+        while not self._stop.wait(_RETRY_INTERVAL):
+            for worker in self._workers:
+                if worker.held and not worker.dead:
+                    try:
+                        self._offer_held(worker)
+                    except Exception:
+                        logger.exception("pipeline %s: handing a held part over failed", self._pipeline)
+
+    def _serve_output(self, worker: _Worker) -> None:
+        """Pass a worker's kept traces to the exporters and answer how that went."""
+        while True:
+            try:
+                message = worker.output.recv()
+            except (OSError, EOFError):
+                return
+            self._tally(message[2] if len(message) > 2 else None)
+            try:
+                self._next.consume(TraceBatch(_decode(message[1])))
+                answer: tuple[Any, ...] = ("ok",)
+            except Backpressure as error:
+                remaining = _encode(error.remaining.resource_spans) if error.remaining is not None else None
+                answer = ("backpressure", error.reason, error.retry_after, remaining)
+            except Exception as error:
+                logger.exception("pipeline %s: exporting a worker's output failed", self._pipeline)
+                answer = ("error", type(error).__name__)
+            try:
+                worker.output.send(answer)
+            except (OSError, EOFError):
+                return
+
+
+class _StatsView:
+    """What the telemetry reads from a redactor or sampler (``stats``), for one that lives in the workers."""
+
+    def __init__(self, workers: PipelineWorkers, kind: str, name: str) -> None:
+        self._workers = workers
+        self._kind = kind
+        self._name = name
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The component's stats, summed over the workers."""
+        return dict(self._workers.stats().get(self._kind, {}).get(self._name, {}))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The worker process
+
+
+class _DecisionTally:
+    """Counts the tail sampler's decisions in a worker; every answer to the collector carries and resets them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, bool, bool]] = Counter()
+
+    def decided(self, decision: Any) -> None:
+        """Count one decision."""
+        with self._lock:
+            self._counts[(decision.tier, bool(decision.keep), bool(decision.early))] += 1
+
+    def take(self) -> dict[tuple[str, bool, bool], int]:
+        """The counts since the last call."""
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+        return dict(counts)
+
+
+class _ToCollector:
+    """The worker's last consumer: sends kept traces to the collector process and raises what it answers."""
+
+    def __init__(self, output: Any, tally: _DecisionTally) -> None:
+        self._output = output
+        self._tally = tally
+        self._lock = threading.Lock()
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Send the batch; raise :class:`Backpressure` when the exporters are full."""
+        data = _encode(batch.resource_spans)
+        with self._lock:
+            self._output.send(("kept", data, self._tally.take()))
+            answer = self._output.recv()
+        if answer[0] == "backpressure":
+            remaining = TraceBatch(_decode(answer[3])) if answer[3] is not None else None
+            raise Backpressure(answer[1], answer[2], remaining)
+        if answer[0] == "error":
+            raise RuntimeError(f"the collector could not export: {answer[1]}")
+
+
+def worker_main(
+    config: CollectorConfig, pipeline: str, index: int, requests: Any, output: Any, log_level: int = logging.INFO
+) -> None:
+    """A worker process: build the pipeline's processors, then serve the collector's requests until told to stop."""
+    # The collector process decides when workers stop (it forwards SIGTERM as a shutdown request).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from spanguard.collector.cli import configure_logging
+
+    configure_logging(logging.getLevelName(log_level))
+    tally = _DecisionTally()
+    try:
+        from spanguard.collector.service import build_chain
+
+        last = _ToCollector(output, tally)
+        built = build_chain(config, config.pipelines[pipeline], last, tally, skip=("memory_limiter",))
+        for stage in built.stages:
+            stage.start()
+    except Exception as error:
+        requests.send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    requests.send(("ready",))
+    while True:
+        try:
+            message = requests.recv()
+        except (OSError, EOFError):
+            # The collector is gone: nothing can be delivered any more.
+            return
+        kind = message[0]
+        if kind == "consume":
+            try:
+                built.entry.consume(TraceBatch(_decode(message[1])))
+                requests.send(("ok", tally.take()))
+            except Backpressure as error:
+                requests.send(("backpressure", error.reason, error.retry_after, tally.take()))
+            except Exception as error:
+                logger.error("worker %d: processing a batch failed (%s)", index, type(error).__name__)
+                requests.send(("error", type(error).__name__, tally.take()))
+        elif kind == "stats":
+            stats = {
+                "redactors": {name: r.stats for name, r in built.redactors.items()},
+                "samplers": {name: s.stats for name, s in built.samplers.items()},
+            }
+            requests.send(("stats", stats, tally.take()))
+        elif kind == "shutdown":
+            deadline = time.monotonic() + float(message[1])
+            for stage in built.stages:
+                try:
+                    stage.shutdown(max(0.0, deadline - time.monotonic()))
+                except Exception:
+                    logger.exception("worker %d: a stage failed to shut down", index)
+            requests.send(("done", tally.take()))
+            return
