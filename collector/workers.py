@@ -347,7 +347,7 @@ class PipelineWorkers:
         return replies
 
     def _send(self, worker: _Worker, message: tuple[Any, ...]) -> bool:
-        if worker.dead:
+        if worker.dead or worker.requests is None:  # not started yet
             return False
         try:
             worker.requests.send(message)
@@ -357,7 +357,7 @@ class PipelineWorkers:
             return False
 
     def _receive(self, worker: _Worker) -> tuple[Any, ...]:
-        if worker.dead:
+        if worker.dead or worker.requests is None:
             return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
         try:
             reply = worker.requests.recv()
