@@ -30,8 +30,9 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -124,9 +125,10 @@ class _Worker:
         self.process: Any = None
         self.requests: Any = None  # requests from here, answered by the worker
         self.output: Any = None  # kept traces from the worker, answered from here
-        self.lock = threading.Lock()
+        self.send_lock = threading.Lock()  # a request's place in ``waiting`` is its place in the pipe
+        self.waiting: deque[Future[tuple[Any, ...]]] = deque()  # the worker answers in order
         self.held: list[bytes] = []  # parts acknowledged to clients that the worker has not taken yet
-        self.held_lock = threading.Lock()  # taken before ``lock``, never after
+        self.held_lock = threading.Lock()
         self.dead = False
 
 
@@ -229,11 +231,12 @@ class PipelineWorkers:
                     self._kill_all()
                     raise RuntimeError(f"pipeline {self._pipeline}: worker {worker.index} failed to start: {ready[1]}")
             for worker in self._workers:
-                thread = threading.Thread(
-                    target=self._serve_output, args=(worker,), name=f"spanguard-worker-out-{worker.index}", daemon=True
-                )
-                thread.start()
-                self._readers.append(thread)
+                for target, name in ((self._serve_output, "out"), (self._serve_replies, "replies")):
+                    thread = threading.Thread(
+                        target=target, args=(worker,), name=f"spanguard-worker-{name}-{worker.index}", daemon=True
+                    )
+                    thread.start()
+                    self._readers.append(thread)
             self._retry_thread = threading.Thread(target=self._retry_held, name="spanguard-worker-retry", daemon=True)
             self._retry_thread.start()
             self._started = True
@@ -260,22 +263,14 @@ class PipelineWorkers:
                     worker.index,
                     len(worker.held),
                 )
-        for worker in self._workers:
-            if worker.dead:
-                continue
-            with worker.lock:
-                try:
-                    worker.requests.send(("shutdown", max(0.0, deadline - time.monotonic() - 1.0)))
-                except (OSError, EOFError):
-                    worker.dead = True
-        for worker in self._workers:
-            left = max(0.0, deadline - time.monotonic())
-            if not worker.dead and worker.requests.poll(left):
-                try:
-                    reply = worker.requests.recv()
-                    self._tally(reply[1] if len(reply) > 1 else None)
-                except (OSError, EOFError):
-                    pass
+        done = [
+            self._submit(worker, ("shutdown", max(0.0, deadline - time.monotonic() - 1.0))) for worker in self._workers
+        ]
+        for worker, future in zip(self._workers, done, strict=True):
+            try:
+                future.result(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
             worker.process.join(max(0.0, deadline - time.monotonic()) + 0.5)
             if worker.process.is_alive():
                 logger.warning("pipeline %s: worker %d did not stop in time; terminated", self._pipeline, worker.index)
@@ -308,7 +303,9 @@ class PipelineWorkers:
                     raise Backpressure(f"pipeline {self._pipeline}: worker {worker.index} is full", retry_after=1.0)
         parts = split(batch.resource_spans, self._count) if self._count > 1 else [batch.resource_spans]
         work = [(worker, _encode(part)) for worker, part in zip(self._workers, parts, strict=True) if part]
-        replies = self._send_all(work)
+        # Every part is sent before any answer is awaited, so the workers process them side by side.
+        futures = [self._submit(worker, ("consume", data)) for worker, data in work]
+        replies = [future.result() for future in futures]
         answers = zip(work, replies, strict=True)
         refused = [(worker, data, reply) for (worker, data), reply in answers if reply[0] != "ok"]
         if not refused:
@@ -326,52 +323,45 @@ class PipelineWorkers:
                 with worker.held_lock:
                     worker.held.append(data)  # the rest was taken, so this part is acknowledged with it
 
-    def _send_all(self, work: list[tuple[_Worker, bytes]]) -> list[tuple[Any, ...]]:
-        # Send every part before waiting for any answer, so the workers process them side by side. Locks are taken in
-        # worker order, so two requests never wait on each other.
-        # Each lock is released as soon as its worker has answered, so a worker never idles waiting for another.
-        replies: list[tuple[Any, ...]] = []
-        locked: list[_Worker] = []
-        try:
-            for worker, data in work:
-                worker.lock.acquire()
-                locked.append(worker)
-                self._send(worker, ("consume", data))
-            for worker, _ in work:
-                replies.append(self._receive(worker))
-                locked.remove(worker)
-                worker.lock.release()
-        finally:
-            for worker in locked:
-                worker.lock.release()
-        return replies
+    def _submit(self, worker: _Worker, message: tuple[Any, ...]) -> Future[tuple[Any, ...]]:
+        """Send a request; the future gets the worker's answer (a retryable refusal when the worker is down)."""
+        future: Future[tuple[Any, ...]] = Future()
+        with worker.send_lock:
+            if not worker.dead and worker.requests is not None:
+                worker.waiting.append(future)
+                try:
+                    worker.requests.send(message)
+                    return future
+                except (OSError, EOFError, ValueError):
+                    worker.waiting.pop()
+                    self._died(worker)
+        future.set_result(self._down(worker))
+        return future
 
-    def _send(self, worker: _Worker, message: tuple[Any, ...]) -> bool:
-        if worker.dead or worker.requests is None:  # not started yet
-            return False
-        try:
-            worker.requests.send(message)
-            return True
-        except (OSError, EOFError):
-            self._died(worker)
-            return False
+    def _down(self, worker: _Worker) -> tuple[Any, ...]:
+        return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
 
-    def _receive(self, worker: _Worker) -> tuple[Any, ...]:
-        if worker.dead or worker.requests is None:
-            return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
-        try:
-            reply = worker.requests.recv()
-        except (OSError, EOFError):
+    def _serve_replies(self, worker: _Worker) -> None:
+        """Hand each answer of a worker to the request waiting for it (answers come in request order)."""
+        while True:
+            try:
+                reply = worker.requests.recv()
+            except (OSError, EOFError, ValueError):
+                break
+            self._tally(reply[-1] if reply and isinstance(reply[-1], dict) else None)
+            with worker.send_lock:
+                future = worker.waiting.popleft() if worker.waiting else None
+            if future is not None:
+                future.set_result(reply)
+        with worker.send_lock:
             self._died(worker)
-            return ("backpressure", f"pipeline {self._pipeline}: worker {worker.index} is down", 5.0)
-        self._tally(reply[-1] if reply and isinstance(reply[-1], dict) else None)
-        return reply
+            waiting, worker.waiting = list(worker.waiting), deque()
+        for future in waiting:
+            future.set_result(self._down(worker))
 
     def _call(self, worker: _Worker, message: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        with worker.lock:
-            if not self._send(worker, message):
-                return None
-            return self._receive(worker)
+        reply = self._submit(worker, message).result()
+        return None if reply == self._down(worker) else reply
 
     def _died(self, worker: _Worker) -> None:
         if not worker.dead:
