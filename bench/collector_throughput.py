@@ -11,8 +11,9 @@ What runs (see bench/README.md for the details and how to read the table):
   from several threads, retrying ``UNAVAILABLE`` after the ``RetryInfo`` delay. Spans/s are counted at the sink.
 * **(b)** the same with ``redaction``, ``risk``, ``tail_sampling`` (rates 1.0: every trace is kept) and ``batch``.
 * **overload (a)** and **overload (b)**: the same pipelines with a sending queue of 4 batches and a sink that sleeps
-  on every request (0.1 s + 0.8 ms per span), so the collector has to push back; peak RSS against a documented bound
-  (see :func:`memory_bound`), and the ``UNAVAILABLE`` answers the generator got. Afterwards the sink is made fast
+  on every request (0.1 s + 0.8 ms per span), so the collector has to push back, and a ``memory_limiter``
+  (``limit_mib`` 320): peak RSS against that configured limit (and, for reference, what the configuration would allow
+  without it: :func:`memory_bound`), and the ``UNAVAILABLE`` answers the generator got. Afterwards the sink is made fast
   again and everything the collector acknowledged must arrive, once.
 
 The collector's peak RSS (``VmHWM`` of ``/proc/<pid>/status``) is reported for every run. Loopback only; always
@@ -55,7 +56,9 @@ RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 STATUS_DETAILS_TRAILER = "grpc-status-details-bin"
 MIB = 1024 * 1024
 RECEIVER_WORKERS = 16  # the gRPC receiver's worker threads (spanguard.collector.receivers._WORKERS)
-SLACK_MIB = 64  # allowance in the memory bound for gRPC buffers, thread stacks and allocator fragmentation
+SLACK_MIB = 64  # allowance in the memory estimate for gRPC buffers, thread stacks and allocator fragmentation
+OVERLOAD_LIMIT_MIB = 320  # the overload runs' memory_limiter.limit_mib: their peak RSS must stay under it
+OVERLOAD_SPIKE_MIB = 96  # ... and spike_limit_mib: refusing starts at 224 MiB, leaving room for requests in flight
 RSS_CAP_MIB = 3072  # a run whose collector passes this is stopped (protects the machine, reported as such)
 SPANS_PER_TRACE = 5
 WORKERS = os.cpu_count() or 1  # (b) runs the processors in one worker process per core
@@ -849,10 +852,19 @@ class Scenario:
 def collector_config(scenario: Scenario, ports: dict[str, int], sink_port: int, gzip: bool) -> str:
     processors = ""
     pipeline_processors = "[]"
+    limiter = (
+        f"  memory_limiter: {{limit_mib: {OVERLOAD_LIMIT_MIB}, spike_limit_mib: {OVERLOAD_SPIKE_MIB}, "
+        "check_interval: 0.1s}\n"
+        if scenario.overload
+        else ""
+    )
+    if scenario.overload and not scenario.processors:
+        processors = "\nprocessors:\n" + limiter
+        pipeline_processors = "[memory_limiter]"
     if scenario.processors:
         processors = f"""
 processors:
-  redaction: {{}}
+{limiter}  redaction: {{}}
   risk: {{}}
   tail_sampling:
     decision_wait: 1s
@@ -865,6 +877,8 @@ processors:
   batch: {{}}
 """
         pipeline_processors = "[redaction, risk, tail_sampling, batch]"
+        if scenario.overload:
+            pipeline_processors = "[memory_limiter, redaction, risk, tail_sampling, batch]"
     return f"""# written by bench/collector_throughput.py ({scenario.title})
 receivers:
   otlp:
@@ -1032,7 +1046,7 @@ def measure_memory(corpus: Corpus) -> dict[str, float]:
 
 
 def memory_bound(scenario: Scenario, baseline: int, mem: dict[str, float]) -> tuple[int, str]:
-    """The bound the overload run is checked against, and how it is made."""
+    """What the collector would hold under overload without a memory limiter (printed beside the configured limit)."""
     items = scenario.queue_size + RECEIVER_WORKERS
     bound = baseline + items * mem["batch_in_memory_bytes"] + SLACK_MIB * MIB
     text = (
@@ -1124,7 +1138,13 @@ def run_scenario(
         time.sleep(0.3)
         result.idle_rss = collector.rss() or 0
         if scenario.overload:
-            result.bound, result.bound_text = memory_bound(scenario, result.idle_rss, mem)
+            estimate, how = memory_bound(scenario, result.idle_rss, mem)
+            result.bound = OVERLOAD_LIMIT_MIB * MIB
+            result.bound_text = (
+                f"memory_limiter limit_mib {OVERLOAD_LIMIT_MIB} (refusing above"
+                f" {OVERLOAD_LIMIT_MIB - OVERLOAD_SPIKE_MIB} MiB); without it the configuration allows about"
+                f" {estimate / MIB:.0f} MiB ({how})"
+            )
         monitor = RssMonitor(collector, RSS_CAP_MIB * MIB)
         monitor.start()
         generator = Generator(
@@ -1362,7 +1382,7 @@ def report(console: Any, floor: dict[str, Any], results: dict[str, RunResult], c
         if r is None:
             continue
         ok = None if not r.bound or not r.peak_rss else (r.peak_rss <= r.bound and not r.killed_at_cap)
-        checks.append((f"{r.title}: peak RSS under the bound", (r.peak_rss, r.bound), ok))
+        checks.append((f"{r.title}: peak RSS under the memory limit", (r.peak_rss, r.bound), ok))
     console.print()
     if args.profile:
         console.print("[yellow]profiled run: the collector ran under cProfile, its numbers are not comparable[/yellow]")

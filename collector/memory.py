@@ -23,24 +23,52 @@ class MemoryLimiterConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """``processors.memory_limiter``: the limit and how often the process's memory is read."""
 
     limit_mib: int = pydantic.Field(gt=0)
+    """The most resident memory (of the collector and its worker processes) the collector may use."""
+    spike_limit_mib: int | None = pydantic.Field(default=None, ge=0)
+    """Headroom for requests in flight: refusing starts at ``limit_mib - spike_limit_mib`` (default 20 % of the limit),
+    as in the OpenTelemetry Collector, since a request admitted now still grows while it is parsed and processed."""
     check_interval: Duration = 0.5
     retry_after: Duration = 1.0
 
+    @pydantic.model_validator(mode="after")
+    def _spike_below_limit(self) -> MemoryLimiterConfig:
+        if self.spike_limit_mib is not None and self.spike_limit_mib >= self.limit_mib:
+            raise ValueError("spike_limit_mib must be less than limit_mib")
+        return self
 
-def resident_bytes() -> int:
-    """The process's resident set size, from ``/proc/self/statm`` (0 where that is not available)."""
+    @property
+    def soft_limit_bytes(self) -> int:
+        """Where refusing starts: ``limit_mib - spike_limit_mib``, in bytes."""
+        spike = self.spike_limit_mib if self.spike_limit_mib is not None else self.limit_mib // 5
+        return (self.limit_mib - spike) * 1024 * 1024
+
+
+def _statm_bytes(pid: str) -> int:
     try:
-        with open("/proc/self/statm", "rb") as statm:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
             return int(statm.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def resident_bytes() -> int:
+    """Resident memory of this process and its child processes (pipeline workers), from ``/proc`` (0 without it)."""
+    total = _statm_bytes("self")
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", "rb") as children:
+                total += sum(_statm_bytes(child.decode()) for child in children.read().split())
+    except (OSError, ValueError):
+        pass
+    return total
 
 
 class MemoryLimiter:
     """Admits requests while resident memory plus the request's size stays under the limit; passes batches on."""
 
     def __init__(self, config: MemoryLimiterConfig, next_consumer: Consumer) -> None:
-        self._limit = config.limit_mib * 1024 * 1024
+        self._limit = config.soft_limit_bytes
+        self._hard_limit_mib = config.limit_mib
         self._interval = config.check_interval
         self._retry_after = config.retry_after
         self._next = next_consumer
@@ -60,7 +88,9 @@ class MemoryLimiter:
         if self._rss + request_bytes > self._limit:
             self.refused += 1
             raise Backpressure(
-                f"memory limit: {self._rss // 2**20} MiB in use of {self._limit // 2**20} MiB", self._retry_after
+                f"memory limit: {self._rss // 2**20} MiB in use, refusing above {self._limit // 2**20} MiB"
+                f" (limit_mib {self._hard_limit_mib})",
+                self._retry_after,
             )
 
     def consume(self, batch: TraceBatch) -> None:

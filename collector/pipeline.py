@@ -223,15 +223,18 @@ class BatchStage:
         if batch.span_count <= self._max:
             self._next.consume(batch)
             return
-        views = otlp.views_of(batch.resource_spans)
-        for start in range(0, len(views), self._max):
+        # Split the protobufs directly: reading every span into a view first would double the memory of a big batch
+        # (the tail sampler hands over everything it decided while the exporters were full in one batch).
+        pieces = otlp.chunked(batch.resource_spans, self._max)
+        for index, piece in enumerate(pieces):
             try:
-                self._next.consume(TraceBatch(otlp.regroup(views[start : start + self._max])))
+                self._next.consume(TraceBatch(piece))
             except Backpressure as error:
-                if start == 0:
+                if index == 0:
                     raise
                 # The pieces before this one are queued: only the rest may be retried, or they would be sent twice.
-                raise Backpressure(error.reason, error.retry_after, TraceBatch(otlp.regroup(views[start:]))) from None
+                rest = [resource for later in pieces[index:] for resource in later]
+                raise Backpressure(error.reason, error.retry_after, TraceBatch(rest)) from None
 
     def start(self) -> None:
         """Nothing to start."""

@@ -195,6 +195,33 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
     return [target for target, _ in groups.values()]
 
 
+def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[list[ResourceSpans]]:
+    """An export request's spans in pieces of at most ``max_spans``, each under copies of its resource and scope."""
+    pieces: list[list[ResourceSpans]] = []
+    piece: list[ResourceSpans] = []
+    count = 0
+    for resource in resource_spans:
+        target: ResourceSpans | None = None
+        for scope in resource.scope_spans:
+            target_scope = None
+            for span in scope.spans:
+                if count == max_spans:
+                    pieces.append(piece)
+                    piece, count, target, target_scope = [], 0, None, None
+                if target is None:
+                    target = ResourceSpans(schema_url=resource.schema_url)
+                    target.resource.CopyFrom(resource.resource)
+                    piece.append(target)
+                if target_scope is None:
+                    target_scope = target.scope_spans.add(schema_url=scope.schema_url)
+                    target_scope.scope.CopyFrom(scope.scope)
+                target_scope.spans.add().CopyFrom(span)
+                count += 1
+    if piece:
+        pieces.append(piece)
+    return pieces
+
+
 def redact_resource_spans(
     resource_spans: Sequence[ResourceSpans], redactor: Any, views_out: list[SpanView] | None = None
 ) -> int:

@@ -163,3 +163,26 @@ def test_memory_limiter_admits_under_the_limit(tmp_path):
     limiter.admit(10_000)
     limiter.shutdown()
     limiter.shutdown()
+
+
+def test_memory_limiter_refuses_from_the_soft_limit_and_checks_spike_below_limit(tmp_path):
+    from spanguard.collector.component import Backpressure
+    from spanguard.collector.config import ConfigError
+    from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig, resident_bytes
+
+    rss = resident_bytes()
+    assert rss > 0
+    limit_mib = rss // 2**20 + 50
+    limiter = MemoryLimiter(MemoryLimiterConfig(limit_mib=limit_mib, spike_limit_mib=60), None)
+    with pytest.raises(Backpressure) as error:
+        limiter.admit(1)  # above limit - spike, under limit
+    assert f"limit_mib {limit_mib}" in error.value.reason
+    MemoryLimiter(MemoryLimiterConfig(limit_mib=limit_mib, spike_limit_mib=10), None).admit(1)
+    with OtlpSink() as sink:
+        text = config_text(sink, tmp_path).replace(
+            "  batch: {}", "  batch: {}\n  memory_limiter: {limit_mib: 100, spike_limit_mib: 100}"
+        )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text.replace("processors: [redaction", "processors: [memory_limiter, redaction"))
+    assert "processors.memory_limiter" in str(refused.value)
+    assert "spike_limit_mib must be less than limit_mib" in str(refused.value)

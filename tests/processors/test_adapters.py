@@ -112,3 +112,31 @@ def test_regroup_writes_changed_removed_and_added_attributes():
     spans = [s for r in otlp.regroup([changed, removed, added]) for sc in r.scope_spans for s in sc.spans]
     for view, span in zip([changed, removed, added], spans, strict=True):
         assert otlp.attributes_of(span.attributes) == view.attributes
+
+
+def test_chunked_splits_protobufs_in_order_under_their_resource_and_scope():
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+    from spanguard.processors.otlp import chunked
+
+    resources = []
+    for r in range(2):
+        resource = ResourceSpans(schema_url=f"r{r}")
+        resource.resource.attributes.add(key="service.name").value.string_value = f"svc{r}"
+        for sc in range(2):
+            scope = resource.scope_spans.add(schema_url=f"s{sc}")
+            scope.scope.name = f"scope{r}{sc}"
+            for i in range(3):
+                scope.spans.add(name=f"{r}.{sc}.{i}", trace_id=b"\x01" * 16, span_id=bytes([r, sc, i]) * 2 + b"xx")
+        resources.append(resource)
+    pieces = chunked(resources, 5)
+    assert [sum(len(s.spans) for r in piece for s in r.scope_spans) for piece in pieces] == [5, 5, 2]
+    names = [
+        (r.resource.attributes[0].value.string_value, s.scope.name, span.name)
+        for p in pieces
+        for r in p
+        for s in r.scope_spans
+        for span in s.spans
+    ]
+    assert [n[2] for n in names] == [f"{r}.{sc}.{i}" for r in range(2) for sc in range(2) for i in range(3)]
+    assert all(n[0] == f"svc{n[2][0]}" and n[1] == f"scope{n[2][0]}{n[2][2]}" for n in names)
+    assert chunked([], 5) == []
