@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
 from spanguard.collector.config import CollectorConfig
+from spanguard.processors import otlp
 
 logger = logging.getLogger("spanguard.collector")
 
@@ -54,23 +55,10 @@ def shard_of(trace_id: bytes, workers: int) -> int:
 
 def split(resource_spans: list[ResourceSpans], workers: int) -> list[list[ResourceSpans]]:
     """The spans of a request by owning worker, under copies of their resource and scope (empty lists: no spans)."""
-    shards: list[dict[int, tuple[ResourceSpans, dict[int, Any]]]] = [{} for _ in range(workers)]
-    for resource in resource_spans:
-        for scope in resource.scope_spans:
-            for span in scope.spans:
-                groups = shards[shard_of(span.trace_id, workers)]
-                entry = groups.get(id(resource))
-                if entry is None:
-                    target = ResourceSpans(schema_url=resource.schema_url)
-                    target.resource.CopyFrom(resource.resource)
-                    entry = groups[id(resource)] = (target, {})
-                target, scopes = entry
-                target_scope = scopes.get(id(scope))
-                if target_scope is None:
-                    target_scope = scopes[id(scope)] = target.scope_spans.add(schema_url=scope.schema_url)
-                    target_scope.scope.CopyFrom(scope.scope)
-                target_scope.spans.add().CopyFrom(span)
-    return [[target for target, _ in groups.values()] for groups in shards]
+    shards = [otlp.Regrouping() for _ in range(workers)]
+    for resource, scope, span in otlp.iter_spans(resource_spans):
+        shards[shard_of(span.trace_id, workers)].add(resource, scope, span)
+    return [shard.result() for shard in shards]
 
 
 def _encode(resource_spans: list[ResourceSpans]) -> bytes:

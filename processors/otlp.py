@@ -168,57 +168,64 @@ def write_back(view: SpanView) -> None:
     span.status.message = view.status_message
 
 
-def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
-    """New ``ResourceSpans`` holding the given views, grouped under copies of their original resource and scope."""
-    groups: dict[int, tuple[ResourceSpans, dict[int, Any]]] = {}
-    cache: dict[Any, KeyValue] = {}
-    for view in views:
-        resource, scope, span, original = view.source
-        entry = groups.get(id(resource))
+class Regrouping:
+    """New ``ResourceSpans`` that take copies of spans, each under a copy of its original resource and scope."""
+
+    def __init__(self) -> None:
+        self._groups: dict[int, tuple[ResourceSpans, dict[int, Any]]] = {}
+
+    def add(
+        self, resource: ResourceSpans, scope: Any, span: Span, view_resource: Mapping[str, Any] | None = None
+    ) -> Span:
+        """Copy ``span`` in (under its resource and scope); the copy is returned. ``view_resource``: the resource's
+        attributes as a view has them, written into the resource's copy when they differ from the original's."""
+        entry = self._groups.get(id(resource))
         if entry is None:
             target = ResourceSpans(schema_url=resource.schema_url)
             target.resource.CopyFrom(resource.resource)
-            if attributes_of(resource.resource.attributes) != view.resource:
-                write_attributes(target.resource, view.resource)
-            entry = groups[id(resource)] = (target, {})
+            if view_resource is not None and attributes_of(resource.resource.attributes) != view_resource:
+                write_attributes(target.resource, view_resource)
+            entry = self._groups[id(resource)] = (target, {})
         target, scopes = entry
         target_scope = scopes.get(id(scope))
         if target_scope is None:
             target_scope = scopes[id(scope)] = target.scope_spans.add(schema_url=scope.schema_url)
             target_scope.scope.CopyFrom(scope.scope)
-        new_span = target_scope.spans.add()
-        new_span.CopyFrom(span)
+        copy = target_scope.spans.add()
+        copy.CopyFrom(span)
+        return copy
+
+    def result(self) -> list[ResourceSpans]:
+        """The new ``ResourceSpans``, in the order their first span was added."""
+        return [target for target, _ in self._groups.values()]
+
+
+def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
+    """New ``ResourceSpans`` holding the given views, grouped under copies of their original resource and scope."""
+    regrouping = Regrouping()
+    cache: dict[Any, KeyValue] = {}
+    for view in views:
+        resource, scope, span, original = view.source
+        new_span = regrouping.add(resource, scope, span, view.resource)
         _write_changed_attributes(new_span, original, view.attributes, cache)
         if view.events or span.events:
             write_events(new_span, view.events)
         new_span.status.message = view.status_message
-    return [target for target, _ in groups.values()]
+    return regrouping.result()
 
 
 def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[list[ResourceSpans]]:
     """An export request's spans in pieces of at most ``max_spans``, each under copies of its resource and scope."""
     pieces: list[list[ResourceSpans]] = []
-    piece: list[ResourceSpans] = []
-    count = 0
-    for resource in resource_spans:
-        target: ResourceSpans | None = None
-        for scope in resource.scope_spans:
-            target_scope = None
-            for span in scope.spans:
-                if count == max_spans:
-                    pieces.append(piece)
-                    piece, count, target, target_scope = [], 0, None, None
-                if target is None:
-                    target = ResourceSpans(schema_url=resource.schema_url)
-                    target.resource.CopyFrom(resource.resource)
-                    piece.append(target)
-                if target_scope is None:
-                    target_scope = target.scope_spans.add(schema_url=scope.schema_url)
-                    target_scope.scope.CopyFrom(scope.scope)
-                target_scope.spans.add().CopyFrom(span)
-                count += 1
-    if piece:
-        pieces.append(piece)
+    piece, count = Regrouping(), 0
+    for resource, scope, span in iter_spans(resource_spans):
+        if count == max_spans:
+            pieces.append(piece.result())
+            piece, count = Regrouping(), 0
+        piece.add(resource, scope, span)
+        count += 1
+    if count:
+        pieces.append(piece.result())
     return pieces
 
 
