@@ -1362,7 +1362,7 @@ def report(console: Any, floor: dict[str, Any], results: dict[str, RunResult], c
             f"({r.rss_growth_per_s / MIB:+.1f} MiB/s); generator {r.generator_cores:.2f} cores, sink {r.sink_cores:.2f}"
         )
         if r.bound:
-            extra.append(f"bound = {r.bound_text} = {_mib(r.bound)} MiB")
+            extra.append(r.bound_text)
         if r.error:
             extra.append(f"[red]{r.error}[/red]")
         console.print(f"  {r.title}: " + "; ".join(extra))

@@ -7,15 +7,19 @@ would pass ``limit_mib``, so clients back off instead of the process growing unt
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import pydantic
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
 
 from spanguard.durations import Duration
 
+_RELEASE_INTERVAL = 1.0  # seconds between garbage collections forced by the limit (each costs tens of ms)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -51,6 +55,27 @@ def _statm_bytes(pid: str) -> int:
         return 0
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and give freed heap pages back to the OS, so resident memory shows what is really in use.
+
+    Python's allocators keep freed memory: without this, a collector that once went over its limit would refuse
+    every request from then on, however little it held.
+    """
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def resident_bytes() -> int:
     """Resident memory of this process and its child processes (pipeline workers), from ``/proc`` (0 without it)."""
     total = _statm_bytes("self")
@@ -74,6 +99,7 @@ class MemoryLimiter:
         self._next = next_consumer
         self._rss = resident_bytes()
         self._checked = time.monotonic()
+        self._released = 0.0
         self._lock = threading.Lock()
         self.refused = 0
 
@@ -85,6 +111,10 @@ class MemoryLimiter:
                 if now - self._checked >= self._interval:
                     self._rss = resident_bytes()
                     self._checked = now
+                    if self._rss + request_bytes > self._limit and now - self._released >= _RELEASE_INTERVAL:
+                        release_freed_memory()
+                        self._released = now
+                        self._rss = resident_bytes()
         if self._rss + request_bytes > self._limit:
             self.refused += 1
             raise Backpressure(

@@ -186,3 +186,21 @@ def test_memory_limiter_refuses_from_the_soft_limit_and_checks_spike_below_limit
         load_config_text(text.replace("processors: [redaction", "processors: [memory_limiter, redaction"))
     assert "processors.memory_limiter" in str(refused.value)
     assert "spike_limit_mib must be less than limit_mib" in str(refused.value)
+
+
+def test_memory_limiter_gives_freed_memory_back_before_it_refuses(monkeypatch):
+    from spanguard.collector import memory
+
+    mib = 2**20
+    readings = iter([100 * mib, 300 * mib, 120 * mib, 300 * mib, 300 * mib])
+    monkeypatch.setattr(memory, "resident_bytes", lambda: next(readings))
+    released: list[int] = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: released.append(1))
+    limiter = memory.MemoryLimiter(memory.MemoryLimiterConfig(limit_mib=250, check_interval=0.001), None)
+    time.sleep(0.01)
+    limiter.admit(1)  # 300 MiB read, memory released, 120 MiB read again: admitted
+    assert released == [1]
+    time.sleep(0.01)
+    with pytest.raises(memory.Backpressure):
+        limiter.admit(1)  # over again, and released less than a second ago: refused without another collection
+    assert released == [1]
