@@ -76,8 +76,8 @@ def write_events(span: Span, events: Sequence[EventView]) -> None:
         proto.attributes.extend(KeyValue(key=k, value=to_any(v)) for k, v in event.attributes.items())
 
 
-def to_view(span: Span, resource: Mapping[str, Any], scope: str) -> SpanView:
-    """A plain view of a protobuf span, given its resource attributes and scope name."""
+def to_view(span: Span, resource: dict[str, Any], scope: str) -> SpanView:
+    """A plain view of a protobuf span, given its resource attributes (shared, not copied) and scope name."""
     return SpanView(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -90,7 +90,7 @@ def to_view(span: Span, resource: Mapping[str, Any], scope: str) -> SpanView:
         status_message=span.status.message,
         attributes=attributes_of(span.attributes),
         events=[EventView(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in span.events],
-        resource=dict(resource),
+        resource=resource,  # shared by the views of one resource: views are never changed in place
         scope=scope,
     )
 

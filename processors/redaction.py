@@ -446,8 +446,9 @@ class _AsciiScreen:
     a trigger this class cannot express runs in Python after the pass.
     """
 
-    def __init__(self, triggers: Sequence[Callable[[str, str], bool]]) -> None:
-        alternatives: list[str] = []
+    def __init__(self, triggers: Sequence[Callable[[str, str], bool]], folded: Sequence[str] = ()) -> None:
+        """``folded``: more literals that make the screen fire, found case-insensitively (ASCII ones only)."""
+        alternatives: list[str] = [f"(?i:{re2.escape(lit)})" for lit in folded if lit.isascii()]
         self._python: list[Callable[[str, str], bool]] = []
         digits = False
         for trigger in triggers:
@@ -708,6 +709,8 @@ class Redactor:
         unique = set(fragments)
         self._drop_fragments = tuple(f for f in unique if not any(o != f and o in f for o in unique))
         self._key_cache: dict[str, int] = {}
+        # A whole span's values at once: the triggers, and the fragments of keys to drop (keys inside JSON values).
+        self._span_screen = _AsciiScreen(self._triggers, self._drop_fragments)
         self._operators = {entity: config.operator_for(entity) for entity in entities}
         self._hash_key = config.hash_key.get_secret_value().encode() if config.hash_key else b""
         self._budget_s = config.time_budget_ms / 1000.0
@@ -1333,6 +1336,8 @@ class Redactor:
         joined = "\n".join(texts)
         if "\\u" in joined or "\\/" in joined:
             return False
+        if joined.isascii():
+            return not self._span_screen(joined)
         if self._drop_fragments and _contains_any(joined.lower(), self._drop_fragments):
             return False
         return not self._needs_analysis(joined)
