@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -41,15 +42,22 @@ service:
 """
 
 
-@pytest.fixture
-def running(tmp_path):
+@contextlib.contextmanager
+def running_collector(make_config, timeout: float = 5.0):
+    """A started collector (from ``make_config(sink)``) and the OTLP sink it exports to; shut down afterwards."""
     with OtlpSink() as sink:
-        collector = Collector(load_config_text(config_text(sink, tmp_path)))
+        collector = Collector(load_config_text(make_config(sink)))
         collector.start()
         try:
             yield collector, sink
         finally:
-            collector.shutdown(timeout=5)
+            collector.shutdown(timeout=timeout)
+
+
+@pytest.fixture
+def running(tmp_path):
+    with running_collector(lambda sink: config_text(sink, tmp_path)) as started:
+        yield started
 
 
 def send(collector: Collector, build) -> None:

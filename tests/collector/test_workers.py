@@ -11,9 +11,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from sink import OtlpSink
 from spanguard.collector.component import Backpressure, TraceBatch
 from spanguard.collector.config import ConfigError, load_config_text
-from spanguard.collector.service import Collector
 from spanguard.collector.workers import PipelineWorkers, merge_stats, shard_of, split, worker_config
-from test_service import EMAIL, red_and_green, send
+from test_service import EMAIL, red_and_green, running_collector, send
 
 
 def _resource_spans(traces: int, spans_per_trace: int = 3, *, service: str = "shop") -> list[ResourceSpans]:
@@ -111,13 +110,8 @@ def test_workers_setting_is_validated_with_its_path(tmp_path, value):
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("workers")
-    with OtlpSink() as sink:
-        collector = Collector(load_config_text(_config(sink, tmp_path)))
-        collector.start()
-        try:
-            yield collector, sink
-        finally:
-            collector.shutdown(timeout=10)
+    with running_collector(lambda sink: _config(sink, tmp_path), timeout=10) as started:
+        yield started
 
 
 def test_traces_are_decided_whole_and_redacted_across_workers(running):
