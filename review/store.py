@@ -1,34 +1,64 @@
-"""The review store: review items, leases, decisions and the audit log, in SQLite (default) or PostgreSQL.
+"""The review store: review items, leases, decisions, tokens and the audit log, in SQLite (default) or PostgreSQL.
 
 A review item is one trace, ingested idempotently by trace id (later spans of the trace merge in). Reviewers claim an
-item for a lease; a claim is one conditional ``UPDATE`` (pending, or claimed with an expired lease), which both
+item for a lease; a claim is one conditional ``UPDATE`` (claimable, or claimed with an expired lease), which both
 SQLite and PostgreSQL apply atomically, so two reviewers never hold the same item. ``claim_next`` picks the riskiest,
 oldest claimable item of a tier: with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent reviewers skip each
 other's rows instead of queueing on them. Every change writes an audit entry (who, when, what, before, after) in the
-same transaction.
-
-Work in progress (issue 5): the HTTP API, tokens, Alembic migrations and the web page build on this module.
+same transaction. The schema is managed by Alembic (:meth:`ReviewStore.migrate`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, create_engine, event, select, update
+from spanguard.review.config import ReviewPolicy
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 Status = Literal["pending", "claimed", "done", "expired"]
 ReviewTier = Literal["spot_check", "factual_verification", "dual_approval"]
 Outcome = Literal["approve", "reject", "correct"]
+Role = Literal["ingest", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("ingest", "reviewer", "admin")
+STATUSES: tuple[Status, ...] = ("pending", "claimed", "done", "expired")
 _RISK_RANK = {"green": 0, "yellow": 1, "red": 2}
+_TIER_RANK = {"spot_check": 0, "factual_verification": 1, "dual_approval": 2}
+_CLAIMABLE = ("pending", "expired")
+_PREVIEW = 280
+_TOKEN_PREFIX = "sgr_"
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _index(values: Sequence[str]) -> str:
+    # "|a|b|": a portable LIKE '%|a|%' filter on both databases, without JSON operators that differ between them.
+    return "|" + "|".join(v.replace("|", "/") for v in values) + "|" if values else ""
 
 
 class Base(DeclarativeBase):
@@ -54,6 +84,45 @@ class ReviewItem(Base):
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     approvals: Mapped[list[str]] = mapped_column(JSON, default=list)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reasons_index: Mapped[str] = mapped_column(String(4000), default="")
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    models_index: Mapped[str] = mapped_column(String(2000), default="")
+    preview: Mapped[str] = mapped_column(String(400), default="")
+    golden: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DecisionRecord(Base):
+    """One reviewer's decision on an item, with ratings, checklist answers and comment."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    correction: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ratings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    checklist: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ApiToken(Base):
+    """A bearer token: its name (the reviewer's identity), role, and SHA-256 hash (never the token itself)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AuditEntry(Base):
@@ -71,7 +140,15 @@ class AuditEntry(Base):
 
 
 class ReviewError(Exception):
-    """A request the store refuses: unknown item, not the lease holder, a decision that does not fit the item."""
+    """A request the store refuses: a decision that does not fit the item, or an item in the wrong state."""
+
+
+class NotFound(ReviewError):
+    """No review item has that id."""
+
+
+class Conflict(ReviewError):
+    """The item is not in a state that allows the action (held by someone else, already decided, lease expired)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +157,35 @@ class Decision:
 
     outcome: Outcome
     reason: str | None = None
+    reason_text: str | None = None
     correction: str | None = None
+    ratings: Mapping[str, Any] = field(default_factory=dict)
+    checklist: Mapping[str, bool] = field(default_factory=dict)
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name and role."""
+
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One trace to ingest: its review tier, risk tier and reasons, and spans (ReviewSpan dicts)."""
+
+    trace_id: str
+    tier: ReviewTier
+    risk_tier: str
+    reasons: Sequence[str]
+    spans: Sequence[dict[str, Any]]
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: its SHA-256, hex (tokens are 256 random bits, so no salt or slow hash is needed)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _state(item: ReviewItem) -> dict[str, Any]:
@@ -89,27 +194,100 @@ def _state(item: ReviewItem) -> dict[str, Any]:
         "lease_owner": item.lease_owner,
         "approvals": list(item.approvals or []),
         "outcome": item.outcome,
+        "tier": item.tier,
         "spans": len(item.spans or []),
     }
+
+
+def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
+    """The models an item's spans used, and a preview (its first user turn, cut)."""
+    from spanguard.review.conversation import assemble
+
+    conversation = assemble(spans)
+    preview = next((t["content"] for t in conversation["turns"] if t["role"] == "user" and t["content"]), "")
+    preview = " ".join(preview.split())
+    if len(preview) > _PREVIEW:
+        preview = preview[: _PREVIEW - 1] + "…"
+    return list(conversation["models"])[:20], preview
 
 
 class ReviewStore:
     """Review items in a SQL database (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, future=True)
+    def __init__(self, url: str, policy: ReviewPolicy | None = None) -> None:
+        self.url = url
+        self.policy = policy or ReviewPolicy()
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    # -- schema ----------------------------------------------------------------------------------------------------
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with the Alembic migrations (replicas starting together take turns)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # Several replicas may start at once: one migrates, the others wait and then find nothing to do.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7410285)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def revision(self) -> str | None:
+        """The schema's current Alembic revision (None for an empty database)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet."""
-        Base.metadata.create_all(self.engine)
+        """Bring the schema up to date (an alias of :meth:`migrate`)."""
+        self.migrate()
 
     def shutdown(self) -> None:
         """Close the connection pool (idempotent)."""
         self.engine.dispose()
+
+    # -- tokens ----------------------------------------------------------------------------------------------------
+
+    def create_token(self, name: str, role: Role) -> str:
+        """A new token for ``name`` with ``role``; only its hash is stored, so this is the one time it is seen."""
+        if role not in ROLES:
+            raise ReviewError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
+        name = name.strip()
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise ReviewError("a token needs a name of 1 to 200 printable characters")
+        token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._sessions.begin() as session:
+            session.add(ApiToken(name=name, role=role, token_hash=hash_token(token)))
+        return token
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal a bearer token stands for, or None when it is unknown or revoked."""
+        if not token.startswith(_TOKEN_PREFIX) or len(token) > 200:
+            return None
+        with self._sessions() as session:
+            row = session.scalars(
+                select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
+            ).first()
+            return Principal(row.name, row.role) if row is not None else None  # type: ignore[arg-type]
+
+    def revoke_tokens(self, name: str) -> int:
+        """Revoke every token of ``name``; how many were revoked."""
+        with self._sessions.begin() as session:
+            return session.execute(
+                update(ApiToken).where(ApiToken.name == name, ApiToken.revoked.is_(False)).values(revoked=True)
+            ).rowcount
+
+    # -- ingestion -------------------------------------------------------------------------------------------------
 
     def _audit(
         self, session: Session, item: ReviewItem, actor: str, action: str, before: dict[str, Any] | None
@@ -127,88 +305,189 @@ class ReviewStore:
         actor: str,
     ) -> int:
         """Add a trace as an item, or merge spans not seen yet into its item; returns the item's id."""
-        with self._sessions.begin() as session:
-            item = session.scalars(select(ReviewItem).where(ReviewItem.trace_id == trace_id)).one_or_none()
-            if item is None:
-                item = ReviewItem(
-                    trace_id=trace_id,
-                    tier=tier,
-                    risk_tier=risk_tier,
-                    risk_rank=_RISK_RANK.get(risk_tier, 0),
-                    reasons=list(dict.fromkeys(reasons)),
-                    spans=list(spans),
-                    status="pending",
-                    approvals=[],
-                )
-                session.add(item)
-                session.flush()
-                self._audit(session, item, actor, "ingest", None)
-                return item.id
-            known = {span.get("span_id") for span in item.spans or []}
-            new = [span for span in spans if span.get("span_id") not in known]
-            if not new and set(reasons) <= set(item.reasons or []):
-                return item.id
-            before = _state(item)
-            item.spans = [*(item.spans or []), *new]
-            item.reasons = list(dict.fromkeys([*(item.reasons or []), *reasons]))
-            item.updated_at = _now()
-            self._audit(session, item, actor, "merge", before)
-            return item.id
+        return self.ingest_many([IngestItem(trace_id, tier, risk_tier, reasons, spans)], actor=actor)[0][0]
+
+    def ingest_many(self, items: Sequence[IngestItem], *, actor: str) -> list[tuple[int, bool]]:
+        """Ingest several traces in one transaction; ``(item id, created)`` for each, in order."""
+        for attempt in range(3):
+            try:
+                with self._sessions.begin() as session:
+                    return [self._ingest_one(session, item, actor) for item in items]
+            except IntegrityError:
+                # Another replica inserted the same trace between our read and our insert: read it again and merge.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _ingest_one(self, session: Session, new: IngestItem, actor: str) -> tuple[int, bool]:
+        item = session.scalars(
+            select(ReviewItem).where(ReviewItem.trace_id == new.trace_id).with_for_update()
+        ).one_or_none()
+        reasons = list(dict.fromkeys(new.reasons))
+        if item is None:
+            spans = list({span.get("span_id"): span for span in reversed(new.spans)}.values())[::-1]
+            models, preview = _summary(spans)
+            item = ReviewItem(
+                trace_id=new.trace_id,
+                tier=new.tier,
+                risk_tier=new.risk_tier,
+                risk_rank=_RISK_RANK.get(new.risk_tier, 0),
+                reasons=reasons,
+                reasons_index=_index(reasons),
+                spans=spans,
+                models=models,
+                models_index=_index(models),
+                preview=preview,
+                status="pending",
+                approvals=[],
+            )
+            session.add(item)
+            session.flush()
+            self._audit(session, item, actor, "ingest", None)
+            return item.id, True
+        known = {span.get("span_id") for span in item.spans or []}
+        fresh = [span for span in new.spans if span.get("span_id") not in known]
+        fresh = list({span.get("span_id"): span for span in reversed(fresh)}.values())[::-1]
+        upgrade = item.status != "done" and _TIER_RANK.get(new.tier, 0) > _TIER_RANK.get(item.tier, 0)
+        riskier = _RISK_RANK.get(new.risk_tier, 0) > item.risk_rank
+        if not fresh and set(reasons) <= set(item.reasons or []) and not upgrade and not riskier:
+            return item.id, False
+        before = _state(item)
+        item.spans = [*(item.spans or []), *fresh]
+        item.reasons = list(dict.fromkeys([*(item.reasons or []), *reasons]))
+        item.reasons_index = _index(item.reasons)
+        if upgrade:
+            item.tier = new.tier
+        if riskier:
+            item.risk_tier, item.risk_rank = new.risk_tier, _RISK_RANK[new.risk_tier]
+        item.models, item.preview = _summary(item.spans)
+        item.models_index = _index(item.models)
+        item.updated_at = _now()
+        self._audit(session, item, actor, "merge", before)
+        return item.id, False
+
+    # -- reading ---------------------------------------------------------------------------------------------------
 
     def get(self, item_id: int) -> ReviewItem:
-        """One item; :class:`ReviewError` when there is none."""
+        """One item; :class:`NotFound` when there is none."""
+        self.expire_leases()
         with self._sessions() as session:
             item = session.get(ReviewItem, item_id)
             if item is None:
-                raise ReviewError(f"no review item {item_id}")
+                raise NotFound(f"no review item {item_id}")
             return item
 
+    def decisions(self, item_id: int) -> list[DecisionRecord]:
+        """The decisions recorded on an item, oldest first."""
+        with self._sessions() as session:
+            query = select(DecisionRecord).where(DecisionRecord.item_id == item_id).order_by(DecisionRecord.id)
+            return list(session.scalars(query))
+
     def list(
-        self, *, status: Status | None = None, tier: ReviewTier | None = None, limit: int = 100
+        self,
+        *,
+        status: Sequence[str] | str | None = None,
+        tier: str | None = None,
+        reason: str | None = None,
+        model: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[ReviewItem]:
-        """Items by risk (highest first), then age (oldest first)."""
+        """Items by risk (highest first), then age (oldest first), filtered by status, tier, reason, model and age."""
+        self.expire_leases()
         query = select(ReviewItem).order_by(ReviewItem.risk_rank.desc(), ReviewItem.created_at, ReviewItem.id)
-        if status is not None:
-            query = query.where(ReviewItem.status == status)
+        if isinstance(status, str):
+            status = [status]
+        if status:
+            query = query.where(ReviewItem.status.in_(list(status)))
         if tier is not None:
             query = query.where(ReviewItem.tier == tier)
+        if reason:
+            query = query.where(ReviewItem.reasons_index.contains(_index([reason]), autoescape=True))
+        if model:
+            query = query.where(ReviewItem.models_index.contains(_index([model]), autoescape=True))
+        if since is not None:
+            query = query.where(ReviewItem.created_at >= since)
+        if until is not None:
+            query = query.where(ReviewItem.created_at < until)
         with self._sessions() as session:
-            return list(session.scalars(query.limit(limit)))
+            return list(session.scalars(query.limit(limit).offset(offset)))
 
-    def claim(self, item_id: int, reviewer: str, *, lease_s: float = 900.0) -> bool:
-        """Lease an item to ``reviewer``: True when it was pending (or its lease had expired) and is now theirs."""
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many items there are by (tier, status)."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(ReviewItem.tier, ReviewItem.status, func.count()).group_by(ReviewItem.tier, ReviewItem.status)
+            )
+            return {(tier, status): count for tier, status, count in rows}
+
+    def audit(self, item_id: int | None = None, *, limit: int = 1000) -> list[AuditEntry]:
+        """The audit trail (of one item, or of all), oldest first."""
+        query = select(AuditEntry).order_by(AuditEntry.id).limit(limit)
+        if item_id is not None:
+            query = query.where(AuditEntry.item_id == item_id)
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    # -- leases ----------------------------------------------------------------------------------------------------
+
+    def expire_leases(self) -> int:
+        """Return items whose lease ran out to the queue as ``expired`` (audited); how many."""
+        now = _now()
+        with self._sessions.begin() as session:
+            query = select(ReviewItem).where(ReviewItem.status == "claimed", ReviewItem.lease_expires_at < now)
+            if self.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            expired = list(session.scalars(query))
+            for item in expired:
+                before = _state(item)
+                item.status, item.lease_owner, item.lease_expires_at = "expired", None, None
+                item.updated_at = now
+                self._audit(session, item, "system", "expire", before)
+            return len(expired)
+
+    def _lease(self, lease_s: float | None) -> dt.timedelta:
+        return dt.timedelta(seconds=self.policy.lease_s if lease_s is None else lease_s)
+
+    def claim(self, item_id: int, reviewer: str, *, lease_s: float | None = None) -> bool:
+        """Lease an item to ``reviewer``: True when it was claimable (or its lease had expired) and is now theirs."""
         now = _now()
         with self._sessions.begin() as session:
             claimed = session.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id)
                 .where(
-                    (ReviewItem.status == "pending")
+                    ReviewItem.status.in_(_CLAIMABLE)
                     | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
                 )
                 .values(
                     status="claimed",
                     lease_owner=reviewer,
-                    lease_expires_at=now + dt.timedelta(seconds=lease_s),
+                    lease_expires_at=now + self._lease(lease_s),
+                    claimed_at=now,
                     updated_at=now,
                 )
                 .execution_options(synchronize_session=False)
             ).rowcount
             if claimed != 1:
+                if session.get(ReviewItem, item_id) is None:
+                    raise NotFound(f"no review item {item_id}")
                 return False
             item = session.get(ReviewItem, item_id)
             assert item is not None
             self._audit(session, item, reviewer, "claim", None)
             return True
 
-    def claim_next(self, reviewer: str, *, tier: ReviewTier | None = None, lease_s: float = 900.0) -> int | None:
+    def claim_next(self, reviewer: str, *, tier: str | None = None, lease_s: float | None = None) -> int | None:
         """Claim the riskiest, oldest claimable item (of ``tier``); its id, or None when there is none."""
         for _ in range(20):  # another reviewer may take a candidate between reading and claiming
             now = _now()
             query = (
                 select(ReviewItem.id)
                 .where(
-                    (ReviewItem.status == "pending")
+                    ReviewItem.status.in_(_CLAIMABLE)
                     | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
                 )
                 .order_by(ReviewItem.risk_rank.desc(), ReviewItem.created_at, ReviewItem.id)
@@ -231,14 +510,14 @@ class ReviewStore:
                 item = session.get(ReviewItem, candidate)
                 assert item is not None
                 item.status, item.lease_owner = "claimed", reviewer
-                item.lease_expires_at = now + dt.timedelta(seconds=lease_s)
-                item.updated_at = now
+                item.lease_expires_at = now + self._lease(lease_s)
+                item.claimed_at = item.updated_at = now
                 self._audit(session, item, reviewer, "claim", None)
                 session.commit()
                 return candidate
         return None
 
-    def release(self, item_id: int, reviewer: str) -> None:
+    def release(self, item_id: int, reviewer: str) -> ReviewItem:
         """Give a claimed item back to the queue (only its lease holder can)."""
         with self._sessions.begin() as session:
             item = self._held(session, item_id, reviewer)
@@ -246,47 +525,93 @@ class ReviewStore:
             item.status, item.lease_owner, item.lease_expires_at = "pending", None, None
             item.updated_at = _now()
             self._audit(session, item, reviewer, "release", before)
+            return item
+
+    # -- decisions -------------------------------------------------------------------------------------------------
+
+    def check(self, tier: str, decision: Decision) -> None:
+        """Raise :class:`ReviewError` naming what is wrong when ``decision`` does not fit an item of ``tier``."""
+        policy = self.policy
+        if decision.outcome not in ("approve", "reject", "correct"):
+            raise ReviewError(f"outcome must be approve, reject or correct, not {decision.outcome!r}")
+        if decision.outcome == "reject" and not decision.reason:
+            raise ReviewError(f"a rejection needs a reason, one of: {', '.join(policy.reject_reasons)}")
+        if decision.reason is not None and decision.reason not in policy.reject_reasons:
+            raise ReviewError(f"unknown reason {decision.reason!r}; known: {', '.join(policy.reject_reasons)}")
+        if decision.outcome == "correct" and not (decision.correction or "").strip():
+            raise ReviewError("a correction needs the corrected output")
+        if decision.outcome != "correct" and decision.correction is not None:
+            raise ReviewError("correction is only for the outcome 'correct'")
+        expected = policy.checklist(tier)
+        answered = set(decision.checklist)
+        if answered - set(expected):
+            unknown = ", ".join(sorted(answered - set(expected)))
+            raise ReviewError(f"checklist has items the {tier} checklist does not: {unknown}")
+        if expected and set(expected) - answered:
+            missing = ", ".join(item for item in expected if item not in answered)
+            raise ReviewError(f"checklist must answer every item of the {tier} checklist; missing: {missing}")
 
     def decide(self, item_id: int, reviewer: str, decision: Decision) -> ReviewItem:
         """Record a verdict by the item's lease holder; ``dual_approval`` items need two different approvers."""
-        if decision.outcome == "reject" and not decision.reason:
-            raise ReviewError("a rejection needs a reason")
-        if decision.outcome == "correct" and not decision.correction:
-            raise ReviewError("a correction needs the corrected output")
         with self._sessions.begin() as session:
             item = self._held(session, item_id, reviewer)
+            self.check(item.tier, decision)
             before = _state(item)
-            item.updated_at = _now()
+            now = _now()
+            claimed_at = item.claimed_at
+            item.updated_at = now
             item.lease_owner, item.lease_expires_at = None, None
             if decision.outcome == "approve" and item.tier == "dual_approval":
                 approvals = list(item.approvals or [])
                 if reviewer in approvals:
-                    raise ReviewError("this reviewer already approved the item; a second reviewer must")
+                    raise Conflict("this reviewer already approved the item; a second reviewer must")
                 approvals.append(reviewer)
                 item.approvals = approvals
                 item.status = "done" if len(approvals) >= 2 else "pending"
                 item.outcome = "approve" if len(approvals) >= 2 else None
             else:
                 item.status, item.outcome = "done", decision.outcome
+            if decision.outcome == "correct":
+                item.golden = decision.correction
+            if item.status == "done":
+                item.decided_at = now
+            session.add(
+                DecisionRecord(
+                    item_id=item.id,
+                    reviewer=reviewer,
+                    outcome=decision.outcome,
+                    reason=decision.reason,
+                    reason_text=decision.reason_text,
+                    correction=decision.correction,
+                    ratings=dict(decision.ratings),
+                    checklist=dict(decision.checklist),
+                    comment=decision.comment,
+                    at=now,
+                    claimed_at=claimed_at,
+                )
+            )
             self._audit(session, item, reviewer, f"decide:{decision.outcome}", before)
             return item
-
-    def audit(self, item_id: int) -> list[AuditEntry]:
-        """The item's audit trail, oldest first."""
-        with self._sessions() as session:
-            query = select(AuditEntry).where(AuditEntry.item_id == item_id).order_by(AuditEntry.id)
-            return list(session.scalars(query))
 
     @staticmethod
     def _held(session: Session, item_id: int, reviewer: str) -> ReviewItem:
         item = session.get(ReviewItem, item_id, with_for_update=True)
         if item is None:
-            raise ReviewError(f"no review item {item_id}")
+            raise NotFound(f"no review item {item_id}")
         if item.status != "claimed" or item.lease_owner != reviewer:
-            raise ReviewError(f"review item {item_id} is not claimed by {reviewer}")
+            raise Conflict(f"review item {item_id} is not claimed by {reviewer}")
         if item.lease_expires_at is not None and item.lease_expires_at < _now():
-            raise ReviewError(f"the lease on review item {item_id} has expired")
+            raise Conflict(f"the lease on review item {item_id} has expired")
         return item
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

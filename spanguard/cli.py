@@ -1,4 +1,4 @@
-"""The ``spanguard`` command line; later parts (collector, review) add their subcommands here."""
+"""The ``spanguard`` command line: attributes, collector and review subcommands."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spanguard.collector.cli import add_arguments
 
     add_arguments(commands.add_parser("collector", help="run or validate the collector"))
+    from spanguard.review.cli import add_arguments as add_review_arguments
+
+    add_review_arguments(commands.add_parser("review", help="run the review service; manage its tokens"))
     return parser
 
 
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from spanguard.collector.cli import run
 
         return run(args)
+    if args.command == "review":
+        from spanguard.review.cli import run as run_review
+
+        return run_review(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,578 @@
+"""The review service's HTTP API (FastAPI on Starlette): ingest, queue, claims, decisions, audit, health and metrics.
+
+Every route but ``/healthz`` (and the page shell, its static files and the OpenAPI document, which hold no data)
+needs a bearer token; the caller's identity in decisions and the audit log is the token's name. Errors are JSON
+``{"detail": "..."}`` naming what was wrong; nothing a request carries is logged, since span content may hold PII.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+from spanguard.review.config import ServiceConfig
+from spanguard.review.conversation import assemble
+from spanguard.review.schemas import (
+    AuditList,
+    AuditOut,
+    DecisionIn,
+    DecisionOut,
+    ErrorOut,
+    IngestResult,
+    IngestResults,
+    ItemDetail,
+    ItemIn,
+    ItemList,
+    ItemsIn,
+    ItemSummary,
+    Me,
+)
+from spanguard.review.store import (
+    STATUSES,
+    Conflict,
+    Decision,
+    DecisionRecord,
+    IngestItem,
+    NotFound,
+    Principal,
+    ReviewError,
+    ReviewItem,
+    ReviewStore,
+)
+from spanguard.review.verdicts import Verdict, VerdictEmitter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spanguard import __version__
+
+logger = logging.getLogger("spanguard.review")
+STATIC = Path(__file__).with_name("static")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"detail": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+# -- metrics ----------------------------------------------------------------------------------------------------------
+
+
+class ReviewMetrics:
+    """The service's Prometheus registry: requests, ingestion, decisions, claim-to-decision time, queue sizes."""
+
+    def __init__(self, store: ReviewStore) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "spanguard_review_requests", "HTTP requests by route and status.", ["route", "code"], registry=self.registry
+        )
+        self.ingested = Counter(
+            "spanguard_review_ingested_traces",
+            "Traces ingested, by result (created a new item or merged into one).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "spanguard_review_decisions", "Decisions by tier and outcome.", ["tier", "outcome"], registry=self.registry
+        )
+        self.decision_seconds = Histogram(
+            "spanguard_review_claim_to_decision_seconds",
+            "Time from claiming an item to deciding it.",
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self.registry.register(_QueueSizes(store))
+
+
+class _QueueSizes(Collector):
+    def __init__(self, store: ReviewStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "spanguard_review_items", "Review items by tier and status.", labels=["tier", "status"]
+        )
+        try:
+            counts = self._store.counts()
+        except Exception:
+            logger.warning("review metrics: the store did not answer")
+            counts = {}
+        for (tier, status), count in sorted(counts.items()):
+            family.add_metric([tier, status], count)
+        yield family
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+
+# -- middleware -------------------------------------------------------------------------------------------------------
+
+
+class _Limits:
+    """Refuses bodies over the limit (413) before reading them, and sets the security headers on every response."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.limit = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await _send_error(send, 413, f"request body exceeds the limit of {self.limit} bytes")
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def secured_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", _CSP.encode()),
+                    (b"cache-control", b"no-store"),
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, secured_send)
+        except _TooLarge:
+            if not started:
+                await _send_error(send, 413, f"request body exceeds the limit of {self.limit} bytes")
+
+
+class _TooLarge(HTTPException):
+    # An HTTPException, so FastAPI's body parsing passes it on instead of turning it into a 400.
+    def __init__(self) -> None:
+        super().__init__(413, "request body exceeds the size limit")
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    body = JSONResponse({"detail": message}).body
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- the app ----------------------------------------------------------------------------------------------------------
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token made by `spanguard review token create`")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in (
+        (400, "the body is not valid JSON"),
+        (401, "no token, or an unknown token"),
+        (403, "the token's role may not do this"),
+        (413, "the body is too large"),
+        (415, "the body is not application/json"),
+        (422, "the body or a parameter is invalid (the message names it)"),
+    )
+}
+
+
+def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmitter | None = None) -> FastAPI:
+    """The review service's ASGI app on ``store`` (already migrated); ``emitter`` sends verdicts over OTLP."""
+    metrics = ReviewMetrics(store)
+    policy = store.policy
+    app = FastAPI(
+        title="spanguard review service",
+        version=__version__,
+        description="The human review queue of spanguard: traces selected by risk sampling, reviewed by people.",
+        docs_url=None,
+        redoc_url=None,
+        responses=_ERRORS,
+    )
+    app.state.store, app.state.metrics, app.state.config = store, metrics, config
+
+    def caller(*roles: str) -> Callable[..., Principal]:
+        def authenticate(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Principal:
+            challenge = {"WWW-Authenticate": "Bearer"}
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise ApiError(401, "this route needs an Authorization: Bearer <token> header", challenge)
+            principal = store.authenticate(credentials.credentials)
+            if principal is None:
+                raise ApiError(401, "unknown or revoked token", challenge)
+            if principal.role not in roles:
+                raise ApiError(403, f"a {principal.role} token may not do this; it needs: {', '.join(roles)}")
+            return principal
+
+        return authenticate
+
+    ingester = Depends(caller("ingest", "admin"))
+    reviewer = Depends(caller("reviewer", "admin"))
+    anyone = Depends(caller("ingest", "reviewer", "admin"))
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, error: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.exception_handler(ReviewError)
+    async def _invalid(_: Request, error: ReviewError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+        parts = []
+        for problem in problems[:10]:
+            where = ".".join(str(p) for p in problem.get("loc", ()))
+            parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        return JSONResponse({"detail": "; ".join(parts) + more}, status_code=422)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.method in ("POST", "PUT", "PATCH"):
+            media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media != "application/json" and request.url.path.startswith("/v1/") and _has_body(request):
+                response: Response = JSONResponse(
+                    {"detail": f"the body must be application/json, not {media or 'untyped'}"}, status_code=415
+                )
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.requests.labels(getattr(route, "path", "other"), str(response.status_code)).inc()
+        return response
+
+    # -- routes -------------------------------------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["service"], summary="Health: 200 when the store answers, 503 when it does not.")
+    def healthz() -> JSONResponse:
+        ok = store.ping()
+        return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics (any token).", response_class=Response)
+    def prometheus(_: Principal = anyone) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/me", tags=["review"], summary="Who the token belongs to, and the review policy.")
+    def me(principal: Principal = anyone) -> Me:
+        return Me(
+            name=principal.name,
+            role=principal.role,
+            reject_reasons=list(policy.reject_reasons),
+            checklists={
+                tier: policy.checklist(tier) for tier in ("spot_check", "factual_verification", "dual_approval")
+            },
+        )
+
+    @app.post(
+        "/v1/review-items",
+        tags=["review"],
+        summary="Ingest traces as review items (idempotent by trace id; later spans merge in).",
+        status_code=200,
+    )
+    def ingest(body: ItemIn | ItemsIn, principal: Principal = ingester) -> IngestResults:
+        items = body.items if isinstance(body, ItemsIn) else [body]
+        if len(items) > config.max_items_per_request:
+            raise ApiError(413, f"at most {config.max_items_per_request} items per request, not {len(items)}")
+        results = store.ingest_many(
+            [
+                IngestItem(
+                    item.trace_id,
+                    item.tier,
+                    item.risk_tier,
+                    item.reasons,
+                    [span.model_dump() for span in item.spans],
+                )
+                for item in items
+            ],
+            actor=principal.name,
+        )
+        for _, created in results:
+            metrics.ingested.labels("created" if created else "merged").inc()
+        return IngestResults(
+            items=[
+                IngestResult(id=item_id, trace_id=item.trace_id, created=created)
+                for item, (item_id, created) in zip(items, results, strict=True)
+            ]
+        )
+
+    @app.get("/v1/review-items", tags=["review"], summary="The queue: by risk (red first), then age (oldest first).")
+    def list_items(
+        _: Principal = reviewer,
+        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired")] = None,
+        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$")] = None,
+        reason: Annotated[str | None, Query(max_length=200)] = None,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+        until: Annotated[dt.datetime | None, Query(description="created before (ISO 8601)")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> ItemList:
+        statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+        for value in statuses or []:
+            if value not in STATUSES:
+                raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(STATUSES)}")
+        items = store.list(
+            status=statuses,
+            tier=tier,
+            reason=reason,
+            model=model,
+            since=_naive(since),
+            until=_naive(until),
+            limit=limit,
+            offset=offset,
+        )
+        return ItemList(items=[_summary(item, config) for item in items])
+
+    @app.post(
+        "/v1/review-items/claim-next",
+        tags=["review"],
+        summary="Claim the riskiest, oldest claimable item (of a tier); 204 when the queue is empty.",
+        responses={200: {"model": ItemDetail}, 204: {"description": "nothing to claim"}},
+        response_model=None,
+    )
+    def claim_next(
+        principal: Principal = reviewer,
+        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$")] = None,
+    ) -> ItemDetail | Response:
+        item_id = store.claim_next(principal.name, tier=tier)
+        if item_id is None:
+            return Response(status_code=204)
+        return _detail(store, store.get(item_id), config)
+
+    @app.get("/v1/review-items/{item_id}", tags=["review"], summary="One item, with its conversation.")
+    def get_item(item_id: int, _: Principal = reviewer) -> ItemDetail:
+        return _detail(store, store.get(item_id), config)
+
+    @app.post(
+        "/v1/review-items/{item_id}/claim",
+        tags=["review"],
+        summary="Lease the item to the caller; 409 when someone else holds it or it is done.",
+        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    def claim(item_id: int, principal: Principal = reviewer) -> ItemDetail:
+        if not store.claim(item_id, principal.name):
+            item = store.get(item_id)
+            if item.status == "claimed" and item.lease_owner == principal.name:
+                return _detail(store, item, config)  # claiming again what one holds is not an error
+            held = "is done" if item.status == "done" else "is claimed by another reviewer"
+            raise ApiError(409, f"review item {item_id} {held}")
+        return _detail(store, store.get(item_id), config)
+
+    @app.post(
+        "/v1/review-items/{item_id}/release",
+        tags=["review"],
+        summary="Give a claimed item back to the queue.",
+        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    def release(item_id: int, principal: Principal = reviewer) -> ItemSummary:
+        return _summary(store.release(item_id, principal.name), config)
+
+    @app.post(
+        "/v1/review-items/{item_id}/decision",
+        tags=["review"],
+        summary="Decide a claimed item: approve, reject with a reason, or correct; with ratings, checklist, comment.",
+        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    def decide(item_id: int, body: DecisionIn, principal: Principal = reviewer) -> ItemDetail:
+        decision = Decision(
+            outcome=body.outcome,
+            reason=body.reason,
+            reason_text=body.reason_text,
+            correction=body.correction,
+            ratings=body.ratings.model_dump(exclude_none=True),
+            checklist=dict(body.checklist),
+            comment=body.comment,
+        )
+        item = store.decide(item_id, principal.name, decision)
+        record = store.decisions(item_id)[-1]
+        metrics.decisions.labels(item.tier, body.outcome).inc()
+        if record.claimed_at is not None:
+            metrics.decision_seconds.observe(max(0.0, (record.at - record.claimed_at).total_seconds()))
+        if emitter is not None:
+            emitter.emit(_verdict(item, record))
+        return _detail(store, item, config)
+
+    @app.get("/v1/audit", tags=["review"], summary="The audit trail of an item (or of all items), oldest first.")
+    def audit(
+        _: Principal = reviewer,
+        item: Annotated[int | None, Query(description="the item's id")] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> AuditList:
+        if item is not None:
+            store.get(item)  # 404 for an unknown item rather than an empty trail
+        return AuditList(
+            entries=[
+                AuditOut(
+                    id=e.id,
+                    item_id=e.item_id,
+                    actor=e.actor,
+                    action=e.action,
+                    at=_iso(e.at) or "",
+                    before=e.before,
+                    after=e.after,
+                )
+                for e in store.audit(item, limit=limit)
+            ]
+        )
+
+    # -- the page -----------------------------------------------------------------------------------------------------
+
+    index = STATIC / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        if not index.exists():
+            return JSONResponse({"detail": "the reviewers' page is not installed"}, status_code=404)
+        return FileResponse(index, media_type="text/html")
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes)
+    return app
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return (length is not None and length != "0") or "transfer-encoding" in request.headers
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _summary(item: ReviewItem, config: ServiceConfig) -> ItemSummary:
+    return ItemSummary(**_summary_fields(item, config))
+
+
+def _summary_fields(item: ReviewItem, config: ServiceConfig) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "trace_id": item.trace_id,
+        "tier": item.tier,
+        "risk_tier": item.risk_tier,
+        "reasons": list(item.reasons or []),
+        "status": item.status,
+        "lease_owner": item.lease_owner,
+        "lease_expires_at": _iso(item.lease_expires_at),
+        "approvals": list(item.approvals or []),
+        "outcome": item.outcome,
+        "models": list(item.models or []),
+        "preview": item.preview or "",
+        "spans": len(item.spans or []),
+        "created_at": _iso(item.created_at) or "",
+        "updated_at": _iso(item.updated_at) or "",
+        "trace_url": config.trace_url_template.replace("{trace_id}", item.trace_id)
+        if config.trace_url_template
+        else None,
+    }
+
+
+def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> ItemDetail:
+    return ItemDetail(
+        **_summary_fields(item, config),
+        conversation=assemble(item.spans or []),
+        decisions=[_decision(record) for record in store.decisions(item.id)],
+        golden=item.golden,
+        checklist=store.policy.checklist(item.tier),
+        reject_reasons=list(store.policy.reject_reasons),
+    )
+
+
+def _decision(record: DecisionRecord) -> DecisionOut:
+    return DecisionOut(
+        id=record.id,
+        reviewer=record.reviewer,
+        outcome=record.outcome,
+        reason=record.reason,
+        reason_text=record.reason_text,
+        correction=record.correction,
+        ratings=dict(record.ratings or {}),
+        checklist=dict(record.checklist or {}),
+        comment=record.comment,
+        at=_iso(record.at) or "",
+    )
+
+
+def _evaluated_span(spans: Sequence[dict[str, Any]]) -> str | None:
+    """The span a verdict is about: the last LLM call (its output is what was judged), else the trace's root."""
+    llm = [s for s in spans if (s.get("attributes") or {}).get("gen_ai.operation.name") not in (None, "execute_tool")]
+    if llm:
+        return max(llm, key=lambda s: s.get("end_time_unix_nano") or 0).get("span_id")
+    roots = [s for s in spans if not s.get("parent_span_id")]
+    return (roots or list(spans) or [{}])[0].get("span_id")
+
+
+def _verdict(item: ReviewItem, record: DecisionRecord) -> Verdict:
+    spans = item.spans or []
+    evaluated = _evaluated_span(spans)
+    response_id = next(
+        (
+            (s.get("attributes") or {}).get("gen_ai.response.id")
+            for s in spans
+            if s.get("span_id") == evaluated and (s.get("attributes") or {}).get("gen_ai.response.id")
+        ),
+        None,
+    )
+    return Verdict(
+        trace_id=item.trace_id,
+        span_id=evaluated,
+        item_id=item.id,
+        reviewer=record.reviewer,
+        outcome=record.outcome,
+        reason=record.reason,
+        ratings=dict(record.ratings or {}),
+        checklist=dict(record.checklist or {}),
+        comment=record.comment,
+        response_id=response_id if isinstance(response_id, str) else None,
+    )

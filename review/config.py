@@ -1,0 +1,126 @@
+"""The review service's settings: the review policy (lease, reasons, checklists) and the server's own settings.
+
+Loaded from an optional YAML file (``spanguard review serve --config review.yaml``) and validated before the service
+starts; an unknown or ill-typed key is an error naming its path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from spanguard.review.verdicts import VerdictsConfig
+
+TIERS = ("spot_check", "factual_verification", "dual_approval")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+DEFAULT_DB_URL = "sqlite:///.spanguard/review.db"
+
+
+class ConfigError(ValueError):
+    """A review config that cannot be used; the message names the key and what is wrong."""
+
+
+def _keys(values: list[str], what: str) -> list[str]:
+    for value in values:
+        if not _KEY.match(value):
+            raise ValueError(f"{what} {value!r} must be lowercase letters, digits and _ (at most 64)")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what}s must be distinct")
+    return values
+
+
+class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """How items are reviewed: lease time, the rejection reasons reviewers pick from, and the checklist of each tier."""
+
+    lease_s: float = pydantic.Field(900.0, gt=0, le=86_400)
+    reject_reasons: list[str] = [
+        "factually_incorrect",
+        "policy_violation",
+        "unsafe",
+        "pii_leak",
+        "wrong_tool_use",
+        "tone",
+        "other",
+    ]
+    checklists: dict[str, list[str]] = {
+        "spot_check": ["factual_accuracy", "policy_adherence", "tone"],
+        "factual_verification": ["factual_accuracy", "sources_supported", "policy_adherence", "tone"],
+        "dual_approval": ["factual_accuracy", "policy_adherence", "safety", "tone"],
+    }
+
+    @pydantic.field_validator("reject_reasons")
+    @classmethod
+    def _reasons(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one rejection reason is needed")
+        return _keys(value, "reason")
+
+    @pydantic.field_validator("checklists")
+    @classmethod
+    def _checklists(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for tier, items in value.items():
+            if tier not in TIERS:
+                raise ValueError(f"unknown review tier {tier!r}; known: {', '.join(TIERS)}")
+            _keys(items, f"checklist item of {tier}")
+        return value
+
+    def checklist(self, tier: str) -> list[str]:
+        """The checklist items a decision on an item of ``tier`` must answer."""
+        return list(self.checklists.get(tier, []))
+
+
+class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """The review service: its store, policy, where verdicts go, and the limits on requests."""
+
+    db: str = DEFAULT_DB_URL
+    policy: ReviewPolicy = ReviewPolicy()
+    verdicts: VerdictsConfig = VerdictsConfig()
+    trace_url_template: str | None = pydantic.Field(
+        None, description="a link to the trace in the backend, e.g. http://127.0.0.1:6006/.../{trace_id}"
+    )
+    max_body_bytes: int = pydantic.Field(16 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000)
+
+    @pydantic.field_validator("db")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith("postgresql")):
+            raise ValueError("must be a sqlite:///path or postgresql+psycopg://... URL")
+        return value
+
+    @pydantic.field_validator("trace_url_template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and "{trace_id}" not in value:
+            raise ValueError("must contain {trace_id}")
+        return value
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ServiceConfig:
+    """The service config from a YAML file (or the defaults), with command-line ``overrides`` applied on top."""
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as error:
+            raise ConfigError(f"cannot read the review config {path}: {error.strerror or error}") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"the review config {path} is not valid YAML{where}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"the review config {path} must be a mapping, not {type(raw).__name__}")
+    raw = {**raw, **{key: value for key, value in overrides.items() if value is not None}}
+    try:
+        return ServiceConfig.model_validate(raw)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{_path(e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"invalid review config: {problems}") from None

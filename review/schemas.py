@@ -1,0 +1,204 @@
+"""The review API's request and response bodies (pydantic): validated at the edge, documented in the OpenAPI document.
+
+Request bodies forbid unknown fields, so a misspelt field is an error naming it rather than a silently lost value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+HEX32 = r"^[0-9a-f]{32}$"
+HEX16 = r"^[0-9a-f]{16}$"
+_KEY = r"^[a-z][a-z0-9_]{0,63}$"
+
+Tier = Literal["spot_check", "factual_verification", "dual_approval"]
+RiskTier = Literal["green", "yellow", "red"]
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class SpanStatus(_Strict):
+    """A span's status: code and (for errors) a message."""
+
+    code: Literal["unset", "ok", "error"] = "unset"
+    message: str = pydantic.Field("", max_length=4096)
+
+
+class SpanEvent(_Strict):
+    """An event recorded on a span."""
+
+    name: str = pydantic.Field(max_length=1024)
+    time_unix_nano: int = pydantic.Field(0, ge=0)
+    attributes: dict[str, Any] = {}
+
+
+class SpanScope(_Strict):
+    """The instrumentation scope that made a span."""
+
+    name: str = pydantic.Field("", max_length=1024)
+    version: str = pydantic.Field("", max_length=256)
+
+
+class ReviewSpan(_Strict):
+    """One span of the reviewed trace, in the flat JSON form the review exporter posts."""
+
+    trace_id: str | None = pydantic.Field(None, pattern=HEX32)
+    span_id: str = pydantic.Field(pattern=HEX16)
+    parent_span_id: str | None = pydantic.Field(None, pattern=HEX16)
+    name: str = pydantic.Field(max_length=1024)
+    kind: Literal["internal", "server", "client", "producer", "consumer", "unspecified"] = "internal"
+    start_time_unix_nano: int = pydantic.Field(0, ge=0)
+    end_time_unix_nano: int = pydantic.Field(0, ge=0)
+    status: SpanStatus = SpanStatus()
+    attributes: dict[str, Any] = {}
+    events: list[SpanEvent] = pydantic.Field([], max_length=10_000)
+    resource: dict[str, Any] = {}
+    scope: SpanScope = SpanScope()
+
+
+class ItemIn(_Strict):
+    """One trace to review: ingested idempotently by ``trace_id``."""
+
+    trace_id: str = pydantic.Field(pattern=HEX32, description="the trace's id, 32 lowercase hex digits")
+    tier: Tier
+    risk_tier: RiskTier = "green"
+    reasons: list[str] = pydantic.Field([], max_length=200)
+    spans: list[ReviewSpan] = pydantic.Field(min_length=1, max_length=20_000)
+
+    @pydantic.model_validator(mode="after")
+    def _one_trace(self) -> ItemIn:
+        for index, span in enumerate(self.spans):
+            if span.trace_id is not None and span.trace_id != self.trace_id:
+                raise ValueError(f"spans[{index}] belongs to trace {span.trace_id}, not {self.trace_id}")
+        for reason in self.reasons:
+            if not reason or len(reason) > 200:
+                raise ValueError("reasons must be 1 to 200 characters each")
+        return self
+
+
+class ItemsIn(_Strict):
+    """Several traces at once (the review exporter's batches)."""
+
+    items: list[ItemIn] = pydantic.Field(min_length=1)
+
+
+class IngestResult(pydantic.BaseModel):
+    """Where one ingested trace went: its item and whether this request created it."""
+
+    id: int
+    trace_id: str
+    created: bool
+
+
+class IngestResults(pydantic.BaseModel):
+    """The results of an ingest request, in the order of its items."""
+
+    items: list[IngestResult]
+
+
+class Ratings(_Strict):
+    """Ratings of the reviewed output: thumbs up/down and a Likert score from 1 (poor) to 5 (excellent)."""
+
+    thumbs: Literal["up", "down"] | None = None
+    likert: int | None = pydantic.Field(None, ge=1, le=5)
+
+
+class DecisionIn(_Strict):
+    """A reviewer's decision; who decided comes from the bearer token."""
+
+    outcome: Literal["approve", "reject", "correct"]
+    reason: str | None = pydantic.Field(None, pattern=_KEY, description="one of the configured rejection reasons")
+    reason_text: str | None = pydantic.Field(None, max_length=4000, description="free text beside the reason")
+    correction: str | None = pydantic.Field(None, max_length=200_000, description="the golden answer")
+    ratings: Ratings = Ratings()
+    checklist: dict[str, bool] = pydantic.Field({}, description="every item of the tier's checklist, answered")
+    comment: str | None = pydantic.Field(None, max_length=20_000)
+
+
+class DecisionOut(pydantic.BaseModel):
+    """A recorded decision."""
+
+    id: int
+    reviewer: str
+    outcome: str
+    reason: str | None
+    reason_text: str | None
+    correction: str | None
+    ratings: dict[str, Any]
+    checklist: dict[str, bool]
+    comment: str | None
+    at: str
+
+
+class ItemSummary(pydantic.BaseModel):
+    """A review item in the queue list."""
+
+    id: int
+    trace_id: str
+    tier: str
+    risk_tier: str
+    reasons: list[str]
+    status: str
+    lease_owner: str | None
+    lease_expires_at: str | None
+    approvals: list[str]
+    outcome: str | None
+    models: list[str]
+    preview: str
+    spans: int
+    created_at: str
+    updated_at: str
+    trace_url: str | None = None
+
+
+class ItemDetail(ItemSummary):
+    """A review item with its conversation, its decisions, and what a decision on it must contain."""
+
+    conversation: dict[str, Any]
+    decisions: list[DecisionOut]
+    golden: str | None
+    checklist: list[str]
+    reject_reasons: list[str]
+
+
+class ItemList(pydantic.BaseModel):
+    """A page of the queue."""
+
+    items: list[ItemSummary]
+
+
+class AuditOut(pydantic.BaseModel):
+    """One audit entry: who did what to which item, when, and the item's state before and after."""
+
+    id: int
+    item_id: int
+    actor: str
+    action: str
+    at: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditList(pydantic.BaseModel):
+    """An audit trail, oldest first."""
+
+    entries: list[AuditOut]
+
+
+class Me(pydantic.BaseModel):
+    """The caller, as its token says, and the review policy the page needs."""
+
+    name: str
+    role: str
+    reject_reasons: list[str]
+    checklists: dict[str, list[str]]
+
+
+class ErrorOut(pydantic.BaseModel):
+    """An error: what was wrong with the request."""
+
+    detail: str
