@@ -262,8 +262,7 @@ class ReviewStore:
         """A new token for ``name`` with ``role``; only its hash is stored, so this is the one time it is seen."""
         if role not in ROLES:
             raise ReviewError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
-        name = name.strip()
-        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+        if not name.strip() or len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
             raise ReviewError("a token needs a name of 1 to 200 printable characters")
         token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._sessions.begin() as session:

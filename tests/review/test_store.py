@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
-from spanguard.review.store import Decision, ReviewError, ReviewStore
-from sqlalchemy import create_engine, text
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_url() -> str:
-    try:
-        engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"review_{uuid.uuid4().hex[:12]}"
-        with engine.connect() as connection:
-            connection.execute(text(f"CREATE SCHEMA {name}"))
-        engine.dispose()
-    except Exception as error:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {type(error).__name__}")
-    return f"{PG_ADMIN}?options=-csearch_path%3D{name}"
+from spanguard.review.config import ReviewPolicy
+from spanguard.review.store import Conflict, Decision, NotFound, Principal, ReviewError, ReviewStore, hash_token
+from sqlalchemy import text
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'review.db'}" if request.param == "sqlite" else _postgres_url()
-    store = ReviewStore(url)
-    store.create_schema()
+@pytest.fixture
+def store(db_url):
+    # No checklists here: these tests are about leases and outcomes; the checklist rules have their own test.
+    store = ReviewStore(db_url, ReviewPolicy(checklists={}))
+    store.migrate()
     yield store
     store.shutdown()
 
@@ -123,7 +109,7 @@ def test_dual_approval_needs_two_different_reviewers_and_one_rejection_ends_it(s
 
     other = _ingest(store, "t2", tier="dual_approval", risk="red")
     assert store.claim(other, "alice")
-    rejected = store.decide(other, "alice", Decision("reject", reason="policy"))
+    rejected = store.decide(other, "alice", Decision("reject", reason="policy_violation"))
     assert (rejected.status, rejected.outcome) == ("done", "reject")
 
 
@@ -152,3 +138,93 @@ def test_shutdown_without_start(tmp_path):
     store = ReviewStore(f"sqlite:///{tmp_path / 'never.db'}")
     store.shutdown()
     store.shutdown()
+
+
+def test_every_checklist_item_of_the_tier_must_be_answered_and_nothing_else(db_url):
+    store = ReviewStore(db_url)
+    store.migrate()
+    item = _ingest(store, "t", tier="spot_check")
+    assert store.claim(item, "alice")
+    with pytest.raises(ReviewError, match="missing: policy_adherence, tone"):
+        store.decide(item, "alice", Decision("approve", checklist={"factual_accuracy": True}))
+    full = {"factual_accuracy": True, "policy_adherence": True, "tone": False}
+    with pytest.raises(ReviewError, match="does not: made_up"):
+        store.decide(item, "alice", Decision("approve", checklist={**full, "made_up": True}))
+    with pytest.raises(ReviewError, match="unknown reason 'bored'"):
+        store.decide(item, "alice", Decision("reject", reason="bored", checklist=full))
+    done = store.decide(item, "alice", Decision("approve", checklist=full, ratings={"likert": 4}, comment="ok"))
+    assert done.status == "done"
+    [record] = store.decisions(item)
+    assert (record.reviewer, record.checklist, record.ratings, record.comment) == ("alice", full, {"likert": 4}, "ok")
+    store.shutdown()
+
+
+def test_a_correction_is_kept_as_the_golden_answer(store):
+    item = _ingest(store, "t")
+    assert store.claim(item, "alice")
+    with pytest.raises(ReviewError, match="only for the outcome 'correct'"):
+        store.decide(item, "alice", Decision("approve", correction="x"))
+    store.decide(item, "alice", Decision("correct", correction="The parcel arrives on Monday."))
+    assert store.get(item).golden == "The parcel arrives on Monday."
+    with pytest.raises(Conflict, match="not claimed"):
+        store.decide(item, "alice", Decision("approve"))
+
+
+def test_tokens_are_stored_hashed_and_name_their_holder(store):
+    token = store.create_token("alice", "reviewer")
+    assert token.startswith("sgr_") and len(token) > 40
+    assert store.authenticate(token) == Principal("alice", "reviewer")
+    assert store.authenticate(token + "x") is None
+    assert store.authenticate("not-a-token") is None
+    with store.engine.connect() as connection:
+        stored = [row[0] for row in connection.execute(text("SELECT token_hash FROM api_tokens"))]
+    assert token not in stored and stored == [hash_token(token)]
+    assert store.revoke_tokens("alice") == 1
+    assert store.authenticate(token) is None
+    with pytest.raises(ReviewError, match="unknown role"):
+        store.create_token("bob", "root")  # type: ignore[arg-type]
+    with pytest.raises(ReviewError, match="printable"):
+        store.create_token("bob\n", "reviewer")
+
+
+def test_expired_leases_show_as_expired_in_the_audit_and_can_be_claimed_again(store):
+    item = _ingest(store, "t")
+    assert store.claim(item, "alice", lease_s=0.05)
+    time.sleep(0.2)
+    assert store.expire_leases() == 1
+    assert store.get(item).status == "expired"
+    assert [i.id for i in store.list(status=["pending", "expired"])] == [item]
+    assert store.claim_next("bob") == item
+    assert [(e.actor, e.action) for e in store.audit(item)][-2:] == [("system", "expire"), ("bob", "claim")]
+
+
+def test_the_queue_filters_by_reason_model_and_date(store):
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.response.model": "gpt-4o-2024-08-06"}
+    first = store.ingest(
+        "a1", tier="spot_check", risk_tier="red", reasons=["loop", "pii"], actor="i",
+        spans=[{"span_id": "s1", "name": "chat", "attributes": chat}],
+    )  # fmt: skip
+    second = _ingest(store, "a2")
+    assert [i.id for i in store.list(reason="pii")] == [first]
+    assert [i.id for i in store.list(reason="unpinned_model")] == [second]
+    assert [i.id for i in store.list(reason="pi")] == []  # a whole reason, not a substring
+    assert [i.id for i in store.list(model="gpt-4o-2024-08-06")] == [first]
+    assert store.get(first).models == ["gpt-4o-2024-08-06"]
+    created = store.get(second).created_at
+    assert [i.id for i in store.list(since=created)] == [second]
+    assert [i.id for i in store.list(until=created)] == [first]
+    assert store.counts() == {("spot_check", "pending"): 2}
+
+
+def test_later_spans_of_a_riskier_kind_raise_the_items_tier(store):
+    item = _ingest(store, "t", tier="spot_check", risk="green")
+    store.ingest("t", tier="dual_approval", risk_tier="red", reasons=["loop"], spans=[_span("z")], actor="ingest")
+    got = store.get(item)
+    assert (got.tier, got.risk_tier, got.reasons) == ("dual_approval", "red", ["unpinned_model", "loop"])
+
+
+def test_unknown_items_are_not_found(store):
+    with pytest.raises(NotFound):
+        store.claim(12345, "alice")
+    with pytest.raises(NotFound):
+        store.release(12345, "alice")
