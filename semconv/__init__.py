@@ -15,6 +15,10 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_AGENT_NAME,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+    GEN_AI_EVALUATION_EXPLANATION,
+    GEN_AI_EVALUATION_NAME,
+    GEN_AI_EVALUATION_SCORE_LABEL,
+    GEN_AI_EVALUATION_SCORE_VALUE,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
@@ -76,6 +80,11 @@ GEN_AI_CONTENT_ATTRIBUTES: Final = (
 )
 """The GenAI attributes that hold message content (JSON), recorded only when content capture is on."""
 
+GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+"""The GenAI conventions' evaluation event (a log record's ``event_name``): the installed
+``opentelemetry-semantic-conventions`` has the ``gen_ai.evaluation.*`` attributes but no events module, so the event
+name is declared here, once."""
+
 AttributeType = Literal["boolean", "int", "double", "string", "string[]"]
 
 
@@ -97,6 +106,8 @@ SPANGUARD_RISK_REASONS: Final = "spanguard.risk.reasons"
 SPANGUARD_SAMPLING_RATE: Final = "spanguard.sampling.rate"
 SPANGUARD_REVIEW_TIER: Final = "spanguard.review.tier"
 SPANGUARD_APPROVAL_GATE: Final = "spanguard.approval.gate"
+SPANGUARD_REVIEW_REVIEWER: Final = "spanguard.review.reviewer"
+SPANGUARD_REVIEW_ITEM_ID: Final = "spanguard.review.item_id"
 
 SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
@@ -134,6 +145,17 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         SPANGUARD_APPROVAL_GATE,
         "boolean",
         "True on the span of an approval gate (an agent action that waits for a person); its trace is always red.",
+    ),
+    Attribute(
+        SPANGUARD_REVIEW_REVIEWER,
+        "string",
+        "On a gen_ai.evaluation.result event of a human verdict: the reviewer who gave it (their token's name).",
+    ),
+    Attribute(
+        SPANGUARD_REVIEW_ITEM_ID,
+        "int",
+        "On a gen_ai.evaluation.result event of a human verdict: the id of the review item (the reviewed trace) "
+        "in the review store.",
     ),
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""
