@@ -1,0 +1,445 @@
+"""The review API over real HTTP (uvicorn on loopback), on SQLite and on PostgreSQL: the same tests for both."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from spanguard.review.cli import ReviewServer
+from spanguard.review.config import ReviewPolicy, ServiceConfig
+from spanguard.review.store import ReviewStore
+
+CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "tone": True}
+DUAL_CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "safety": True, "tone": True}
+
+
+@dataclass
+class Service:
+    """A running review service with a token of each role."""
+
+    url: str
+    store: ReviewStore
+    tokens: dict[str, str]
+
+    def client(self, who: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def make_service(db_url) -> Iterator:
+    running: list[tuple[ReviewServer, ReviewStore]] = []
+
+    def start(**settings) -> Service:
+        config = ServiceConfig(db=db_url, **settings)
+        store = ReviewStore(db_url, config.policy)
+        store.migrate()
+        tokens = {
+            "ingest": store.create_token("collector", "ingest"),
+            "alice": store.create_token("alice", "reviewer"),
+            "bob": store.create_token("bob", "reviewer"),
+            "admin": store.create_token("root", "admin"),
+        }
+        server = ReviewServer(config, store, port=0)
+        server.start()
+        running.append((server, store))
+        return Service(f"http://127.0.0.1:{server.port}", store, tokens)
+
+    yield start
+    for server, store in running:
+        server.shutdown()
+        store.shutdown()
+
+
+@pytest.fixture
+def service(make_service) -> Service:
+    return make_service()
+
+
+def trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+def item_body(trace: str, *, tier: str = "spot_check", risk: str = "yellow", spans: tuple[str, ...] = ("a",)) -> dict:
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "When does it arrive?"}]}]',
+        "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "text", "content": "Monday."}],'
+        ' "finish_reason": "stop"}]',
+    }
+    return {
+        "trace_id": trace,
+        "tier": tier,
+        "risk_tier": risk,
+        "reasons": ["unpinned_model"],
+        "spans": [
+            {
+                "trace_id": trace,
+                "span_id": f"{n:016x}",
+                "name": "chat gpt-4o",
+                "kind": "client",
+                "start_time_unix_nano": 1_700_000_000_000_000_000 + n,
+                "end_time_unix_nano": 1_700_000_000_500_000_000 + n,
+                "attributes": chat,
+            }
+            for n in (int.from_bytes(s.encode(), "big") for s in spans)
+        ],
+    }
+
+
+def ingest(service: Service, **kwargs) -> int:
+    with service.client("ingest") as client:
+        response = client.post("/v1/review-items", json=item_body(trace_id(), **kwargs))
+    assert response.status_code == 200, response.text
+    return response.json()["items"][0]["id"]
+
+
+# -- behaviour --------------------------------------------------------------------------------------------------------
+
+
+def test_ingestion_is_idempotent_by_trace_id_and_later_spans_merge_in(service):
+    trace = trace_id()
+    with service.client("ingest") as client:
+        first = client.post("/v1/review-items", json=item_body(trace, spans=("a", "b"))).json()["items"][0]
+        again = client.post("/v1/review-items", json=item_body(trace, spans=("a", "b"))).json()["items"][0]
+        batch = client.post("/v1/review-items", json={"items": [item_body(trace, spans=("b", "c"))]}).json()
+    assert first["created"] and not again["created"] and not batch["items"][0]["created"]
+    assert first["id"] == again["id"] == batch["items"][0]["id"]
+    with service.client("alice") as client:
+        item = client.get(f"/v1/review-items/{first['id']}").json()
+        listed = client.get("/v1/review-items").json()["items"]
+    assert item["spans"] == 3 and [i["id"] for i in listed] == [first["id"]]
+    assert item["conversation"]["turns"][0]["content"] == "When does it arrive?"
+    assert item["models"] == ["gpt-4o-2024-08-06"] and item["preview"] == "When does it arrive?"
+
+
+def test_the_queue_is_ordered_by_risk_then_age_and_filtered(service):
+    green = ingest(service, risk="green")
+    red = ingest(service, risk="red", tier="dual_approval")
+    yellow = ingest(service, risk="yellow", tier="factual_verification")
+    with service.client("alice") as client:
+        assert [i["id"] for i in client.get("/v1/review-items").json()["items"]] == [red, yellow, green]
+        by_tier = client.get("/v1/review-items", params={"tier": "dual_approval"}).json()["items"]
+        assert [i["id"] for i in by_tier] == [red]
+        assert client.get("/v1/review-items", params={"status": "done"}).json()["items"] == []
+        by_model = client.get("/v1/review-items", params={"model": "gpt-4o-2024-08-06"}).json()["items"]
+        assert len(by_model) == 3
+        assert client.get("/v1/review-items", params={"reason": "nope"}).json()["items"] == []
+        assert len(client.get("/v1/review-items", params={"since": "2000-01-01T00:00:00Z"}).json()["items"]) == 3
+
+
+def test_two_concurrent_claimers_never_get_the_same_item(service):
+    ids = [ingest(service) for _ in range(6)]
+    won: dict[int, list[str]] = {i: [] for i in ids}
+    barrier = threading.Barrier(2)
+
+    def reviewer(name: str) -> None:
+        with service.client(name) as client:
+            barrier.wait()
+            for item_id in ids:
+                if client.post(f"/v1/review-items/{item_id}/claim").status_code == 200:
+                    won[item_id].append(name)
+
+    threads = [threading.Thread(target=reviewer, args=(name,)) for name in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(names) == 1 for names in won.values()), won
+
+
+def test_claim_next_hands_out_the_riskiest_item_and_204_when_empty(service):
+    ingest(service, risk="green")
+    red = ingest(service, risk="red")
+    with service.client("alice") as alice, service.client("bob") as bob:
+        assert alice.post("/v1/review-items/claim-next").json()["id"] == red
+        assert bob.post("/v1/review-items/claim-next").json()["id"] != red
+        assert alice.post("/v1/review-items/claim-next").status_code == 204
+        assert bob.post(f"/v1/review-items/{red}/claim").status_code == 409
+
+
+def test_a_lease_expires_and_the_item_returns_to_the_queue(make_service):
+    service = make_service(policy=ReviewPolicy(lease_s=0.3))
+    item = ingest(service)
+    with service.client("alice") as alice, service.client("bob") as bob:
+        assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
+        assert bob.post(f"/v1/review-items/{item}/claim").status_code == 409
+        time.sleep(0.6)
+        assert bob.get(f"/v1/review-items/{item}").json()["status"] == "expired"
+        assert bob.post(f"/v1/review-items/{item}/claim").status_code == 200
+        late = alice.post(f"/v1/review-items/{item}/decision", json={"outcome": "approve", "checklist": CHECKLIST})
+        assert late.status_code == 409 and "not claimed by alice" in late.json()["detail"]
+
+
+def test_dual_approval_needs_two_different_reviewers(service):
+    item = ingest(service, tier="dual_approval", risk="red")
+    approve = {"outcome": "approve", "checklist": DUAL_CHECKLIST}
+    with service.client("alice") as alice, service.client("bob") as bob:
+        assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
+        first = alice.post(f"/v1/review-items/{item}/decision", json=approve).json()
+        assert (first["status"], first["approvals"]) == ("pending", ["alice"])
+        assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
+        again = alice.post(f"/v1/review-items/{item}/decision", json=approve)
+        assert again.status_code == 409 and "second reviewer" in again.json()["detail"]
+        assert alice.post(f"/v1/review-items/{item}/release").status_code == 200
+        assert bob.post(f"/v1/review-items/{item}/claim").status_code == 200
+        done = bob.post(f"/v1/review-items/{item}/decision", json=approve).json()
+    assert (done["status"], done["outcome"], done["approvals"]) == ("done", "approve", ["alice", "bob"])
+    assert [d["reviewer"] for d in done["decisions"]] == ["alice", "bob"]
+
+
+def test_one_rejection_ends_a_dual_approval_item(service):
+    item = ingest(service, tier="dual_approval", risk="red")
+    with service.client("alice") as alice:
+        alice.post(f"/v1/review-items/{item}/claim")
+        body = {"outcome": "reject", "reason": "unsafe", "reason_text": "medical advice", "checklist": DUAL_CHECKLIST}
+        done = alice.post(f"/v1/review-items/{item}/decision", json=body).json()
+    assert (done["status"], done["outcome"], done["decisions"][0]["reason"]) == ("done", "reject", "unsafe")
+
+
+def test_decisions_record_ratings_checklist_comment_and_the_tokens_reviewer_in_the_audit(service):
+    item = ingest(service)
+    body = {
+        "outcome": "correct",
+        "correction": "It arrives on Tuesday.",
+        "ratings": {"thumbs": "down", "likert": 2},
+        "checklist": {**CHECKLIST, "factual_accuracy": False},
+        "comment": "wrong day",
+    }
+    with service.client("alice") as alice:
+        alice.post(f"/v1/review-items/{item}/claim")
+        done = alice.post(f"/v1/review-items/{item}/decision", json=body).json()
+        trail = alice.get("/v1/audit", params={"item": item}).json()["entries"]
+    assert done["golden"] == "It arrives on Tuesday."
+    [decision] = done["decisions"]
+    assert decision["ratings"] == {"thumbs": "down", "likert": 2} and decision["comment"] == "wrong day"
+    assert decision["reviewer"] == "alice"
+    assert [(e["actor"], e["action"]) for e in trail] == [
+        ("collector", "ingest"),
+        ("alice", "claim"),
+        ("alice", "decide:correct"),
+    ]
+    assert trail[-1]["before"]["status"] == "claimed" and trail[-1]["after"]["status"] == "done"
+
+
+def test_the_reviewer_cannot_be_named_in_the_body(service):
+    item = ingest(service)
+    with service.client("alice") as alice:
+        alice.post(f"/v1/review-items/{item}/claim")
+        body = {"outcome": "approve", "checklist": CHECKLIST, "reviewer": "mallory"}
+        response = alice.post(f"/v1/review-items/{item}/decision", json=body)
+    assert response.status_code == 422 and "reviewer" in response.json()["detail"]
+
+
+def test_metrics_count_requests_decisions_and_queue_sizes(service):
+    item = ingest(service)
+    with service.client("alice") as alice:
+        alice.post(f"/v1/review-items/{item}/claim")
+        alice.post(f"/v1/review-items/{item}/decision", json={"outcome": "approve", "checklist": CHECKLIST})
+        text = alice.get("/metrics").text
+    assert 'spanguard_review_decisions_total{outcome="approve",tier="spot_check"} 1.0' in text
+    assert 'spanguard_review_items{status="done",tier="spot_check"} 1.0' in text
+    assert 'spanguard_review_ingested_traces_total{result="created"} 1.0' in text
+    assert "spanguard_review_claim_to_decision_seconds_count 1.0" in text
+
+
+def test_the_openapi_document_lists_every_route(service):
+    paths = httpx.get(f"{service.url}/openapi.json").json()["paths"]
+    assert {
+        "/v1/review-items",
+        "/v1/review-items/{item_id}",
+        "/v1/review-items/{item_id}/claim",
+        "/v1/review-items/{item_id}/release",
+        "/v1/review-items/{item_id}/decision",
+        "/v1/audit",
+        "/healthz",
+        "/metrics",
+    } <= set(paths)
+    assert set(paths["/v1/review-items"]) == {"get", "post"}
+
+
+def test_cors_is_closed_and_security_headers_are_set(service):
+    with service.client("alice") as alice:
+        preflight = alice.options(
+            "/v1/review-items",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        response = alice.get("/v1/review-items", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_healthz_needs_no_token(service):
+    response = httpx.get(f"{service.url}/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+# -- the auth matrix --------------------------------------------------------------------------------------------------
+
+ROUTES = [
+    ("POST", "/v1/review-items", "ingest"),
+    ("GET", "/v1/review-items", "review"),
+    ("GET", "/v1/review-items/{id}", "review"),
+    ("POST", "/v1/review-items/claim-next", "review"),
+    ("POST", "/v1/review-items/{id}/claim", "review"),
+    ("POST", "/v1/review-items/{id}/release", "review"),
+    ("POST", "/v1/review-items/{id}/decision", "review"),
+    ("GET", "/v1/audit", "review"),
+    ("GET", "/v1/me", "any"),
+    ("GET", "/metrics", "any"),
+]
+ALLOWED = {"ingest": {"ingest", "admin"}, "review": {"alice", "admin"}, "any": {"ingest", "alice", "admin"}}
+
+
+def test_the_auth_matrix_every_route_by_missing_invalid_and_each_roles_token(service):
+    item = ingest(service)
+    bodies = {
+        "/v1/review-items": item_body(trace_id()),
+        "/v1/review-items/{id}/decision": {"outcome": "approve", "checklist": CHECKLIST},
+    }
+    results = []
+    for method, route, rule in ROUTES:
+        for who in (None, "invalid", "ingest", "alice", "admin"):
+            headers = {}
+            if who == "invalid":
+                headers["Authorization"] = "Bearer sgr_not-a-real-token"
+            elif who is not None:
+                headers["Authorization"] = f"Bearer {service.tokens[who]}"
+            body = bodies.get(route)
+            response = httpx.request(
+                method, service.url + route.replace("{id}", str(item)), headers=headers, json=body, timeout=30
+            )
+            if who in (None, "invalid"):
+                expected = "401"
+            elif who in ALLOWED[rule]:
+                expected = "ok"
+            else:
+                expected = "403"
+            got = str(response.status_code) if response.status_code in (401, 403) else "ok"
+            results.append((method, route, who, expected, got, response.status_code))
+            if response.status_code == 401:
+                assert response.headers.get("www-authenticate") == "Bearer"
+            if response.status_code >= 400:
+                assert response.json()["detail"]
+    wrong = [r for r in results if r[3] != r[4]]
+    assert wrong == [], wrong
+    assert len(results) == len(ROUTES) * 5
+
+
+# -- bad input --------------------------------------------------------------------------------------------------------
+
+
+def test_bad_input_gets_a_4xx_naming_what_was_wrong_and_the_service_keeps_its_data(make_service):
+    service = make_service(max_body_bytes=64 * 1024)
+    item = ingest(service)
+    cases = []
+    with service.client("ingest") as client:
+        cases.append(("invalid json", client.post("/v1/review-items", content=b"{bad", headers=_json()), 400, "JSON"))
+        cases.append(
+            (
+                "huge body",
+                client.post("/v1/review-items", content=b"[" + b" " * 100_000 + b"]", headers=_json()),
+                413,
+                "limit",
+            )
+        )
+        unknown = {**item_body(trace_id()), "priority": "high"}
+        cases.append(("unknown field", client.post("/v1/review-items", json=unknown), 422, "priority"))
+        bad_id = {**item_body(trace_id()), "trace_id": "XYZ"}
+        cases.append(("bad trace id", client.post("/v1/review-items", json=bad_id), 422, "trace_id"))
+        other = item_body(trace_id())
+        other["spans"][0]["trace_id"] = trace_id()
+        cases.append(("span of another trace", client.post("/v1/review-items", json=other), 422, "belongs to trace"))
+        cases.append(
+            ("no spans", client.post("/v1/review-items", json={**item_body(trace_id()), "spans": []}), 422, "spans")
+        )
+        cases.append(
+            (
+                "not json",
+                client.post("/v1/review-items", content=b"a=b", headers={"Content-Type": "text/plain"}),
+                415,
+                "application/json",
+            )
+        )
+        bad_tier = {**item_body(trace_id()), "tier": "vip"}
+        cases.append(("unknown tier", client.post("/v1/review-items", json=bad_tier), 422, "tier"))
+    with service.client("alice") as client:
+        cases.append(("unknown item", client.get("/v1/review-items/999999"), 404, "no review item 999999"))
+        cases.append(("unknown item claim", client.post("/v1/review-items/999999/claim"), 404, "no review item"))
+        cases.append(("non-numeric id", client.get("/v1/review-items/abc"), 422, "item_id"))
+        cases.append(("unknown status", client.get("/v1/review-items", params={"status": "lost"}), 422, "status"))
+        cases.append(("bad date", client.get("/v1/review-items", params={"since": "yesterday"}), 422, "since"))
+        cases.append(
+            (
+                "decision unclaimed",
+                client.post(f"/v1/review-items/{item}/decision", json={"outcome": "approve", "checklist": CHECKLIST}),
+                409,
+                "not claimed",
+            )
+        )
+        client.post(f"/v1/review-items/{item}/claim")
+        cases.append(
+            (
+                "unknown outcome",
+                client.post(f"/v1/review-items/{item}/decision", json={"outcome": "maybe"}),
+                422,
+                "outcome",
+            )
+        )
+        cases.append(
+            (
+                "reject without reason",
+                client.post(f"/v1/review-items/{item}/decision", json={"outcome": "reject", "checklist": CHECKLIST}),
+                422,
+                "needs a reason",
+            )
+        )
+        cases.append(
+            (
+                "likert out of range",
+                client.post(
+                    f"/v1/review-items/{item}/decision",
+                    json={"outcome": "approve", "ratings": {"likert": 9}, "checklist": CHECKLIST},
+                ),
+                422,
+                "likert",
+            )
+        )
+        cases.append(
+            (
+                "checklist missing",
+                client.post(f"/v1/review-items/{item}/decision", json={"outcome": "approve"}),
+                422,
+                "missing",
+            )
+        )
+        cases.append(
+            (
+                "release by another",
+                service.client("bob").post(f"/v1/review-items/{item}/release"),
+                409,
+                "not claimed by bob",
+            )
+        )
+        still = client.get(f"/v1/review-items/{item}").json()
+    wrong = [
+        (name, r.status_code, r.text[:200])
+        for name, r, status, words in cases
+        if r.status_code != status or words.lower() not in r.json()["detail"].lower()
+    ]
+    assert wrong == []
+    assert still["status"] == "claimed" and still["lease_owner"] == "alice" and still["spans"] == 1
+    assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+def _json() -> dict[str, str]:
+    return {"Content-Type": "application/json"}
