@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from concurrent import futures
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from otlp_logs import GrpcLogsServicer, Received
 from sqlalchemy import create_engine, text
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -32,3 +37,17 @@ def database_url(kind: str, directory) -> str:
 def db_url(request, tmp_path) -> str:
     """An empty database, once on SQLite and once on PostgreSQL."""
     return database_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[tuple[str, Received]]:
+    """A real OTLP/gRPC logs receiver on loopback: its endpoint, and what it received."""
+    received = Received()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(GrpcLogsServicer(received), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", received
+    finally:
+        server.stop(grace=None)

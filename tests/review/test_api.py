@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from otlp_logs import attributes_of
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ReviewPolicy, ServiceConfig
 from spanguard.review.store import ReviewStore
+from spanguard.review.verdicts import VerdictsConfig
 
 CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "tone": True}
 DUAL_CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "safety": True, "tone": True}
@@ -443,3 +445,30 @@ def test_bad_input_gets_a_4xx_naming_what_was_wrong_and_the_service_keeps_its_da
 
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
+
+
+def test_each_decision_and_rating_goes_back_into_otlp_linked_to_the_reviewed_trace(make_service, grpc_receiver):
+    endpoint, received = grpc_receiver
+    service = make_service(verdicts=VerdictsConfig(endpoint=endpoint))
+    item = ingest(service)
+    body = {"outcome": "approve", "ratings": {"thumbs": "up", "likert": 5}, "checklist": CHECKLIST, "comment": "fine"}
+    with service.client("alice") as alice:
+        alice.post(f"/v1/review-items/{item}/claim")
+        reviewed = alice.post(f"/v1/review-items/{item}/decision", json=body).json()
+    deadline = time.monotonic() + 30
+    while len(received.records()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    records = [record for _, _, record in received.records()]
+    names = sorted(attributes_of(r)["gen_ai.evaluation.name"] for r in records)
+    assert names == [
+        "human_checklist.factual_accuracy",
+        "human_checklist.policy_adherence",
+        "human_checklist.tone",
+        "human_likert",
+        "human_review",
+        "human_thumbs",
+    ]
+    assert {r.event_name for r in records} == {"gen_ai.evaluation.result"}
+    assert {r.trace_id.hex() for r in records} == {reviewed["trace_id"]}
+    assert {attributes_of(r)["spanguard.review.reviewer"] for r in records} == {"alice"}
+    assert all("fine" not in str(attributes_of(r)) for r in records)  # the comment stays in the store

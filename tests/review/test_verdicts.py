@@ -11,18 +11,15 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import grpc
 import pydantic
 import pytest
 from opentelemetry import trace
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.sdk.trace import TracerProvider
+from otlp_logs import Received, attributes_of
 from spanguard.review.verdicts import (
     OUTCOME_SCORES,
     Verdict,
@@ -273,63 +270,6 @@ def test_http_endpoint_is_the_base_url(endpoint, url):
 
 
 # --- real OTLP receivers -------------------------------------------------------------------------------------------
-
-
-def any_value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
-class Received:
-    """What a receiver got: every request, its metadata or headers, and the log records with resource and scope."""
-
-    def __init__(self) -> None:
-        self.requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
-        self.headers: list[dict[str, str]] = []
-        self.paths: list[str] = []
-        self._lock = threading.Lock()
-
-    def take(self, request: logs_service_pb2.ExportLogsServiceRequest, headers: dict[str, str], path: str) -> None:
-        with self._lock:
-            self.requests.append(request)
-            self.headers.append(headers)
-            self.paths.append(path)
-
-    def records(self) -> list[tuple[dict[str, Any], str, LogRecord]]:
-        """(resource attributes, scope name, record) of every log record received."""
-        out = []
-        for request in self.requests:
-            for resource_logs in request.resource_logs:
-                resource = {kv.key: any_value(kv.value) for kv in resource_logs.resource.attributes}
-                for scope_logs in resource_logs.scope_logs:
-                    out.extend((resource, scope_logs.scope.name, record) for record in scope_logs.log_records)
-        return out
-
-
-def attributes_of(record: LogRecord) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in record.attributes}
-
-
-class GrpcLogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, received: Received) -> None:
-        self.received = received
-
-    def Export(self, request, context):  # the generated servicer's method name
-        self.received.take(request, dict(context.invocation_metadata()), "LogsService/Export")
-        return logs_service_pb2.ExportLogsServiceResponse()
-
-
-@pytest.fixture
-def grpc_receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(GrpcLogsServicer(received), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}", received
-    finally:
-        server.stop(grace=None)
 
 
 @pytest.fixture
