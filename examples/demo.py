@@ -4,8 +4,10 @@
    installed in ``.venv-phoenix`` (``make test`` creates it), with an ``otlp/phoenix`` exporter to it.
 2. Runs ``examples/agent.py`` with the one line ``spanguard.instrument()``, exporting OTLP to the collector, content
    capture on (so in-process redaction is on too).
-3. Stops the collector with SIGTERM (it drains its queues) and prints the traces kept, their risk tiers and review
-   tiers, and what was redacted.
+3. Starts the review service (``spanguard review serve``) on SQLite at ``.spanguard/demo/review.db``, with an ingest
+   token for the collector's ``review`` exporter and a reviewer token for you.
+4. Stops the collector with SIGTERM (it drains its queues, so the review items are delivered) and prints the traces
+   kept, their risk and review tiers, what was redacted, and the review queue: the page's address and the token.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".spanguard" / "demo"
 PHOENIX = ROOT / ".venv-phoenix" / "bin" / "phoenix"
 PHOENIX_HTTP, PHOENIX_GRPC = 6006, 14317
+REVIEW_PORT = 8080
+SPANGUARD = Path(sys.executable).with_name("spanguard")
 
 
 def wait_http(url: str, seconds: float) -> bool:
@@ -63,6 +67,52 @@ def start_phoenix(console: Console) -> subprocess.Popen[bytes] | None:
     return process
 
 
+def review_command(*args: str) -> list[str]:
+    """The ``spanguard review`` command line on the demo's store."""
+    return [str(SPANGUARD), "review", *args, "--db", f"sqlite:///{DEMO_DIR / 'review.db'}"]
+
+
+def start_review(console: Console) -> tuple[subprocess.Popen[bytes], str, str] | None:
+    """Start the review service on a fresh SQLite store; (process, ingest token, reviewer token), or None."""
+    for stale in DEMO_DIR.glob("review.db*"):
+        stale.unlink()
+
+    def token(role: str, name: str) -> str:
+        out = subprocess.run(review_command("token", "create", "--role", role, "--name", name), capture_output=True)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode(errors="replace").strip())
+        return out.stdout.decode().strip()
+
+    try:
+        ingest, reviewer = token("ingest", "demo-collector"), token("reviewer", "demo-reviewer")
+    except RuntimeError as error:
+        console.print(f"[red]The review store could not be created: {error}[/red]")
+        return None
+    process = subprocess.Popen(
+        review_command("serve", "--port", str(REVIEW_PORT)),
+        stdout=subprocess.DEVNULL,
+        stderr=open(DEMO_DIR / "review.log", "wb"),
+    )
+    if not wait_http(f"http://127.0.0.1:{REVIEW_PORT}/healthz", 30):
+        process.terminate()
+        console.print(f"[red]The review service did not start; see {DEMO_DIR / 'review.log'}[/red]")
+        return None
+    return process, ingest, reviewer
+
+
+def review_queue(token: str) -> list[dict[str, Any]]:
+    """The items waiting in the review service's queue."""
+    import httpx
+
+    response = httpx.get(
+        f"http://127.0.0.1:{REVIEW_PORT}/v1/review-items",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return list(response.json()["items"])
+
+
 def collector_config(with_phoenix: bool) -> Path:
     """The demo config, with an ``otlp/phoenix`` exporter added when Phoenix runs."""
     text = (ROOT / "examples" / "collector-demo.yaml").read_text()
@@ -97,8 +147,14 @@ def main() -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     (DEMO_DIR / "traces.jsonl").unlink(missing_ok=True)
     phoenix = start_phoenix(console)
+    review = start_review(console)
+    if review is None:
+        if phoenix is not None:
+            phoenix.terminate()
+        return 1
+    review_service, ingest_token, reviewer_token = review
     config = collector_config(phoenix is not None)
-    env = {**os.environ, "SPANGUARD_DEMO_DIR": str(DEMO_DIR)}
+    env = {**os.environ, "SPANGUARD_DEMO_DIR": str(DEMO_DIR), "SPANGUARD_REVIEW_TOKEN": ingest_token}
     collector = subprocess.Popen(
         [sys.executable, "-m", "spanguard.collector", "--config", str(config)],
         env=env,
@@ -107,6 +163,7 @@ def main() -> int:
     try:
         if not wait_http("http://127.0.0.1:8888/healthz", 30):
             console.print(f"[red]The collector did not start; see {DEMO_DIR / 'collector.log'}[/red]")
+            review_service.terminate()
             return 1
         console.rule("collector up: OTLP gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318, metrics 127.0.0.1:8888")
         agent_env = {
@@ -149,14 +206,40 @@ def main() -> int:
     console.print(table)
     console.print(f"Traces (OTLP JSON lines): [bold]{DEMO_DIR / 'traces.jsonl'}[/bold]")
     console.print(f"Collector log: {DEMO_DIR / 'collector.log'}")
+    try:
+        items = review_queue(reviewer_token)
+    except Exception as error:
+        console.print(f"[red]The review service did not answer: {type(error).__name__}[/red]")
+        items = []
+    queue = Table(title=f"review queue ({len(items)} item(s) waiting)")
+    for column in ("item", "trace", "review tier", "risk", "reasons", "models", "first user turn"):
+        queue.add_column(column)
+    for item in items:
+        queue.add_row(
+            str(item["id"]),
+            item["trace_id"][:12],
+            item["tier"],
+            item["risk_tier"],
+            ", ".join(item["reasons"]) or "-",
+            ", ".join(item["models"]) or "-",
+            item["preview"][:60],
+        )
+    console.print(queue)
+    console.print(f"Reviewers' page: [bold]http://127.0.0.1:{REVIEW_PORT}/[/bold]  sign in with this reviewer token:")
+    console.print(f"  [bold]{reviewer_token}[/bold]")
+    console.print(f"Review store: {DEMO_DIR / 'review.db'}   review service log: {DEMO_DIR / 'review.log'}")
     if phoenix is not None:
         console.print(f"Phoenix: [bold]http://127.0.0.1:{PHOENIX_HTTP}[/bold] (project 'default')")
-        try:
-            if sys.stdin.isatty():
-                input("Press Enter to stop Phoenix. ")
-        finally:
+    try:
+        if sys.stdin.isatty():
+            input("Press Enter to stop the review service" + (" and Phoenix. " if phoenix is not None else ". "))
+        else:
+            serve = " ".join(review_command("serve", "--port", str(REVIEW_PORT)))
+            console.print(f"[dim]Not a terminal: stopping. Serve the queue again with: {serve}[/dim]")
+    finally:
+        review_service.terminate()
+        if phoenix is not None:
             phoenix.terminate()
-    console.print("Review items: the review service arrives with the review-queue work (its queue is not built yet).")
     return 0
 
 
