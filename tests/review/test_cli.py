@@ -1,0 +1,70 @@
+"""``spanguard review``: tokens printed once and stored hashed, migrations, config errors, and ``serve``."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+from spanguard.review.store import ReviewStore
+
+from spanguard.cli import main
+
+
+def test_token_create_prints_a_token_once_and_stores_only_its_hash(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["review", "token", "create", "--db", db, "--role", "reviewer", "--name", "alice"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"sgr_[A-Za-z0-9_-]{43}", token)
+    assert token.encode() not in (tmp_path / "r.db").read_bytes()
+    store = ReviewStore(db)
+    assert store.authenticate(token).name == "alice"
+    store.shutdown()
+    assert main(["review", "token", "revoke", "--db", db, "--name", "alice"]) == 0
+    assert "revoked 1 token(s) of alice" in capsys.readouterr().out
+
+
+def test_migrate_reports_the_revision(tmp_path, capsys):
+    assert main(["review", "migrate", "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 0
+    assert "is at revision 0002" in capsys.readouterr().out
+
+
+def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):
+    config = tmp_path / "review.yaml"
+    config.write_text("policy:\n  lease_s: -1\n  made_up: 1\n")
+    assert main(["review", "migrate", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 2
+    error = capsys.readouterr().err
+    assert "policy.lease_s" in error and "policy.made_up" in error
+    config.write_text("policy: [unclosed\n")
+    assert main(["review", "migrate", "--config", str(config)]) == 2
+    assert "not valid YAML at line" in capsys.readouterr().err
+    assert main(["review", "migrate", "--db", "mysql://x"]) == 2
+    assert "db:" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(capsys):
+    assert main(["review", "migrate", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("spanguard review: OperationalError") and "Traceback" not in error
+
+
+def test_serve_answers_and_stops_on_sigint(tmp_path):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spanguard.cli", "review", "serve", "--db", db, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        assert httpx.get(f"http://127.0.0.1:{match.group(1)}/healthz", timeout=10).json() == {"status": "ok"}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
