@@ -1,4 +1,4 @@
-"""The collector's exporters: ``otlp`` (gRPC), ``otlphttp``, ``file`` (OTLP JSON lines) and ``debug``.
+"""The collector's exporters: ``otlp`` (gRPC), ``otlphttp``, ``file`` (OTLP JSON lines), ``debug`` and ``review``.
 
 Modelled on the OpenTelemetry Collector's exporterhelper. An :class:`Exporter` is a sender behind a sending queue
 with retries:
@@ -12,7 +12,11 @@ with retries:
 - :meth:`Exporter.shutdown` stops taking batches, keeps sending until the queue is empty or ``timeout`` has passed,
   and then leaves what is left in the persistent queue (a memory queue's leftovers are lost: logged and counted).
 
-``otlp`` and ``otlphttp`` have a ``sending_queue`` (memory by default, or ``storage: file``) and ``retry_on_failure``.
+``review`` (review items to the review service or a webhook) is :mod:`spanguard.exporters.review`'s sender behind
+the same machinery.
+
+``otlp``, ``otlphttp`` and ``review`` have a ``sending_queue`` (memory by default, or ``storage: file``) and
+``retry_on_failure``.
 ``file`` and ``debug`` write synchronously inside :meth:`Exporter.consume` (no queue: the line is in the file when
 the batch is acknowledged); a write failure raises :class:`Backpressure` so the client retries.
 
@@ -32,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import pydantic
 from opentelemetry import context as otel_context
@@ -52,12 +56,23 @@ from spanguard.collector.queue import (
 )
 from spanguard.collector.retry import (
     Backoff,
-    Duration,
     RetryConfig,
     SendError,
     classify_grpc_error,
     classify_http_status,
 )
+from spanguard.collector.sending import (
+    Headers,
+    Payload,
+    Sender,
+    SendingQueueConfig,
+    SendResult,
+    SettingsModel,
+    Timeout,
+    TlsConfig,
+    ssl_context,
+)
+from spanguard.exporters.review import ReviewExporterConfig, ReviewSender
 
 __all__ = [
     "EXPORTER_CONFIGS",
@@ -85,52 +100,7 @@ debug_logger = logging.getLogger("spanguard.collector.exporter.debug")
 # Configs
 
 
-class _Model(pydantic.BaseModel, frozen=True, extra="forbid"):
-    pass
-
-
-class SendingQueueConfig(_Model):
-    """``sending_queue``: bounded (``queue_size`` batches, waiting plus in flight), in memory or on disk."""
-
-    enabled: bool = True
-    queue_size: int = pydantic.Field(default=1000, ge=1)
-    storage: Literal["memory", "file"] = "memory"
-    directory: str = ".spanguard/queue"
-    num_consumers: int = pydantic.Field(default=2, ge=1, le=256)
-
-
-class TlsConfig(_Model):
-    """``tls``: ``insecure`` (gRPC only: plaintext), CA to trust, client certificate for mutual TLS.
-
-    ``insecure_skip_verify`` keeps TLS but does not verify the server's certificate (testing only).
-    """
-
-    insecure: bool = False
-    insecure_skip_verify: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (client certificate for mutual TLS)")
-        return self
-
-
-Timeout = Annotated[Duration, pydantic.Field(gt=0)]
-
-
-def _check_headers(headers: dict[str, str]) -> dict[str, str]:
-    for key, value in headers.items():
-        if not key or any(ch.isspace() or ord(ch) < 33 or ch in ':()<>@,;\\"/[]?={}' for ch in key):
-            raise ValueError(f"invalid header name {key!r}")
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"invalid value for header {key!r}: line breaks are not allowed")
-    return headers
-
-
-Headers = Annotated[dict[str, str], pydantic.AfterValidator(_check_headers)]
+_Model = SettingsModel
 
 
 class OtlpExporterConfig(_Model):
@@ -204,6 +174,7 @@ EXPORTER_CONFIGS: dict[str, type[pydantic.BaseModel]] = {
     "otlphttp": OtlpHttpExporterConfig,
     "file": FileExporterConfig,
     "debug": DebugExporterConfig,
+    "review": ReviewExporterConfig,
 }
 """The config model of each exporter type."""
 
@@ -266,69 +237,6 @@ class NoopExporterTelemetry:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Payloads and senders
-
-
-def _count_spans(request: ExportTraceServiceRequest) -> int:
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-
-
-class Payload:
-    """One export request, as a message and/or its serialized bytes (each made from the other when first needed)."""
-
-    __slots__ = ("_data", "_request", "spans")
-
-    def __init__(
-        self, request: ExportTraceServiceRequest | None = None, data: bytes | None = None, spans: int | None = None
-    ) -> None:
-        if request is None and data is None:
-            raise ValueError("a payload needs a request or its bytes")
-        self._request = request
-        self._data = data
-        self.spans = spans if spans is not None else _count_spans(self.request)
-
-    @classmethod
-    def of(cls, batch: TraceBatch) -> Payload:
-        """The export request for ``batch``."""
-        return cls(ExportTraceServiceRequest(resource_spans=batch.resource_spans), spans=batch.span_count)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Payload:
-        """Parse serialized bytes (raises ``google.protobuf.message.DecodeError`` when they are not a request)."""
-        return cls(ExportTraceServiceRequest.FromString(data), data)
-
-    @property
-    def request(self) -> ExportTraceServiceRequest:
-        if self._request is None:
-            assert self._data is not None
-            self._request = ExportTraceServiceRequest.FromString(self._data)
-        return self._request
-
-    @property
-    def data(self) -> bytes:
-        if self._data is None:
-            assert self._request is not None
-            self._data = self._request.SerializeToString()
-        return self._data
-
-
-class SendResult:
-    """What a backend said about a delivered request: spans it rejected (OTLP partial success), and why."""
-
-    __slots__ = ("message", "rejected")
-
-    def __init__(self, rejected: int = 0, message: str = "") -> None:
-        self.rejected = rejected
-        self.message = message
-
-
-class Sender(Protocol):
-    """Delivers one payload; raises :class:`SendError` (classified) or :class:`PermanentError`."""
-
-    def start(self) -> None: ...
-
-    def send(self, payload: Payload) -> SendResult: ...
-
-    def close(self) -> None: ...
 
 
 _json_encoder: Callable[[ExportTraceServiceRequest], bytes] | None = None
@@ -443,24 +351,12 @@ class HttpSender:
             headers["Content-Encoding"] = "gzip"
         self._headers = headers
 
-    def _ssl(self) -> Any:
-        tls = self._config.tls
-        if not self.url.startswith("https://"):
-            return True
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if tls.cert_file and tls.key_file:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        if tls.insecure_skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def start(self) -> None:
         import httpx
 
         self._httpx = httpx
         try:
-            verify = self._ssl()
+            verify = ssl_context(self.url, self._config.tls)
         except (OSError, ssl.SSLError) as error:
             raise OSError(f"otlphttp: cannot load TLS files: {error}") from None
         self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
@@ -995,7 +891,8 @@ class Exporter:
 def create_exporter(
     kind: str, name: str, config: pydantic.BaseModel | dict[str, Any] | None = None, *, telemetry: Any = None
 ) -> Exporter:
-    """An exporter of type ``kind`` (``otlp``, ``otlphttp``, ``file``, ``debug``) called ``name`` (``otlp/phoenix``).
+    """An exporter of type ``kind`` (``otlp``, ``otlphttp``, ``file``, ``debug``, ``review``) called ``name``
+    (``otlp/phoenix``).
 
     ``config`` is the type's config model, or a mapping validated into it.
     """
@@ -1012,6 +909,14 @@ def create_exporter(
         sender = GrpcSender(config) if isinstance(config, OtlpExporterConfig) else HttpSender(config)
         return Exporter(
             name, sender, queue_config=config.sending_queue, retry=config.retry_on_failure, telemetry=telemetry
+        )
+    if isinstance(config, ReviewExporterConfig):
+        return Exporter(
+            name,
+            ReviewSender(config),
+            queue_config=config.sending_queue,
+            retry=config.retry_on_failure,
+            telemetry=telemetry,
         )
     if isinstance(config, FileExporterConfig):
         return Exporter(name, FileSender(config), telemetry=telemetry)

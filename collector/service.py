@@ -46,6 +46,7 @@ class HealthCheckConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
 
 def _register_factories() -> None:
     from spanguard.collector import exporters, receivers
+    from spanguard.exporters.review import ReviewExporterConfig
     from spanguard.processors.redaction import RedactionConfig
 
     for factory in (
@@ -59,6 +60,7 @@ def _register_factories() -> None:
         Factory("exporter", "otlphttp", exporters.OtlpHttpExporterConfig),
         Factory("exporter", "file", exporters.FileExporterConfig),
         Factory("exporter", "debug", exporters.DebugExporterConfig),
+        Factory("exporter", "review", ReviewExporterConfig),
         Factory("extension", "health_check", HealthCheckConfig),
     ):
         register(factory)

@@ -1,0 +1,161 @@
+"""What every exporter's sender shares: common settings, the :class:`Payload` it sends and the :class:`Sender` protocol.
+
+Kept apart from :mod:`spanguard.collector.exporters` so that exporters living elsewhere (``spanguard.exporters.*``)
+can build on them without importing the collector's exporter module, which imports them (imports stay acyclic).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Annotated, Literal, Protocol
+
+import pydantic
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from spanguard.collector.component import TraceBatch
+from spanguard.collector.retry import Duration
+
+__all__ = [
+    "Headers",
+    "Payload",
+    "SendResult",
+    "Sender",
+    "SendingQueueConfig",
+    "SettingsModel",
+    "Timeout",
+    "TlsConfig",
+    "ssl_context",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Settings
+
+
+class SettingsModel(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Base of exporter settings: immutable, unknown keys refused."""
+
+
+class SendingQueueConfig(SettingsModel):
+    """``sending_queue``: bounded (``queue_size`` batches, waiting plus in flight), in memory or on disk."""
+
+    enabled: bool = True
+    queue_size: int = pydantic.Field(default=1000, ge=1)
+    storage: Literal["memory", "file"] = "memory"
+    directory: str = ".spanguard/queue"
+    num_consumers: int = pydantic.Field(default=2, ge=1, le=256)
+
+
+class TlsConfig(SettingsModel):
+    """``tls``: ``insecure`` (gRPC only: plaintext), CA to trust, client certificate for mutual TLS.
+
+    ``insecure_skip_verify`` keeps TLS but does not verify the server's certificate (testing only).
+    """
+
+    insecure: bool = False
+    insecure_skip_verify: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate for mutual TLS)")
+        return self
+
+
+Timeout = Annotated[Duration, pydantic.Field(gt=0)]
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for key, value in headers.items():
+        if not key or any(ch.isspace() or ord(ch) < 33 or ch in ':()<>@,;\\"/[]?={}' for ch in key):
+            raise ValueError(f"invalid header name {key!r}")
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"invalid value for header {key!r}: line breaks are not allowed")
+    return headers
+
+
+Headers = Annotated[dict[str, str], pydantic.AfterValidator(_check_headers)]
+
+
+def ssl_context(url: str, tls: TlsConfig) -> ssl.SSLContext | bool:
+    """What ``httpx`` should verify with for ``url``: ``True`` (defaults) for ``http://``, else a context trusting
+    ``tls.ca_file`` (or the system's CAs), with the client certificate if given; ``tls.insecure_skip_verify`` turns
+    verification off. Raises ``OSError``/``ssl.SSLError`` when a file cannot be loaded."""
+    if not url.startswith("https://"):
+        return True
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Payloads and senders
+
+
+def _count_spans(request: ExportTraceServiceRequest) -> int:
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+
+
+class Payload:
+    """One export request, as a message and/or its serialized bytes (each made from the other when first needed)."""
+
+    __slots__ = ("_data", "_request", "spans")
+
+    def __init__(
+        self, request: ExportTraceServiceRequest | None = None, data: bytes | None = None, spans: int | None = None
+    ) -> None:
+        if request is None and data is None:
+            raise ValueError("a payload needs a request or its bytes")
+        self._request = request
+        self._data = data
+        self.spans = spans if spans is not None else _count_spans(self.request)
+
+    @classmethod
+    def of(cls, batch: TraceBatch) -> Payload:
+        """The export request for ``batch``."""
+        return cls(ExportTraceServiceRequest(resource_spans=batch.resource_spans), spans=batch.span_count)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Payload:
+        """Parse serialized bytes (raises ``google.protobuf.message.DecodeError`` when they are not a request)."""
+        return cls(ExportTraceServiceRequest.FromString(data), data)
+
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        if self._request is None:
+            assert self._data is not None
+            self._request = ExportTraceServiceRequest.FromString(self._data)
+        return self._request
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            assert self._request is not None
+            self._data = self._request.SerializeToString()
+        return self._data
+
+
+class SendResult:
+    """What a backend said about a delivered request: spans it rejected (OTLP partial success), and why."""
+
+    __slots__ = ("message", "rejected")
+
+    def __init__(self, rejected: int = 0, message: str = "") -> None:
+        self.rejected = rejected
+        self.message = message
+
+
+class Sender(Protocol):
+    """Delivers one payload; raises :class:`SendError` (classified) or :class:`PermanentError`."""
+
+    def start(self) -> None: ...
+
+    def send(self, payload: Payload) -> SendResult: ...
+
+    def close(self) -> None: ...
