@@ -88,9 +88,25 @@ def _json_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {key: json_value(value) for key, value in attributes.items()}
 
 
+# The review service's limits (``review/schemas.py``): an item over one would be refused whole, and with it every
+# other trace of the batch, so values are cut to fit here instead (the service keeps what it is sent).
+_MAX_NAME, _MAX_MESSAGE, _MAX_SCOPE_VERSION = 1024, 4096, 256
+_MAX_EVENTS, _MAX_REASONS, _MAX_REASON = 10_000, 200, 200
+_MAX_SPANS_PER_ITEM = 5_000  # more spans of one trace go in several items of the same trace id (the service merges)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and set(value) <= _HEX and value != "0" * length
+
+
 def _review_event(event: EventView) -> dict[str, Any]:
     attributes = _json_attributes(event.attributes)
-    return {"name": event.name, "time_unix_nano": event.time_unix_nano, "attributes": attributes}
+    return {"name": _cut(event.name, _MAX_NAME), "time_unix_nano": event.time_unix_nano, "attributes": attributes}
 
 
 def review_span(view: SpanView, scope_version: str = "", resource: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -99,16 +115,16 @@ def review_span(view: SpanView, scope_version: str = "", resource: dict[str, Any
     return {
         "trace_id": view.trace_id,
         "span_id": view.span_id,
-        "parent_span_id": view.parent_span_id or None,
-        "name": view.name,
+        "parent_span_id": view.parent_span_id if _is_hex(view.parent_span_id or "", 16) else None,
+        "name": _cut(view.name, _MAX_NAME),
         "kind": view.kind.lower(),
         "start_time_unix_nano": view.start_time_unix_nano,
         "end_time_unix_nano": view.end_time_unix_nano,
-        "status": {"code": view.status_code.lower(), "message": view.status_message},
+        "status": {"code": view.status_code.lower(), "message": _cut(view.status_message, _MAX_MESSAGE)},
         "attributes": _json_attributes(view.attributes),
-        "events": [_review_event(event) for event in view.events],
+        "events": [_review_event(event) for event in view.events[:_MAX_EVENTS]],
         "resource": resource if resource is not None else _json_attributes(view.resource),
-        "scope": {"name": view.scope, "version": scope_version},
+        "scope": {"name": _cut(view.scope, _MAX_NAME), "version": _cut(scope_version, _MAX_SCOPE_VERSION)},
     }
 
 
@@ -134,6 +150,9 @@ def _convert(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]], 
     unknown = 0
     resources: dict[int, dict[str, Any]] = {}  # each resource converted once (its views share one dict)
     for trace_id, views in traces.items():
+        views = [view for view in views if _is_hex(view.span_id, 16)]  # a span without a valid id cannot be merged
+        if not _is_hex(trace_id, 32) or not views:
+            continue
         tiers = [view.attributes[SPANGUARD_REVIEW_TIER] for view in views if SPANGUARD_REVIEW_TIER in view.attributes]
         if not tiers:
             continue  # not for review
@@ -146,16 +165,23 @@ def _convert(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]], 
         for view in views:
             for reason in _reasons(view.attributes.get(SPANGUARD_RISK_REASONS)):
                 if reason is not None and reason != "":  # an empty reason says nothing (and the service refuses it)
-                    reasons.setdefault(str(reason), None)
+                    reasons.setdefault(_cut(str(reason), _MAX_REASON), None)
         spans = []
         for view in views:
             resource = resources.get(id(view.resource))
             if resource is None:
                 resource = resources[id(view.resource)] = _json_attributes(view.resource)
             spans.append(review_span(view, view.source.scope.scope.version, resource))
-        items.append(
-            {"trace_id": trace_id, "tier": tier, "risk_tier": risk_tier, "reasons": list(reasons), "spans": spans}
-        )
+        for start in range(0, len(spans), _MAX_SPANS_PER_ITEM):
+            items.append(
+                {
+                    "trace_id": trace_id,
+                    "tier": tier,
+                    "risk_tier": risk_tier,
+                    "reasons": list(reasons)[:_MAX_REASONS],
+                    "spans": spans[start : start + _MAX_SPANS_PER_ITEM],
+                }
+            )
     return items, unknown
 
 

@@ -735,3 +735,25 @@ def test_the_review_service_takes_the_items_idempotently(tmp_path: Path, made: l
     finally:
         service.shutdown()
         store.shutdown()
+
+
+def test_values_over_the_services_limits_are_cut_so_one_trace_never_gets_a_whole_batch_refused() -> None:
+    from spanguard.review.schemas import ItemsIn
+
+    trace = os.urandom(16)
+    huge = reviewed(trace, "n" * 5000, spanguard__risk__reasons=[f"reason {i} " + "x" * 300 for i in range(300)])
+    huge.status.CopyFrom(Status(code=Status.StatusCode.STATUS_CODE_ERROR, message="m" * 10_000))
+    no_id = reviewed(trace, "no id")
+    no_id.span_id = b""
+    items = review_items(request(resource_spans(huge, no_id, version="v" * 1000)))
+    body = ItemsIn.model_validate(json.loads(json.dumps({"items": items})))  # what the service accepts
+    [item] = body.items
+    assert len(item.spans) == 1 and len(item.spans[0].name) == 1024 and len(item.reasons) == 200
+    assert len(item.spans[0].status.message) == 4096
+
+
+def test_a_trace_with_more_spans_than_one_item_holds_is_split_into_items_of_the_same_trace() -> None:
+    trace = os.urandom(16)
+    items = review_items(request(resource_spans(*(reviewed(trace, f"s{i}") for i in range(5_001)))))
+    assert [len(item["spans"]) for item in items] == [5_000, 1]
+    assert {item["trace_id"] for item in items} == {trace.hex()}
