@@ -1,0 +1,103 @@
+"""Collector -> review exporter -> review service, end to end over real OTLP and HTTP, with the service down a while."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from spanguard.collector.config import load_config_text
+from spanguard.collector.service import Collector
+from spanguard.review.cli import ReviewServer
+from spanguard.review.config import ServiceConfig
+from spanguard.review.store import ReviewStore
+
+EMAIL = "jane.doe@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_items_sent_while_the_service_is_down_arrive_once_it_is_up(tmp_path, db_url):
+    port = free_port()
+    config = ServiceConfig(db=db_url)
+    store = ReviewStore(db_url, config.policy)
+    store.migrate()
+    ingest_token = store.create_token("collector", "ingest")
+    reviewer_token = store.create_token("alice", "reviewer")
+    collector_yaml = f"""
+receivers:
+  otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}
+processors:
+  redaction: {{}}
+  risk: {{}}
+  tail_sampling: {{decision_wait: 0.3s, root_grace: 0.05s, green_rate: 0.0, yellow_rate: 0.0, poll_interval: 0.05}}
+exporters:
+  review:
+    endpoint: "http://127.0.0.1:{port}"
+    token: ${{env:SPANGUARD_REVIEW_TOKEN}}
+    sending_queue: {{storage: file, directory: "{tmp_path / "queue"}"}}
+    retry_on_failure: {{initial_interval: 0.05s, max_interval: 0.2s, max_elapsed_time: 0s}}
+service:
+  telemetry: {{metrics: {{level: none}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [redaction, risk, tail_sampling], exporters: [review]}}
+"""
+    collector = Collector(load_config_text(collector_yaml, environ={"SPANGUARD_REVIEW_TOKEN": ingest_token}))
+    collector.start()
+    service = ReviewServer(config, store, port=port)
+    try:
+        provider = TracerProvider(resource=Resource.create({"service.name": "refunds-agent"}))
+        grpc_port = collector.receivers[0].grpc_port
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("agent")
+        content = json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"refund to {EMAIL}"}]}])
+        with tracer.start_as_current_span("invoke_agent refunds") as root:
+            chat = {"gen_ai.operation.name": "chat", "gen_ai.input.messages": content, "gen_ai.request.model": "gpt-4o"}
+            with tracer.start_as_current_span("chat gpt-4o", attributes=chat):
+                pass
+            tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "refund"}
+            with tracer.start_as_current_span("execute_tool refund", attributes=tool):
+                pass
+        provider.shutdown()
+        trace_id = f"{root.get_span_context().trace_id:032x}"
+        review = collector.exporters["review"]
+        # The service is down: the exporter keeps the items in its queue and retries.
+        assert wait_until(lambda: review.stats["retries"] >= 3)
+        assert store.list() == []
+        service.start()
+        assert wait_until(lambda: len(store.list()) == 1 and store.list()[0].spans and len(store.list()[0].spans) == 3)
+        time.sleep(0.5)  # any duplicate delivery would have landed by now
+    finally:
+        collector.shutdown(timeout=5)
+    try:
+        [item] = store.list()
+        assert (item.trace_id, item.tier, item.risk_tier) == (trace_id, "dual_approval", "red")
+        assert len({span["span_id"] for span in item.spans}) == 3
+        assert [entry.action for entry in store.audit(item.id)] == ["ingest"]  # once: no merge, no duplicate
+        assert EMAIL not in json.dumps(item.spans)
+        headers = {"Authorization": f"Bearer {reviewer_token}"}
+        detail = httpx.get(f"http://127.0.0.1:{port}/v1/review-items/{item.id}", headers=headers, timeout=30).json()
+        assert detail["conversation"]["turns"][0]["role"] == "user"
+        assert EMAIL not in detail["conversation"]["turns"][0]["content"]
+    finally:
+        service.shutdown()
+        store.shutdown()
