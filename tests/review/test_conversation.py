@@ -424,6 +424,49 @@ def test_tool_span_with_call_id_is_matched_by_id_not_name():
     assert (executed["id"], executed["arguments"]) == ("call_1", {"order_id": "other"})
 
 
+def test_parallel_calls_of_one_tool_are_matched_by_arguments():
+    asked = msg(
+        "assistant",
+        call_part("call_a", "lookup_order", {"order_id": "A"}),
+        call_part("call_b", "lookup_order", {"order_id": "B"}),
+    )
+    spans = [
+        root(),
+        chat("c1", 1, 2, [msg("user", txt("A and B?"))], [asked]),
+        tool_span("tb", 3, 4, "lookup_order", {"order_id": "B"}, "b shipped"),  # run in the other order
+        tool_span("ta", 5, 6, "lookup_order", {"order_id": "A"}, "a shipped"),
+    ]
+
+    executed = assemble(spans)["tool_calls"]
+
+    assert [(c["span_id"], c["id"]) for c in executed] == [("tb", "call_b"), ("ta", "call_a")]
+
+
+def test_tool_results_without_call_ids_are_not_shown_twice():
+    """Some providers give tool calls no ids: the result itself, however spelled, tells it is already shown."""
+    history = [msg("user", txt("Status and note?"))]
+    asked = msg("assistant", call_part(None, "status", {}), call_part(None, "note", {}))
+    second_input = [
+        *history,
+        asked,
+        msg("tool", response_part(None, json.dumps({"eta": "tomorrow", "status": "shipped"}))),  # other spelling
+        msg("tool", response_part(None, "noted")),
+    ]
+    spans = [
+        root(),
+        chat("c1", 1, 2, history, [asked]),
+        tool_span("t1", 3, 4, "status", {}, {"status": "shipped", "eta": "tomorrow"}),
+        tool_span("t2", 5, 6, "note", {}, "noted"),
+        chat("c2", 7, 8, second_input, [msg("assistant", txt("Shipped, noted."))]),
+    ]
+
+    conversation = assemble(spans)
+
+    assert roles(conversation) == ["user", "assistant", "tool", "tool", "assistant"]
+    assert {t["span_id"] for t in conversation["turns"] if t["role"] == "tool"} == {"c2"}
+    assert [c["executed"] for c in conversation["tool_calls"]] == [True, True]
+
+
 def test_trimmed_history_and_a_second_system_prompt():
     first_input = [msg("system", txt(SYSTEM)), msg("user", txt("one"))]
     # The app keeps only the system prompt and the last exchange: nothing of it is new but the last user turn.
