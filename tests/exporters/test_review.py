@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pydantic
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -30,15 +29,11 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
-from opentelemetry.sdk.resources import Resource as SdkResource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.config import ConfigError, load_config_text
 from spanguard.collector.exporters import EXPORTER_CONFIGS, Exporter, Payload, create_exporter
 from spanguard.collector.retry import RetryConfig, SendError
 from spanguard.collector.sending import SendingQueueConfig
-from spanguard.collector.service import Collector
 from spanguard.exporters.review import ReviewExporterConfig, ReviewSender, review_items
 
 TOKEN = "tok-3f9a-ingest"
@@ -638,60 +633,7 @@ def test_shutdown_without_start_and_twice() -> None:
     assert caught.value.retryable
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# End to end: a collector with tail sampling, posting to the review service
-
-
-EMAIL = "jane.doe@example.com"
-
-
-def test_collector_sends_the_red_trace_to_review_redacted(server: ReviewServer) -> None:
-    text = f"""
-receivers:
-  otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}
-processors:
-  redaction: {{}}
-  risk: {{}}
-  tail_sampling: {{decision_wait: 0.3s, root_grace: 0.05s, green_rate: 0.0, yellow_rate: 0.0, poll_interval: 0.05}}
-exporters:
-  review:
-    endpoint: "{server.url}"
-    token: ${{env:SPANGUARD_REVIEW_TOKEN}}
-    retry_on_failure: {{initial_interval: 0.05s}}
-service:
-  telemetry: {{metrics: {{level: none}}}}
-  pipelines:
-    traces: {{receivers: [otlp], processors: [redaction, risk, tail_sampling], exporters: [review]}}
-"""
-    collector = Collector(load_config_text(text, environ={"SPANGUARD_REVIEW_TOKEN": TOKEN}))
-    collector.start()
-    try:
-        provider = TracerProvider(resource=SdkResource.create({"service.name": "shop"}))
-        port = collector.receivers[0].grpc_port
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)))
-        tracer = provider.get_tracer("test")
-        content = json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"refund to {EMAIL}"}]}])
-        with tracer.start_as_current_span("invoke_agent refunds") as red_root:
-            with tracer.start_as_current_span("chat gpt-4o", attributes={"gen_ai.input.messages": content}):
-                pass
-            with tracer.start_as_current_span("execute_tool refund", attributes={"gen_ai.tool.name": "refund"}):
-                pass
-        with tracer.start_as_current_span("invoke_agent small-talk"):
-            with tracer.start_as_current_span("chat gpt-4o-2024-08-06", attributes={"spanguard.model.pinned": True}):
-                pass
-        provider.shutdown()
-        red_id = f"{red_root.get_span_context().trace_id:032x}"
-        assert wait_until(lambda: sum(len(i["spans"]) for i in server.delivered() if i["trace_id"] == red_id) == 3)
-    finally:
-        collector.shutdown(timeout=5)
-    items = server.delivered()
-    assert {item["trace_id"] for item in items} == {red_id}  # the green trace is dropped by sampling
-    spans = [s for item in items for s in item["spans"]]
-    assert sorted(s["name"] for s in spans) == ["chat gpt-4o", "execute_tool refund", "invoke_agent refunds"]
-    assert all(item["tier"] == "dual_approval" and item["risk_tier"] == "red" and item["reasons"] for item in items)
-    assert all(s["resource"]["service.name"] == "shop" for s in spans)
-    assert EMAIL not in json.dumps(items)
-    assert all(r["headers"]["authorization"] == f"Bearer {TOKEN}" for r in server.requests)
+# The collector end to end (tail sampling -> this exporter -> the review service): tests/review/test_end_to_end.py
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ service:
             tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "refund"}
             with tracer.start_as_current_span("execute_tool refund", attributes=tool):
                 pass
+        with tracer.start_as_current_span("invoke_agent small-talk"):  # green: sampling drops it (rate 0)
+            with tracer.start_as_current_span("chat gpt-4o-2024-08-06", attributes={"spanguard.model.pinned": True}):
+                pass
         provider.shutdown()
         trace_id = f"{root.get_span_context().trace_id:032x}"
         review = collector.exporters["review"]
@@ -89,10 +92,11 @@ service:
     finally:
         collector.shutdown(timeout=5)
     try:
-        [item] = store.list()
+        [item] = store.list()  # the green trace never reached review
         assert (item.trace_id, item.tier, item.risk_tier) == (trace_id, "dual_approval", "red")
         assert len({span["span_id"] for span in item.spans}) == 3
-        assert [entry.action for entry in store.audit(item.id)] == ["ingest"]  # once: no merge, no duplicate
+        trail = store.audit(item.id)
+        assert [(entry.actor, entry.action) for entry in trail] == [("collector", "ingest")]  # once, by the token
         assert EMAIL not in json.dumps(item.spans)
         headers = {"Authorization": f"Bearer {reviewer_token}"}
         detail = httpx.get(f"http://127.0.0.1:{port}/v1/review-items/{item.id}", headers=headers, timeout=30).json()
