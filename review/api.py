@@ -403,7 +403,11 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             item = store.get(item_id)
             if item.status == "claimed" and item.lease_owner == principal.name:
                 return _detail(store, item, config)  # claiming again what one holds is not an error
-            held = "is done" if item.status == "done" else "is claimed by another reviewer"
+            held = (
+                "is done"
+                if item.status == "done"
+                else f"is claimed by {item.lease_owner} until {_iso(item.lease_expires_at)}"
+            )
             raise ApiError(409, f"review item {item_id} {held}")
         return _detail(store, store.get(item_id), config)
 
