@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/instrumentation_overhead.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/collector_throughput.py
+	$(BIN)/python bench/review.py
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md
