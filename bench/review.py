@@ -327,10 +327,10 @@ def postgres_problem() -> str | None:
 # The service, in a subprocess
 
 
-def serve_main(url: str, nodelay: bool) -> int:
+def serve_main(url: str) -> int:
     """The hidden ``--serve URL`` mode: run ReviewServer on a free loopback port, print it and whether accepted
-    connections get TCP_NODELAY, then serve until stdin closes. ``nodelay``: set TCP_NODELAY on the listening socket
-    first (accepted connections inherit it), i.e. what a fix in ``ReviewServer.start`` would give."""
+    connections get TCP_NODELAY (without it every response waits ~40 ms for a delayed ACK), then serve until stdin
+    closes."""
     import socket
 
     from spanguard.review.cli import ReviewServer
@@ -342,9 +342,6 @@ def serve_main(url: str, nodelay: bool) -> int:
     server = ReviewServer(config, store, host="127.0.0.1", port=0)
     server.start()
     listeners = [sock for s in getattr(server._server, "servers", []) for sock in s.sockets]
-    if nodelay:
-        for sock in listeners:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # asyncio sets TCP_NODELAY on an accepted connection only when its proto is IPPROTO_TCP, and a listener made with
     # socket.socket(family, SOCK_STREAM) has proto 0; Linux copies the listener's own TCP_NODELAY to what it accepts.
     inherited = all(
@@ -374,11 +371,11 @@ def _own_cpu() -> float:
 class Service:
     """``spanguard review``'s ReviewServer in a subprocess on ``url``; ``base`` is its loopback URL."""
 
-    def __init__(self, url: str, log: Path, nodelay: bool = False) -> None:
+    def __init__(self, url: str, log: Path) -> None:
         self.log_path = log
         self._log = open(log, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", url] + (["--nodelay"] if nodelay else []),
+            [sys.executable, str(Path(__file__).resolve()), "--serve", url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -908,7 +905,7 @@ def run_database(kind: str, args: Any, workdir: Path, say: Callable[[str], None]
         with status(f"{kind}: floor, {FLOOR_ROUNDS} x {args.floor:,} rows"):
             for rows in floor_sets[:FLOOR_ROUNDS]:
                 floor_seconds.append(measure_floor(store.engine, rows))
-        service = Service(url, workdir / f"{kind}-ingest.log", nodelay=args.nodelay)
+        service = Service(url, workdir / f"{kind}-ingest.log")
         result.nodelay = service.nodelay
         try:
             with _client(service.base, token) as client:  # warm-up: imports, connections, first statements
@@ -979,7 +976,7 @@ def run_database(kind: str, args: Any, workdir: Path, say: Callable[[str], None]
                     actor="collector",
                 )
         tokens = {f"reviewer-{n + 1}": store.create_token(f"reviewer-{n + 1}", "reviewer") for n in range(REVIEWERS)}
-        service = Service(url, workdir / f"{kind}-review.log", nodelay=args.nodelay)
+        service = Service(url, workdir / f"{kind}-review.log")
         try:
             with status(f"{kind}: claim → decision, {len(items):,} items, {REVIEWERS} reviewers"):
                 review = run_reviews(service, tokens, items, deadline_s=args.review_deadline)
@@ -1200,15 +1197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer items (about 40 s)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both", help="which store(s)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
-    parser.add_argument(
-        "--nodelay",
-        action="store_true",
-        help="set TCP_NODELAY on the service's listening socket (what a fix in ReviewServer.start would give)",
-    )
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return serve_main(args.serve, args.nodelay)
+        return serve_main(args.serve)
 
     from rich.console import Console
 
@@ -1246,9 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print("[bold]summary[/bold]")
     header = (
         f"review service ({'quick' if args.quick else 'default'} run, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, service in its own process"
-        + (", --nodelay" if args.nodelay else "")
-        + ")"
+        f"Python {platform.python_version()}, service in its own process" + ")"
     )
     console.print(header, markup=False, highlight=False, soft_wrap=True)
     for line in summary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,52 +129,71 @@ class _QueueSizes(Collector):
 # -- middleware -------------------------------------------------------------------------------------------------------
 
 
-class _Limits:
-    """Refuses bodies over the limit (413) before reading them, and sets the security headers on every response."""
+class _Edge:
+    """What every request passes first: the body limit (413, before reading when the length is declared), JSON-only
+    bodies on the API (415), the security headers on every response, and the request counter by route and status."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app, self.limit = app, max_body_bytes
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: ReviewMetrics) -> None:
+        self.app, self.limit, self.metrics = app, max_body_bytes, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            await _send_error(send, 413, f"request body exceeds the limit of {self.limit} bytes")
-            return
-        seen = 0
-        started = False
+        status = 500
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def secured_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                extra = [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"content-security-policy", _CSP.encode()),
-                    (b"cache-control", b"no-store"),
-                ]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
+        async def answer(code: int, message: str) -> None:
+            nonlocal status
+            status = code
+            await _send_error(send, code, message)
 
         try:
-            await self.app(scope, limited_receive, secured_send)
-        except _TooLarge:
-            if not started:
-                await _send_error(send, 413, f"request body exceeds the limit of {self.limit} bytes")
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit:
+                await answer(413, f"request body exceeds the limit of {self.limit} bytes")
+                return
+            has_body = (length.isdigit() and length != b"0") or b"transfer-encoding" in headers
+            media = headers.get(b"content-type", b"").partition(b";")[0].strip().lower().decode("latin-1")
+            if has_body and scope["path"].startswith("/v1/") and media != "application/json":
+                await answer(415, f"the body must be application/json, not {media or 'untyped'}")
+                return
+            seen = 0
+            started = False
+
+            async def limited_receive() -> Message:
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > self.limit:
+                        raise _TooLarge
+                return message
+
+            async def secured_send(message: Message) -> None:
+                nonlocal started, status
+                if message["type"] == "http.response.start":
+                    started, status = True, message["status"]
+                    message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
+                await send(message)
+
+            try:
+                await self.app(scope, limited_receive, secured_send)
+            except _TooLarge:
+                if not started:
+                    await answer(413, f"request body exceeds the limit of {self.limit} bytes")
+        finally:
+            route = scope.get("route")
+            self.metrics.requests.labels(getattr(route, "path", "other"), str(status)).inc()
+
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", _CSP.encode()),
+    (b"cache-control", b"no-store"),
+]
 
 
 class _TooLarge(HTTPException):
@@ -185,13 +204,8 @@ class _TooLarge(HTTPException):
 
 async def _send_error(send: Send, status: int, message: str) -> None:
     body = JSONResponse({"detail": message}).body
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *_SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -273,22 +287,6 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             parts.append(f"{where}: {problem.get('msg', 'invalid')}")
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         return JSONResponse({"detail": "; ".join(parts) + more}, status_code=422)
-
-    @app.middleware("http")
-    async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in ("POST", "PUT", "PATCH"):
-            media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-            if media != "application/json" and request.url.path.startswith("/v1/") and _has_body(request):
-                response: Response = JSONResponse(
-                    {"detail": f"the body must be application/json, not {media or 'untyped'}"}, status_code=415
-                )
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.requests.labels(getattr(route, "path", "other"), str(response.status_code)).inc()
-        return response
 
     # -- routes -------------------------------------------------------------------------------------------------------
 
@@ -480,13 +478,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(_Edge, max_body_bytes=config.max_body_bytes, metrics=metrics)
     return app
-
-
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return (length is not None and length != "0") or "transfer-encoding" in request.headers
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:

@@ -116,7 +116,9 @@ class ReviewServer:
                 self._emitter = VerdictEmitter(self.config.verdicts)
             app = create_app(self.config, self.store, emitter=self._emitter)
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only then, and without it every
+            # response waits ~40 ms for the client's delayed ACK (uvicorn writes headers and body separately).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind((self.host, self.requested_port))

@@ -480,11 +480,12 @@ class ReviewStore:
             return True
 
     def claim_next(self, reviewer: str, *, tier: str | None = None, lease_s: float | None = None) -> int | None:
-        """Claim the riskiest, oldest claimable item (of ``tier``); its id, or None when there is none."""
-        for _ in range(20):  # another reviewer may take a candidate between reading and claiming
+        """Claim the riskiest, oldest claimable item (of ``tier``) this reviewer may decide; its id, or None."""
+        passed: list[int] = []  # dual-approval items this reviewer already approved: a second reviewer must
+        for _ in range(50):  # another reviewer may take a candidate between reading and claiming
             now = _now()
             query = (
-                select(ReviewItem.id)
+                select(ReviewItem.id, ReviewItem.approvals)
                 .where(
                     ReviewItem.status.in_(_CLAIMABLE)
                     | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
@@ -494,12 +495,18 @@ class ReviewStore:
             )
             if tier is not None:
                 query = query.where(ReviewItem.tier == tier)
+            if passed:
+                query = query.where(ReviewItem.id.not_in(passed))
             if self.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             with self._sessions() as session:
-                candidate = session.scalars(query).first()
-                if candidate is None:
+                row = session.execute(query).first()
+                if row is None:
                     return None
+                candidate, approvals = row
+                if reviewer in (approvals or []):
+                    passed.append(candidate)
+                    continue
                 if self.dialect != "postgresql":
                     session.close()
                     if self.claim(candidate, reviewer, lease_s=lease_s):

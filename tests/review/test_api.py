@@ -250,6 +250,7 @@ def test_metrics_count_requests_decisions_and_queue_sizes(service):
     assert 'spanguard_review_items{status="done",tier="spot_check"} 1.0' in text
     assert 'spanguard_review_ingested_traces_total{result="created"} 1.0' in text
     assert "spanguard_review_claim_to_decision_seconds_count 1.0" in text
+    assert 'spanguard_review_requests_total{code="200",route="/v1/review-items/{item_id}/claim"} 1.0' in text
 
 
 def test_the_openapi_document_lists_every_route(service):

@@ -228,3 +228,11 @@ def test_unknown_items_are_not_found(store):
         store.claim(12345, "alice")
     with pytest.raises(NotFound):
         store.release(12345, "alice")
+
+
+def test_claim_next_skips_dual_approval_items_the_reviewer_already_approved(store):
+    item = _ingest(store, "t", tier="dual_approval", risk="red")
+    assert store.claim_next("alice") == item
+    store.decide(item, "alice", Decision("approve"))
+    assert store.claim_next("alice") is None
+    assert store.claim_next("bob") == item
