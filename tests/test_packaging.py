@@ -42,6 +42,14 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
         "spanguard/exporters/__init__.py",
         "spanguard/collector/__init__.py",
         "spanguard/review/__init__.py",
+        "spanguard/review/static/index.html",
+        "spanguard/review/static/app.js",
+        "spanguard/review/static/style.css",
+        "spanguard/review/migrations/env.py",
+        "spanguard/review/migrations/script.py.mako",
+        "spanguard/review/migrations/versions/0001_initial.py",
+        "spanguard/review/migrations/versions/0002_decisions_tokens.py",
+        "spanguard/exporters/review.py",
     ):
         assert module in names
     assert not any(name.startswith(("tests/", "examples/", "bench/")) for name in names)
@@ -69,6 +77,14 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(str(target))
+
+    # The wheel carries the review store's migrations: a new database is migrated from the installed package.
+    migrate = "from spanguard.review.store import ReviewStore as S; s = S('sqlite:///r.db'); s.migrate()\nprint(s.revision())"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", migrate], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0002"
 
 
 def test_cli_prints_version_and_attributes():
