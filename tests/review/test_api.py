@@ -473,3 +473,17 @@ def test_each_decision_and_rating_goes_back_into_otlp_linked_to_the_reviewed_tra
     assert {r.trace_id.hex() for r in records} == {reviewed["trace_id"]}
     assert {attributes_of(r)["spanguard.review.reviewer"] for r in records} == {"alice"}
     assert all("fine" not in str(attributes_of(r)) for r in records)  # the comment stays in the store
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(make_service):
+    service = make_service(max_body_bytes=64 * 1024)
+
+    def chunks():
+        yield b'{"trace_id": "' + b"a" * 32 + b'", "spans": ['
+        for _ in range(100):
+            yield b" " * 1024
+
+    with service.client("ingest") as client:
+        response = client.post("/v1/review-items", content=chunks(), headers=_json())
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    assert httpx.get(f"{service.url}/healthz").status_code == 200
