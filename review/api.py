@@ -212,6 +212,10 @@ async def _send_error(send: Send, status: int, message: str) -> None:
 # -- the app ----------------------------------------------------------------------------------------------------------
 
 
+_ITEM_STATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no such item"},
+    409: {"model": ErrorOut, "description": "the item is held by someone else, decided, or its lease expired"},
+}
 _bearer = HTTPBearer(auto_error=False, description="a token made by `spanguard review token create`")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
@@ -394,7 +398,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         "/v1/review-items/{item_id}/claim",
         tags=["review"],
         summary="Lease the item to the caller; 409 when someone else holds it or it is done.",
-        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        responses=_ITEM_STATE_ERRORS,
     )
     def claim(item_id: int, principal: Principal = reviewer) -> ItemDetail:
         if not store.claim(item_id, principal.name):
@@ -413,7 +417,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         "/v1/review-items/{item_id}/release",
         tags=["review"],
         summary="Give a claimed item back to the queue.",
-        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        responses=_ITEM_STATE_ERRORS,
     )
     def release(item_id: int, principal: Principal = reviewer) -> ItemSummary:
         return _summary(store.release(item_id, principal.name), config)
@@ -422,7 +426,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         "/v1/review-items/{item_id}/decision",
         tags=["review"],
         summary="Decide a claimed item: approve, reject with a reason, or correct; with ratings, checklist, comment.",
-        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        responses=_ITEM_STATE_ERRORS,
     )
     def decide(item_id: int, body: DecisionIn, principal: Principal = reviewer) -> ItemDetail:
         decision = Decision(
