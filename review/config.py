@@ -84,6 +84,17 @@ class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     )
     max_body_bytes: int = pydantic.Field(16 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000)
+    cors_origins: list[str] = pydantic.Field(
+        [], description="origins (https://tools.example) whose pages may call the API; none by default"
+    )
+
+    @pydantic.field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://tools.example (no wildcard, no path)")
+        return value
 
     @pydantic.field_validator("db")
     @classmethod

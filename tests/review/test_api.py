@@ -281,6 +281,18 @@ def test_cors_is_closed_and_security_headers_are_set(service):
     assert "script-src 'self'" in response.headers["content-security-policy"]
 
 
+def test_cors_opens_only_to_the_configured_origins(make_service):
+    service = make_service(cors_origins=["https://tools.example"])
+    with service.client("alice") as alice:
+        allowed = alice.get("/v1/review-items", headers={"Origin": "https://tools.example"})
+        other = alice.get("/v1/review-items", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://tools.example"
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "access-control-allow-origin" not in other.headers
+    with pytest.raises(ValueError, match="no wildcard"):
+        ServiceConfig(cors_origins=["*"])
+
+
 def test_healthz_needs_no_token(service):
     response = httpx.get(f"{service.url}/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
