@@ -79,7 +79,10 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
     assert result.stdout.strip().startswith(str(target))
 
     # The wheel carries the review store's migrations: a new database is migrated from the installed package.
-    migrate = "from spanguard.review.store import ReviewStore as S; s = S('sqlite:///r.db'); s.migrate()\nprint(s.revision())"
+    migrate = (
+        "from spanguard.review.store import ReviewStore\n"
+        "store = ReviewStore('sqlite:///r.db')\nstore.migrate()\nprint(store.revision())"
+    )
     result = subprocess.run(
         [sys.executable, "-S", "-c", migrate], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
