@@ -31,6 +31,7 @@ from spanguard.review.schemas import (
     DecisionIn,
     DecisionOut,
     ErrorOut,
+    Facets,
     IngestResult,
     IngestResults,
     ItemDetail,
@@ -53,6 +54,7 @@ from spanguard.review.store import (
     ReviewStore,
 )
 from spanguard.review.verdicts import Verdict, VerdictEmitter
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spanguard import __version__
@@ -281,6 +283,16 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     async def _invalid(_: Request, error: ReviewError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=422)
 
+    @app.exception_handler(DBAPIError)
+    async def _store_down(_: Request, error: DBAPIError) -> JSONResponse:
+        # A store that does not answer is the service being unavailable, not the request being wrong: 503 tells the
+        # exporter and the page to retry, and nothing already accepted is lost (transactions roll back whole).
+        logger.error("review store error: %s", type(error.orig).__name__ if error.orig is not None else "unknown")
+        headers = {"Retry-After": "5"}
+        return JSONResponse(
+            {"detail": "the review store is unavailable; retry later"}, status_code=503, headers=headers
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = error.errors()
@@ -359,12 +371,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> ItemList:
-        statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
-        for value in statuses or []:
-            if value not in STATUSES:
-                raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(STATUSES)}")
         items = store.list(
-            status=statuses,
+            status=_statuses(status),
             tier=tier,
             reason=reason,
             model=model,
@@ -390,6 +398,17 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         if item_id is None:
             return Response(status_code=204)
         return _detail(store, store.get(item_id), config)
+
+    @app.get(
+        "/v1/review-items/facets",
+        tags=["review"],
+        summary="The values the queue can be filtered by (tiers, risk tiers, reasons, models), with item counts.",
+    )
+    def facets(
+        _: Principal = reviewer,
+        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired")] = None,
+    ) -> Facets:
+        return Facets(**store.facets(status=_statuses(status)))
 
     @app.get("/v1/review-items/{item_id}", tags=["review"], summary="One item, with its conversation.")
     def get_item(item_id: int, _: Principal = reviewer) -> ItemDetail:
@@ -494,6 +513,15 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         )
     app.add_middleware(_Edge, max_body_bytes=config.max_body_bytes, metrics=metrics)
     return app
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    """``pending,expired`` as a list of statuses; :class:`ApiError` naming an unknown one."""
+    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+    for value in statuses or []:
+        if value not in STATUSES:
+            raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(STATUSES)}")
+    return statuses
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:

@@ -171,6 +171,15 @@ class ItemList(pydantic.BaseModel):
     items: list[ItemSummary]
 
 
+class Facets(pydantic.BaseModel):
+    """The queue's filter values and how many items have each: tiers, risk tiers, reasons, models."""
+
+    tiers: dict[str, int]
+    risk_tiers: dict[str, int]
+    reasons: dict[str, int]
+    models: dict[str, int]
+
+
 class AuditOut(pydantic.BaseModel):
     """One audit entry: who did what to which item, when, and the item's state before and after."""
 

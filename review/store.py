@@ -434,6 +434,24 @@ class ReviewStore:
             )
             return {(tier, status): count for tier, status, count in rows}
 
+    def facets(self, *, status: Sequence[str] | None = None, limit: int = 10_000) -> dict[str, dict[str, int]]:
+        """How many items (of ``status``) have each tier, risk tier, reason and model: the queue's filter values."""
+        query = select(ReviewItem.tier, ReviewItem.risk_tier, ReviewItem.reasons, ReviewItem.models)
+        if status:
+            query = query.where(ReviewItem.status.in_(list(status)))
+        counts: dict[str, dict[str, int]] = {"tiers": {}, "risk_tiers": {}, "reasons": {}, "models": {}}
+        with self._sessions() as session:
+            for tier, risk_tier, reasons, models in session.execute(query.limit(limit)):
+                for facet, values in (
+                    ("tiers", [tier]),
+                    ("risk_tiers", [risk_tier]),
+                    ("reasons", reasons or []),
+                    ("models", models or []),
+                ):
+                    for value in values:
+                        counts[facet][value] = counts[facet].get(value, 0) + 1
+        return {facet: dict(sorted(values.items())) for facet, values in counts.items()}
+
     def audit(self, item_id: int | None = None, *, limit: int = 1000) -> list[AuditEntry]:
         """The audit trail (of one item, or of all), oldest first."""
         query = select(AuditEntry).order_by(AuditEntry.id).limit(limit)

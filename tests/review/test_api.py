@@ -499,3 +499,37 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(make_service)
         response = client.post("/v1/review-items", content=chunks(), headers=_json())
     assert response.status_code == 413 and "limit" in response.json()["detail"]
     assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+def test_facets_list_the_queues_filter_values_with_counts(service):
+    ingest(service, tier="dual_approval", risk="red")
+    ingest(service)
+    with service.client("alice") as alice:
+        facets = alice.get("/v1/review-items/facets", params={"status": "pending,expired"}).json()
+        assert alice.get("/v1/review-items/facets", params={"status": "gone"}).status_code == 422
+    assert facets == {
+        "tiers": {"dual_approval": 1, "spot_check": 1},
+        "risk_tiers": {"red": 1, "yellow": 1},
+        "reasons": {"unpinned_model": 2},
+        "models": {"gpt-4o-2024-08-06": 2},
+    }
+
+
+def test_a_store_that_does_not_answer_is_a_503_to_retry_not_a_crash(tmp_path):
+    down = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    config = ServiceConfig(db=down)
+    store = ReviewStore(down, config.policy)
+    server = ReviewServer(config, store, port=0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        headers = {"Authorization": "Bearer sgr_" + "x" * 43}
+        listed = httpx.get(f"{url}/v1/review-items", headers=headers, timeout=30)
+        posted = httpx.post(f"{url}/v1/review-items", headers=headers, json=item_body(trace_id()), timeout=30)
+        health = httpx.get(f"{url}/healthz", timeout=30)
+    finally:
+        server.shutdown()
+        store.shutdown()
+    assert listed.status_code == posted.status_code == 503 and listed.headers["retry-after"] == "5"
+    assert "unavailable" in listed.json()["detail"]
+    assert health.status_code == 503 and health.json() == {"status": "unavailable"}
