@@ -303,6 +303,7 @@ def test_healthz_needs_no_token(service):
 ROUTES = [
     ("POST", "/v1/review-items", "ingest"),
     ("GET", "/v1/review-items", "review"),
+    ("GET", "/v1/review-items/facets", "review"),
     ("GET", "/v1/review-items/{id}", "review"),
     ("POST", "/v1/review-items/claim-next", "review"),
     ("POST", "/v1/review-items/{id}/claim", "review"),
