@@ -397,7 +397,9 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         item_id = store.claim_next(principal.name, tier=tier)
         if item_id is None:
             return Response(status_code=204)
-        return _detail(store, store.get(item_id), config)
+        # Serialised by pydantic here: with response_model=None FastAPI would walk the model in Python instead.
+        detail = _detail(store, store.get(item_id), config)
+        return Response(detail.model_dump_json(), media_type="application/json")
 
     @app.get(
         "/v1/review-items/facets",
