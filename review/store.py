@@ -484,46 +484,54 @@ class ReviewStore:
     def _lease(self, lease_s: float | None) -> dt.timedelta:
         return dt.timedelta(seconds=self.policy.lease_s if lease_s is None else lease_s)
 
-    def claim(self, item_id: int, reviewer: str, *, lease_s: float | None = None) -> bool:
-        """Lease an item to ``reviewer``: True when it was claimable (or its lease had expired) and is now theirs."""
-        now = _now()
-        with self._writing() as session:
-            claimed = session.execute(
-                update(ReviewItem)
-                .where(ReviewItem.id == item_id)
-                .where(
-                    ReviewItem.status.in_(_CLAIMABLE)
-                    | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
-                )
-                .values(
-                    status="claimed",
-                    lease_owner=reviewer,
-                    lease_expires_at=now + self._lease(lease_s),
-                    claimed_at=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if claimed != 1:
-                if session.get(ReviewItem, item_id) is None:
-                    raise NotFound(f"no review item {item_id}")
-                return False
+    def _claimable(self, now: dt.datetime) -> Any:
+        return ReviewItem.status.in_(_CLAIMABLE) | (
+            (ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now)
+        )
+
+    def _lease_to(self, session: Session, item_id: int, reviewer: str, lease_s: float | None, now: dt.datetime) -> bool:
+        """One conditional UPDATE (atomic on both databases): True when the item was claimable and is now leased."""
+        claimed = session.execute(
+            update(ReviewItem)
+            .where(ReviewItem.id == item_id)
+            .where(self._claimable(now))
+            .values(
+                status="claimed",
+                lease_owner=reviewer,
+                lease_expires_at=now + self._lease(lease_s),
+                claimed_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
             item = session.get(ReviewItem, item_id)
             assert item is not None
             self._audit(session, item, reviewer, "claim", None)
-            return True
+        return claimed == 1
+
+    def claim(self, item_id: int, reviewer: str, *, lease_s: float | None = None) -> bool:
+        """Lease an item to ``reviewer``: True when it was claimable (or its lease had expired) and is now theirs."""
+        with self._writing() as session:
+            if self._lease_to(session, item_id, reviewer, lease_s, _now()):
+                return True
+            if session.get(ReviewItem, item_id) is None:
+                raise NotFound(f"no review item {item_id}")
+            return False
 
     def claim_next(self, reviewer: str, *, tier: str | None = None, lease_s: float | None = None) -> int | None:
-        """Claim the riskiest, oldest claimable item (of ``tier``) this reviewer may decide; its id, or None."""
+        """Claim the riskiest, oldest claimable item (of ``tier``) this reviewer may decide; its id, or None.
+
+        The pick and the claim are one write transaction: on PostgreSQL the candidate row is locked ``FOR UPDATE SKIP
+        LOCKED`` (concurrent reviewers take the next rows instead of waiting), on SQLite writers take turns, so
+        reviewers asking at once do not all race for the same first item.
+        """
         passed: list[int] = []  # dual-approval items this reviewer already approved: a second reviewer must
-        for _ in range(50):  # another reviewer may take a candidate between reading and claiming
+        for _ in range(50):
             now = _now()
             query = (
                 select(ReviewItem.id, ReviewItem.approvals)
-                .where(
-                    ReviewItem.status.in_(_CLAIMABLE)
-                    | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
-                )
+                .where(self._claimable(now))
                 .order_by(ReviewItem.risk_rank.desc(), ReviewItem.created_at, ReviewItem.id)
                 .limit(1)
             )
@@ -533,7 +541,7 @@ class ReviewStore:
                 query = query.where(ReviewItem.id.not_in(passed))
             if self.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            with self._sessions() as session:
+            with self._writing() as session:
                 row = session.execute(query).first()
                 if row is None:
                     return None
@@ -541,20 +549,8 @@ class ReviewStore:
                 if reviewer in (approvals or []):
                     passed.append(candidate)
                     continue
-                if self.dialect != "postgresql":
-                    session.close()
-                    if self.claim(candidate, reviewer, lease_s=lease_s):
-                        return candidate
-                    continue
-                # PostgreSQL: the row is locked by this transaction; claim it inside it.
-                item = session.get(ReviewItem, candidate)
-                assert item is not None
-                item.status, item.lease_owner = "claimed", reviewer
-                item.lease_expires_at = now + self._lease(lease_s)
-                item.claimed_at = item.updated_at = now
-                self._audit(session, item, reviewer, "claim", None)
-                session.commit()
-                return candidate
+                if self._lease_to(session, candidate, reviewer, lease_s, now):
+                    return candidate
         return None
 
     def release(self, item_id: int, reviewer: str) -> ReviewItem:
