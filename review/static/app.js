@@ -19,6 +19,11 @@
   const TEXT_INPUTS = new Set(["radio", "checkbox", "button", "submit", "reset", "image", "range", "color"]);
   const MAX_DEPTH_CLASS = 15;
   const MAX_SPAN_ROWS = 2000; // a trace may hold 20,000 spans: the tree shows the first ones
+  // The filters whose choices come from GET /v1/review-items/facets: [filter key, facet of the answer, select id].
+  const FACET_FILTERS = [
+    ["reason", "reasons", "f-reason"],
+    ["model", "models", "f-model"],
+  ];
 
   const state = {
     token: null,
@@ -36,8 +41,6 @@
     thumbs: null,
     originalAnswer: "",
     busy: false,
-    seenReasons: new Set(),
-    seenModels: new Set(),
   };
 
   const $ = (id) => document.getElementById(id);
@@ -346,6 +349,19 @@
       return;
     }
     const request = ++state.queueRequest; // only the latest request's answer is shown
+    if (!append) {
+      // The filter choices first, so that a chosen value that is gone is not applied to the items either.
+      const status = f.status ? `?${new URLSearchParams({ status: f.status })}` : "";
+      let facets = null;
+      try {
+        facets = await api("GET", `/v1/review-items/facets${status}`);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return; // already back at sign-in
+        // Otherwise the choices stay as they were: the queue itself can still be shown.
+      }
+      if (request !== state.queueRequest) return;
+      if (facets) renderFacets(facets);
+    }
     let data;
     try {
       data = await api("GET", queueQuery(append ? state.queue.length : 0));
@@ -379,14 +395,9 @@
       tier.appendChild(tierBadge(item.tier));
       row.appendChild(tier);
       const reasons = el("td", "chips");
-      (item.reasons || []).forEach((reason) => {
-        reasons.appendChild(chip(reason));
-        state.seenReasons.add(reason);
-      });
+      (item.reasons || []).forEach((reason) => reasons.appendChild(chip(reason)));
       row.appendChild(reasons);
-      const models = el("td", "models", (item.models || []).join(", "));
-      (item.models || []).forEach((model) => state.seenModels.add(model));
-      row.appendChild(models);
+      row.appendChild(el("td", "models", (item.models || []).join(", ")));
       const preview = el("td", "preview");
       appendMarked(preview, item.preview || "");
       preview.title = item.preview || "";
@@ -402,17 +413,30 @@
     $("queue-empty").hidden = state.queue.length > 0;
     $("queue-table").hidden = state.queue.length === 0;
     $("load-more").hidden = !state.hasMore;
-    fillDatalist("reason-options", state.seenReasons);
-    fillDatalist("model-options", state.seenModels);
   }
 
-  function fillDatalist(id, values) {
-    const list = $(id);
-    clear(list);
-    [...values].sort().forEach((value) => {
-      const option = document.createElement("option");
-      option.value = value;
-      list.appendChild(option);
+  /**
+   * Fills the reason and model filters with the values the items of the status filter have, each with its number
+   * of items, after "any". A chosen value that is no longer there falls back to "any" (and out of the filters).
+   */
+  function renderFacets(facets) {
+    FACET_FILTERS.forEach(([key, facet, id]) => {
+      const select = $(id);
+      const counts = facets && typeof facets[facet] === "object" && facets[facet] !== null ? facets[facet] : {};
+      const chosen = state.filters[key];
+      while (select.options.length > 1) select.remove(1); // keeps "any"
+      Object.keys(counts)
+        .sort()
+        .forEach((value) => {
+          const option = document.createElement("option");
+          option.value = value;
+          const count = Number(counts[value]);
+          option.textContent = Number.isFinite(count) ? `${value} (${count})` : value;
+          select.appendChild(option);
+        });
+      select.value = chosen;
+      if (select.value !== chosen) select.value = "";
+      state.filters[key] = select.value;
     });
   }
 
@@ -438,8 +462,8 @@
     state.filters = {
       status: $("f-status").value,
       tier: $("f-tier").value,
-      reason: $("f-reason").value.trim(),
-      model: $("f-model").value.trim(),
+      reason: $("f-reason").value,
+      model: $("f-model").value,
       since: $("f-since").value,
       until: $("f-until").value,
     };
@@ -1165,20 +1189,10 @@
         loadQueue();
       }, 0);
     });
-    ["f-status", "f-tier", "f-since", "f-until"].forEach((id) =>
+    ["f-status", "f-tier", "f-reason", "f-model", "f-since", "f-until"].forEach((id) =>
       $(id).addEventListener("change", () => {
         readFilters();
         loadQueue();
-      }),
-    );
-    let typing = null; // the text filters apply once typing pauses
-    ["f-reason", "f-model"].forEach((id) =>
-      $(id).addEventListener("input", () => {
-        clearTimeout(typing);
-        typing = setTimeout(() => {
-          readFilters();
-          loadQueue();
-        }, 350);
       }),
     );
     $("refresh").addEventListener("click", () => loadQueue());

@@ -394,8 +394,10 @@ def test_reject_with_a_reason_and_free_text(tab: Tab, service: Service) -> None:
 def test_correct_the_answer_into_a_golden_answer(tab: Tab, service: Service) -> None:
     page = tab.page
     sign_in(page, service)
-    page.fill("#f-model", "claude-3-5-sonnet-20241022")
-    page.click("#filters button[type=submit]")
+    page.select_option("#f-model", "claude-3-5-sonnet-20241022")
+    expect(page.locator("tr.queue-row")).to_have_count(1)
+    page.click("#filters button[type=submit]")  # Apply keeps the chosen model
+    expect(page.locator("#f-model")).to_have_value("claude-3-5-sonnet-20241022")
     expect(page.locator("tr.queue-row")).to_have_count(1)
     open_from_queue(page, "rain in Lyon")
     item_title(page, "weather", service)
@@ -482,6 +484,32 @@ def test_span_content_is_shown_as_text_and_never_runs(tab: Tab, service: Service
     sign_in(page, service)
     row = page.locator("tr.queue-row", has_text="window.__pwned")
     expect(row).to_contain_text(SCRIPT)
+
+    # The reason and model filters offer the values of the open items, with the counts the API gives, as text.
+    def choices(status: str) -> dict[str, list[str]]:
+        facets = service.call("alice", "GET", "/v1/review-items/facets", params={"status": status}).json()
+        return {key: ["any"] + [f"{value} ({n})" for value, n in sorted(facets[key].items())] for key in facets}
+
+    open_items = choices("pending,expired")
+    assert f"{SCRIPT} (1)" in open_items["reasons"] and f"{IMG} (1)" in open_items["models"]
+    expect(page.locator("#f-reason option")).to_have_text(open_items["reasons"])
+    expect(page.locator("#f-model option")).to_have_text(open_items["models"])
+    expect(page.locator("#f-reason option", has_text="__pwned=1")).to_have_text(f"{SCRIPT} (1)")
+    page.select_option("#f-reason", SCRIPT)
+    expect(page.locator("tr.queue-row")).to_have_count(1)
+    expect(row).to_be_visible()
+    # Another status refreshes the choices, keeping the chosen reason while items of that status still have it ...
+    page.select_option("#f-status", "")
+    expect(page.locator("#f-reason option")).to_have_text(choices("")["reasons"])
+    expect(page.locator("#f-reason")).to_have_value(SCRIPT)
+    expect(page.locator("tr.queue-row")).to_have_count(1)
+    # ... and going back to "any" when none has it.
+    page.select_option("#f-status", "done")
+    expect(page.locator("#f-reason option")).to_have_text(choices("done")["reasons"])
+    expect(page.locator("#f-reason")).to_have_value("")
+    expect(page.locator("tr.queue-row").first).to_contain_text("done: ")
+    expect(row).to_have_count(0)
+    page.select_option("#f-status", "pending,expired")
     open_from_queue(page, "window.__pwned")
     expect(page.locator("#item-title")).to_contain_text(f"Item #{item_id} ")
     thread = page.locator("#thread")
@@ -522,6 +550,7 @@ def test_a_wrong_token_is_refused_and_sign_out_forgets_the_token(tab: Tab, servi
 
     # A 401 later on (the token was revoked meanwhile) returns to sign-in with a message.
     sign_in(page, service, "carol")
+    expect(page.locator("tr.queue-row").first).to_be_visible()  # the queue (and its filter choices) loaded
     assert service.store.revoke_tokens("carol") == 1
     page.click("#refresh")
     expect(page.locator("#signin-view")).to_be_visible()
