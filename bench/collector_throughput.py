@@ -74,6 +74,7 @@ FIRST = "james mary robert patricia john jennifer michael linda david elizabeth 
 LAST = "smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez wilson".split()
 MAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "acme-corp.com", "example.org")
 from corpus import ANSWERS, CARRIERS, PRODUCTS, QUESTIONS, SYSTEM_PROMPTS  # noqa: E402
+from corpus import fill as _fill  # noqa: E402
 
 TOOLS_READ = ("search_orders", "get_order_status", "lookup_customer", "check_inventory", "get_shipment_tracking")
 TOOLS_RED = ("send_email", "refund_order")
@@ -111,16 +112,6 @@ def _pii_sentence(rng: random.Random) -> tuple[str, str]:
         return f" Please charge the card {value} again, it should work now.", value
     value = "sk-proj-" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(48))
     return f" Our integration uses the key {value} for the order API.", value
-
-
-def _fill(template: str, rng: random.Random) -> str:
-    return template.format(
-        order=f"ORD-{rng.randrange(100000, 999999)}",
-        date=f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-        product=rng.choice(PRODUCTS),
-        carrier=rng.choice(CARRIERS),
-        n=rng.randrange(10000, 99999),
-    )
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """The benchmarks' shared corpus: the words of a customer-support agent's conversations (the same text everywhere,
 so figures of different benchmarks describe comparable traffic)."""
 
+from __future__ import annotations
+
+import random
+
 PRODUCTS = ("wireless headphones", "standing desk", "espresso machine", "running shoes", "4K monitor", "backpack")
 CARRIERS = ("UPS", "FedEx", "DHL", "USPS")
 SYSTEM_PROMPTS = (
@@ -27,3 +31,14 @@ ANSWERS = (
     "Sorry about that. I opened return request RMA-{n} for order {order}; you will get a prepaid {carrier} label by "
     "e-mail, and the replacement ships as soon as the scan shows the parcel on its way back.",
 )
+
+
+def fill(template: str, rng: random.Random) -> str:
+    """``template`` with its order number, date, product, carrier and ``n`` drawn from ``rng``."""
+    return template.format(
+        order=f"ORD-{rng.randrange(100000, 999999)}",
+        date=f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        product=rng.choice(PRODUCTS),
+        carrier=rng.choice(CARRIERS),
+        n=rng.randrange(10000, 99999),
+    )

@@ -60,7 +60,8 @@ JSON_HEADERS = {"content-type": "application/json"}
 # ---------------------------------------------------------------------------------------------------------------------
 # Corpus: one agent trace per item (invoke_agent -> chat, execute_tool, chat, execute_tool, chat)
 
-from corpus import ANSWERS, CARRIERS, PRODUCTS, QUESTIONS, SYSTEM_PROMPTS  # noqa: E402
+from corpus import ANSWERS, CARRIERS, QUESTIONS, SYSTEM_PROMPTS  # noqa: E402
+from corpus import fill as _fill  # noqa: E402
 
 TOOLS = ("get_order_status", "get_shipment_tracking", "lookup_customer", "check_inventory", "refund_order")
 REASONS = ("unpinned_model", "sensitive_tool:refund_order", "sensitive_topic:finance", "pii_redacted", "long_session")
@@ -80,16 +81,6 @@ SCOPE = {"name": "spanguard.instrumentation.openai", "version": "0.1.0"}
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _fill(template: str, rng: random.Random) -> str:
-    return template.format(
-        order=f"ORD-{rng.randrange(100000, 999999)}",
-        date=f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-        product=rng.choice(PRODUCTS),
-        carrier=rng.choice(CARRIERS),
-        n=rng.randrange(10000, 99999),
-    )
 
 
 def _text(role: str, content: str) -> dict[str, Any]:
