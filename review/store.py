@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spanguard.review.config import ReviewPolicy
+from spanguard.review.conversation import assemble
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -203,8 +204,6 @@ def _state(item: ReviewItem) -> dict[str, Any]:
 
 def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
     """The models an item's spans used, and a preview (its first user turn, cut)."""
-    from spanguard.review.conversation import assemble
-
     conversation = assemble(spans)
     preview = next((t["content"] for t in conversation["turns"] if t["role"] == "user" and t["content"]), "")
     preview = " ".join(preview.split())
