@@ -166,6 +166,8 @@ def write_back(view: SpanView) -> None:
     _write_changed_attributes(span, source.attributes, view.attributes)
     write_events(span, view.events)
     span.status.message = view.status_message
+    if span.name != view.name:
+        span.name = view.name
 
 
 class Regrouping:
@@ -211,6 +213,8 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
         if view.events or span.events:
             write_events(new_span, view.events)
         new_span.status.message = view.status_message
+        if new_span.name != view.name:
+            new_span.name = view.name
     return regrouping.result()
 
 
@@ -248,6 +252,7 @@ def redact_resource_spans(
             view.attributes != original.attributes
             or view.events != original.events
             or view.status_message != original.status_message
+            or view.name != original.name
         ):
             view.source = original.source
             write_back(view)

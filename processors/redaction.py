@@ -112,6 +112,7 @@ from presidio_analyzer.predefined_recognizers import (
 )
 from presidio_anonymizer.operators import Mask, Redact, Replace
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from spanguard.processors import pii as _pii
 from spanguard.processors import secrets as _secrets
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (
@@ -139,6 +140,10 @@ US_SSN: Final = "US_SSN"
 IP_ADDRESS: Final = "IP_ADDRESS"
 PERSON: Final = "PERSON"
 LOCATION: Final = "LOCATION"
+USER_ID: Final = "USER_ID"
+"""The type of a value held by a key that names a user's identity (``user.id``, ``enduser.id``)."""
+URL_QUERY: Final = "URL_QUERY"
+"""The type of a query-string value of a URL attribute (``url.query``, the query part of ``url.full``)."""
 DROPPED_KEY: Final = "DROPPED_KEY"
 """The type counted for an attribute (or JSON value) removed because its key matches ``always_drop``."""
 REDACTION_FAILED: Final = "REDACTION_FAILED"
@@ -146,10 +151,14 @@ REDACTION_FAILED: Final = "REDACTION_FAILED"
 FAILED_MARKER: Final = "<REDACTION_FAILED>"
 DROPPED_MARKER: Final = "<DROPPED_KEY>"
 
-STRUCTURED_ENTITIES: Final[tuple[str, ...]] = (EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS)
+STRUCTURED_ENTITIES: Final[tuple[str, ...]] = tuple(
+    dict.fromkeys((EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS, *_pii.PII_ENTITIES))
+)
 SECRET_ENTITIES: Final[tuple[str, ...]] = _secrets.SECRET_ENTITIES
 NER_ENTITIES: Final[tuple[str, ...]] = (PERSON, LOCATION)
-DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES
+KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY)
+"""Types only ever found by the key that holds a value (see ``redact_keys``)."""
+DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES + KEY_ENTITIES
 """Every entity type spanguard can detect (``PERSON``/``LOCATION`` only with ``ner_model``)."""
 ENTITY_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
     "SECRETS": SECRET_ENTITIES,
@@ -219,6 +228,67 @@ DEFAULT_ALWAYS_DROP: Final[tuple[str, ...]] = (
 )
 """Keys whose values are credentials whatever they look like."""
 
+DEFAULT_REDACT_KEYS: Final[Mapping[str, str]] = {
+    "user.email": EMAIL_ADDRESS,
+    "user.full_name": PERSON,
+    "user.name": PERSON,
+    "user.id": USER_ID,
+    "enduser.id": USER_ID,
+    "enduser.pseudo.id": USER_ID,
+    "client.address": IP_ADDRESS,
+    "client.socket.address": IP_ADDRESS,
+}
+"""The conventions' personal-data attributes: their values are redacted as the given type, whatever they look like."""
+
+DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
+    "email": EMAIL_ADDRESS,
+    "emails": EMAIL_ADDRESS,
+    "e_mail": EMAIL_ADDRESS,
+    "phone": PHONE_NUMBER,
+    "phones": PHONE_NUMBER,
+    "telephone": PHONE_NUMBER,
+    "mobile": PHONE_NUMBER,
+    "msisdn": PHONE_NUMBER,
+    "fax": PHONE_NUMBER,
+    "tel": PHONE_NUMBER,
+    "ssn": US_SSN,
+    "social_security": US_SSN,
+    "password": _secrets.SECRET,
+    "passwd": _secrets.SECRET,
+    "pwd": _secrets.SECRET,
+    "passcode": _secrets.SECRET,
+    "passphrase": _secrets.SECRET,
+    "pin": _secrets.SECRET,
+    "token": _secrets.SECRET,
+    "secret": _secrets.SECRET,
+    "api_key": _secrets.SECRET,
+    "apikey": _secrets.SECRET,
+    "access_key": _secrets.SECRET,
+    "private_key": _secrets.SECRET,
+    "credential": _secrets.SECRET,
+    "credentials": _secrets.SECRET,
+    "dob": "DATE_OF_BIRTH",
+    "date_of_birth": "DATE_OF_BIRTH",
+    "birth_date": "DATE_OF_BIRTH",
+    "birthdate": "DATE_OF_BIRTH",
+    "birthday": "DATE_OF_BIRTH",
+    "street": "STREET_ADDRESS",
+    "street_address": "STREET_ADDRESS",
+    "home_address": "STREET_ADDRESS",
+    "shipping_address": "STREET_ADDRESS",
+    "billing_address": "STREET_ADDRESS",
+    "mailing_address": "STREET_ADDRESS",
+    "postal_address": "STREET_ADDRESS",
+    "delivery_address": "STREET_ADDRESS",
+    "address_line": "STREET_ADDRESS",
+}
+"""Words of a key (split at ``. _ -`` and camelCase, lower-cased) that say what its value holds: a key containing one
+of them (``customer.phone``, ``billingEmail``, ``x-api-key``) has its scalar values redacted as the given type. A key
+that is just ``address`` counts as ``STREET_ADDRESS``; ``ip_address`` and ``server.address`` do not."""
+
+URL_KEYS: Final[tuple[str, ...]] = ("url.full", "url.original", "http.url", "http.target", "url.query")
+"""Attributes holding a URL (or, for ``url.query``, a query string) whose query values are redacted as ``URL_QUERY``."""
+
 Operator = Literal["replace", "mask", "hash", "drop"]
 
 _MASK_KEEP_LAST: Final = frozenset({CREDIT_CARD, IBAN_CODE, US_SSN, PHONE_NUMBER})
@@ -235,6 +305,7 @@ _NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}")
 _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
 _CONTEXT_WORDS: Final = 5
+_NEGATIVE_CONTEXT_WORDS: Final = 3  # "order 4155550132": a word that says what the number is stands right before it
 _WORD: Final = re.compile(r"\w+")
 _JSON_DEPTH: Final = 4
 # Fields of the GenAI content JSON (messages, their parts, tool definitions) that describe structure, not content:
@@ -255,14 +326,14 @@ _TLD_EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None,
 # --- configuration --------------------------------------------------------------------------------------------------
 
 
-def _expand(names: Iterable[str], what: str) -> tuple[str, ...]:
-    known = set(DEFAULT_ENTITIES)
+def _expand(names: Iterable[str], what: str, custom: Iterable[str] = ()) -> tuple[str, ...]:
+    known = set(DEFAULT_ENTITIES) | set(custom)
     out: list[str] = []
     for name in names:
         for entity in ENTITY_GROUPS.get(name, (name,)):
             if entity not in known:
                 raise ValueError(
-                    f"unknown entity type {entity!r} in {what}; known: {', '.join(DEFAULT_ENTITIES)} "
+                    f"unknown entity type {entity!r} in {what}; known: {', '.join(sorted(known))} "
                     f"and the groups {', '.join(ENTITY_GROUPS)}"
                 )
             if entity not in out:
@@ -270,9 +341,71 @@ def _expand(names: Iterable[str], what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_ENTITY_NAME: Final = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+
+
+class PatternSpec(BaseModel, frozen=True, extra="forbid"):
+    """One pattern of a user's recognizer: a regular expression (the ``regex`` module's syntax) and its score."""
+
+    name: str = "pattern"
+    regex: str = Field(min_length=1)
+    score: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("regex", mode="after")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compiled = regex.compile(value, flags=regex.DOTALL | regex.MULTILINE)
+            re.compile(value, flags=re.DOTALL | re.MULTILINE)
+        except (regex.error, re.error) as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if compiled.search("") is not None:
+            raise ValueError("the pattern matches the empty text, so it would match everywhere")
+        return value
+
+
+class RecognizerSpec(BaseModel, frozen=True, extra="forbid"):
+    """A user's recognizer, in the shape of Presidio's ``add_recognizers_from_yaml`` entries."""
+
+    name: str = Field(min_length=1)
+    supported_entity: str
+    """The entity type it finds: upper-case letters, digits and ``_`` (``EMPLOYEE_ID``)."""
+    patterns: tuple[PatternSpec, ...] = Field(min_length=1)
+    context: tuple[str, ...] = ()
+    """Words that raise a match's score by 0.35 when among the five words before it (or in its key)."""
+    negative_context: tuple[str, ...] = ()
+    """Words that lower a match's score by 0.35 when among the three words before it."""
+    supported_language: str = "en"
+
+    @field_validator("supported_entity", mode="after")
+    @classmethod
+    def _entity_name(cls, value: str) -> str:
+        if not _ENTITY_NAME.fullmatch(value):
+            raise ValueError("an entity type is 2-64 upper-case letters, digits or '_', starting with a letter")
+        if value in (DROPPED_KEY, REDACTION_FAILED):
+            raise ValueError(f"{value} is reserved")
+        return value
+
+    def build(self) -> EntityRecognizer:
+        """The Presidio recognizer, with a trigger made of its own patterns."""
+        recognizer = PatternRecognizer(
+            supported_entity=self.supported_entity,
+            name=self.name,
+            patterns=[Pattern(p.name, p.regex, p.score) for p in self.patterns],
+            context=list(self.context) or None,
+            supported_language=self.supported_language,
+            global_regex_flags=regex.DOTALL | regex.MULTILINE,
+        )
+        recognizer.trigger = _secrets.Trigger(patterns=tuple(p.regex for p in self.patterns))  # type: ignore[attr-defined]
+        recognizer.negative_context = list(self.negative_context)  # type: ignore[attr-defined]
+        return recognizer
+
+
 class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
     """What the redactor detects and how it rewrites it; validated when built (bad values name their field)."""
 
+    recognizers: tuple[RecognizerSpec, ...] = ()
+    """The user's own pattern recognizers, run beside spanguard's; their entity types join ``entities``."""
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     """Entity types to detect (see :data:`DEFAULT_ENTITIES`; :data:`ENTITY_GROUPS` names are expanded)."""
     operators: dict[str, Operator] = Field(default_factory=dict)
@@ -285,8 +418,15 @@ class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
     always_drop: tuple[str, ...] = DEFAULT_ALWAYS_DROP
     """Attribute keys (fnmatch globs, case-insensitive) whose attribute is removed; inside JSON, whose value becomes
     ``"<DROPPED_KEY>"``."""
-    scan_resource: bool = False
-    """Also redact resource attributes."""
+    redact_keys: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEYS))
+    """Attribute keys (fnmatch globs, case-insensitive) whose values are redacted whole as the given type."""
+    redact_key_words: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEY_WORDS))
+    """Key words (see :data:`DEFAULT_REDACT_KEY_WORDS`) whose keys' values, in attributes and in JSON, are redacted
+    whole as the given type."""
+    scan_resource: bool = True
+    """Also redact resource attributes (once per distinct resource of a batch)."""
+    scan_names: bool = True
+    """Also redact span names, event names and attribute keys (JSON object keys are never changed)."""
     ner_model: str | None = None
     """A spaCy model (package name or path) for PERSON/LOCATION, loaded when either is in ``entities`` (a model that
     cannot be loaded makes :class:`Redactor` raise); None: those are not detected."""
@@ -297,17 +437,31 @@ class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
 
     @field_validator("entities", mode="after")
     @classmethod
-    def _known_entities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _expand(value, "entities")
+    def _known_entities(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        custom = _custom_entities(info)
+        expanded = _expand(value, "entities", custom)
+        return expanded + tuple(e for e in custom if e not in expanded)
 
     @field_validator("operators", mode="after")
     @classmethod
-    def _known_operator_keys(cls, value: dict[str, Operator]) -> dict[str, Operator]:
+    def _known_operator_keys(cls, value: dict[str, Operator], info: ValidationInfo) -> dict[str, Operator]:
         out: dict[str, Operator] = {}
         for name, operator in value.items():
-            for entity in _expand((name,), "operators"):
+            for entity in _expand((name,), "operators", _custom_entities(info)):
                 out[entity] = operator
         return out
+
+    @field_validator("redact_keys", "redact_key_words", mode="after")
+    @classmethod
+    def _known_key_entities(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        custom = _custom_entities(info)
+        for key, entity in value.items():
+            if not key.strip():
+                raise ValueError("keys must not be empty")
+            _expand((entity,), f"{info.field_name}[{key!r}]", custom)
+        if info.field_name == "redact_key_words":
+            return {"_".join(_key_words(word)): entity for word, entity in value.items()}
+        return value
 
     @field_validator("never_scan", "always_drop", mode="after")
     @classmethod
@@ -334,9 +488,25 @@ class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
             raise ValueError("hash_key must have at least 16 characters")
         return value
 
+    def custom_recognizers(self) -> list[EntityRecognizer]:
+        """The recognizers of ``recognizers``, built."""
+        return [spec.build() for spec in self.recognizers]
+
     def operator_for(self, entity: str) -> Operator:
         """The operator applied to ``entity``."""
         return self.operators.get(entity, self.default_operator)
+
+
+def _custom_entities(info: ValidationInfo) -> tuple[str, ...]:
+    return tuple(spec.supported_entity for spec in info.data.get("recognizers") or ())
+
+
+_KEY_SPLIT: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def _key_words(key: str) -> list[str]:
+    """The lower-case words of a key: ``billingEmail`` -> billing, email; ``X-API-Key`` -> x, api, key."""
+    return [word.lower() for word in _KEY_SPLIT.findall(key)]
 
 
 # --- results --------------------------------------------------------------------------------------------------------
@@ -408,6 +578,7 @@ class _Recognizer:
     trigger: Callable[[str, str], bool]
     patterns: list[tuple[Any, float]] | None  # compiled (regex module) patterns for the fast path, else None
     context: frozenset[str]
+    negative: frozenset[str] = frozenset()  # words that say "this is not one" (an order number is not a phone)
 
 
 class _DigitsTrigger:
@@ -446,9 +617,13 @@ class _AsciiScreen:
     a trigger this class cannot express runs in Python after the pass.
     """
 
-    def __init__(self, triggers: Sequence[Callable[[str, str], bool]], folded: Sequence[str] = ()) -> None:
-        """``folded``: more literals that make the screen fire, found case-insensitively (ASCII ones only)."""
+    def __init__(
+        self, triggers: Sequence[Callable[[str, str], bool]], folded: Sequence[str] = (), extra: Sequence[str] = ()
+    ) -> None:
+        """``folded``: more literals that make the screen fire, found case-insensitively (ASCII ones only);
+        ``extra``: more RE2 patterns that make it fire."""
         alternatives: list[str] = [f"(?i:{re2.escape(lit)})" for lit in folded if lit.isascii()]
+        alternatives.extend(f"(?:{pattern})" for pattern in extra)
         self._python: list[Callable[[str, str], bool]] = []
         digits = False
         for trigger in triggers:
@@ -556,10 +731,12 @@ def _card_recognizer() -> CreditCardRecognizer:
     return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2])
 
 
-def build_recognizers(entities: Iterable[str]) -> list[EntityRecognizer]:
-    """The Presidio recognizers spanguard uses for ``entities`` (structured identifiers and secrets; not NER)."""
+def build_recognizers(entities: Iterable[str], custom: Iterable[EntityRecognizer] = ()) -> list[EntityRecognizer]:
+    """The Presidio recognizers spanguard uses for ``entities`` (structured identifiers and secrets; not NER), then
+    ``custom`` ones (a user's), each type's own recognizer taking the place of the default one of that type."""
     wanted = set(entities)
-    # Phone numbers last: their recognizer skips digit runs inside what the others found.
+    pii = [r for r in _pii.pii_recognizers() if r.supported_entities[0] in wanted]
+    replaced = {r.supported_entities[0] for r in pii}
     out: list[EntityRecognizer] = [r for r in _secrets.secret_recognizers() if r.supported_entities[0] in wanted]
     factories: list[tuple[str, Any]] = [
         (EMAIL_ADDRESS, OfflineEmailRecognizer),
@@ -569,7 +746,9 @@ def build_recognizers(entities: Iterable[str]) -> list[EntityRecognizer]:
         (IP_ADDRESS, IpRecognizer),
         (PHONE_NUMBER, PhoneRecognizer),
     ]
-    out.extend(factory() for entity, factory in factories if entity in wanted)
+    out.extend(factory() for entity, factory in factories if entity in wanted and entity not in replaced)
+    out.extend(pii)
+    out.extend(custom)
     return out
 
 
@@ -585,7 +764,8 @@ def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
         flags = recognizer.global_regex_flags or 0
         patterns = [(regex.compile(p.regex, flags=flags), p.score) for p in recognizer.patterns]
     context = frozenset(word.lower() for word in (recognizer.context or ()))
-    return _Recognizer(recognizer, entity, trigger, patterns, context)
+    negative = frozenset(word.lower() for word in (getattr(recognizer, "negative_context", None) or ()))
+    return _Recognizer(recognizer, entity, trigger, patterns, context, negative)
 
 
 # --- the redactor ---------------------------------------------------------------------------------------------------
@@ -600,7 +780,12 @@ def _warn_no_ner_once(entities: Sequence[str]) -> None:
         if _warned_no_ner:
             return
         _warned_no_ner = True
-    logger.warning("redaction: no NER model configured (ner_model), so %s are not detected", " and ".join(entities))
+    logger.warning(
+        "redaction: no NER model configured, so %s are not detected in free text; in an app, pass "
+        "spanguard.instrument(ner_model=...) or set SPANGUARD_REDACT_NER_MODEL; in the collector, set ner_model in "
+        "the redaction processor (a spaCy model, e.g. en_core_web_sm)",
+        " and ".join(entities),
+    )
 
 
 def _glob_matcher(globs: Sequence[str]) -> re.Pattern[str] | None:
@@ -629,6 +814,8 @@ class _Leaf:
     text: str
     group: _Group
     detections: list[Detection] = field(default_factory=list)
+    key_words: frozenset[str] = frozenset()  # the words of the key holding the text: context for its recognizers
+    whole: bool = False  # redacted whole by its key (detections given), not analyzed
 
 
 @dataclass(slots=True, eq=False)
@@ -650,8 +837,8 @@ _DROPPED = _Dropped()
 class _Job:
     """What to do with one attribute value."""
 
-    kind: Literal["drop", "text", "array", "json"]
-    value: Any = None  # text: a _Leaf; array: list of _Leaf or values; json: the tree
+    kind: Literal["drop", "text", "array", "json", "tree"]
+    value: Any = None  # text: a _Leaf; array: list of _Leaf or values; json, tree: the tree (tree: a map value)
     group: _Group | None = None
     original: str = ""
     dropped: int = 0  # JSON values dropped by key
@@ -663,6 +850,20 @@ class _MapPlan:
 
     source: Mapping[str, Any]
     jobs: dict[str, _Job]
+    keys: dict[str, _Leaf] = field(default_factory=dict)  # keys that themselves hold something to redact
+
+
+_SCAN, _NEVER, _DROP, _BY_KEY, _URL = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyInfo:
+    """What a key means for its value: a rule, the type of values redacted by key, whether the key needs redacting."""
+
+    rule: int
+    entity: str | None
+    words: frozenset[str]
+    dirty: bool
 
 
 class _Tally:
@@ -695,7 +896,8 @@ class Redactor:
     def __init__(self, config: RedactionConfig | None = None, *, meter: Meter | None = None) -> None:
         self.config = config = config if config is not None else RedactionConfig()
         entities = config.entities
-        self._recognizers = [_wrap(r) for r in build_recognizers(entities)]
+        self._entities = frozenset(entities)
+        self._recognizers = [_wrap(r) for r in build_recognizers(entities, config.custom_recognizers())]
         self._triggers = list(dict.fromkeys(r.trigger for r in self._recognizers))  # distinct, in order
         self._gated_triggers = [t for t in self._triggers if getattr(t, "literals", ()) or getattr(t, "folded", ())]
         self._pattern_triggers = [t for t in self._triggers if t not in self._gated_triggers]
@@ -708,9 +910,27 @@ class Redactor:
         # JSON whose lower-cased raw text holds none of these can have no always-dropped key ("" is in every text).
         unique = set(fragments)
         self._drop_fragments = tuple(f for f in unique if not any(o != f and o in f for o in unique))
-        self._key_cache: dict[str, int] = {}
-        # A whole span's values at once: the triggers, and the fragments of keys to drop (keys inside JSON values).
-        self._span_screen = _AsciiScreen(self._triggers, self._drop_fragments)
+        self._key_cache: dict[str, _KeyInfo] = {}
+        self._name_cache: dict[str, bool] = {}  # span and event names: whether one needs analysis
+        self._redact_keys = [
+            (_glob_matcher((glob,)), entity) for glob, entity in config.redact_keys.items() if entity in self._entities
+        ]
+        self._redact_key_words = [
+            (f"_{word}_", entity) for word, entity in config.redact_key_words.items() if entity in self._entities
+        ]
+        self._url_keys = frozenset(URL_KEYS) if URL_QUERY in self._entities else frozenset()
+        # JSON object keys that name what their value holds ("ssn": ...), found in raw JSON text: a superset.
+        key_texts = [w.replace("_", "[_.\\- ]?") for w, _ in self._redact_key_words]
+        key_texts += [re.escape(_literal_fragment(glob.lower())) for glob in config.redact_keys]
+        key_texts = [t for t in key_texts if t]
+        self._json_key_pattern = (
+            rf'\\?"[^"\\\n]{{0,64}}(?i:{"|".join(key_texts)})[^"\\\n]{{0,64}}\\?"[ \t]*:' if key_texts else None
+        )
+        self._json_key_re = re.compile(self._json_key_pattern) if self._json_key_pattern else None
+        # A whole span's values at once: the triggers, the fragments of keys to drop and the PII-named JSON keys.
+        self._span_screen = _AsciiScreen(
+            self._triggers, self._drop_fragments, (self._json_key_pattern,) if self._json_key_pattern else ()
+        )
         self._operators = {entity: config.operator_for(entity) for entity in entities}
         self._hash_key = config.hash_key.get_secret_value().encode() if config.hash_key else b""
         self._budget_s = config.time_budget_ms / 1000.0
@@ -831,30 +1051,58 @@ class Redactor:
 
     # --- planning: what each value needs ---
 
-    def _key_rule(self, key: str) -> int:
-        """0 scan, 1 never scan, 2 always drop (cached per key)."""
-        rule = self._key_cache.get(key)
-        if rule is None:
-            if self._always_drop is not None and self._always_drop.match(key):
-                rule = 2
-            elif key.startswith("spanguard.redaction.") or (
-                self._never_scan is not None and self._never_scan.match(key)
-            ):
-                rule = 1
-            else:
-                rule = 0
+    def _key_info(self, key: str) -> _KeyInfo:
+        """What ``key`` means for its value (cached per key)."""
+        info = self._key_cache.get(key)
+        if info is None:
+            info = self._key_cache[key] = self._new_key_info(key)
             if len(self._key_cache) > 10_000:
                 self._key_cache.clear()
-            self._key_cache[key] = rule
-        return rule
+        return info
+
+    def _new_key_info(self, key: str) -> _KeyInfo:
+        words = _key_words(key)
+        word_set = frozenset(words)
+        dirty = bool(self.config.scan_names) and bool(key) and self._triggered(key)
+        if self._always_drop is not None and self._always_drop.match(key):
+            return _KeyInfo(_DROP, None, word_set, False)
+        if key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key)):
+            return _KeyInfo(_NEVER, None, word_set, False)
+        if key.lower() in self._url_keys:
+            return _KeyInfo(_URL, URL_QUERY, word_set, dirty)
+        entity = self._entity_of_key(key, words)
+        if entity is not None:
+            return _KeyInfo(_BY_KEY, entity, word_set, dirty)
+        return _KeyInfo(_SCAN, None, word_set, dirty)
+
+    def _entity_of_key(self, key: str, words: Sequence[str]) -> str | None:
+        """The type a key's values are redacted as, by ``redact_keys`` then ``redact_key_words``; None: scanned."""
+        for matcher, entity in self._redact_keys:
+            if matcher is not None and matcher.match(key):
+                return entity
+        if not words:
+            return None
+        if words == ["address"]:
+            return _pii_entity("STREET_ADDRESS", self._entities)
+        joined = f"_{'_'.join(words)}_"
+        for word, entity in self._redact_key_words:
+            if word in joined:
+                return entity
+        return None
+
+    def _key_rule(self, key: str) -> int:
+        """_SCAN, _NEVER, _DROP, _BY_KEY or _URL (cached per key)."""
+        return self._key_info(key).rule
 
     def _drops(self, key: str) -> bool:
-        return self._key_rule(key) == 2
+        return self._key_info(key).rule == _DROP
 
     def _needs_analysis(self, text: str, lower: str | None = None) -> bool:
         """Whether a text can hold anything: NER is on, or a trigger finds it (``lower``: ``text.lower()``)."""
-        if self._use_ner:
-            return True
+        return self._use_ner or self._triggered(text, lower)
+
+    def _triggered(self, text: str, lower: str | None = None) -> bool:
+        """Whether some trigger finds ``text`` (``lower``: ``text.lower()``)."""
         if text.isascii():
             return self._screen(text)
         if lower is None:
@@ -870,6 +1118,19 @@ class Redactor:
                 return True
         return False
 
+    def _name_needs_analysis(self, name: str) -> bool:
+        """Whether a span or event name must be analyzed (cached per name: names repeat)."""
+        if not name or not self.config.scan_names:
+            return False
+        if self._use_ner:
+            return True
+        dirty = self._name_cache.get(name)
+        if dirty is None:
+            dirty = self._name_cache[name] = self._triggered(name)
+            if len(self._name_cache) > 10_000:
+                self._name_cache.clear()
+        return dirty
+
     def _fired(self, text: str) -> list[_Recognizer]:
         """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once)."""
         lower = text.lower()
@@ -883,34 +1144,52 @@ class Redactor:
         leaves: list[_Leaf] = []
         plans = []
         for m in maps:
-            jobs = {}
+            plan = _MapPlan(m, {})
             for key, value in m.items():
-                job = self._plan_value(key, value, groups, leaves)
+                info = self._key_info(key)
+                job = self._plan_value(
+                    info, value, groups, leaves, content=key in CONTENT_ATTRIBUTES, messages=key in MESSAGE_ATTRIBUTES
+                )
                 if job is not None:
-                    jobs[key] = job
-            plans.append(_MapPlan(m, jobs))
+                    plan.jobs[key] = job
+                if info.dirty and info.rule != _DROP:
+                    # Keys are not NER'd: they are identifiers, and NER on every key would cost more than it finds.
+                    group = _Group()
+                    leaf = plan.keys[key] = _Leaf(key, group)
+                    groups.append((group, [leaf]))
+            plans.append(plan)
         return plans, groups, leaves
 
     def _plan_value(
-        self, key: str, value: Any, groups: list[tuple[_Group, list[_Leaf]]], leaves: list[_Leaf]
+        self,
+        info: _KeyInfo,
+        value: Any,
+        groups: list[tuple[_Group, list[_Leaf]]],
+        leaves: list[_Leaf],
+        *,
+        content: bool = False,
+        messages: bool = False,
     ) -> _Job | None:
         """What to do with one value; None: keep it as it is."""
-        rule = self._key_rule(key)
-        if rule == 2:
+        rule = info.rule
+        if rule == _DROP:
             return _Job("drop")
-        if rule == 1:
+        if rule == _NEVER:
             return None
+        if rule == _BY_KEY:
+            assert info.entity is not None
+            return self._plan_by_key(value, info.entity)
         if isinstance(value, str):
-            return self._plan_string(
-                value, groups, leaves, content=key in CONTENT_ATTRIBUTES, messages=key in MESSAGE_ATTRIBUTES
-            )
+            if rule == _URL:
+                return self._plan_url(value, info, groups, leaves)
+            return self._plan_string(value, groups, leaves, content=content, messages=messages, words=info.words)
         if isinstance(value, (tuple, list)) and any(isinstance(item, str) for item in value):
             items: list[Any] = []
             changed = False
             for item in value:
                 if isinstance(item, str) and item and self._needs_analysis(item):
                     group = _Group()
-                    leaf = _Leaf(item, group)
+                    leaf = _Leaf(item, group, key_words=info.words)
                     groups.append((group, [leaf]))
                     leaves.append(leaf)
                     items.append(leaf)
@@ -920,7 +1199,51 @@ class Redactor:
             if not changed:
                 return None
             return _Job("array", items, original=type(value).__name__)
+        if isinstance(value, Mapping):  # an OTLP kvlist value
+            group = _Group()
+            own: list[_Leaf] = []
+            job = _Job("tree", None, group)
+            try:
+                job.value = self._tree(value, group, own, job, 0)
+            except RecursionError:
+                group.failed = "error"
+            groups.append((group, own))
+            leaves.extend(own)
+            return job
         return None
+
+    @staticmethod
+    def _whole(value: Any, entity: str) -> _Leaf | None:
+        """A leaf that redacts a scalar value whole as ``entity`` (None for empty strings, booleans, None)."""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None
+        text = value if isinstance(value, str) else repr(value)
+        if not text:
+            return None
+        return _Leaf(text, _Group(), [Detection(entity, 0, len(text), 1.0)], whole=True)
+
+    def _plan_by_key(self, value: Any, entity: str) -> _Job | None:
+        leaf = self._whole(value, entity)
+        if leaf is not None:
+            return _Job("text", leaf, leaf.group)
+        if isinstance(value, (tuple, list)):
+            items = [self._whole(item, entity) or item for item in value]
+            if any(isinstance(item, _Leaf) for item in items):
+                return _Job("array", items, original=type(value).__name__)
+        return None
+
+    def _plan_url(
+        self, value: str, info: _KeyInfo, groups: list[tuple[_Group, list[_Leaf]]], leaves: list[_Leaf]
+    ) -> _Job | None:
+        """A URL (or, for ``url.query``, a query string): its query values by key, the rest scanned."""
+        preset = _query_values(value, whole_is_query=value and info.words == frozenset({"url", "query"}))
+        if not preset and not self._needs_analysis(value):
+            return None
+        group = _Group()
+        leaf = _Leaf(value, group, preset, key_words=info.words)
+        groups.append((group, [leaf]))
+        leaves.append(leaf)
+        return _Job("text", leaf, group)
 
     def _plan_string(
         self,
@@ -930,6 +1253,7 @@ class Redactor:
         *,
         content: bool,
         messages: bool = False,
+        words: frozenset[str] = frozenset(),
     ) -> _Job | None:
         if not value:
             return None
@@ -940,6 +1264,7 @@ class Redactor:
                 and "\\/" not in value
                 and not self._needs_analysis(value, lower := value.lower())
                 and not _contains_any(lower, self._drop_fragments)
+                and (self._json_key_re is None or self._json_key_re.search(value) is None)
             ):
                 return None  # nothing in the raw JSON can match: no need to parse it
             try:
@@ -962,17 +1287,25 @@ class Redactor:
         if not self._needs_analysis(value):
             return None
         group = _Group()
-        leaf = _Leaf(value, group)
+        leaf = _Leaf(value, group, key_words=words)
         groups.append((group, [leaf]))
         leaves.append(leaf)
         return _Job("text", leaf, group)
 
     def _tree(
-        self, node: Any, group: _Group, own: list[_Leaf], job: _Job, depth: int, *, structural: bool = False
+        self,
+        node: Any,
+        group: _Group,
+        own: list[_Leaf],
+        job: _Job,
+        depth: int,
+        *,
+        structural: bool = False,
+        words: frozenset[str] = frozenset(),
     ) -> Any:
         """``node`` with string leaves to analyze replaced by :class:`_Leaf`. ``structural``: ``node`` is the root of a
         GenAI content attribute or a ``parts`` list, whose objects (messages, parts, tool definitions) keep their
-        structural fields (:data:`STRUCTURAL_KEYS`) unscanned."""
+        structural fields (:data:`STRUCTURAL_KEYS`) unscanned. ``words``: the words of the key holding ``node``."""
         if isinstance(node, str):
             if not node:
                 return node
@@ -985,22 +1318,31 @@ class Redactor:
                     return _Nested(self._tree(inner, group, own, job, depth + 1), node)
             if not self._needs_analysis(node):
                 return node
-            leaf = _Leaf(node, group)
+            leaf = _Leaf(node, group, key_words=words)
             own.append(leaf)
             return leaf
-        if isinstance(node, dict):
+        if isinstance(node, Mapping):
             out: dict[str, Any] = {}
             for k, v in node.items():
-                if self._drops(k):
+                info = self._key_info(k)
+                if info.rule == _DROP:
                     out[k] = _DROPPED
                     job.dropped += 1
                 elif structural and k in STRUCTURAL_KEYS and isinstance(v, str):
                     out[k] = v
+                elif info.rule == _BY_KEY and not isinstance(v, Mapping):
+                    assert info.entity is not None
+                    if isinstance(v, list):
+                        out[k] = [self._whole(item, info.entity) or item for item in v]
+                    else:
+                        out[k] = self._whole(v, info.entity) or v
                 else:
-                    out[k] = self._tree(v, group, own, job, depth, structural=structural and k == "parts")
+                    out[k] = self._tree(
+                        v, group, own, job, depth, structural=structural and k == "parts", words=info.words
+                    )
             return out
         if isinstance(node, list):
-            return [self._tree(v, group, own, job, depth, structural=structural) for v in node]
+            return [self._tree(v, group, own, job, depth, structural=structural, words=words) for v in node]
         return node
 
     # --- analysis ---
@@ -1016,7 +1358,7 @@ class Redactor:
                         raise RuntimeError("redactor is shut down")
                     continue
                 for leaf in leaves:
-                    leaf.detections = self._structured(leaf.text, deadline)
+                    leaf.detections.extend(self._structured(leaf.text, deadline, leaf.key_words))
             except (_BudgetExceeded, TimeoutError) as exc:
                 group.failed = "timeout"
                 self._log_failure(exc)
@@ -1024,7 +1366,7 @@ class Redactor:
                 group.failed = "error"
                 self._log_failure(exc)
 
-    def _structured(self, text: str, deadline: float) -> list[Detection]:
+    def _structured(self, text: str, deadline: float, key_words: frozenset[str] = frozenset()) -> list[Detection]:
         out: list[Detection] = []
         for r in self._fired(text):
             if r.patterns is not None:
@@ -1039,8 +1381,14 @@ class Redactor:
                 ]
             for det in found:
                 score = det.score
-                if r.context and score < 1.0 and self._has_context(text, det.start, r.context):
+                if (
+                    r.context
+                    and score < 1.0
+                    and (not key_words.isdisjoint(r.context) or self._has_context(text, det.start, r.context))
+                ):
                     score = min(1.0, max(score + _CONTEXT_FACTOR, _CONTEXT_MIN_SCORE))
+                if r.negative and self._has_context(text, det.start, r.negative, _NEGATIVE_CONTEXT_WORDS):
+                    score -= _CONTEXT_FACTOR
                 if score >= self._threshold and score > 0:
                     out.append(det if score == det.score else Detection(det.entity_type, det.start, det.end, score))
             if time.perf_counter() > deadline:
@@ -1101,8 +1449,8 @@ class Redactor:
         return out
 
     @staticmethod
-    def _has_context(text: str, start: int, words: frozenset[str]) -> bool:
-        before = _WORD.findall(text[max(0, start - 120) : start].lower())[-_CONTEXT_WORDS:]
+    def _has_context(text: str, start: int, words: frozenset[str], window: int = 0) -> bool:
+        before = _WORD.findall(text[max(0, start - 120) : start].lower())[-(window or _CONTEXT_WORDS) :]
         return any(w in words or w.rstrip("s") in words for w in before)
 
     def _ner(self, leaves: Sequence[_Leaf]) -> None:
@@ -1286,7 +1634,7 @@ class Redactor:
             elif kind == "array":
                 items = [self._render_leaf(v, tally) if isinstance(v, _Leaf) else v for v in job.value]
                 out[key] = items if job.original == "list" else tuple(items)
-            else:  # json
+            else:  # json, tree
                 assert job.group is not None
                 if job.group.failed:
                     tally.fail(job.group.failed)
@@ -1294,43 +1642,65 @@ class Redactor:
                     continue
                 tally.add((DROPPED_KEY,) * job.dropped)
                 tree, changed = self._render_tree(job.value, tally)
-                out[key] = _dumps(tree) if changed else job.original
+                if kind == "tree":
+                    out[key] = tree if changed else plan.source[key]
+                else:
+                    out[key] = _dumps(tree) if changed else job.original
+        if plan.keys:
+            renamed = {key: self._render_leaf(leaf, tally) for key, leaf in plan.keys.items()}
+            out = {renamed.get(key, key): value for key, value in out.items()}
         return out
 
     def _collect(self, attributes: Mapping[str, Any], texts: list[str]) -> bool:
-        """Add the strings planning would look at to ``texts``; False when a key is always dropped."""
-        rules = self._key_cache
+        """Add the strings planning would look at to ``texts``; False when a key alone says there is work to do."""
+        cache = self._key_cache
         for key, value in attributes.items():
-            rule = rules.get(key)
-            if rule is None:
-                rule = self._key_rule(key)
-            if rule == 1:
+            info = cache.get(key)
+            if info is None:
+                info = self._key_info(key)
+            rule = info.rule
+            if rule == _NEVER:
                 continue
-            if rule == 2:
+            if rule != _SCAN or info.dirty:
                 return False
             if isinstance(value, str):
                 texts.append(value)
             elif isinstance(value, (tuple, list)):
                 texts.extend(item for item in value if isinstance(item, str))
+            elif isinstance(value, Mapping):
+                return False
         return True
 
-    def _is_clean(self, span: SpanView) -> bool:
+    def _is_clean(self, span: SpanView, resources: dict[int, bool] | None = None) -> bool:
         """Whether planning would find nothing to do in ``span``, judged from all its values at once.
 
         The values are joined with newlines and screened in one pass: every trigger that finds a value finds the joined
         text (none is anchored, and a run of digits across two values only adds a candidate), so a clean verdict is
-        the verdict value by value. JSON with ``\\u``/``\\/`` escapes, and keys to drop, go the long way.
+        the verdict value by value. JSON with ``\\u``/``\\/`` escapes, and keys to drop, go the long way. A resource is
+        judged once per batch (``resources``, by identity: the views of one resource share its map).
         """
+        if self._name_needs_analysis(span.name):
+            return False
         texts: list[str] = []
         if not self._collect(span.attributes, texts):
             return False
         for event in span.events:
-            if not self._collect(event.attributes, texts):
+            if self._name_needs_analysis(event.name) or not self._collect(event.attributes, texts):
                 return False
-        if self.config.scan_resource and span.resource and not self._collect(span.resource, texts):
-            return False
+        if self.config.scan_resource and span.resource:
+            if resources is None:
+                resources = {}
+            clean = resources.get(id(span.resource))
+            if clean is None:
+                own: list[str] = []
+                clean = resources[id(span.resource)] = self._collect(span.resource, own) and self._clean_texts(own)
+            if not clean:
+                return False
         if span.status_message:
             texts.append(span.status_message)
+        return self._clean_texts(texts)
+
+    def _clean_texts(self, texts: list[str]) -> bool:
         if not texts:
             return True
         joined = "\n".join(texts)
@@ -1340,11 +1710,14 @@ class Redactor:
             return not self._span_screen(joined)
         if self._drop_fragments and _contains_any(joined.lower(), self._drop_fragments):
             return False
+        if self._json_key_re is not None and self._json_key_re.search(joined) is not None:
+            return False
         return not self._needs_analysis(joined)
 
     def _redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
         if not self._use_ner:
-            clean = [self._is_clean(span) for span in spans]
+            resources: dict[int, bool] = {}
+            clean = [self._is_clean(span, resources) for span in spans]
             if all(clean):
                 self._record(_Tally(), sum(_value_count(span) for span in spans))
                 return list(spans)
@@ -1359,7 +1732,7 @@ class Redactor:
     def _redact_spans_planned(self, spans: Sequence[SpanView]) -> list[SpanView]:
         scan_resource = self.config.scan_resource
         maps: list[Mapping[str, Any]] = []
-        layout: list[tuple[int, int, int, int]] = []  # per span: index of attributes, events count, resource, status
+        layout: list[tuple[int, int, int, int, int, list[int]]] = []  # per span: where its maps are (-1: none)
         resource_index: dict[Any, int] = {}
         for span in spans:
             attrs_at = len(maps)
@@ -1381,22 +1754,50 @@ class Redactor:
             if span.status_message:
                 status_at = len(maps)
                 maps.append({"": span.status_message})
-            layout.append((attrs_at, len(span.events), res_at, status_at))
+            name_at = -1
+            if self._name_needs_analysis(span.name):
+                name_at = len(maps)
+                maps.append({"": span.name})
+            event_names: list[int] = []
+            for event in span.events:
+                if self._name_needs_analysis(event.name):
+                    event_names.append(len(maps))
+                    maps.append({"": event.name})
+                else:
+                    event_names.append(-1)
+            layout.append((attrs_at, len(span.events), res_at, status_at, name_at, event_names))
         plans, groups, leaves = self._plan_maps(maps)
         self._analyze_groups(groups)
         self._ner(leaves)
         out: list[SpanView] = []
         total = _Tally()
         values = 0
-        for span, (attrs_at, _n_events, res_at, status_at) in zip(spans, layout, strict=True):
+        rendered_resources: dict[int, tuple[dict[str, Any], _Tally]] = {}
+        for span, (attrs_at, _n_events, res_at, status_at, name_at, event_names) in zip(spans, layout, strict=True):
             tally = _Tally()
             attributes = self._render_map(plans[attrs_at], tally)
             events = [
-                EventView(e.name, e.time_unix_nano, self._render_map(plans[attrs_at + 1 + i], tally))
+                EventView(
+                    self._render_map(plans[event_names[i]], tally)[""] if event_names[i] >= 0 else e.name,
+                    e.time_unix_nano,
+                    self._render_map(plans[attrs_at + 1 + i], tally),
+                )
                 for i, e in enumerate(span.events)
             ]
-            resource = self._render_map(plans[res_at], tally) if res_at >= 0 else dict(span.resource)
+            if res_at >= 0:
+                # A resource is rendered once per batch; each of its spans is marked with what it lost.
+                cached = rendered_resources.get(res_at)
+                if cached is None:
+                    own = _Tally()
+                    cached = rendered_resources[res_at] = (self._render_map(plans[res_at], own), own)
+                resource = cached[0]
+                tally.count += cached[1].count
+                tally.entities.extend(cached[1].entities)
+                tally.failures.extend(cached[1].failures)
+            else:
+                resource = dict(span.resource)
             status_message = self._render_map(plans[status_at], tally)[""] if status_at >= 0 else span.status_message
+            name = self._render_map(plans[name_at], tally)[""] if name_at >= 0 else span.name
             if tally.count:
                 _mark(attributes, tally)
             values += _value_count(span)
@@ -1405,7 +1806,12 @@ class Redactor:
             total.failures.extend(tally.failures)
             out.append(
                 dataclass_replace(
-                    span, attributes=attributes, events=events, resource=resource, status_message=status_message
+                    span,
+                    name=name,
+                    attributes=attributes,
+                    events=events,
+                    resource=resource,
+                    status_message=status_message,
                 )
             )
         self._record(total, values)
@@ -1414,19 +1820,30 @@ class Redactor:
     # --- failures and accounting ---
 
     def _fail_map(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
-        """Every value failed closed, except never-scanned ones; always-dropped keys removed."""
-        rules = {k: self._key_rule(k) for k in attributes}
-        return {k: (v if rules[k] == 1 else FAILED_MARKER) for k, v in attributes.items() if rules[k] != 2}
+        """Every value failed closed, except never-scanned ones; always-dropped keys removed, keys that need
+        redacting replaced."""
+        out: dict[str, Any] = {}
+        for key, value in attributes.items():
+            info = self._key_info(key)
+            if info.rule == _DROP:
+                continue
+            out[FAILED_MARKER if info.dirty else key] = value if info.rule == _NEVER else FAILED_MARKER
+        return out
 
     def _failed_span(self, span: SpanView) -> SpanView:
         fail_map = self._fail_map
         attributes = fail_map(span.attributes)
         attributes[SPANGUARD_REDACTION_COUNT] = 1
         attributes[SPANGUARD_REDACTION_ENTITIES] = (REDACTION_FAILED,)
+
+        def name(text: str) -> str:
+            return FAILED_MARKER if self._name_needs_analysis(text) else text
+
         return dataclass_replace(
             span,
+            name=name(span.name),
             attributes=attributes,
-            events=[EventView(e.name, e.time_unix_nano, fail_map(e.attributes)) for e in span.events],
+            events=[EventView(name(e.name), e.time_unix_nano, fail_map(e.attributes)) for e in span.events],
             resource=fail_map(span.resource) if self.config.scan_resource else dict(span.resource),
             status_message=FAILED_MARKER if span.status_message else "",
         )
@@ -1470,6 +1887,33 @@ def _mark(attributes: dict[str, Any], tally: _Tally) -> None:
     old_types = {t for t in old if isinstance(t, str)} if isinstance(old, (tuple, list)) else set()
     attributes[SPANGUARD_REDACTION_COUNT] = before + tally.count
     attributes[SPANGUARD_REDACTION_ENTITIES] = tuple(sorted(old_types | set(tally.entities)))
+
+
+def _pii_entity(name: str, entities: frozenset[str]) -> str | None:
+    return name if name in entities else None
+
+
+_QUERY_PARAM: Final = re.compile(r"[^&;]+")
+
+
+def _query_values(url: str, *, whole_is_query: bool) -> list[Detection]:
+    """The query-string values of a URL (or of a bare query string), as ``URL_QUERY`` detections."""
+    if whole_is_query:
+        start = 1 if url.startswith("?") else 0
+    else:
+        start = url.find("?") + 1
+        if start == 0:
+            return []
+    end = url.find("#", start)
+    if end < 0:
+        end = len(url)
+    out = []
+    for match in _QUERY_PARAM.finditer(url, start, end):
+        eq = url.find("=", match.start(), match.end())
+        value_start = match.start() if eq < 0 else eq + 1
+        if match.end() > value_start:
+            out.append(Detection(URL_QUERY, value_start, match.end(), 1.0))
+    return out
 
 
 def _value_count(span: SpanView) -> int:

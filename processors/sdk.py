@@ -25,8 +25,41 @@ if TYPE_CHECKING:
 logger = logging.getLogger("spanguard.processors")
 
 
+class _ResourceMaps:
+    """The attribute map of the last resource seen, and the SDK resource built for the last redacted map.
+
+    An SDK's spans share one ``Resource``; sharing one map between their views lets redaction judge and rewrite the
+    resource once per batch, and sharing the rebuilt ``Resource`` keeps exported batches under one resource.
+    Views never change maps in place, so sharing is safe.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[Resource | None, dict[str, Any]] = (None, {})
+        self._built: tuple[Resource | None, dict[str, Any], Resource | None] = (None, {}, None)
+
+    def attributes(self, resource: Resource | None) -> dict[str, Any]:
+        last = self._last
+        if resource is None:
+            return {}
+        if last[0] is not resource:
+            last = self._last = (resource, dict(resource.attributes))
+        return last[1]
+
+    def rebuilt(self, original: Resource | None, attributes: dict[str, Any]) -> Resource:
+        built = self._built
+        if built[0] is original and built[1] == attributes and built[2] is not None:
+            return built[2]
+        resource = Resource(attributes, original.schema_url if original else "")
+        self._built = (original, attributes, resource)
+        return resource
+
+
+_resources = _ResourceMaps()
+
+
 def to_view(span: ReadableSpan) -> SpanView:
-    """A plain view of an SDK span (attribute maps are copied, so the view can be changed freely)."""
+    """A plain view of an SDK span (attribute maps are copied, so the view can be changed freely; the resource map is
+    shared by the views of one resource and must not be changed in place)."""
     context = span.context
     parent = span.parent
     return SpanView(
@@ -41,7 +74,7 @@ def to_view(span: ReadableSpan) -> SpanView:
         status_message=span.status.description or "",
         attributes=dict(span.attributes or {}),
         events=[EventView(e.name, e.timestamp or 0, dict(e.attributes or {})) for e in span.events],
-        resource=dict(span.resource.attributes) if span.resource else {},
+        resource=_resources.attributes(span.resource),
         scope=span.instrumentation_scope.name if span.instrumentation_scope else "",
         source=span,
     )
@@ -51,10 +84,12 @@ def from_view(view: SpanView) -> ReadableSpan:
     """The view's source span rebuilt with the view's attributes, events and resource attributes."""
     span: ReadableSpan = view.source
     resource = span.resource
-    if resource is None or dict(resource.attributes) != view.resource:
-        resource = Resource(view.resource, resource.schema_url if resource else "")
+    if resource is None or (
+        view.resource is not _resources.attributes(resource) and resource.attributes != view.resource
+    ):
+        resource = _resources.rebuilt(span.resource, view.resource)
     return ReadableSpan(
-        name=span.name,
+        name=view.name,
         context=span.context,
         parent=span.parent,
         resource=resource,
