@@ -22,6 +22,7 @@ from wrapt import wrap_function_wrapper
 _processor_lock = threading.Lock()
 logger = logging.getLogger("spanguard")
 REDACT_ENV = "SPANGUARD_REDACT"
+NER_MODEL_ENV = "SPANGUARD_REDACT_NER_MODEL"
 _redaction: dict[int, tuple[Any, Any, int]] = {}  # id(provider) -> (provider, redactor, users)
 
 
@@ -67,22 +68,43 @@ def redact_setting(redact: bool | None, capture_on: bool) -> bool:
     return redact
 
 
+def ner_model_setting(ner_model: str | None) -> str | None:
+    """The spaCy model for in-process NER: an explicit argument, else ``SPANGUARD_REDACT_NER_MODEL``, else none.
+
+    Raises ValueError when the model named is neither an installed spaCy package nor a model folder.
+    """
+    if ner_model is None:
+        ner_model = os.environ.get(NER_MODEL_ENV, "").strip() or None
+    if ner_model is None:
+        return None
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("spacy") is None:
+        raise ValueError(f"ner_model={ner_model!r} needs spaCy: pip install spacy and the model")
+    if not (Path(ner_model).is_dir() or importlib.util.find_spec(ner_model.replace("-", "_")) is not None):
+        raise ValueError(f"ner_model={ner_model!r} is neither an installed spaCy model package nor a model folder")
+    return ner_model
+
+
 def options_from(kwargs: dict[str, Any]) -> InstrumentOptions:
     """The options given to ``instrument(**kwargs)``, the environment deciding what is not given."""
     given = kwargs.get("options")
     if isinstance(given, InstrumentOptions):
         return given
     capture = capture_mode(kwargs.get("capture_content"))
+    redact = redact_setting(kwargs.get("redact"), capture.enabled)
     return InstrumentOptions(
         capture=capture,
         require_pinned_models=bool(kwargs.get("require_pinned_models", False)),
-        redact=redact_setting(kwargs.get("redact"), capture.enabled),
+        redact=redact,
+        ner_model=ner_model_setting(kwargs.get("ner_model")) if redact else None,
     )
 
 
-def enable_redaction(tracer_provider: Any) -> None:
+def enable_redaction(tracer_provider: Any, ner_model: str | None = None) -> None:
     """Redact every span of ``tracer_provider`` (or the global one) before any of its exporters sees it."""
-    from spanguard.processors.redaction import Redactor
+    from spanguard.processors.redaction import RedactionConfig, Redactor
     from spanguard.processors.sdk import wrap_with_redaction
 
     provider = tracer_provider or trace.get_tracer_provider()
@@ -94,7 +116,7 @@ def enable_redaction(tracer_provider: Any) -> None:
         if entry is not None:
             _redaction[id(provider)] = (entry[0], entry[1], entry[2] + 1)
             return
-        redactor = Redactor()
+        redactor = Redactor(RedactionConfig(ner_model=ner_model))
         wrap_with_redaction(provider, redactor)
         _redaction[id(provider)] = (provider, redactor, 1)
 
@@ -141,7 +163,7 @@ class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         ensure_session_processor(tracer_provider)
         self._redacting_provider = None
         if options.redact:
-            enable_redaction(tracer_provider)
+            enable_redaction(tracer_provider, options.ner_model)
             self._redacting_provider = tracer_provider or trace.get_tracer_provider()
         self._telemetry = Telemetry(
             self.scope,

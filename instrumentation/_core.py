@@ -68,6 +68,8 @@ class InstrumentOptions:
     capture: CaptureMode = CaptureMode.NO_CONTENT
     require_pinned_models: bool = False
     redact: bool = False
+    ner_model: str | None = None
+    """The spaCy model in-process redaction finds names and places with (None: it does not)."""
 
 
 class Telemetry:

@@ -406,7 +406,7 @@ class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
 
     recognizers: tuple[RecognizerSpec, ...] = ()
     """The user's own pattern recognizers, run beside spanguard's; their entity types join ``entities``."""
-    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    entities: tuple[str, ...] = Field(default=DEFAULT_ENTITIES, validate_default=True)
     """Entity types to detect (see :data:`DEFAULT_ENTITIES`; :data:`ENTITY_GROUPS` names are expanded)."""
     operators: dict[str, Operator] = Field(default_factory=dict)
     """Operator per entity type (group names allowed); the others use ``default_operator``."""
@@ -552,7 +552,14 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
     def validate_result(self, pattern_text: str) -> bool:
         """True when the domain ends in a known public suffix."""
-        return _TLD_EXTRACT(pattern_text).fqdn != ""
+        return _TLD_EXTRACT(pattern_text.rpartition("@")[2]).fqdn != ""
+
+    @staticmethod
+    def trim_start(text: str, start: int, end: int) -> int:
+        """Where the address starts: after the last ``/`` of its local part (``/u/ada@example.com`` in a URL)."""
+        at = text.find("@", start, end)
+        slash = text.rfind("/", start, at) if at > 0 else -1
+        return slash + 1 if slash >= 0 else start
 
     def keep_match(self, text: str, start: int, end: int) -> bool:
         """False for a match in the credentials of a URL (``scheme://user:password@host``, ``scheme://token@host``):
@@ -568,6 +575,8 @@ class OfflineEmailRecognizer(EmailRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: Any = None) -> list:
         """Presidio's analysis, without URL credentials."""
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for r in results:
+            r.start = self.trim_start(text, r.start, r.end)
         return [r for r in results if self.keep_match(text, r.start, r.end)]
 
 
@@ -1214,11 +1223,12 @@ class Redactor:
 
     @staticmethod
     def _whole(value: Any, entity: str) -> _Leaf | None:
-        """A leaf that redacts a scalar value whole as ``entity`` (None for empty strings, booleans, None)."""
+        """A leaf that redacts a scalar value whole as ``entity`` (None for empty strings, booleans, None, and values
+        already redacted, so a span redacted twice is counted once)."""
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return None
         text = value if isinstance(value, str) else repr(value)
-        if not text:
+        if not text or _REDACTED.fullmatch(text):
             return None
         return _Leaf(text, _Group(), [Detection(entity, 0, len(text), 1.0)], whole=True)
 
@@ -1399,6 +1409,7 @@ class Redactor:
         """Presidio's PatternRecognizer logic (score, validate, invalidate), with a fail-closed regex time-out."""
         recognizer: Any = r.recognizer
         keep_match = getattr(recognizer, "keep_match", None)
+        trim_start = getattr(recognizer, "trim_start", None)
         out: list[Detection] = []
         for compiled, base_score in r.patterns or ():
             remaining = deadline - time.perf_counter()
@@ -1406,6 +1417,8 @@ class Redactor:
                 raise _BudgetExceeded
             for match in compiled.finditer(text, timeout=remaining):  # TimeoutError: fails closed
                 start, end = match.span()
+                if trim_start is not None:
+                    start = trim_start(text, start, end)
                 if start == end:
                     continue
                 matched = text[start:end]
@@ -1894,6 +1907,8 @@ def _pii_entity(name: str, entities: frozenset[str]) -> str | None:
 
 
 _QUERY_PARAM: Final = re.compile(r"[^&;]+")
+# What the operators leave (<TYPE>, <TYPE:1a2b3c4d>, ****): a value redacted whole once is not redacted again.
+_REDACTED: Final = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>|\*+")
 
 
 def _query_values(url: str, *, whole_is_query: bool) -> list[Detection]:
@@ -1911,7 +1926,7 @@ def _query_values(url: str, *, whole_is_query: bool) -> list[Detection]:
     for match in _QUERY_PARAM.finditer(url, start, end):
         eq = url.find("=", match.start(), match.end())
         value_start = match.start() if eq < 0 else eq + 1
-        if match.end() > value_start:
+        if match.end() > value_start and not _REDACTED.fullmatch(url, value_start, match.end()):
             out.append(Detection(URL_QUERY, value_start, match.end(), 1.0))
     return out
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import Status
 from spanguard.processors.view import EventView, SpanView, span_id_hex, trace_id_hex
 from spanguard.semconv import SPANGUARD_REDACTION_COUNT
@@ -123,6 +124,8 @@ class RedactingSpanProcessor(SpanProcessor):
         self._redactor = redactor
         self._dropped = 0
         self._shutdown = False
+        # Exporting processors do nothing on start; only processors that read a starting span need it redacted first.
+        self._redacts_on_start = type(next_processor).on_start not in _NOOP_ON_START
 
     @property
     def next_processor(self) -> SpanProcessor:
@@ -130,8 +133,26 @@ class RedactingSpanProcessor(SpanProcessor):
         return self._next
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Pass the start on: redaction happens once the span's content is complete."""
+        """Redact the starting span's name and attributes in place (when the wrapped processor reads starts), then pass
+        the start on; the ended span is redacted whole in :meth:`on_end`."""
+        if self._redacts_on_start:
+            self._redact_started(span)
         self._next.on_start(span, parent_context=parent_context)
+
+    def _redact_started(self, span: Span) -> None:
+        try:
+            view = SpanView(trace_id="0" * 32, span_id="0" * 16, name=span.name, attributes=dict(span.attributes or {}))
+            redacted = self._redactor.redact_span(view)
+            if redacted is view:
+                return
+            for key in view.attributes.keys() - redacted.attributes.keys():
+                del span._attributes[key]  # type: ignore[attr-defined]  # the SDK has no public removal
+            span.set_attributes({k: v for k, v in redacted.attributes.items() if view.attributes.get(k, _MISSING) != v})
+            if redacted.name != view.name:
+                span.update_name(redacted.name)
+        except Exception:
+            # The start is passed on regardless; the ended span is redacted (or dropped) in on_end.
+            logger.debug("spanguard: a starting span could not be redacted in place", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Hand on a redacted copy; a span that cannot be redacted is dropped, never passed on as it was."""
@@ -229,6 +250,10 @@ class RiskSamplingSpanProcessor(SpanProcessor):
             decisions = self._sampler.flush()
         self._forward(decisions)
         return self._next.force_flush(timeout_millis)
+
+
+_MISSING = object()
+_NOOP_ON_START = frozenset({SpanProcessor.on_start, BatchSpanProcessor.on_start, SimpleSpanProcessor.on_start})
 
 
 def wrap_with_redaction(provider: Any, redactor: Redactor) -> int:

