@@ -880,3 +880,28 @@ exporters:
     )
     assert issue_at(error, "exporters.otlp.endpoint").line == 7
     assert issue_at(error, "x-defaults").line == 2
+
+
+def test_a_users_recognizer_in_the_redaction_config_is_loaded_and_a_bad_one_is_named() -> None:
+    def text(pattern: str) -> str:
+        return minimal(
+            f"""\
+processors:
+  redaction:
+    recognizers:
+      - name: employee id
+        supported_entity: EMPLOYEE_ID
+        patterns: [{{name: emp, regex: '{pattern}', score: 0.8}}]
+        context: [employee]
+exporters: {{debug: {{}}}}
+"""
+        )
+
+    import spanguard.collector.service  # noqa: F401  # registers the collector's own components
+
+    config = load(text(r"E\d{6}"), registry=None)  # the collector's own registry: the real redaction config
+    redaction = config.processors["redaction"].config
+    assert redaction.recognizers[0].supported_entity == "EMPLOYEE_ID" and "EMPLOYEE_ID" in redaction.entities
+    error = refused(text(r"E(\d"), registry=None)
+    issue = issue_at(error, "processors.redaction.recognizers[0].patterns[0].regex")
+    assert "not a valid regular expression" in issue.message and issue.line == 7
