@@ -37,6 +37,13 @@ SEED = 20240806
 CLEAN_SHARE = 0.9
 BATCH = 64
 
+PLANTED = (
+    "EMAIL_ADDRESS PHONE_NUMBER CREDIT_CARD IBAN_CODE US_SSN IP_ADDRESS OPENAI_API_KEY ANTHROPIC_API_KEY "
+    "AWS_ACCESS_KEY AWS_SECRET_KEY GITHUB_TOKEN SLACK_TOKEN BEARER_TOKEN JWT URL_PASSWORD SECRET PRIVATE_KEY "
+    "PERSON LOCATION"
+).split()
+"""The types :meth:`Corpus.plant` writes (bench/redaction_leaks.py measures the others on an independent corpus)."""
+
 # --- corpus ---------------------------------------------------------------------------------------------------------
 
 
@@ -488,13 +495,19 @@ def _offline_tldextract() -> None:
     email_module.tldextract.extract = offline  # type: ignore[attr-defined]
 
 
-def spanguard_engine(entities: Sequence[str], ner_model: str | None, batch: int) -> Engine:
+def spanguard_engine(entities: Sequence[str] | None, ner_model: str | None, batch: int) -> Engine:
+    """spanguard for ``entities`` (None: every default type, as users run it)."""
     from spanguard.processors.redaction import RedactionConfig, Redactor
     from spanguard.processors.view import SpanView
 
-    redactor = Redactor(RedactionConfig(entities=tuple(entities), ner_model=ner_model))
+    if entities is None:
+        redactor = Redactor(RedactionConfig(ner_model=ner_model))
+    else:
+        redactor = Redactor(RedactionConfig(entities=tuple(entities), ner_model=ner_model))
     engine = Engine()
     engine.name = "spanguard" if batch > 1 else "spanguard 1-by-1"
+    if entities is None:
+        engine.name = "spanguard, all defaults"
 
     def detect(texts: list[str]) -> list[list[tuple[int, int, str]]]:
         out = []
@@ -697,7 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console(width=max(Console().width, 120))
     _offline_tldextract()
-    structured = list(STRUCTURED_ENTITIES + SECRET_ENTITIES)
+    # The types this corpus plants; spanguard's other default types run in the "all defaults" row.
+    structured = [e for e in STRUCTURED_ENTITIES + SECRET_ENTITIES if e in PLANTED]
     all_types = structured + list(NER_ENTITIES)
     started = time.perf_counter()
     traffic, labelled = build_corpus(n_traffic, n_labelled, all_types, args.seed)
@@ -721,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spanguard_engine(entities, sg_model, BATCH),
             spanguard_engine(entities, sg_model, 1),
             presidio_engine(entities, presidio_model, threshold),
+            spanguard_engine(None, sg_model, BATCH),
         ]
         spans = labelled_spans + traffic_spans
         texts = [leaf.text for s in spans for leaf in s.leaves]
@@ -795,8 +810,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_f(sr)} vs {_f(pr_)}",
         )
     )
-    ratio = s["spanguard"]["throughput"]["spans_per_s"] / s["presidio"]["throughput"]["spans_per_s"]
-    checks.append(("structured, 90 % clean traffic: throughput >= 20x Presidio's", ratio >= 20, f"{ratio:.1f}x"))
+    ratio = s["spanguard, all defaults"]["throughput"]["spans_per_s"] / s["presidio"]["throughput"]["spans_per_s"]
+    checks.append(
+        ("structured, 90 % clean traffic: throughput >= 20x Presidio's (all defaults)", ratio >= 20, f"{ratio:.1f}x")
+    )
     n = results["ner"]["engines"]
     sp = n["spanguard"]["accuracy"]["PERSON"]["recall"]
     pp = n["presidio"]["accuracy"]["PERSON"]["recall"]

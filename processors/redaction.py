@@ -932,10 +932,8 @@ class Redactor:
         key_texts = [w.replace("_", "[_.\\- ]?") for w, _ in self._redact_key_words]
         key_texts += [re.escape(_literal_fragment(glob.lower())) for glob in config.redact_keys]
         key_texts = [t for t in key_texts if t]
-        self._json_key_pattern = (
-            rf'\\?"[^"\\\n]{{0,64}}(?i:{"|".join(key_texts)})[^"\\\n]{{0,64}}\\?"[ \t]*:' if key_texts else None
-        )
-        self._json_key_re = re.compile(self._json_key_pattern) if self._json_key_pattern else None
+        self._json_key_pattern = rf'(?i:{"|".join(key_texts)})[^"\\\n]{{0,64}}\\?"[ \t]*:' if key_texts else None
+        self._json_key_re = re2.compile(self._json_key_pattern) if self._json_key_pattern else None
         # A whole span's values at once: the triggers, the fragments of keys to drop and the PII-named JSON keys.
         self._span_screen = _AsciiScreen(
             self._triggers, self._drop_fragments, (self._json_key_pattern,) if self._json_key_pattern else ()
@@ -1072,7 +1070,7 @@ class Redactor:
     def _new_key_info(self, key: str) -> _KeyInfo:
         words = _key_words(key)
         word_set = frozenset(words)
-        dirty = bool(self.config.scan_names) and bool(key) and self._triggered(key)
+        dirty = bool(self.config.scan_names) and bool(key) and self._key_holds_something(key)
         if self._always_drop is not None and self._always_drop.match(key):
             return _KeyInfo(_DROP, None, word_set, False)
         if key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key)):
@@ -1083,6 +1081,16 @@ class Redactor:
         if entity is not None:
             return _KeyInfo(_BY_KEY, entity, word_set, dirty)
         return _KeyInfo(_SCAN, None, word_set, dirty)
+
+    def _key_holds_something(self, key: str) -> bool:
+        """Whether the recognizers find anything in a key (keys repeat, so this runs once per key; a trigger alone,
+        like ``token`` in ``input_tokens``, does not make a key worth rewriting)."""
+        if not self._triggered(key):
+            return False
+        try:
+            return bool(self._structured(key, time.perf_counter() + self._budget_s))
+        except Exception:
+            return True  # cannot tell: the key is analysed with its span, and fails closed there
 
     def _entity_of_key(self, key: str, words: Sequence[str]) -> str | None:
         """The type a key's values are redacted as, by ``redact_keys`` then ``redact_key_words``; None: scanned."""
