@@ -156,3 +156,20 @@ def test_a_users_recognizer_from_config_redacts_its_entity() -> None:
 def test_a_bad_recognizer_in_config_is_refused_with_its_field(spec: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         RedactionConfig(recognizers=[spec])
+
+
+def test_an_ordinary_genai_span_stays_on_the_clean_path(redactor: Redactor) -> None:
+    messages = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "KeyError: 'risk' in line 236"}]}])
+    view = span(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.usage.input_tokens": 12,
+            "gen_ai.usage.output_tokens": 3,
+            "gen_ai.input.messages": messages,
+            "server.address": "api.openai.com",
+        },
+        name="chat gpt-4o",
+        resource={"service.name": "shop", "telemetry.sdk.language": "python"},
+    )
+    assert redactor._is_clean(view)
+    assert redactor.redact_span(view) is view
