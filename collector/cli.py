@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from spanguard._logging import quiet_library_loggers
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; messages are spanguard's own, never span content."""
@@ -27,12 +29,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info") -> None:
-    """Structured logs on stderr."""
+    """Structured logs on stderr; the HTTP and gRPC client libraries only from WARNING up, whatever ``level``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet_library_loggers()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

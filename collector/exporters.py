@@ -74,6 +74,8 @@ from spanguard.collector.sending import (
 )
 from spanguard.exporters.review import ReviewExporterConfig, ReviewSender
 
+from spanguard._logging import safe_url
+
 __all__ = [
     "EXPORTER_CONFIGS",
     "DebugExporterConfig",
@@ -311,6 +313,7 @@ class GrpcSender:
             self._channel = grpc.secure_channel(self.target, credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(self.target, options=options)
+        logger.info("otlp: exporting to %s (%s)", safe_url(self.target), "TLS" if self.secure else "plaintext")
         self._stub = TraceServiceStub(self._channel)
         self._compression = (
             grpc.Compression.Gzip if self._config.compression == "gzip" else grpc.Compression.NoCompression
@@ -360,6 +363,7 @@ class HttpSender:
         except (OSError, ssl.SSLError) as error:
             raise OSError(f"otlphttp: cannot load TLS files: {error}") from None
         self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
+        logger.info("otlphttp: exporting to %s", safe_url(self.url))
 
     def _body(self, payload: Payload) -> bytes:
         body = encode_json(payload.request) if self._config.encoding == "json" else payload.data

@@ -43,6 +43,8 @@ from spanguard.processors.otlp import views_of
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import SPANGUARD_REVIEW_TIER, SPANGUARD_RISK_REASONS, SPANGUARD_RISK_TIER
 
+from spanguard._logging import safe_url
+
 __all__ = [
     "REVIEW_ITEMS_PATH",
     "ReviewExporterConfig",
@@ -324,6 +326,7 @@ class ReviewSender:
         except OSError as error:  # ssl.SSLError is an OSError
             raise OSError(f"review: cannot load TLS files: {error}") from None
         self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
+        logger.info("review: exporting to %s", safe_url(self.url))
 
     def send(self, payload: Payload) -> SendResult:
         client = self._client

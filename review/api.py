@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -26,6 +27,8 @@ from prometheus_client.registry import Collector
 from spanguard.review.config import ServiceConfig
 from spanguard.review.conversation import assemble
 from spanguard.review.schemas import (
+    ITEM_ID,
+    NO_NUL,
     AuditList,
     AuditOut,
     DecisionIn,
@@ -42,6 +45,7 @@ from spanguard.review.schemas import (
     Me,
 )
 from spanguard.review.store import (
+    ITEM_ID_MAX,
     STATUSES,
     Conflict,
     Decision,
@@ -217,8 +221,14 @@ async def _send_error(send: Send, status: int, message: str) -> None:
 
 _ITEM_STATE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such item"},
-    409: {"model": ErrorOut, "description": "the item is held by someone else, decided, or its lease expired"},
+    409: {
+        "model": ErrorOut,
+        "description": "the item is held by someone else, decided, its lease expired, or (dual approval) the caller "
+        "already approved it",
+    },
 }
+# Every route's item id: validated as a 64-bit id before it reaches the store (422 naming it, not a database error).
+ItemIdPath = Annotated[int, PathParam(ge=1, le=ITEM_ID_MAX, description="the item's id, 1 to 2^63-1"), ITEM_ID]
 _bearer = HTTPBearer(auto_error=False, description="a token made by `spanguard review token create`")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
@@ -362,12 +372,12 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     @app.get("/v1/review-items", tags=["review"], summary="The queue: by risk (red first), then age (oldest first).")
     def list_items(
         _: Principal = reviewer,
-        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired")] = None,
-        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$")] = None,
-        reason: Annotated[str | None, Query(max_length=200)] = None,
-        model: Annotated[str | None, Query(max_length=200)] = None,
-        since: Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)")] = None,
-        until: Annotated[dt.datetime | None, Query(description="created before (ISO 8601)")] = None,
+        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired"), NO_NUL] = None,
+        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$"), NO_NUL] = None,
+        reason: Annotated[str | None, Query(max_length=200), NO_NUL] = None,
+        model: Annotated[str | None, Query(max_length=200), NO_NUL] = None,
+        since: Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)"), NO_NUL] = None,
+        until: Annotated[dt.datetime | None, Query(description="created before (ISO 8601)"), NO_NUL] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> ItemList:
@@ -392,7 +402,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     )
     def claim_next(
         principal: Principal = reviewer,
-        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$")] = None,
+        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$"), NO_NUL] = None,
     ) -> ItemDetail | Response:
         item_id = store.claim_next(principal.name, tier=tier)
         if item_id is None:
@@ -408,12 +418,12 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     )
     def facets(
         _: Principal = reviewer,
-        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired")] = None,
+        status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired"), NO_NUL] = None,
     ) -> Facets:
         return Facets(**store.facets(status=_statuses(status)))
 
     @app.get("/v1/review-items/{item_id}", tags=["review"], summary="One item, with its conversation.")
-    def get_item(item_id: int, _: Principal = reviewer) -> ItemDetail:
+    def get_item(item_id: ItemIdPath, _: Principal = reviewer) -> ItemDetail:
         return _detail(store, store.get(item_id), config)
 
     @app.post(
@@ -422,7 +432,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         summary="Lease the item to the caller; 409 when someone else holds it or it is done.",
         responses=_ITEM_STATE_ERRORS,
     )
-    def claim(item_id: int, principal: Principal = reviewer) -> ItemDetail:
+    def claim(item_id: ItemIdPath, principal: Principal = reviewer) -> ItemDetail:
         if not store.claim(item_id, principal.name):
             item = store.get(item_id)
             if item.status == "claimed" and item.lease_owner == principal.name:
@@ -441,7 +451,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         summary="Give a claimed item back to the queue.",
         responses=_ITEM_STATE_ERRORS,
     )
-    def release(item_id: int, principal: Principal = reviewer) -> ItemSummary:
+    def release(item_id: ItemIdPath, principal: Principal = reviewer) -> ItemSummary:
         return _summary(store.release(item_id, principal.name), config)
 
     @app.post(
@@ -450,7 +460,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         summary="Decide a claimed item: approve, reject with a reason, or correct; with ratings, checklist, comment.",
         responses=_ITEM_STATE_ERRORS,
     )
-    def decide(item_id: int, body: DecisionIn, principal: Principal = reviewer) -> ItemDetail:
+    def decide(item_id: ItemIdPath, body: DecisionIn, principal: Principal = reviewer) -> ItemDetail:
         decision = Decision(
             outcome=body.outcome,
             reason=body.reason,
@@ -472,7 +482,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     @app.get("/v1/audit", tags=["review"], summary="The audit trail of an item (or of all items), oldest first.")
     def audit(
         _: Principal = reviewer,
-        item: Annotated[int | None, Query(description="the item's id")] = None,
+        item: Annotated[int | None, Query(ge=1, le=ITEM_ID_MAX, description="the item's id"), ITEM_ID] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> AuditList:
         if item is not None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from spanguard.review.config import ConfigError, ServiceConfig, load_config
 from spanguard.review.store import ROLES, ReviewError, ReviewStore
-from sqlalchemy.engine import make_url
+
+from spanguard._logging import quiet_library_loggers, safe_url
 
 logger = logging.getLogger("spanguard.review")
 
@@ -44,10 +45,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a review config YAML (policy, verdicts endpoint, limits)")
 
 
-def _safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run a ``review`` subcommand; returns the exit code."""
     try:
@@ -59,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store.migrate()
         if args.review_command == "migrate":
-            print(f"review store {_safe(config.db)} is at revision {store.revision()}")
+            print(f"review store {safe_url(config.db)} is at revision {store.revision()}")
             return 0
         if args.review_command == "token":
             if args.token_command == "create":
@@ -80,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(config: ServiceConfig, store: ReviewStore, host: str, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_library_loggers()
     server = ReviewServer(config, store, host=host, port=port)
     server.start()
-    print(f"review service on http://{host}:{server.port}/ (store {_safe(config.db)})", flush=True)
+    print(f"review service on http://{host}:{server.port}/ (store {safe_url(config.db)})", flush=True)
     try:
         server.wait()
     except KeyboardInterrupt:

@@ -5,13 +5,40 @@ Request bodies forbid unknown fields, so a misspelt field is an error naming it 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import pydantic
+from spanguard.review.store import ITEM_ID_MAX
 
 HEX32 = r"^[0-9a-f]{32}$"
 HEX16 = r"^[0-9a-f]{16}$"
 _KEY = r"^[a-z][a-z0-9_]{0,63}$"
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+def _item_id(value: object) -> object:
+    # Checked on the text as the request gave it: int() would also read "+5", " 5" and "1_000", and a number beyond
+    # 64 bits would reach the database (an overflow on SQLite, an out-of-range error on PostgreSQL).
+    if isinstance(value, str) and (not _DECIMAL.fullmatch(value) or not 1 <= int(value) <= ITEM_ID_MAX):
+        raise ValueError(f"not a review item id: ids are decimal integers from 1 to {ITEM_ID_MAX}")
+    return value
+
+
+# Last in an item id parameter's Annotated[int, ...]: anything but 1..2^63-1 written in decimal is a 422 naming it.
+ITEM_ID = pydantic.BeforeValidator(_item_id)
+
+
+def _no_nul(value: object) -> object:
+    # SQLite reads a LIKE pattern only up to a NUL (the filter then matched every item) and PostgreSQL refuses NUL in
+    # text outright: refused here, before either sees it.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain a NUL byte (\\x00)")
+    return value
+
+
+# Last in a string query parameter's Annotated[...] (after its Query): a NUL byte in it is a 422 naming it.
+NO_NUL = pydantic.BeforeValidator(_no_nul)
 
 Tier = Literal["spot_check", "factual_verification", "dual_approval"]
 RiskTier = Literal["green", "yellow", "red"]

@@ -52,6 +52,9 @@ _TIER_RANK = {"spot_check": 0, "factual_verification": 1, "dual_approval": 2}
 _CLAIMABLE = ("pending", "expired")
 _PREVIEW = 280
 _TOKEN_PREFIX = "sgr_"
+ITEM_ID_MAX = 2**63 - 1  # ids are positive 64-bit signed integers
+# The largest id each database's id column holds (INTEGER: 64-bit on SQLite, 32-bit on PostgreSQL).
+_COLUMN_ID_MAX = {"sqlite": ITEM_ID_MAX, "postgresql": 2**31 - 1}
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -200,6 +203,14 @@ def _state(item: ReviewItem) -> dict[str, Any]:
         "tier": item.tier,
         "spans": len(item.spans or []),
     }
+
+
+def _no_nul(filters: Mapping[str, str | None]) -> None:
+    """:class:`ReviewError` naming a filter with a NUL byte: SQLite's LIKE stops reading a pattern at one (the filter
+    matched every item), PostgreSQL refuses one in text."""
+    for name, value in filters.items():
+        if value and "\x00" in value:
+            raise ReviewError(f"{name} must not contain a NUL byte (\\x00)")
 
 
 def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
@@ -378,8 +389,23 @@ class ReviewStore:
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
+    def _stored(self, item_id: int) -> bool:
+        """Whether ``item_id`` fits the id column: :class:`ReviewError` when it is no 64-bit id at all, False when it
+        is one the column cannot hold (so no item has it), True when the database can be asked."""
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or not 1 <= item_id <= ITEM_ID_MAX:
+            raise ReviewError(f"not a review item id: {item_id!r} (ids are integers from 1 to {ITEM_ID_MAX})")
+        # Asking would fail, not miss: SQLite cannot bind an int beyond 64 bits, PostgreSQL refuses one beyond its
+        # column's range (its id column is 32-bit) with an error the API would answer as the store being down.
+        return item_id <= _COLUMN_ID_MAX.get(self.dialect, ITEM_ID_MAX)
+
+    def _existing(self, item_id: int) -> None:
+        """:class:`NotFound` before asking, for an id no row can have (see :meth:`_stored`)."""
+        if not self._stored(item_id):
+            raise NotFound(f"no review item {item_id}")
+
     def get(self, item_id: int) -> ReviewItem:
         """One item; :class:`NotFound` when there is none."""
+        self._existing(item_id)
         self.expire_leases()
         with self._sessions() as session:
             item = session.get(ReviewItem, item_id)
@@ -389,6 +415,8 @@ class ReviewStore:
 
     def decisions(self, item_id: int) -> list[DecisionRecord]:
         """The decisions recorded on an item, oldest first."""
+        if not self._stored(item_id):
+            return []
         with self._sessions() as session:
             query = select(DecisionRecord).where(DecisionRecord.item_id == item_id).order_by(DecisionRecord.id)
             return list(session.scalars(query))
@@ -406,10 +434,11 @@ class ReviewStore:
         offset: int = 0,
     ) -> list[ReviewItem]:
         """Items by risk (highest first), then age (oldest first), filtered by status, tier, reason, model and age."""
-        self.expire_leases()
-        query = select(ReviewItem).order_by(ReviewItem.risk_rank.desc(), ReviewItem.created_at, ReviewItem.id)
         if isinstance(status, str):
             status = [status]
+        _no_nul({"status": ",".join(status or []), "tier": tier, "reason": reason, "model": model})
+        self.expire_leases()
+        query = select(ReviewItem).order_by(ReviewItem.risk_rank.desc(), ReviewItem.created_at, ReviewItem.id)
         if status:
             query = query.where(ReviewItem.status.in_(list(status)))
         if tier is not None:
@@ -435,6 +464,7 @@ class ReviewStore:
 
     def facets(self, *, status: Sequence[str] | None = None, limit: int = 10_000) -> dict[str, dict[str, int]]:
         """How many items (of ``status``) have each tier, risk tier, reason and model: the queue's filter values."""
+        _no_nul({"status": ",".join(status or [])})
         query = select(ReviewItem.tier, ReviewItem.risk_tier, ReviewItem.reasons, ReviewItem.models)
         if status:
             query = query.where(ReviewItem.status.in_(list(status)))
@@ -453,6 +483,8 @@ class ReviewStore:
 
     def audit(self, item_id: int | None = None, *, limit: int = 1000) -> list[AuditEntry]:
         """The audit trail (of one item, or of all), oldest first."""
+        if item_id is not None and not self._stored(item_id):
+            return []
         query = select(AuditEntry).order_by(AuditEntry.id).limit(limit)
         if item_id is not None:
             query = query.where(AuditEntry.item_id == item_id)
@@ -504,19 +536,29 @@ class ReviewStore:
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed == 1:
-            item = session.get(ReviewItem, item_id)
+            # populate_existing: the UPDATE bypassed the session, which may hold the row as it was before.
+            item = session.get(ReviewItem, item_id, populate_existing=True)
             assert item is not None
             self._audit(session, item, reviewer, "claim", None)
         return claimed == 1
 
     def claim(self, item_id: int, reviewer: str, *, lease_s: float | None = None) -> bool:
-        """Lease an item to ``reviewer``: True when it was claimable (or its lease had expired) and is now theirs."""
+        """Lease an item to ``reviewer``: True when it was claimable (or its lease had expired) and is now theirs.
+
+        :class:`Conflict` when ``reviewer`` already approved this ``dual_approval`` item: holding it would only keep
+        it from the second, different reviewer it waits for (``claim_next`` skips such items for the same reason).
+        """
+        self._existing(item_id)
         with self._writing() as session:
-            if self._lease_to(session, item_id, reviewer, lease_s, _now()):
-                return True
-            if session.get(ReviewItem, item_id) is None:
+            # Locked on PostgreSQL (SQLite writers take turns), so the approvals read are those the claim applies to.
+            item = session.get(ReviewItem, item_id, with_for_update=True)
+            if item is None:
                 raise NotFound(f"no review item {item_id}")
-            return False
+            if item.status != "done" and reviewer in (item.approvals or []):
+                raise Conflict(
+                    f"{reviewer} already approved review item {item_id}; a second, different reviewer must decide it"
+                )
+            return self._lease_to(session, item_id, reviewer, lease_s, _now())
 
     def claim_next(self, reviewer: str, *, tier: str | None = None, lease_s: float | None = None) -> int | None:
         """Claim the riskiest, oldest claimable item (of ``tier``) this reviewer may decide; its id, or None.
@@ -554,6 +596,7 @@ class ReviewStore:
 
     def release(self, item_id: int, reviewer: str) -> ReviewItem:
         """Give a claimed item back to the queue (only its lease holder can)."""
+        self._existing(item_id)
         with self._writing() as session:
             item = self._held(session, item_id, reviewer)
             before = _state(item)
@@ -588,6 +631,7 @@ class ReviewStore:
 
     def decide(self, item_id: int, reviewer: str, decision: Decision) -> ReviewItem:
         """Record a verdict by the item's lease holder; ``dual_approval`` items need two different approvers."""
+        self._existing(item_id)
         with self._writing() as session:
             item = self._held(session, item_id, reviewer)
             self.check(item.tier, decision)

@@ -58,6 +58,7 @@ from spanguard.semconv import (
 )
 
 import spanguard
+from spanguard._logging import safe_url
 
 __all__ = [
     "HUMAN_CHECKLIST_PREFIX",
@@ -341,6 +342,7 @@ class VerdictEmitter:
         self._provider.add_log_record_processor(BatchLogRecordProcessor(self._exporter))
         self._logger = self._provider.get_logger(SCOPE_NAME, spanguard.__version__)
         atexit.register(self.shutdown)
+        logger.info("verdicts: exporting to %s (%s)", safe_url(config.logs_url or config.endpoint), config.protocol)
 
     @property
     def enabled(self) -> bool:

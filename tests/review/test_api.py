@@ -187,14 +187,29 @@ def test_dual_approval_needs_two_different_reviewers(service):
         assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
         first = alice.post(f"/v1/review-items/{item}/decision", json=approve).json()
         assert (first["status"], first["approvals"]) == ("pending", ["alice"])
-        assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
-        again = alice.post(f"/v1/review-items/{item}/decision", json=approve)
-        assert again.status_code == 409 and "second reviewer" in again.json()["detail"]
-        assert alice.post(f"/v1/review-items/{item}/release").status_code == 200
+        again = alice.post(f"/v1/review-items/{item}/claim")
+        assert again.status_code == 409 and "second, different reviewer" in again.json()["detail"]
         assert bob.post(f"/v1/review-items/{item}/claim").status_code == 200
         done = bob.post(f"/v1/review-items/{item}/decision", json=approve).json()
     assert (done["status"], done["outcome"], done["approvals"]) == ("done", "approve", ["alice", "bob"])
     assert [d["reviewer"] for d in done["decisions"]] == ["alice", "bob"]
+
+
+def test_a_reviewer_who_approved_cannot_claim_the_item_again_and_it_stays_free_for_a_second(service):
+    item = ingest(service, tier="dual_approval", risk="red")
+    approve = {"outcome": "approve", "checklist": DUAL_CHECKLIST}
+    with service.client("alice") as alice, service.client("bob") as bob:
+        alice.post(f"/v1/review-items/{item}/claim")
+        alice.post(f"/v1/review-items/{item}/decision", json=approve)
+        refused = alice.post(f"/v1/review-items/{item}/claim")
+        left = bob.get(f"/v1/review-items/{item}").json()
+        taken = bob.post(f"/v1/review-items/{item}/claim")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "detail": f"alice already approved review item {item}; a second, different reviewer must decide it"
+    }
+    assert (left["status"], left["lease_owner"], left["approvals"]) == ("pending", None, ["alice"])
+    assert taken.status_code == 200 and taken.json()["lease_owner"] == "bob"
 
 
 def test_one_rejection_ends_a_dual_approval_item(service):
@@ -455,6 +470,66 @@ def test_bad_input_gets_a_4xx_naming_what_was_wrong_and_the_service_keeps_its_da
     assert wrong == []
     assert still["status"] == "claimed" and still["lease_owner"] == "alice" and still["spans"] == 1
     assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+def test_item_ids_outside_64_bits_are_422_and_well_formed_unknown_ids_404_on_every_route(service):
+    item = ingest(service)
+    decision = {"outcome": "approve", "checklist": CHECKLIST}
+    routes = [
+        ("GET", "/v1/review-items/{id}", None),
+        ("POST", "/v1/review-items/{id}/claim", None),
+        ("POST", "/v1/review-items/{id}/release", None),
+        ("POST", "/v1/review-items/{id}/decision", decision),
+        ("GET", "/v1/audit?item={id}", None),
+    ]
+    invalid = ["99999999999999999999999", "9223372036854775808", "0", "-1", "+5", "1_0", "9" * 5000]
+    unknown = ["9223372036854775807", "3000000000", "2147483648", "999999"]
+    wrong = []
+    with service.client("alice") as alice:
+        for method, route, body in routes:
+            name = "query.item" if "audit" in route else "path.item_id"
+            for value in invalid:
+                response = alice.request(method, route.replace("{id}", value), json=body)
+                detail = response.json()["detail"]
+                if response.status_code != 422 or not detail.startswith(f"{name}: Value error, not a review item id"):
+                    wrong.append((method, route, value[:30], response.status_code, detail[:120]))
+            for value in unknown:
+                response = alice.request(method, route.replace("{id}", value), json=body)
+                if (response.status_code, response.json()) != (404, {"detail": f"no review item {value}"}):
+                    wrong.append((method, route, value, response.status_code, response.text[:120]))
+        still = alice.get(f"/v1/review-items/{item}")
+    assert wrong == []
+    assert still.status_code == 200 and httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+NUL_PARAMETERS = [
+    ("GET", "/v1/review-items", "status", "pending"),
+    ("GET", "/v1/review-items", "tier", "spot_check"),
+    ("GET", "/v1/review-items", "reason", "unpinned_model"),
+    ("GET", "/v1/review-items", "model", "gpt-4o-2024-08-06"),
+    ("GET", "/v1/review-items", "since", "2000-01-01T00:00:00Z"),
+    ("GET", "/v1/review-items", "until", "2100-01-01T00:00:00Z"),
+    ("GET", "/v1/review-items/facets", "status", "pending"),
+    ("POST", "/v1/review-items/claim-next", "tier", "spot_check"),
+]
+
+
+def test_a_nul_byte_in_any_string_query_parameter_is_422_naming_it_not_a_match_of_every_item(service):
+    ingest(service)
+    ingest(service)
+    wrong = []
+    with service.client("alice") as alice:
+        for method, route, name, value in NUL_PARAMETERS:
+            for bad in ("\x00", value + "\x00", "\x00" + value):
+                response = alice.request(method, route, params={name: bad})
+                expected = f"query.{name}: Value error, must not contain a NUL byte"
+                if response.status_code != 422 or not response.json()["detail"].startswith(expected):
+                    wrong.append((route, name, repr(bad), response.status_code, response.text[:120]))
+        assert len(alice.get("/v1/review-items", params={"reason": "unpinned_model"}).json()["items"]) == 2
+        assert alice.get("/v1/review-items", params={"reason": "unpinned"}).json()["items"] == []
+        left = alice.get("/v1/review-items", params={"status": "pending"}).json()["items"]
+    assert wrong == []
+    assert len(left) == 2  # claim-next with a NUL tier claimed nothing
 
 
 def _json() -> dict[str, str]:

@@ -99,10 +99,8 @@ def test_dual_approval_needs_two_different_reviewers_and_one_rejection_ends_it(s
     item = _ingest(store, "t", tier="dual_approval", risk="red")
     assert store.claim(item, "alice")
     assert store.decide(item, "alice", Decision("approve")).status == "pending"
-    assert store.claim(item, "alice")
-    with pytest.raises(ReviewError, match="second reviewer"):
-        store.decide(item, "alice", Decision("approve"))
-    store.release(item, "alice")
+    with pytest.raises(Conflict, match="second, different reviewer"):
+        store.claim(item, "alice")
     assert store.claim(item, "bob")
     done = store.decide(item, "bob", Decision("approve"))
     assert (done.status, done.outcome, done.approvals) == ("done", "approve", ["alice", "bob"])
@@ -236,3 +234,63 @@ def test_claim_next_skips_dual_approval_items_the_reviewer_already_approved(stor
     store.decide(item, "alice", Decision("approve"))
     assert store.claim_next("alice") is None
     assert store.claim_next("bob") == item
+
+
+def test_a_reviewer_who_approved_a_dual_approval_item_cannot_claim_it_again(store):
+    item = _ingest(store, "t", tier="dual_approval", risk="red")
+    assert store.claim(item, "alice")
+    store.decide(item, "alice", Decision("approve"))
+    with pytest.raises(Conflict, match=r"alice already approved review item \d+; a second, different reviewer must"):
+        store.claim(item, "alice")
+    left = store.get(item)
+    assert (left.status, left.lease_owner, left.approvals) == ("pending", None, ["alice"])  # not held from bob
+    assert [(e.actor, e.action) for e in store.audit(item)][-1] == ("alice", "decide:approve")
+    assert store.claim(item, "bob")
+    assert [(e.actor, e.action, e.after["lease_owner"]) for e in store.audit(item)][-1] == ("bob", "claim", "bob")
+    done = store.decide(item, "bob", Decision("approve"))
+    assert (done.status, done.approvals) == ("done", ["alice", "bob"])
+    assert not store.claim(item, "alice")  # a done item is refused as done, not as already approved
+
+
+def _by_id(store: ReviewStore, item_id: int) -> list:
+    """Every store call that takes an item id, ready to be called with ``item_id``."""
+    return [
+        (store.get, (item_id,)),
+        (store.claim, (item_id, "alice")),
+        (store.release, (item_id, "alice")),
+        (store.decide, (item_id, "alice", Decision("approve"))),
+    ]
+
+
+def test_item_ids_are_64_bit_and_ids_no_row_can_have_are_not_found_not_database_errors(store):
+    item = _ingest(store, "t")
+    # In range but beyond any row (and beyond PostgreSQL's 32-bit id column): not found, on every method.
+    for missing in (2**31, 3_000_000_000, 2**63 - 1):
+        for call, args in _by_id(store, missing):
+            with pytest.raises(NotFound, match=f"no review item {missing}"):
+                call(*args)
+        assert store.decisions(missing) == [] and store.audit(missing) == []
+    # Not a 64-bit id at all: refused as such (a ReviewError that is not NotFound), before the database sees it.
+    for invalid in (0, -1, 2**63, 10**23):
+        for call, args in [*_by_id(store, invalid), (store.decisions, (invalid,)), (store.audit, (invalid,))]:
+            with pytest.raises(ReviewError, match="not a review item id") as raised:
+                call(*args)
+            assert not isinstance(raised.value, NotFound)
+    assert store.get(item).status == "pending" and store.ping()
+
+
+def test_a_nul_byte_in_a_filter_is_refused_rather_than_matching_every_item(store):
+    _ingest(store, "t1")
+    _ingest(store, "t2")
+    for name, filters in (
+        ("reason", {"reason": "\x00"}),
+        ("reason", {"reason": "unpinned_model\x00"}),
+        ("model", {"model": "\x00"}),
+        ("status", {"status": "pending\x00"}),
+        ("tier", {"tier": "spot_check\x00"}),
+    ):
+        with pytest.raises(ReviewError, match=f"{name} must not contain a NUL byte"):
+            store.list(**filters)
+    with pytest.raises(ReviewError, match="status must not contain a NUL byte"):
+        store.facets(status=["\x00"])
+    assert len(store.list(reason="unpinned_model")) == 2 and store.list(reason="unpinned") == []
