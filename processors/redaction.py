@@ -1,83 +1,9 @@
 """PII and secret redaction over plain values: texts, attribute maps and span views.
 
-Microsoft Presidio supplies the recognizers (its pattern recognizers for e-mail, phone, credit card, IBAN, US SSN
-and IP addresses, spanguard's secret recognizers from :mod:`spanguard.processors.secrets`, which are Presidio
-``PatternRecognizer`` s too) and the anonymizer operators ``replace``/``mask``/``drop``. What spanguard adds is the
-engine around them, built for telemetry where most values hold no PII:
-
-* **Screen.** Every recognizer has a cheap *trigger* (``@`` for e-mail; seven digits, not counting ISO or US dates,
-  for phones, cards and SSNs; ``sk-`` for OpenAI keys, ...). A value that no trigger finds skips the recognizers; a
-  value that some trigger finds runs only the recognizers whose trigger found it. A JSON value whose raw text no
-  trigger (and no ``always_drop`` key) finds is not even parsed (unless NER is on, or it holds ``\\u``/``\\/``
-  escapes). Presidio's own ``AnalyzerEngine`` runs its NLP pipeline and every recognizer on every value.
-* **Recognizers called directly.** Pattern recognizers are evaluated with Presidio's patterns, scores,
-  ``validate_result`` (Luhn, IBAN checksum, e-mail domain on tldextract's bundled suffix list, never the network) and
-  ``invalidate_result`` (SSN and IP rules), but with a regex time-out of the remaining budget, so a pathological value
-  fails closed instead of being skipped. IBANs go through the recognizer's own ``analyze`` (its group trimming), and
-  phone numbers through Presidio's ``PhoneRecognizer`` (``phonenumbers``, its 8 regions) on windows around each run of
-  digits that is not inside an identifier already found. A context word of the recognizer among the five words before
-  a match adds 0.35 to its score (at least 0.4), as Presidio's default context enhancer does; ``score_threshold``
-  (default 0.4, Presidio's phone score) then filters. The card recognizer also knows Mastercard's 2221-2720 range,
-  which Presidio's pattern misses. An e-mail match inside URL credentials (``scheme://user:pass@host``) is dropped:
-  that is a ``URL_PASSWORD``.
-* **Names and places** (``PERSON``, ``LOCATION``) come only from a spaCy NER model, and only when ``ner_model`` is
-  set: its pipeline runs the ``ner`` component alone (plus any embedding layer it listens to), and the texts of a whole
-  batch of spans (those with an upper-case letter followed by a lower-case one; each distinct text once) go through one
-  ``nlp.pipe``. The results of the last 4096 distinct texts are kept, keyed by a 128-bit BLAKE2 digest of the text
-  (never the text), since system prompts and earlier turns come back on every call of a conversation. spaCy
-  labels map as Presidio's do: ``PERSON``/``PER`` -> ``PERSON``; ``GPE``/``LOC``/``FAC``/``LOCATION`` -> ``LOCATION``.
-  Without a model they are not detected, and a warning says so once per process.
-* **Overlaps.** The best detection keeps its span: the most specific (secrets before identifiers before names), then
-  the highest score, then the longest. A detection that overlaps spans already kept keeps the pieces of its span that
-  they do not cover (those holding a letter or digit), with its own type, so no letter or digit that any detection
-  covered is left visible. Each kept span or piece is one redaction (a ``JWT`` after ``Bearer`` is one ``JWT``, not
-  two).
-
-Operators (per entity type, ``default_operator`` otherwise):
-
-* ``replace``: ``<EMAIL_ADDRESS>`` (Presidio's ``replace``).
-* ``mask``: every character of the match becomes ``*`` (Presidio's ``mask``), except the last four characters of a
-  ``CREDIT_CARD``, ``IBAN_CODE``, ``US_SSN`` or ``PHONE_NUMBER`` match of eight characters or more:
-  ``4111 1111 1111 1111`` -> ``***************1111``. Separators are masked too, so the length is kept.
-* ``hash``: ``<PERSON:3f2a9c1b>``: the first 8 hex digits of HMAC-SHA256(``hash_key``, normalized value), stable
-  across traces for one key and unrelated across keys. Normalized: Unicode NFKC and trimmed; e-mail, names, places and
-  IP addresses also case-folded with whitespace collapsed; card, IBAN and SSN reduced to upper-case letters and
-  digits; phone numbers to E.164 (``+15551234567``) when ``phonenumbers`` can parse them (US default), else to their
-  digits; secrets exactly as found. ``hash_key`` is required when any operator is ``hash``.
-* ``drop``: the matched text is removed. A value that was only the entity becomes ``""`` (the attribute stays).
-
-What is covered, per value:
-
-* String attributes, each string of an array attribute, span event attributes, the span's status message, and the
-  resource attributes when ``scan_resource`` is set. Other types (numbers, booleans, bytes) pass unchanged. Span and
-  event names are not scanned.
-* JSON: the GenAI content attributes (``gen_ai.input.messages``, ``gen_ai.output.messages``,
-  ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.tool.call.arguments``,
-  ``gen_ai.tool.call.result``) and any string value that parses as a JSON object or array are redacted inside their
-  string leaves (message ``content``, tool-call ``arguments`` objects, ``response`` values, ...), including strings
-  that themselves hold JSON (up to 4 levels deep). Keys stay; numbers, booleans and nulls stay. The value is
-  re-serialized compactly (``separators=(",", ":")``, ``ensure_ascii=False``, as spanguard records it) only when
-  something changed, so the result is valid JSON of the same shape. A JSON object key that matches ``always_drop``
-  keeps its key, and its value (whatever its type) becomes the string ``"<DROPPED_KEY>"``: the one shape change. In
-  the GenAI content attributes, the structural fields of messages, parts and tool definitions (``role``, ``type``,
-  ``id``, ``finish_reason``, ``mime_type``, ``modality``, ``file_id``) are not scanned, so a tool call's id still
-  matches its response's; inside tool-call ``arguments`` and ``response`` every string is.
-* ``never_scan``: attribute keys (``fnmatch`` globs, case-insensitive) passed through untouched. ``always_drop``:
-  attribute keys whose attribute is removed, whatever its value, each counted as one ``DROPPED_KEY`` redaction;
-  ``always_drop`` wins when a key matches both. ``spanguard.redaction.*`` is never scanned.
-
-Marks: a span in which anything was redacted gets ``spanguard.redaction.count`` (the number of redactions: merged
-detections, dropped keys and failed values) and ``spanguard.redaction.entities`` (the sorted types, including
-``DROPPED_KEY`` and ``REDACTION_FAILED``, never values); a span redacted twice (in-process, then in the collector) adds
-to both.
-
-Fails closed: a value whose analysis raises, or takes longer than ``time_budget_ms`` (wall time; for JSON the whole
-attribute value; for the NER pass of a batch, ``time_budget_ms`` for each text or each 1,000 characters of it, whichever
-is more, summed over the batch, since spaCy works on the texts together, and a timed-out NER pass fails every value it
-covered), becomes ``<REDACTION_FAILED>`` (a JSON value as a whole), is counted as one ``REDACTION_FAILED`` redaction and
-in the ``spanguard.redaction.failed`` counter, and the original is never returned. Values and exception messages are
-never logged (only the exception's type). After :meth:`Redactor.shutdown`, analysis is unavailable, so every value that
-needs it (a trigger finds it, or NER is configured) fails closed.
+Presidio recognizers (its own, spanguard's secret recognizers in :mod:`spanguard.processors.secrets`, the PII ones in
+:mod:`spanguard.processors.pii`, and a user's from ``recognizers:``) run behind cheap triggers screened in one RE2 pass;
+values are also redacted by the key that holds them. What is detected, where, with which operators, and how it fails
+closed: docs/redaction.md.
 """
 
 from __future__ import annotations

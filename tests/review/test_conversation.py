@@ -254,7 +254,8 @@ def test_openai_agent_trace_reads_as_one_thread_with_each_message_once(instrumen
     assert executed["result"] == example_agent.ORDERS["A-1001"]
     assert conversation["models"] == ["gpt-4o-mini-2024-07-18"]
     assert conversation["providers"] == ["openai"]
-    assert conversation["redaction"] == {"count": 1, "entities": ["EMAIL_ADDRESS"]}
+    # The e-mail in the prompt, and the session's user.id on each of the five spans (redacted by its key).
+    assert conversation["redaction"] == {"count": 6, "entities": ["EMAIL_ADDRESS", "USER_ID"]}
     assert [(s["name"], s["depth"]) for s in conversation["spans"]] == [
         ("invoke_agent support-agent", 0),
         ("chat gpt-4o-mini", 1),
