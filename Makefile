@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/instrumentation_overhead.py
 	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/redaction_leaks.py
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/review.py
 
