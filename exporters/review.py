@@ -287,6 +287,7 @@ _HINTS = {
     403: "the token may not post items (it needs the ingest role)",
     404: "no such URL: check endpoint and mode",
     413: "the request is too large: lower max_items_per_request",
+    422: "the receiver refused the items as invalid",
 }
 
 
@@ -295,8 +296,9 @@ class ReviewSender:
 
     A batch without a trace for review sends nothing and succeeds. Failures are classified as for OTLP/HTTP
     (:func:`~spanguard.collector.retry.classify_http_status`): connection errors, timeouts, 429 and every 5xx are
-    retryable (honouring ``Retry-After``); 400, 401, 403, 404, 413 and other 4xx are permanent. A 500 is retried
-    too, unlike OTLP: the review service's 500 is usually a passing database error.
+    retryable (honouring ``Retry-After``); 400, 401, 403, 404, 413, 422 and every other 4xx are permanent: the
+    exporter drops the batch and logs how many spans it lost, since posting the same items again would be refused
+    again. A 500 is retried too, unlike OTLP: the review service's 500 is usually a passing database error.
 
     Sending stops at the first POST that fails, and the exporter retries the whole batch, so the items of POSTs that
     succeeded before are posted again. That is safe: the review service ingests idempotently by trace id (the same

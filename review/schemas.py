@@ -6,7 +6,7 @@ Request bodies forbid unknown fields, so a misspelt field is an error naming it 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from spanguard.review.store import ITEM_ID_MAX
@@ -31,13 +31,15 @@ ITEM_ID = pydantic.BeforeValidator(_item_id)
 
 def _no_nul(value: object) -> object:
     # SQLite reads a LIKE pattern only up to a NUL (the filter then matched every item) and PostgreSQL refuses NUL in
-    # text outright: refused here, before either sees it.
-    if isinstance(value, str) and "\x00" in value:
+    # text outright: refused here, before either sees it. A dict is checked by its keys (the checklist's items).
+    texts = value if isinstance(value, dict) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
         raise ValueError("must not contain a NUL byte (\\x00)")
     return value
 
 
-# Last in a string query parameter's Annotated[...] (after its Query): a NUL byte in it is a 422 naming it.
+# Last in a string query parameter's Annotated[...] (after its Query), or in a field a person types: a NUL byte in it
+# is a 422 naming it. Span content is not refused but stored with U+FFFD instead (ReviewStore.ingest_many).
 NO_NUL = pydantic.BeforeValidator(_no_nul)
 
 Tier = Literal["spot_check", "factual_verification", "dual_approval"]
@@ -138,12 +140,20 @@ class DecisionIn(_Strict):
     """A reviewer's decision; who decided comes from the bearer token."""
 
     outcome: Literal["approve", "reject", "correct"]
-    reason: str | None = pydantic.Field(None, pattern=_KEY, description="one of the configured rejection reasons")
-    reason_text: str | None = pydantic.Field(None, max_length=4000, description="free text beside the reason")
-    correction: str | None = pydantic.Field(None, max_length=200_000, description="the golden answer")
+    reason: Annotated[str | None, NO_NUL] = pydantic.Field(
+        None, pattern=_KEY, description="one of the configured rejection reasons"
+    )
+    reason_text: Annotated[str | None, NO_NUL] = pydantic.Field(
+        None, max_length=4000, description="free text beside the reason"
+    )
+    correction: Annotated[str | None, NO_NUL] = pydantic.Field(
+        None, max_length=200_000, description="the golden answer"
+    )
     ratings: Ratings = Ratings()
-    checklist: dict[str, bool] = pydantic.Field({}, description="every item of the tier's checklist, answered")
-    comment: str | None = pydantic.Field(None, max_length=20_000)
+    checklist: Annotated[dict[str, bool], NO_NUL] = pydantic.Field(
+        {}, description="every item of the tier's checklist, answered"
+    )
+    comment: Annotated[str | None, NO_NUL] = pydantic.Field(None, max_length=20_000)
 
 
 class DecisionOut(pydantic.BaseModel):

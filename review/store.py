@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,11 +206,39 @@ def _state(item: ReviewItem) -> dict[str, Any]:
 
 
 def _no_nul(filters: Mapping[str, str | None]) -> None:
-    """:class:`ReviewError` naming a filter with a NUL byte: SQLite's LIKE stops reading a pattern at one (the filter
-    matched every item), PostgreSQL refuses one in text."""
+    """:class:`ReviewError` naming a filter or field with a NUL byte: SQLite's LIKE stops reading a pattern at one (the
+    filter matched every item), PostgreSQL refuses one in text."""
     for name, value in filters.items():
         if value and "\x00" in value:
             raise ReviewError(f"{name} must not contain a NUL byte (\\x00)")
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with every NUL (``\\x00``) in its strings replaced by U+FFFD, dict keys included, at any depth.
+
+    Span content comes from telemetry and must not be lost, but PostgreSQL text cannot hold a NUL: ingested items pass
+    through this, so both databases store (and answer with) the same thing. ``value`` itself is not changed.
+    """
+    nested: list[Any] = []  # copies whose members are still to be cleaned: a loop, since values nest without bound
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, str):
+            return item.replace("\x00", "\ufffd")
+        if isinstance(item, (Mapping, list, tuple)):
+            item = dict(item) if isinstance(item, Mapping) else list(item)
+            nested.append(item)
+        return item
+
+    result = clean(value)
+    while nested:
+        container = nested.pop()
+        if isinstance(container, dict):
+            pairs = [(clean(key), clean(item)) for key, item in container.items()]
+            container.clear()
+            container.update(pairs)
+        else:
+            container[:] = [clean(item) for item in container]
+    return result
 
 
 def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
@@ -220,7 +248,8 @@ def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
     preview = " ".join(preview.split())
     if len(preview) > _PREVIEW:
         preview = preview[: _PREVIEW - 1] + "…"
-    return list(conversation["models"])[:20], preview
+    # Read from the JSON text of message attributes, where an escaped \u0000 decodes to a NUL again.
+    return _without_nul(list(conversation["models"])[:20]), _without_nul(preview)
 
 
 class ReviewStore:
@@ -329,7 +358,11 @@ class ReviewStore:
         return self.ingest_many([IngestItem(trace_id, tier, risk_tier, reasons, spans)], actor=actor)[0][0]
 
     def ingest_many(self, items: Sequence[IngestItem], *, actor: str) -> list[tuple[int, bool]]:
-        """Ingest several traces in one transaction; ``(item id, created)`` for each, in order."""
+        """Ingest several traces in one transaction; ``(item id, created)`` for each, in order.
+
+        NUL bytes in the spans and reasons are stored as U+FFFD (:func:`_without_nul`).
+        """
+        items = [replace(item, reasons=_without_nul(item.reasons), spans=_without_nul(item.spans)) for item in items]
         for attempt in range(3):
             try:
                 with self._writing() as session:
@@ -610,6 +643,16 @@ class ReviewStore:
     def check(self, tier: str, decision: Decision) -> None:
         """Raise :class:`ReviewError` naming what is wrong when ``decision`` does not fit an item of ``tier``."""
         policy = self.policy
+        # Typed by a reviewer, not telemetry: refused rather than altered (PostgreSQL text cannot hold a NUL).
+        _no_nul(
+            {
+                "reason": decision.reason,
+                "reason_text": decision.reason_text,
+                "correction": decision.correction,
+                "comment": decision.comment,
+                "checklist": "".join(decision.checklist),
+            }
+        )
         if decision.outcome not in ("approve", "reject", "correct"):
             raise ReviewError(f"outcome must be approve, reject or correct, not {decision.outcome!r}")
         if decision.outcome == "reject" and not decision.reason:

@@ -503,7 +503,7 @@ def test_a_batch_without_reviewable_traces_sends_nothing(server: ReviewServer, m
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [
-        *[(status, False) for status in (400, 401, 403, 404, 413)],
+        *[(status, False) for status in (400, 401, 403, 404, 409, 413, 422)],
         *[(status, True) for status in (429, 500, 502, 503, 504)],
     ],
 )
@@ -555,6 +555,27 @@ def test_400_is_permanent_dropped_and_counted(
     assert len(server.requests) == 1
     assert "HTTP 400" in caplog.text
     assert SECRET not in caplog.text and TOKEN not in caplog.text
+
+
+def test_422_from_the_service_is_dropped_with_a_logged_count_not_retried_and_the_queue_moves_on(
+    server: ReviewServer, made: list[Exporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.script.append(422)
+    exporter = review_exporter(made, server.url, sending_queue={"num_consumers": 1})
+    refused, _ = review_batch(traces=2, spans=2)
+    exporter.consume(refused)
+    assert wait_until(lambda: exporter.stats["failed_spans"] == 4)
+    later, later_ids = review_batch(traces=1, spans=1)
+    exporter.consume(later)
+    assert wait_until(lambda: exporter.stats["sent_batches"] == 1)
+    time.sleep(0.2)  # a retry of the refused batch (FAST_RETRY: 10 to 50 ms apart) would have been posted by now
+    stats = exporter.stats
+    assert (stats["dropped"], stats["retries"], stats["sent_spans"], stats["queue_size"]) == (4, 0, 1, 0)
+    assert [r["status"] for r in server.requests] == [422, 200]
+    assert [item["trace_id"] for item in server.delivered()] == later_ids
+    assert "export of 4 span(s) failed permanently: HTTP 422" in caplog.text
+    assert "scripted" not in caplog.text and SECRET not in caplog.text and TOKEN not in caplog.text
 
 
 def test_service_down_then_up_delivers_from_the_persistent_queue_across_a_restart(

@@ -532,6 +532,92 @@ def test_a_nul_byte_in_any_string_query_parameter_is_422_naming_it_not_a_match_o
     assert len(left) == 2  # claim-next with a NUL tier claimed nothing
 
 
+def _nul_span(trace: str, span_id: str) -> dict:
+    """A span with a NUL byte in its name, attribute keys and values, events, status, resource and scope."""
+    [span] = item_body(trace, spans=(span_id,))["spans"]
+    messages = '[{"role": "user", "parts": [{"type": "text", "content": "When\\u0000does it arrive?"}]}]'
+    span["name"] = "chat\x00gpt-4o"
+    span["attributes"] = {
+        **span["attributes"],
+        "gen_ai.input.messages": messages,  # an escaped NUL in JSON text: the preview decodes it
+        "gen_ai.response.model": "gpt-4o\x00mini",
+        "app.\x00key": "value",
+        "app.value": "a\x00b",
+        "app.nested": {"k\x00": ["x\x00", 1]},
+    }
+    span["events"] = [{"name": "gen_ai.\x00choice", "attributes": {"e\x00": "f\x00"}}]
+    span["status"] = {"code": "error", "message": "boom\x00"}
+    span["resource"] = {"service.\x00name": "agent\x00"}
+    span["scope"] = {"name": "scope\x00", "version": "1\x00"}
+    return span
+
+
+def test_nul_bytes_in_ingested_span_content_are_stored_as_u_fffd_the_same_on_both_databases(service):
+    trace = trace_id()
+    body = {**item_body(trace), "reasons": ["nul\x00reason"], "spans": [_nul_span(trace, "a")]}
+    with service.client("ingest") as client:
+        created = client.post("/v1/review-items", json=body)
+        merged = client.post("/v1/review-items", json={"items": [{**body, "spans": [_nul_span(trace, "b")]}]})
+    assert created.status_code == 200, created.text
+    assert merged.status_code == 200, merged.text
+    item = created.json()["items"][0]["id"]
+    assert merged.json()["items"][0] == {"id": item, "trace_id": trace, "created": False}
+    with service.client("alice") as alice:
+        detail = alice.get(f"/v1/review-items/{item}").json()
+        by_model = alice.get("/v1/review-items", params={"model": "gpt-4o\ufffdmini"}).json()["items"]
+        by_reason = alice.get("/v1/review-items", params={"reason": "nul\ufffdreason"}).json()["items"]
+        claimed = alice.post(f"/v1/review-items/{item}/claim")
+    assert (detail["spans"], detail["reasons"], detail["models"]) == (2, ["nul\ufffdreason"], ["gpt-4o\ufffdmini"])
+    assert detail["preview"] == "When\ufffddoes it arrive?"
+    assert [s["name"] for s in detail["conversation"]["spans"]] == ["chat\ufffdgpt-4o"] * 2
+    assert [i["id"] for i in by_model] == [item] and [i["id"] for i in by_reason] == [item]
+    assert claimed.status_code == 200
+    stored = service.store.get(item).spans[0]
+    assert stored["name"] == "chat\ufffdgpt-4o"
+    attributes = stored["attributes"]
+    assert (attributes["app.\ufffdkey"], attributes["app.value"]) == ("value", "a\ufffdb")
+    assert attributes["app.nested"] == {"k\ufffd": ["x\ufffd", 1]}
+    assert attributes["gen_ai.response.model"] == "gpt-4o\ufffdmini"
+    assert "app.\x00key" not in attributes
+    [event] = stored["events"]
+    assert (event["name"], event["attributes"]) == ("gen_ai.\ufffdchoice", {"e\ufffd": "f\ufffd"})
+    assert stored["status"] == {"code": "error", "message": "boom\ufffd"}
+    assert stored["resource"] == {"service.\ufffdname": "agent\ufffd"}
+    assert stored["scope"] == {"name": "scope\ufffd", "version": "1\ufffd"}
+
+
+NUL_DECISIONS = [
+    ("reason_text", {"outcome": "reject", "reason": "other", "reason_text": "made\x00up", "checklist": CHECKLIST}),
+    ("comment", {"outcome": "approve", "checklist": CHECKLIST, "comment": "\x00"}),
+    ("correction", {"outcome": "correct", "correction": "Tues\x00day", "checklist": CHECKLIST}),
+    ("checklist", {"outcome": "approve", "checklist": {**CHECKLIST, "to\x00ne": True}}),
+    ("reason", {"outcome": "reject", "reason": "other\x00", "checklist": CHECKLIST}),
+]
+
+
+def test_a_nul_byte_in_a_decisions_text_is_422_naming_the_field_and_the_item_stays_claimable(service):
+    item = ingest(service)
+    wrong = []
+    with service.client("alice") as alice, service.client("bob") as bob:
+        assert alice.post(f"/v1/review-items/{item}/claim").status_code == 200
+        for field, body in NUL_DECISIONS:
+            response = alice.post(f"/v1/review-items/{item}/decision", json=body)
+            expected = f"body.{field}: Value error, must not contain a NUL byte (\\x00)"
+            if (response.status_code, response.json()) != (422, {"detail": expected}):
+                wrong.append((field, response.status_code, response.text[:160]))
+        still = alice.get(f"/v1/review-items/{item}").json()
+        trail = alice.get("/v1/audit", params={"item": item}).json()["entries"]
+        assert alice.post(f"/v1/review-items/{item}/release").status_code == 200
+        taken = bob.post("/v1/review-items/claim-next")
+        decided = bob.post(f"/v1/review-items/{item}/decision", json={"outcome": "approve", "checklist": CHECKLIST})
+    assert wrong == []
+    assert (still["status"], still["lease_owner"], still["decisions"]) == ("claimed", "alice", [])
+    assert [e["action"] for e in trail] == ["ingest", "claim"]
+    assert taken.status_code == 200 and taken.json()["id"] == item
+    assert decided.status_code == 200 and decided.json()["status"] == "done"
+    assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
 

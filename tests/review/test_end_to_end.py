@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
 import httpx
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from spanguard.collector.component import TraceBatch
 from spanguard.collector.config import load_config_text
+from spanguard.collector.exporters import create_exporter
 from spanguard.collector.service import Collector
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
@@ -103,5 +108,47 @@ service:
         assert detail["conversation"]["turns"][0]["role"] == "user"
         assert EMAIL not in detail["conversation"]["turns"][0]["content"]
     finally:
+        service.shutdown()
+        store.shutdown()
+
+
+def test_a_nul_byte_in_a_spans_content_is_delivered_once_not_retried_forever(db_url):
+    # PostgreSQL text cannot hold a NUL: the service stores U+FFFD instead of answering 503, which the exporter
+    # would retry without end, holding its queue.
+    config = ServiceConfig(db=db_url)
+    store = ReviewStore(db_url, config.policy)
+    store.migrate()
+    service = ReviewServer(config, store, port=0)
+    service.start()
+    retry = {"initial_interval": "0.05s", "max_interval": "0.2s", "max_elapsed_time": "0s"}
+    settings = {"endpoint": f"http://127.0.0.1:{service.port}", "token": store.create_token("collector", "ingest")}
+    exporter = create_exporter("review", "review", {**settings, "retry_on_failure": retry})
+    exporter.start()
+    try:
+        trace = os.urandom(16)
+        attributes = {
+            "spanguard.review.tier": "spot_check",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.response.model": "m\x00",
+            "app.\x00key": "a\x00b",
+        }
+        span = Span(
+            trace_id=trace,
+            span_id=os.urandom(8),
+            name="chat\x00",
+            attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()],
+        )
+        span.events.add(name="event\x00")
+        exporter.consume(TraceBatch([ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]))
+        assert wait_until(lambda: exporter.stats["sent_batches"] == 1, timeout=30)
+        stats = exporter.stats
+        assert (stats["sent_spans"], stats["retries"], stats["dropped"]) == (1, 0, 0)
+        [item] = store.list()
+        [stored] = item.spans
+        assert (item.trace_id, stored["name"]) == (trace.hex(), "chat\ufffd")
+        assert stored["events"][0]["name"] == "event\ufffd"
+        assert stored["attributes"]["app.\ufffdkey"] == "a\ufffdb" and item.models == ["m\ufffd"]
+    finally:
+        exporter.shutdown(timeout=5)
         service.shutdown()
         store.shutdown()

@@ -294,3 +294,27 @@ def test_a_nul_byte_in_a_filter_is_refused_rather_than_matching_every_item(store
     with pytest.raises(ReviewError, match="status must not contain a NUL byte"):
         store.facets(status=["\x00"])
     assert len(store.list(reason="unpinned_model")) == 2 and store.list(reason="unpinned") == []
+
+
+def test_nul_bytes_are_stored_as_u_fffd_in_spans_and_refused_in_a_decisions_text(store):
+    span = {"span_id": "a", "name": "chat\x00", "attributes": {"k\x00": ["v\x00"]}, "events": [{"name": "e\x00"}]}
+    item = store.ingest("t1", tier="spot_check", risk_tier="red", reasons=["r\x00"], spans=[span], actor="ingest")
+    [stored] = store.get(item).spans
+    assert stored == {
+        "span_id": "a",
+        "name": "chat\ufffd",
+        "attributes": {"k\ufffd": ["v\ufffd"]},
+        "events": [{"name": "e\ufffd"}],
+    }
+    assert store.get(item).reasons == ["r\ufffd"] and span["name"] == "chat\x00"  # the caller's spans are not changed
+    assert store.claim(item, "alice")
+    for field, decision in (
+        ("reason_text", Decision("reject", reason="other", reason_text="\x00")),
+        ("correction", Decision("correct", correction="x\x00")),
+        ("comment", Decision("approve", comment="x\x00y")),
+        ("checklist", Decision("approve", checklist={"tone\x00": True})),
+    ):
+        with pytest.raises(ReviewError, match=f"^{field} must not contain a NUL byte"):
+            store.decide(item, "alice", decision)
+    assert store.decisions(item) == [] and store.get(item).status == "claimed"
+    store.decide(item, "alice", Decision("approve", comment="fine"))
