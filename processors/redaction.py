@@ -238,6 +238,9 @@ _JSON_DEPTH: Final = 4
 # they are left as they are (a tool call's id must still match its response's). Only at those levels: the same keys
 # inside tool-call arguments or responses are scanned like everything else.
 STRUCTURAL_KEYS: Final = frozenset({"role", "type", "id", "finish_reason", "mime_type", "modality", "file_id"})
+_RESOURCE_CACHE_SIZE: Final = 256  # distinct resources whose redaction is kept (a fleet has few)
+_MISS: Final = object()
+_NO_RESOURCES: Final[Mapping[int, Any]] = {}
 _NER_CACHE_SIZE: Final = 4096  # NER results of recent texts (system prompts, earlier turns), by 128-bit digest
 _NER_CHARS_PER_BUDGET: Final = 1000  # the NER pass gets time_budget_ms per text or per 1,000 characters of it
 _PRIORITY: Final[Mapping[str, int]] = {
@@ -542,6 +545,11 @@ _QUIET.log_errors = False
 _NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
 
 
+# An alternative that is a literal (re2.escape'd, maybe case-folded): no class, group or repeat of its own.
+_LITERAL_ALTERNATIVE: Final = re.compile(r"(?:\(\?i:)?(?:\\.|[A-Za-z0-9_])+\)?")
+_HEAVY_GROUP: Final = 8
+
+
 class _AsciiScreen:
     """Every trigger of a redactor as one RE2 pass over ASCII text, with the same answer as trying them one by one.
 
@@ -571,8 +579,15 @@ class _AsciiScreen:
             else:
                 alternatives.extend(portable)
         run = rf"([0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}})" if digits else "(a^)"
-        pattern = "|".join([run, *alternatives])
-        self._re = re2.compile(pattern.encode("ascii"))
+        # Literals and the digits run make one automaton; patterns with classes and repeats go in small groups of
+        # their own, since one automaton of all of them outgrows RE2's DFA memory and falls back to a slow NFA.
+        light = [a for a in alternatives if _LITERAL_ALTERNATIVE.fullmatch(a)]
+        heavy = [a for a in alternatives if not _LITERAL_ALTERNATIVE.fullmatch(a)]
+        self._re = re2.compile("|".join([run, *light]).encode("ascii"))
+        self._heavy = [
+            re2.compile("|".join(heavy[i : i + _HEAVY_GROUP]).encode("ascii"))
+            for i in range(0, len(heavy), _HEAVY_GROUP)
+        ]
 
     def __call__(self, text: str) -> bool:
         """Whether some trigger finds ``text``, which must be ASCII."""
@@ -580,8 +595,58 @@ class _AsciiScreen:
         for match in self._re.finditer(data):
             if match.lastindex != 1 or _DATE_ASCII.match(data, match.start()) is None:
                 return True
+        for group in self._heavy:
+            if group.search(data) is not None:
+                return True
         lower = text.lower() if self._python else text
         return any(trigger(text, lower) for trigger in self._python)
+
+
+class _TriggerSets:
+    """Which triggers find an ASCII text, in a few RE2 passes (RE2 sets, grouped as :class:`_AsciiScreen` groups its
+    automata) instead of one Python test per trigger; the triggers RE2 cannot express, and the digits trigger's date
+    rule, are checked in Python."""
+
+    def __init__(self, triggers: Sequence[Callable[[str, str], bool]]) -> None:
+        self._python: list[Callable[[str, str], bool]] = []
+        light: list[tuple[str, Callable[[str, str], bool]]] = []
+        heavy: list[tuple[str, Callable[[str, str], bool]]] = []
+        for trigger in triggers:
+            if trigger is _DIGITS:
+                heavy.append((rf"[0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}}", trigger))
+                continue
+            alternatives = _re2_alternatives(trigger)
+            if alternatives is None:
+                self._python.append(trigger)
+                continue
+            target = light if all(_LITERAL_ALTERNATIVE.fullmatch(a) for a in alternatives) else heavy
+            target.append(("|".join(alternatives), trigger))
+        self._sets: list[tuple[Any, list[Callable[[str, str], bool]]]] = []
+        for group in [light, *(heavy[i : i + _HEAVY_GROUP] for i in range(0, len(heavy), _HEAVY_GROUP))]:
+            if not group:
+                continue
+            rset = re2.Set.SearchSet(_QUIET)
+            for pattern, _ in group:
+                rset.Add(pattern.encode("ascii"))
+            rset.Compile()
+            self._sets.append((rset, [trigger for _, trigger in group]))
+
+    def __call__(self, text: str) -> set[Callable[[str, str], bool]]:
+        """The triggers that (may) find ``text``, which must be ASCII."""
+        data = text.encode("ascii")
+        hit: set[Callable[[str, str], bool]] = set()
+        for rset, owners in self._sets:
+            for index in rset.Match(data) or ():
+                hit.add(owners[index])
+        lower: str | None = None
+        if _DIGITS in hit and not _DIGITS(text, text):
+            hit.discard(_DIGITS)  # only dates
+        for trigger in self._python:
+            if lower is None:
+                lower = text.lower()
+            if trigger(text, lower):
+                hit.add(trigger)
+        return hit
 
 
 def _re2_alternatives(trigger: Callable[[str, str], bool]) -> list[str] | None:
@@ -839,6 +904,7 @@ class Redactor:
         self._gate_literals = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.literals))
         self._gate_folded = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.folded))
         self._screen = _AsciiScreen(self._triggers)
+        self._trigger_sets = _TriggerSets(self._triggers)
         self._never_scan = _glob_matcher(config.never_scan)
         self._always_drop = _glob_matcher(config.always_drop)
         fragments = [_literal_fragment(g.lower()) for g in config.always_drop]
@@ -846,7 +912,10 @@ class Redactor:
         unique = set(fragments)
         self._drop_fragments = tuple(f for f in unique if not any(o != f and o in f for o in unique))
         self._key_cache: dict[str, _KeyInfo] = {}
-        self._name_cache: dict[str, bool] = {}  # span and event names: whether one needs analysis
+        self._name_cache: dict[str, bool] = {}
+        self._resource_cache: dict[
+            Any, tuple[dict[str, Any], _Tally] | None
+        ] = {}  # span and event names: whether one needs analysis
         self._redact_keys = [
             (_glob_matcher((glob,)), entity) for glob, entity in config.redact_keys.items() if entity in self._entities
         ]
@@ -996,7 +1065,7 @@ class Redactor:
     def _new_key_info(self, key: str) -> _KeyInfo:
         words = _key_words(key)
         word_set = frozenset(words)
-        dirty = bool(self.config.scan_names) and bool(key) and self._key_holds_something(key)
+        dirty = bool(self.config.scan_names) and bool(key) and self._holds_something(key)
         if self._always_drop is not None and self._always_drop.match(key):
             return _KeyInfo(_DROP, None, word_set, False)
         if key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key)):
@@ -1008,13 +1077,14 @@ class Redactor:
             return _KeyInfo(_BY_KEY, entity, word_set, dirty)
         return _KeyInfo(_SCAN, None, word_set, dirty)
 
-    def _key_holds_something(self, key: str) -> bool:
-        """Whether the recognizers find anything in a key (keys repeat, so this runs once per key; a trigger alone,
-        like ``token`` in ``input_tokens``, does not make a key worth rewriting)."""
-        if not self._triggered(key):
+    def _holds_something(self, text: str) -> bool:
+        """Whether the recognizers find anything in a key or a name (both repeat, so this runs once per distinct one;
+        a trigger alone, like ``token`` in ``input_tokens`` or the digits of ``claude-3-5-sonnet-20240620``, does not
+        make one worth rewriting)."""
+        if not self._triggered(text):
             return False
         try:
-            return bool(self._structured(key, time.perf_counter() + self._budget_s))
+            return bool(self._structured(text, time.perf_counter() + self._budget_s))
         except Exception:
             return True  # cannot tell: the key is analysed with its span, and fails closed there
 
@@ -1062,20 +1132,24 @@ class Redactor:
         return False
 
     def _name_needs_analysis(self, name: str) -> bool:
-        """Whether a span or event name must be analyzed (cached per name: names repeat)."""
+        """Whether a span or event name must be redacted (cached per name: names repeat)."""
         if not name or not self.config.scan_names:
             return False
         if self._use_ner:
             return True
         dirty = self._name_cache.get(name)
         if dirty is None:
-            dirty = self._name_cache[name] = self._triggered(name)
+            dirty = self._name_cache[name] = self._holds_something(name)
             if len(self._name_cache) > 10_000:
                 self._name_cache.clear()
         return dirty
 
     def _fired(self, text: str) -> list[_Recognizer]:
-        """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once)."""
+        """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once; in ASCII text, the
+        triggers RE2 can express are found together by :class:`_TriggerSets`, a superset their patterns then decide)."""
+        if text.isascii():
+            hit = self._trigger_sets(text)
+            return [r for r in self._recognizers if r.trigger in hit]
         lower = text.lower()
         hits = {trigger: trigger(text, lower) for trigger in self._triggers}
         return [r for r in self._recognizers if hits[r.trigger]]
@@ -1618,13 +1692,13 @@ class Redactor:
                 return False
         return True
 
-    def _is_clean(self, span: SpanView, resources: dict[int, bool] | None = None) -> bool:
+    def _is_clean(self, span: SpanView) -> bool:
         """Whether planning would find nothing to do in ``span``, judged from all its values at once.
 
         The values are joined with newlines and screened in one pass: every trigger that finds a value finds the joined
         text (none is anchored, and a run of digits across two values only adds a candidate), so a clean verdict is
-        the verdict value by value. JSON with ``\\u``/``\\/`` escapes, and keys to drop, go the long way. A resource is
-        judged once per batch (``resources``, by identity: the views of one resource share its map).
+        the verdict value by value. JSON with ``\\u``/``\\/`` escapes, and keys to drop, go the long way.
+        The resource is not looked at here (see :meth:`_redacted_resource`).
         """
         if self._name_needs_analysis(span.name):
             return False
@@ -1633,15 +1707,6 @@ class Redactor:
             return False
         for event in span.events:
             if self._name_needs_analysis(event.name) or not self._collect(event.attributes, texts):
-                return False
-        if self.config.scan_resource and span.resource:
-            if resources is None:
-                resources = {}
-            clean = resources.get(id(span.resource))
-            if clean is None:
-                own: list[str] = []
-                clean = resources[id(span.resource)] = self._collect(span.resource, own) and self._clean_texts(own)
-            if not clean:
                 return False
         if span.status_message:
             texts.append(span.status_message)
@@ -1662,41 +1727,74 @@ class Redactor:
         return not self._needs_analysis(joined)
 
     def _redact_spans(self, spans: Sequence[SpanView]) -> list[SpanView]:
+        resources: dict[int, tuple[dict[str, Any], _Tally] | None] = {}
+        if self.config.scan_resource:
+            for span in spans:
+                if span.resource and id(span.resource) not in resources:
+                    resources[id(span.resource)] = self._redacted_resource(span.resource)
         if not self._use_ner:
-            resources: dict[int, bool] = {}
-            clean = [self._is_clean(span, resources) for span in spans]
-            if all(clean):
-                self._record(_Tally(), sum(_value_count(span) for span in spans))
-                return list(spans)
+            clean = [self._is_clean(span) for span in spans]
             if any(clean):
-                # Only the spans with candidates are planned; the clean ones are handed back as they are.
+                # Only the spans with candidates are planned; the clean ones are handed back as they are (with their
+                # resource's redactions, if it had any).
                 dirty = [span for span, ok in zip(spans, clean, strict=True) if not ok]
-                redacted = iter(self._redact_spans_planned(dirty))
-                self._record(_Tally(), sum(_value_count(span) for span, ok in zip(spans, clean, strict=True) if ok))
-                return [span if ok else next(redacted) for span, ok in zip(spans, clean, strict=True)]
-        return self._redact_spans_planned(spans)
+                redacted = iter(self._redact_spans_planned(dirty, resources) if dirty else ())
+                out: list[SpanView] = []
+                tally = _Tally()
+                values = 0
+                for span, ok in zip(spans, clean, strict=True):
+                    if not ok:
+                        out.append(next(redacted))
+                        continue
+                    values += _value_count(span)
+                    done = resources.get(id(span.resource)) if span.resource else None
+                    out.append(span if done is None else self._with_resource(span, *done, tally))
+                self._record(tally, values)
+                return out
+        return self._redact_spans_planned(spans, resources)
 
-    def _redact_spans_planned(self, spans: Sequence[SpanView]) -> list[SpanView]:
-        scan_resource = self.config.scan_resource
+    def _redacted_resource(self, resource: Mapping[str, Any]) -> tuple[dict[str, Any], _Tally] | None:
+        """A resource redacted, with its redactions; None when nothing in it changes. Results are kept by content:
+        a process or a fleet sends the same few resources again and again."""
+        try:
+            key: Any = tuple(sorted(resource.items()))
+            hit = self._resource_cache.get(key, _MISS)
+        except TypeError:  # unhashable values (OTLP kvlists)
+            key, hit = None, _MISS
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        plans, groups, leaves = self._plan_maps([resource])
+        self._analyze_groups(groups)
+        self._ner(leaves)
+        tally = _Tally()
+        out = self._render_map(plans[0], tally)
+        result = (out, tally) if tally.count else None
+        if key is not None and not tally.failures:
+            if len(self._resource_cache) >= _RESOURCE_CACHE_SIZE:
+                self._resource_cache.clear()
+            self._resource_cache[key] = result
+        return result
+
+    @staticmethod
+    def _with_resource(span: SpanView, resource: dict[str, Any], lost: _Tally, total: _Tally) -> SpanView:
+        """A clean span under its redacted resource, marked with what the resource lost."""
+        attributes = dict(span.attributes)
+        _mark(attributes, lost)
+        total.count += lost.count
+        total.entities.extend(lost.entities)
+        total.failures.extend(lost.failures)
+        return dataclass_replace(span, attributes=attributes, resource=resource)
+
+    def _redact_spans_planned(
+        self, spans: Sequence[SpanView], resources: Mapping[int, tuple[dict[str, Any], _Tally] | None] = _NO_RESOURCES
+    ) -> list[SpanView]:
         maps: list[Mapping[str, Any]] = []
-        layout: list[tuple[int, int, int, int, int, list[int]]] = []  # per span: where its maps are (-1: none)
-        resource_index: dict[Any, int] = {}
+        layout: list[tuple[int, int, int, int, list[int]]] = []  # per span: where its maps are (-1: none)
         for span in spans:
             attrs_at = len(maps)
             maps.append(span.attributes)
             for event in span.events:
                 maps.append(event.attributes)
-            res_at = -1
-            if scan_resource and span.resource:
-                try:
-                    res_key: Any = tuple(sorted(span.resource.items()))
-                    hash(res_key)
-                except TypeError:
-                    res_key = object()
-                res_at = resource_index.get(res_key, -1)
-                if res_at < 0:
-                    res_at = resource_index[res_key] = len(maps)
-                    maps.append(span.resource)
             status_at = -1
             if span.status_message:
                 status_at = len(maps)
@@ -1712,15 +1810,14 @@ class Redactor:
                     maps.append({"": event.name})
                 else:
                     event_names.append(-1)
-            layout.append((attrs_at, len(span.events), res_at, status_at, name_at, event_names))
+            layout.append((attrs_at, len(span.events), status_at, name_at, event_names))
         plans, groups, leaves = self._plan_maps(maps)
         self._analyze_groups(groups)
         self._ner(leaves)
         out: list[SpanView] = []
         total = _Tally()
         values = 0
-        rendered_resources: dict[int, tuple[dict[str, Any], _Tally]] = {}
-        for span, (attrs_at, _n_events, res_at, status_at, name_at, event_names) in zip(spans, layout, strict=True):
+        for span, (attrs_at, _n_events, status_at, name_at, event_names) in zip(spans, layout, strict=True):
             tally = _Tally()
             attributes = self._render_map(plans[attrs_at], tally)
             events = [
@@ -1731,18 +1828,14 @@ class Redactor:
                 )
                 for i, e in enumerate(span.events)
             ]
-            if res_at >= 0:
-                # A resource is rendered once per batch; each of its spans is marked with what it lost.
-                cached = rendered_resources.get(res_at)
-                if cached is None:
-                    own = _Tally()
-                    cached = rendered_resources[res_at] = (self._render_map(plans[res_at], own), own)
-                resource = cached[0]
-                tally.count += cached[1].count
-                tally.entities.extend(cached[1].entities)
-                tally.failures.extend(cached[1].failures)
+            done = resources.get(id(span.resource)) if span.resource else None
+            if done is not None:
+                resource = done[0]
+                tally.count += done[1].count
+                tally.entities.extend(done[1].entities)
+                tally.failures.extend(done[1].failures)
             else:
-                resource = dict(span.resource)
+                resource = span.resource
             status_message = self._render_map(plans[status_at], tally)[""] if status_at >= 0 else span.status_message
             name = self._render_map(plans[name_at], tally)[""] if name_at >= 0 else span.name
             if tally.count:
