@@ -69,6 +69,10 @@ LOCATION: Final = "LOCATION"
 USER_ID: Final = "USER_ID"
 """The type of a value held by a key that names a user's identity (``user.id``, ``enduser.id``)."""
 URL_QUERY: Final = "URL_QUERY"
+TAX_ID: Final = "TAX_ID"
+"""The type of a value held by a key that names a tax id (``tax_id``, ``ein``, ``vat_number``)."""
+NATIONAL_ID: Final = "NATIONAL_ID"
+"""The type of a value held by a key that names a national identity number (``national_id``, ``id_card``)."""
 """The type of a query-string value of a URL attribute (``url.query``, the query part of ``url.full``)."""
 DROPPED_KEY: Final = "DROPPED_KEY"
 """The type counted for an attribute (or JSON value) removed because its key matches ``always_drop``."""
@@ -82,7 +86,7 @@ STRUCTURED_ENTITIES: Final[tuple[str, ...]] = tuple(
 )
 SECRET_ENTITIES: Final[tuple[str, ...]] = _secrets.SECRET_ENTITIES
 NER_ENTITIES: Final[tuple[str, ...]] = (PERSON, LOCATION)
-KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY)
+KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY, TAX_ID, NATIONAL_ID)
 """Types only ever found by the key that holds a value (see ``redact_keys``)."""
 DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES + KEY_ENTITIES
 """Every entity type spanguard can detect (``PERSON``/``LOCATION`` only with ``ner_model``)."""
@@ -193,20 +197,58 @@ DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
     "private_key": _secrets.SECRET,
     "credential": _secrets.SECRET,
     "credentials": _secrets.SECRET,
-    "dob": "DATE_OF_BIRTH",
-    "date_of_birth": "DATE_OF_BIRTH",
-    "birth_date": "DATE_OF_BIRTH",
-    "birthdate": "DATE_OF_BIRTH",
-    "birthday": "DATE_OF_BIRTH",
-    "street": "STREET_ADDRESS",
-    "street_address": "STREET_ADDRESS",
-    "home_address": "STREET_ADDRESS",
-    "shipping_address": "STREET_ADDRESS",
-    "billing_address": "STREET_ADDRESS",
-    "mailing_address": "STREET_ADDRESS",
-    "postal_address": "STREET_ADDRESS",
-    "delivery_address": "STREET_ADDRESS",
-    "address_line": "STREET_ADDRESS",
+    "webhook": _secrets.SECRET,
+    "webhook_url": _secrets.SECRET,
+    "dsn": _secrets.SECRET,
+    "connection_string": _secrets.SECRET,
+    "card_number": CREDIT_CARD,
+    "credit_card": CREDIT_CARD,
+    "cc_number": CREDIT_CARD,
+    "card_no": CREDIT_CARD,
+    "iban": IBAN_CODE,
+    "account_number": "US_BANK_NUMBER",
+    "bank_account": "US_BANK_NUMBER",
+    "dob": _pii.DATE_OF_BIRTH,
+    "date_of_birth": _pii.DATE_OF_BIRTH,
+    "birth_date": _pii.DATE_OF_BIRTH,
+    "birthdate": _pii.DATE_OF_BIRTH,
+    "birthday": _pii.DATE_OF_BIRTH,
+    "street": _pii.STREET_ADDRESS,
+    "street_address": _pii.STREET_ADDRESS,
+    "home_address": _pii.STREET_ADDRESS,
+    "shipping_address": _pii.STREET_ADDRESS,
+    "billing_address": _pii.STREET_ADDRESS,
+    "mailing_address": _pii.STREET_ADDRESS,
+    "postal_address": _pii.STREET_ADDRESS,
+    "delivery_address": _pii.STREET_ADDRESS,
+    "address_line": _pii.STREET_ADDRESS,
+    "passport": _pii.PASSPORT,
+    "driver_license": "US_DRIVER_LICENSE",
+    "drivers_license": "US_DRIVER_LICENSE",
+    "driving_licence": "US_DRIVER_LICENSE",
+    "driving_license": "US_DRIVER_LICENSE",
+    "licence_number": "US_DRIVER_LICENSE",
+    "license_number": "US_DRIVER_LICENSE",
+    "dl_number": "US_DRIVER_LICENSE",
+    "ni_number": _pii.UK_NINO,
+    "nino": _pii.UK_NINO,
+    "national_insurance": _pii.UK_NINO,
+    "nhs": "UK_NHS",
+    "aadhaar": "IN_AADHAAR",
+    "aadhar": "IN_AADHAAR",
+    "pan": _pii.IN_PAN,
+    "tax_id": TAX_ID,
+    "taxid": TAX_ID,
+    "tax_number": TAX_ID,
+    "tin": TAX_ID,
+    "ein": TAX_ID,
+    "itin": TAX_ID,
+    "vat_number": TAX_ID,
+    "vat_id": TAX_ID,
+    "national_id": NATIONAL_ID,
+    "id_card": NATIONAL_ID,
+    "id_number": NATIONAL_ID,
+    "personal_id": NATIONAL_ID,
 }
 """Words of a key (split at ``. _ -`` and camelCase, lower-cased) that say what its value holds: a key containing one
 of them (``customer.phone``, ``billingEmail``, ``x-api-key``) has its scalar values redacted as the given type. A key
@@ -231,8 +273,11 @@ _NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}")
 _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
 _CONTEXT_WORDS: Final = 5
-_NEGATIVE_CONTEXT_WORDS: Final = 3  # "order 4155550132": a word that says what the number is stands right before it
-_WORD: Final = re.compile(r"\w+")
+# Words between a negative context word and its number: "order no. 4155550132", "PO number: 5512093348".
+_FILLER_WORDS: Final = frozenset(
+    {"no", "nr", "num", "number", "numbers", "is", "was", "of", "the", "your", "my", "our"}
+)
+_WORD: Final = re.compile(r"[^\W_]+")  # words; "driver_license" is two, as a context
 _JSON_DEPTH: Final = 4
 # Fields of the GenAI content JSON (messages, their parts, tool definitions) that describe structure, not content:
 # they are left as they are (a tool call's id must still match its response's). Only at those levels: the same keys
@@ -864,6 +909,7 @@ class _KeyInfo:
     entity: str | None
     words: frozenset[str]
     dirty: bool
+    tail: int = -1  # where a value written into the key after the word that names it starts (-1: none)
 
 
 class _Tally:
@@ -975,6 +1021,15 @@ class Redactor:
         leaf = _Leaf(sample, group)
         self._analyze_groups([(group, [leaf])])
         self._ner([leaf])
+        # Every recognizer once, so that what each compiles or loads on first use is not paid by a span's budget.
+        for r in self._recognizers:
+            try:
+                if r.patterns is None:
+                    r.recognizer.analyze(sample, [r.entity])
+                else:
+                    self._run_patterns(r, sample, time.perf_counter() + 5.0)
+            except Exception as exc:
+                self._log_failure(exc)
 
     # --- public API ---
 
@@ -1065,43 +1120,55 @@ class Redactor:
     def _new_key_info(self, key: str) -> _KeyInfo:
         words = _key_words(key)
         word_set = frozenset(words)
-        dirty = bool(self.config.scan_names) and bool(key) and self._holds_something(key)
+        dirty = bool(self.config.scan_names) and bool(key) and self._holds_something(key, word_set)
         if self._always_drop is not None and self._always_drop.match(key):
             return _KeyInfo(_DROP, None, word_set, False)
         if key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key)):
             return _KeyInfo(_NEVER, None, word_set, False)
         if key.lower() in self._url_keys:
             return _KeyInfo(_URL, URL_QUERY, word_set, dirty)
-        entity = self._entity_of_key(key, words)
+        entity, tail = self._entity_of_key(key, words)
         if entity is not None:
-            return _KeyInfo(_BY_KEY, entity, word_set, dirty)
+            return _KeyInfo(_BY_KEY, entity, word_set, dirty or tail >= 0, tail)
         return _KeyInfo(_SCAN, None, word_set, dirty)
 
-    def _holds_something(self, text: str) -> bool:
+    def _holds_something(self, text: str, words: frozenset[str] = frozenset()) -> bool:
         """Whether the recognizers find anything in a key or a name (both repeat, so this runs once per distinct one;
         a trigger alone, like ``token`` in ``input_tokens`` or the digits of ``claude-3-5-sonnet-20240620``, does not
         make one worth rewriting)."""
         if not self._triggered(text):
             return False
         try:
-            return bool(self._structured(text, time.perf_counter() + self._budget_s))
+            return bool(self._structured(text, time.perf_counter() + self._budget_s, words))
         except Exception:
             return True  # cannot tell: the key is analysed with its span, and fails closed there
 
-    def _entity_of_key(self, key: str, words: Sequence[str]) -> str | None:
-        """The type a key's values are redacted as, by ``redact_keys`` then ``redact_key_words``; None: scanned."""
+    def _entity_of_key(self, key: str, words: Sequence[str]) -> tuple[str | None, int]:
+        """The type a key's values are redacted as, by ``redact_keys`` then ``redact_key_words`` (None: scanned), and
+        where a value written into the key itself starts: after the naming word, when what follows holds a digit or
+        an ``@`` (``customer.phone.+14155550132``; not ``customer.phone.country_code``), else -1."""
         for matcher, entity in self._redact_keys:
             if matcher is not None and matcher.match(key):
-                return entity
+                return entity, -1
         if not words:
-            return None
+            return None, -1
         if words == ["address"]:
-            return _pii_entity("STREET_ADDRESS", self._entities)
+            return _pii_entity(_pii.STREET_ADDRESS, self._entities), -1
         joined = f"_{'_'.join(words)}_"
         for word, entity in self._redact_key_words:
-            if word in joined:
-                return entity
-        return None
+            if word not in joined:
+                continue
+            # The naming word's last part, found in the key itself: the value (if any) follows it.
+            parts = word.strip("_").split("_")
+            spans = [(m.group().lower(), m.end()) for m in _KEY_SPLIT.finditer(key)]
+            for i in range(len(spans) - len(parts) + 1):
+                if [w for w, _ in spans[i : i + len(parts)]] == parts:
+                    end = spans[i + len(parts) - 1][1]
+                    rest = key[end:].lstrip("._-: /")
+                    tail = len(key) - len(rest) if rest and any(c.isdigit() or c == "@" for c in rest) else -1
+                    return entity, tail
+            return entity, -1
+        return None, -1
 
     def _key_rule(self, key: str) -> int:
         """_SCAN, _NEVER, _DROP, _BY_KEY or _URL (cached per key)."""
@@ -1172,7 +1239,10 @@ class Redactor:
                 if info.dirty and info.rule != _DROP:
                     # Keys are not NER'd: they are identifiers, and NER on every key would cost more than it finds.
                     group = _Group()
-                    leaf = plan.keys[key] = _Leaf(key, group)
+                    preset = (
+                        [Detection(info.entity, info.tail, len(key), 1.0)] if info.tail >= 0 and info.entity else []
+                    )
+                    leaf = plan.keys[key] = _Leaf(key, group, preset, key_words=info.words)
                     groups.append((group, [leaf]))
             plans.append(plan)
         return plans, groups, leaves
@@ -1405,7 +1475,7 @@ class Redactor:
                     and (not key_words.isdisjoint(r.context) or self._has_context(text, det.start, r.context))
                 ):
                     score = min(1.0, max(score + _CONTEXT_FACTOR, _CONTEXT_MIN_SCORE))
-                if r.negative and self._has_context(text, det.start, r.negative, _NEGATIVE_CONTEXT_WORDS):
+                if r.negative and self._names_something_else(text, det.start, r.negative):
                     score -= _CONTEXT_FACTOR
                 if score >= self._threshold and score > 0:
                     out.append(det if score == det.score else Detection(det.entity_type, det.start, det.end, score))
@@ -1468,6 +1538,16 @@ class Redactor:
                     seen.add(span)
                     out.append(Detection(r.entity, span[0], span[1], res.score))
         return out
+
+    @staticmethod
+    def _names_something_else(text: str, start: int, words: frozenset[str]) -> bool:
+        """Whether the word right before a match (past ``no``, ``number``, ``#``, ``is``, ...) is a negative context
+        word: "order 4155550132" and "PO no. 5512093348" name what the number is; "sent the receipt to 415 555 0132"
+        does not."""
+        before = _WORD.findall(text[max(0, start - 60) : start].lower())
+        while before and before[-1] in _FILLER_WORDS:
+            before.pop()
+        return bool(before) and (before[-1] in words or before[-1].rstrip("s") in words)
 
     @staticmethod
     def _has_context(text: str, start: int, words: frozenset[str], window: int = 0) -> bool:

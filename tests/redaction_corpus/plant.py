@@ -417,20 +417,22 @@ class Planter:
         with self.tracer.start_as_current_span("handle_message", attributes=attributes):
             pass
 
+    # Names and keys carry a value as apps write them there: with the words that say what it is (a passport number
+    # or a date of birth is one only in its context, in a name as in a prompt).
     def _span_name(self, slot: Slot) -> None:
         for p in slot.values:
-            with self.tracer.start_as_current_span(f"notify {p.value}"):
+            with self.tracer.start_as_current_span(f"notify {_one_line(p.text)}"):
                 pass
 
     def _event_name(self, slot: Slot) -> None:
         with self.tracer.start_as_current_span("send_receipt") as span:
             for p in slot.values:
-                span.add_event(f"sent receipt to {p.value}")
+                span.add_event(f"sent receipt: {_one_line(p.text)}")
 
     def _attribute_key(self, slot: Slot) -> None:
         with self.tracer.start_as_current_span("handle_message") as span:
             for p in slot.values:
-                span.set_attribute(f"app.contact.{p.value}", True)
+                span.set_attribute(f"app.{p.attr_key}.{p.value}", True)
 
     # --- resource -----------------------------------------------------------------------------------------------------
 
@@ -453,6 +455,10 @@ class Planter:
         with _environ("OTEL_RESOURCE_ATTRIBUTES", ",".join(pairs)):
             resource = Resource.create()
         self._in_resource(slot, resource)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @contextlib.contextmanager
