@@ -133,15 +133,21 @@ class RedactingSpanProcessor(SpanProcessor):
         return self._next
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Redact the starting span's name and attributes in place (when the wrapped processor reads starts), then pass
-        the start on; the ended span is redacted whole in :meth:`on_end`."""
+        """Redact the starting span's name, attributes and resource in place (when the wrapped processor reads starts),
+        then pass the start on; the ended span is redacted whole in :meth:`on_end`."""
         if self._redacts_on_start:
             self._redact_started(span)
         self._next.on_start(span, parent_context=parent_context)
 
     def _redact_started(self, span: Span) -> None:
         try:
-            view = SpanView(trace_id="0" * 32, span_id="0" * 16, name=span.name, attributes=dict(span.attributes or {}))
+            view = SpanView(
+                trace_id="0" * 32,
+                span_id="0" * 16,
+                name=span.name,
+                attributes=dict(span.attributes or {}),
+                resource=_resources.attributes(span.resource),
+            )
             redacted = self._redactor.redact_span(view)
             if redacted is view:
                 return
@@ -150,6 +156,8 @@ class RedactingSpanProcessor(SpanProcessor):
             span.set_attributes({k: v for k, v in redacted.attributes.items() if view.attributes.get(k, _MISSING) != v})
             if redacted.name != view.name:
                 span.update_name(redacted.name)
+            if redacted.resource is not view.resource and redacted.resource != view.resource:
+                span._resource = _resources.rebuilt(span.resource, redacted.resource)  # type: ignore[attr-defined]
         except Exception:
             # The start is passed on regardless; the ended span is redacted (or dropped) in on_end.
             logger.debug("spanguard: a starting span could not be redacted in place", exc_info=True)

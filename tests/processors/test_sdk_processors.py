@@ -134,9 +134,11 @@ class _Recorder:
     def __init__(self) -> None:
         self.started: list[tuple[str, dict]] = []
         self.ended: list[tuple[str, dict]] = []
+        self.resources: list[dict] = []
 
     def on_start(self, span, parent_context=None) -> None:
         self.started.append((span.name, dict(span.attributes or {})))
+        self.resources.append(dict(span.resource.attributes))
 
     def on_end(self, span) -> None:
         self.ended.append((span.name, dict(span.attributes or {})))
@@ -149,7 +151,9 @@ class _Recorder:
 
 
 def test_a_processor_registered_before_wrapping_sees_redacted_starts_and_ends():
-    provider = TracerProvider()
+    from opentelemetry.sdk.resources import Resource
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop", "owner.email": EMAIL}))
     recorder = _Recorder()
     provider.add_span_processor(recorder)  # type: ignore[arg-type]
     wrap_with_redaction(provider, Redactor())
@@ -165,8 +169,9 @@ def test_a_processor_registered_before_wrapping_sees_redacted_starts_and_ends():
         assert "hunter2" not in repr(attrs) and "db.password" not in attrs
         assert attrs["user.email"] == "<EMAIL_ADDRESS>"
     assert start_name == "lookup <EMAIL_ADDRESS>"
+    assert recorder.resources[0]["owner.email"] == "<EMAIL_ADDRESS>"
     # Redacted at start and not again at the end: each redaction is counted once.
-    assert end_attrs["spanguard.redaction.count"] == 4  # name, note, user.email, dropped password
+    assert end_attrs["spanguard.redaction.count"] == 5  # name, note, user.email, dropped password, resource
 
 
 def test_exporting_processors_are_not_redacted_on_start():
