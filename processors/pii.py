@@ -233,7 +233,9 @@ _UNIT_AFTER: Final = regex.compile(
     r"\s?(?:%|€|\$|£|¥|(?:EUR|USD|GBP|CHF|PLN|SEK|NOK|DKK|JPY|INR|CNY|zł|kr|km|kg|ms|KB|MB|GB|bytes|tokens)\b)",
     regex.IGNORECASE,
 )
-_REGIONS: Final = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "JP", "AU", "BR", "MX", "CN", "PL", "SE", "CH", "RU")
+# Regions whose national numbers are written with a leading trunk 0, and the others (for the validity bonus only).
+_TRUNK_ZERO_REGIONS: Final = ("GB", "DE", "FR", "IT", "NL", "AU", "JP", "CN", "IN", "SE", "CH", "BR")
+_OTHER_REGIONS: Final = ("US", "ES", "IT", "PL", "CN", "IN", "BR", "MX", "RU", "PT")
 
 _STRONG: Final = 0.5  # a national shape: separated groups, a parenthesised area code, an extension
 _INTERNATIONAL: Final = 0.6  # a + or 00/011 prefix
@@ -264,7 +266,10 @@ class PhoneShapeRecognizer(EntityRecognizer):
         self._context = frozenset(PHONE_CONTEXT)
 
     def load(self) -> None:
-        """Nothing to load."""
+        """Load the ``phonenumbers`` metadata of the regions tried (Presidio calls this on construction), so that the
+        first value analysed does not pay for it."""
+        for region in dict.fromkeys((*_TRUNK_ZERO_REGIONS, *_OTHER_REGIONS)):
+            self._valid_national_in("0", region)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
@@ -420,13 +425,15 @@ class PhoneShapeRecognizer(EntityRecognizer):
     @staticmethod
     def _valid_national(digits: str) -> bool:
         """Whether some common region calls ``digits`` a valid national number."""
-        for region in _REGIONS:
-            try:
-                if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
-                    return True
-            except phonenumbers.NumberParseException:
-                continue
-        return False
+        regions = _TRUNK_ZERO_REGIONS if digits.startswith("0") else _OTHER_REGIONS
+        return any(PhoneShapeRecognizer._valid_national_in(digits, region) for region in regions)
+
+    @staticmethod
+    def _valid_national_in(digits: str, region: str) -> bool:
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(digits, region))
+        except phonenumbers.NumberParseException:
+            return False
 
 
 def _is_date(groups: Sequence[str], seps: Sequence[str]) -> bool:
@@ -499,9 +506,10 @@ def _word_trigger(words: Sequence[str], *patterns: str) -> Trigger:
     """
     whole = sorted({w.lower() for w in words if w.isascii()}, key=lambda w: (-len(w), w))
     starts = sorted({_ascii_start(w) for w in words if not w.isascii()} - {""})
-    found = [rf"(?:^|[^a-z0-9_])(?:{'|'.join(re.escape(w) for w in whole)})s*(?:[^a-z0-9_]|$)"] if whole else []
+    # "_" counts as a boundary too, so that "nhs_number" fires (a superset of what the redactor reads as words).
+    found = [rf"(?:^|[^a-z0-9])(?:{'|'.join(re.escape(w) for w in whole)})s*(?:[^a-z0-9]|$)"] if whole else []
     if starts:
-        found.append(rf"(?:^|[^a-z0-9_])(?:{'|'.join(re.escape(w) for w in starts)})")
+        found.append(rf"(?:^|[^a-z0-9])(?:{'|'.join(re.escape(w) for w in starts)})")
     return Trigger(folded_patterns=tuple(found), patterns=patterns)
 
 
@@ -573,16 +581,26 @@ def _national_recognizers() -> list[EntityRecognizer]:
         _uk_nino(),
         _national(NhsRecognizer, ["nhs"]),
         _national(UkDrivingLicenceRecognizer, ["licence", "license", "driving", "driver", "dvla"]),
-        _national(InAadhaarRecognizer, ["aadhaar", "aadhar", "uidai"]),
+        _national(InAadhaarRecognizer, ["aadhaar", "aadhar", "uidai", "uid"]),
         _in_pan(),
         _national(InVoterRecognizer, ["voter", "epic", "elector", "electoral"]),
-        _national(UsLicenseRecognizer, ["license", "licence", "driver", "driving", "dln"]),
+        _national(
+            UsLicenseRecognizer,
+            ["license", "licence", "driver", "driving", "dl", "dln"],
+            extra=[
+                # State formats Presidio's patterns miss: FL, IL (dashed), NY (spaced), WA.
+                Pattern("FL", r"\b[A-Z]\d{3}-\d{3}-\d{2}-\d{3}-\d\b", _REQUIRED_SCORE),
+                Pattern("IL", r"\b[A-Z]\d{3}-\d{4}-\d{4}\b", _REQUIRED_SCORE),
+                Pattern("NY", r"\b\d{3} \d{3} \d{3}\b", _REQUIRED_SCORE),
+                Pattern("WA", r"\bWDL[A-Z0-9]{9}\b", _REQUIRED_SCORE),
+            ],
+        ),
         _us_itin(),
         _national(UsBankRecognizer, ["account", "acct", "bank", "checking", "savings"]),
         _national(AuTfnRecognizer, ["tfn", "tax"]),
         _national(AuMedicareRecognizer, ["medicare"]),
         _national(AuAbnRecognizer, ["abn"]),
-        _national(EsNifRecognizer, ["dni", "nif", "identidad", "documento"]),
+        _national(EsNifRecognizer, ["dni", "nif", "identidad", "documento", "tax", "tin", "taxpayer", "fiscal"]),
         _national(EsNieRecognizer, ["nie", "extranjero", "identidad"]),
         _national(
             ItFiscalCodeRecognizer,
@@ -610,15 +628,15 @@ def _national_recognizers() -> list[EntityRecognizer]:
 
 # The word, then at most a few filler tokens: "passport no. 533380006", "Passport #: X1234567", "passport_number":
 _PASSPORT_KEY: Final = (
-    r"(?i:passport|passeport|pasaporte|passaporto|reisepass)"
-    r"(?:[ _-]?(?i:no|nr|num|number|numbers|id|#))?\.?"
+    r"(?:(?i:passport|passeport|pasaporte|passaporto|reisepass)(?:[ _-]?(?i:no|nr|num|number|numbers|id|#))?"
+    r"|\b(?i:pp)[ ]?(?i:no|nr|number|#))\.?"
     r"(?:[ ]{1,3}(?i:is|was|number|no)\.?)?"
     r"[\"']?[ ]{0,3}[:=#]?[ ]{0,3}[\"']?[ ]{0,2}"
 )
 
 
 class PassportRecognizer(PatternRecognizer):
-    """Any passport number: 6-9 letters and digits (3+ digits) right after a word that names it."""
+    """Any passport number: 6-9 upper-case letters and digits (a digit at least) right after a word that names it."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -627,14 +645,19 @@ class PassportRecognizer(PatternRecognizer):
             patterns=[
                 Pattern(
                     "passport after its name",
-                    rf"(?<={_PASSPORT_KEY})(?=(?:[A-Z]*\d){{3}})[A-Z0-9]{{6,9}}(?![A-Za-z0-9])",
+                    rf"(?<={_PASSPORT_KEY})(?=[A-Z]*\d)[A-Z0-9]{{6,9}}(?![A-Za-z0-9])",
                     0.6,
                 )
             ],
             context=["passport", "passeport", "pasaporte", "passaporto", "reisepass"],
             global_regex_flags=regex.MULTILINE,
         )
-        self.trigger = Trigger(folded=("passport", "passeport", "pasaporte", "passaporto", "reisepass"))
+        self.trigger = Trigger(
+            folded=(
+                *("passport", "passeport", "pasaporte", "passaporto", "reisepass"),
+                *("pp no", "pp nr", "pp#", "ppno", "ppnr", "pp number"),
+            )
+        )
         self.negative_context: list[str] = []
 
 
@@ -785,6 +808,83 @@ _LOWER_STREET: Final = (
 )
 
 
+# Continental Europe. Germanic and Dutch street names are one word ending in the street type, then the number:
+# "Losekannstraße 534", "Alois-Kühnert-Weg 1/4", "Aidenlaan 48", "Berliner Straße 12", "Hauptstr. 5".
+_GERMANIC_STRONG: Final = (
+    "straße strasse str. weg gasse allee platz damm chaussee steig pfad laan straat plein gracht dreef kade singel "
+    "steeg baan vej gatan vägen veien gata"
+).split()
+_GERMANIC_WEAK: Final = "ring hof pad gade ufer boulevard".split()  # Spring, Keypad, Brigade: need a context word
+_EU_HOUSE: Final = r"[ ]{1,2}\d{1,5}[a-zA-Z]?(?:[ ]?[-/][ ]?\d{1,4}[a-zA-Z]?)?(?![\w])"
+_EU_CITY: Final = (
+    r"\p{Lu}[\p{L}'\-]+(?:[ ](?:(?:im|am|an|der|bei|ob|sur|sous|de|la|le|les|en|di|del|da|do)[ ])?\p{Lu}[\p{L}'\-]+)"
+    r"{0,4}(?:[ ]\([A-Z]{2}\))?"
+)
+_EU_TAIL: Final = (
+    r"(?:,?[ ]{1,2}|[ ]{0,2}\n[ ]{0,2})(?:[A-Z]{1,2}-)?(?:\d{5}(?:-\d{3})?|\d{4}(?:[ ]?[A-Z]{2})?)(?![\w])"
+    rf",?[ ]{{1,2}}{_EU_CITY}"
+)
+
+
+def _germanic(suffixes: Sequence[str]) -> str:
+    return (
+        r"(?<![\w-])\p{Lu}[\p{Ll}\p{Lu}\-]{1,40}?(?:[ ](?=\p{Lu}))?"
+        rf"(?i:{_alternation(sorted(suffixes, key=lambda w: (-len(w), w)))}){_EU_HOUSE}"
+    )
+
+
+# Romance languages: the street type first. "71, rue Éric Mercier" (French, the number first), "Rua Clara Freitas, 75",
+# "Via Roma 10", "Calle Mayor 5", "Piazza Maffei, 78", "rue Germaine Muriset 21".
+_FRENCH_TYPES: Final = "rue avenue boulevard bd chemin allée impasse quai place route cours passage square".split()
+_ROMANCE_TYPES: Final = (
+    "Piazza Piazzale Strada Via Viale Vicolo Borgo Contrada Rotonda Incrocio Stretto Canale Corso Largo Lungomare "
+    "Plaza Calle Avenida Avda. Av. Av Vial Rambla Glorieta Urbanización Callejón Cañada Alameda Acceso C. C/ Ronda "
+    "Pasaje Cuesta Pasadizo Paseo Camino Carrer Carretera Travesía Rua R. Travessa Praça Estrada Ladeira Rodovia "
+    "Loteamento Colônia Sítio Estação Chácara Condomínio Conjunto Esplanada Fazenda Jardim Parque Quadra Recanto "
+    "Residencial Setor Trecho Vereda Viela Vila Viaduto Aeroporto Área Campo Distrito Favela Feira Lago Lagoa Morro "
+    "Núcleo Passarela Pátio Praia Trevo Vale"
+).split()
+# Types that are plain words elsewhere ("send it via Slack", "Jardim", "Place"): these need a number.
+_NUMBERLESS_TYPES: Final = (
+    "rue chemin avenue boulevard allée impasse quai Rua Avenida Travessa Alameda Praça Estrada Ladeira Rodovia "
+    "Loteamento Colônia Sítio Estação Chácara Condomínio Viela Vereda Calle Callejón Glorieta Urbanización Cañada "
+    "Rambla Paseo Pasaje Camino Viale Piazza Vicolo Contrada Stretto Rotonda Largo Aeroporto Distrito Favela Fazenda "
+    "Jardim Lagoa Morro Núcleo Passarela Pátio Praia Quadra Recanto Residencial Trevo Vila"
+).split()
+_PARTICLE: Final = r"(?:de|da|do|das|dos|del|della|delle|degli|di|du|des|de[ ]la|de[ ]l'|d'|l'|la|le|y|e)"
+# A name of capitalised words, each after up to two particles: "de Guillou", "de das Neves", "d'Estienne".
+_EU_NAME: Final = (
+    rf"(?:{_PARTICLE}(?:[ ]|(?<='))){{0,2}}\p{{Lu}}[\p{{L}}'\-.]*"
+    rf"(?:[ ](?:{_PARTICLE}(?:[ ]|(?<='))){{0,2}}\p{{Lu}}[\p{{L}}'\-]*){{0,3}}"
+)
+_EU_UNIT: Final = (
+    r"(?:[ ,]{1,2}(?:Appartamento|Interno|Int\.|Scala|Puerta|Piso|Apt\.|Apto\.?|Bloco|Andar|Sala|Casa|Lote|"
+    r"Bâtiment|Bât\.|Étage)[ ]?\d{1,4}[A-Za-z]?)?"
+)
+
+
+def _typed(types: Sequence[str]) -> str:
+    """The alternation of street types, each also with a capital first letter."""
+    both = {t for t in types} | {t[0].upper() + t[1:] for t in types}
+    return _alternation(sorted(both, key=lambda w: (-len(w), w)))
+
+
+# English words too ("2 square Meters"): a number before them is not enough.
+_FRENCH_PLAIN_WORDS: Final = frozenset("place route cours passage square".split())
+
+
+def _french_first(types: Sequence[str]) -> str:
+    return rf"(?<![\w/#-])\d{{1,4}}(?:[ ]?(?:bis|ter|[A-C]))?,?[ ](?:{_typed(types)})[ ]{_EU_NAME}(?![\w])"
+
+
+_FRENCH_FIRST: Final = _french_first([t for t in _FRENCH_TYPES if t not in _FRENCH_PLAIN_WORDS])
+_TYPE_FIRST: Final = (
+    rf"(?<![\w-])(?:{_typed(_ROMANCE_TYPES)}|{_alternation(_FRENCH_TYPES)})[ ]{_EU_NAME}"
+    r",?[ ]{1,2}(?:n[º°o]\.?[ ]?)?(?:\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?|S/N)(?![\w])" + _EU_UNIT
+)
+_TYPE_ONLY: Final = rf"(?<![\w-])(?:{_typed(_NUMBERLESS_TYPES)})[ ]{_EU_NAME}(?![\w])"
+
+
 def _street(suffixes: str) -> str:
     return (
         rf"(?<![\w/#-])(?:{_LEAD_UNIT}(?:{_HOUSE}[ ]{{1,2}})?|{_HOUSE}[ ]{{1,2}})(?:{_DIRECTION}[ ])?"
@@ -796,8 +896,21 @@ _STREET_TRIGGER: Final = (
     rf"[0-9][A-Za-z]?[ ,\n]+(?:[A-Z0-9][A-Za-z0-9'.-]*[ ]+){{1,4}}(?:{_SUFFIX_ANY})(?:[^A-Za-z]|$)",
     r"[ADF]PO[ ]+A[AEP][ ]+[0-9]{5}",
 )
+
+
+def _ascii_pattern(word: str) -> str:
+    """``word`` as an ASCII regex: each letter that is not ASCII becomes ``.`` (RE2 screens ASCII text only)."""
+    return "".join(re.escape(ch) if ch.isascii() else "." for ch in word.lower()).replace("ß", ".{1,2}")
+
+
+_EU_TRIGGER_TYPES: Final = "|".join(
+    sorted({_ascii_pattern(t) for t in (*_ROMANCE_TYPES, *_FRENCH_TYPES)}, key=lambda w: (-len(w), w))
+)
 _STREET_FOLDED_TRIGGER: Final = (
     r"box[ ]{1,2}[0-9]",
+    rf"(?:stra.{{1,2}}e|{'|'.join(_ascii_pattern(w) for w in (*_GERMANIC_STRONG, *_GERMANIC_WEAK))})[ ]{{1,3}}[0-9]",
+    rf"(?:^|[^a-z])(?:{_EU_TRIGGER_TYPES})[ ][^\n]{{0,80}}(?:[0-9]|s/n)",
+    rf"(?:^|[^a-z])(?:{'|'.join(_ascii_pattern(t) for t in _NUMBERLESS_TYPES)})[ ]",
     rf"[0-9][a-z]?[ ]+(?:[a-z][a-z'.-]*[ ]+){{1,3}}(?:{_alternation(_LOWER_SUFFIXES)})(?:[^a-z]|$)",
 )
 ADDRESS_CONTEXT: Final[tuple[str, ...]] = (
@@ -849,7 +962,9 @@ class StreetAddressRecognizer(PatternRecognizer):
     With a unit or a postcode tail it scores 0.6, with a common suffix (Street, Ave, Road, ...) 0.5, with any other
     suffix (Points, Springs, ...) 0.3, which needs a context word (address, lives at, ship to, billing, ...). US
     military mail (``PSC 4109, Box 4668, APO AA 17580``) scores 0.6, a PO Box 0.5, a lower-case street with a plain
-    suffix (``12 main street``) 0.1: only with a context word.
+    suffix (``12 main street``) 0.1: only with a context word. Continental shapes: ``Losekannstraße 534`` (0.5; 0.3
+    for ``-ring``/``-hof``/``-pad``), ``71, rue Éric Mercier`` (0.5), ``Rua Clara Freitas, 75`` (0.3, type first), and
+    0.6 with a postcode and city after them.
     """
 
     def __init__(self) -> None:
@@ -864,6 +979,14 @@ class StreetAddressRecognizer(PatternRecognizer):
                 Pattern("military mail", _MILITARY, 0.6),
                 Pattern("post office box", _PO_BOX, 0.5),
                 Pattern("street, lower case", _LOWER_STREET, 0.1),
+                Pattern("germanic street with postcode", _germanic(_GERMANIC_STRONG + _GERMANIC_WEAK) + _EU_TAIL, 0.6),
+                Pattern("germanic street", _germanic(_GERMANIC_STRONG), 0.5),
+                Pattern("germanic street, ambiguous suffix", _germanic(_GERMANIC_WEAK), 0.3),
+                Pattern("french street, number first", rf"{_FRENCH_FIRST}(?:{_EU_TAIL})?", 0.5),
+                Pattern("french street, number first, plain word", _french_first(sorted(_FRENCH_PLAIN_WORDS)), 0.3),
+                Pattern("romance street with postcode", rf"{_TYPE_FIRST}{_EU_TAIL}", 0.6),
+                Pattern("romance street", _TYPE_FIRST, 0.3),
+                Pattern("romance street, no number", _TYPE_ONLY, 0.1),
             ],
             context=list(ADDRESS_CONTEXT),
             global_regex_flags=regex.MULTILINE,
