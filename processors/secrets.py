@@ -1,30 +1,62 @@
-"""Secrets as Presidio recognizers: API keys, cloud and chat tokens, bearer tokens, JWTs, URL passwords, private keys.
+"""Secrets as Presidio recognizers: vendor keys and tokens, bearer tokens, JWTs, URL and prose passwords, private keys.
 
 Each recognizer is a plain :class:`presidio_analyzer.PatternRecognizer` (so it also works inside Presidio's own
-``AnalyzerEngine``), with one entity type each:
+``AnalyzerEngine``), with one entity type each. The vendor shapes follow the public rule sets of gitleaks
+(``config/gitleaks.toml``), detect-secrets (``detect_secrets/plugins``) and trufflehog (``pkg/detectors``); the
+patterns are spanguard's own. A vendor match whose text has neither a digit nor both letter cases is dropped, so
+words such as ``sk-learn-style-guide`` or ``sk_test_integrationsuite`` are not keys.
 
-============================  ======================================================================================
-entity                        what it matches (the redacted span)
-============================  ======================================================================================
-``OPENAI_API_KEY``            ``sk-...``, ``sk-proj-...``, ``sk-svcacct-...``, ``sk-admin-...`` (not ``sk-ant-``); the
-                              body must be 20+ key characters with at least one digit and an upper-case letter or
-                              four digits, so words such as ``sk-learn-style-guide`` are not keys
-``ANTHROPIC_API_KEY``         ``sk-ant-...``
-``AWS_ACCESS_KEY``            access key ids ``AKIA``/``ASIA``/... followed by 16 upper-case letters or digits
-``AWS_SECRET_KEY``            the 40-character secret after ``aws_secret_access_key=`` / ``"aws_secret": "`` / ...
-``GITHUB_TOKEN``              ``ghp_``, ``gho_``, ``ghu_``, ``ghs_``, ``ghr_`` tokens and ``github_pat_`` tokens
-``SLACK_TOKEN``               ``xoxa-``/``xoxb-``/``xoxp-``/``xoxr-``/``xoxs-``/``xoxe-`` tokens, and the secret path
-                              of ``hooks.slack.com/services/...`` webhook URLs
-``BEARER_TOKEN``              the token after ``Bearer`` (16+ token characters)
-``JWT``                       ``eyJ<header>.eyJ<payload>.<signature>``
-``URL_PASSWORD``              the credentials ``user:password`` of ``scheme://user:password@host`` (username too,
-                              since it is often personal; the host stays)
-``PRIVATE_KEY``               a PEM private key from ``-----BEGIN ... PRIVATE KEY-----`` to its ``-----END ...`` line,
-                              multi-line; a key cut short (no END line) is matched over its header lines and its
-                              base64 lines of 16 characters or more
-``SECRET``                    the value assigned to a key named like a secret in free text: ``api_key=...``,
-                              ``password: ...``, ``"client_secret": "..."``, ``token=...`` (6+ characters)
-============================  ======================================================================================
+=====================  ================================================================================================
+entity                 what it matches (the redacted span)
+=====================  ================================================================================================
+``OPENAI_API_KEY``     ``sk-``, ``sk-proj-``, ``sk-svcacct-``, ``sk-admin-`` + 20 key characters, with a digit and an
+                       upper-case letter or four digits (not ``sk-ant-``, ``sk-or-v1-``, ``sk-lf-``)
+``ANTHROPIC_API_KEY``  ``sk-ant-...`` (``sk-ant-api03-``, ``sk-ant-admin01-``)
+``LLM_API_KEY``        Hugging Face ``hf_``/``api_org_``, Groq ``gsk_``, Replicate ``r8_``, Perplexity ``pplx-``, xAI
+                       ``xai-``, OpenRouter ``sk-or-v1-``, LangSmith ``lsv2_pt_``/``lsv2_sk_``, Langfuse ``sk-lf-``/
+                       ``pk-lf-``, Pinecone ``pcsk_``, Fireworks ``fw_``; Cohere, Mistral, Together, DeepSeek and
+                       Voyage keys after their vendor's key name (``COHERE_API_KEY=...``, ``Mistral key is ...``)
+``AWS_ACCESS_KEY``     key ids ``AKIA``/``ASIA``/``ABIA``/``ACCA``/``A3T?``/... + 16 upper-case letters or digits
+``AWS_SECRET_KEY``     40 ``[A-Za-z0-9/+]`` characters with upper, lower and digit and 4.2+ bits of entropy each: 1.0
+                       after ``aws_secret_access_key=``/``"SecretAccessKey": "``/... or within 120 characters after a
+                       key id; 0.5 standing alone (:data:`STANDALONE_AWS_SECRET_SCORE`)
+``GOOGLE_API_KEY``     ``AIza`` + 35, OAuth client secrets ``GOCSPX-``, access tokens ``ya29.``, refresh tokens ``1//0``
+``AZURE_KEY``          the key of ``AccountKey=``/``SharedAccessKey=``, Entra client secrets ``...8Q~...``, SAS ``sig=``
+``CLOUD_TOKEN``        DigitalOcean ``dop_v1_``/``doo_v1_``/``dor_v1_``, Alibaba ``LTAI``, Heroku ``HRKU-AA`` (or a
+                       UUID after a Heroku key name), Databricks ``dapi``, Cloudflare ``cfut_``/``cfat_`` (or 37-40
+                       characters after a Cloudflare key name), Vault ``hvs.``/``hvb.``, Terraform ``.atlasv1.``,
+                       Doppler ``dp.pt.``/``dp.st.``/..., 1Password ``ops_eyJ`` and ``A3-`` keys, ``AGE-SECRET-KEY-1``
+``STRIPE_KEY``         ``sk_``/``rk_``/``pk_`` + ``live``/``test``/``prod`` keys, webhook secrets ``whsec_``
+``PAYMENT_KEY``        Square ``sq0atp-``/``sq0csp-``/``EAAA`` + 60, Shopify ``shpat_``/``shpss_``/``shpca_``/
+                       ``shppa_``, Braintree ``access_token$production$...``, Adyen ``AQE...=-...``, Flutterwave
+                       ``FLWSECK-``/``FLWPUBK-``
+``GITHUB_TOKEN``       ``ghp_``, ``gho_``, ``ghu_``, ``ghs_``, ``ghr_`` tokens and fine-grained ``github_pat_`` tokens
+``GITLAB_TOKEN``       ``glpat-``, ``gldt-``, ``glptt-``, ``glrt-``, ``glcbt-``, ``gloas-``, ... and ``GR1348941``
+``DEVTOOL_TOKEN``      Bitbucket ``ATBB``, Atlassian ``ATATT3``/``ATCTT3``, npm ``npm_``, PyPI ``pypi-AgEIcHlwaS5vcmc``,
+                       Docker Hub ``dckr_pat_``, Sentry ``sntrys_``/``sntryu_``, New Relic ``NRAK-``/``NRJS-``/
+                       ``NRII-``, Grafana ``glc_``/``glsa_``/``eyJrIjoi``, Linear ``lin_api_``, Notion ``secret_``/
+                       ``ntn_``, Postman ``PMAK-``
+``SLACK_TOKEN``        ``xox[abprse]-`` and ``xapp-`` tokens, and the secret path of ``hooks.slack.com`` webhook URLs
+``MESSAGING_TOKEN``    Discord bot tokens and webhook paths, Telegram bot tokens ``<digits>:AA...``, Teams webhook
+                       paths, Twilio ``SK``/``AC`` + 32 hex, SendGrid ``SG.``, Mailgun ``key-``, Mailchimp
+                       ``...-us12``, Facebook ``EAA`` tokens
+``BEARER_TOKEN``       the token after ``Bearer`` (16+ token characters)
+``JWT``                ``eyJ<header>.eyJ<payload>.<signature>``
+``URL_PASSWORD``       ``user:password`` of ``scheme://user:password@host`` (username too: often personal)
+``PRIVATE_KEY``        a PEM private key, ``-----BEGIN ... PRIVATE KEY-----`` to its END line; cut short (no END
+                       line), its header lines and its base64 lines of 16 characters or more
+``SECRET``             the value after a secret-like key name (``api_key=``, ``DB_PASSWORD:``, ``"client_secret": "``,
+                       ``token=``: 6+ characters); passwords and PINs in prose, the whole value (``my password is
+                       ...``, ``password: #Tr0ub4dor&3``, ``I set my password to ...``, ``the PIN is 4821``, ``pin
+                       code 5521``, ``passcode 991-223``); a 16+ character token mixing letters and digits a few
+                       words after ``key``, ``token``, ``secret`` or ``credential`` (``my api key is 7fG2...``)
+=====================  ================================================================================================
+
+Passwords stay ``SECRET``: a password is a value assigned to a secret-like name, whether written ``password=`` or
+``my password is``, and one type keeps the two spellings of one thing together (as do the ``API_KEY`` group and the
+configs and corpora that already say ``SECRET``). spanguard's own marks are never matched (``<SECRET>``,
+``<REDACTION_FAILED>``, ``<PASSWORD:3f2a9c1b>``, ``****``), so redacting twice changes nothing; nor are ordinary words
+after ``password is`` (``required``, ``incorrect``, ``easy``, ...), templates (``${DB_PASSWORD}``) or type names.
 
 Every recognizer also carries a *trigger* (:class:`Trigger`): a cheap test that any text it can match passes. The
 redactor only runs a recognizer on texts its trigger finds, and skips texts no trigger finds at all.
@@ -32,18 +64,29 @@ redactor only runs a recognizer on texts its trigger finds, and skips texts no t
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Final
+from collections import Counter
+from typing import Final, NamedTuple
 
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer
 
 OPENAI_API_KEY: Final = "OPENAI_API_KEY"
 ANTHROPIC_API_KEY: Final = "ANTHROPIC_API_KEY"
+LLM_API_KEY: Final = "LLM_API_KEY"
 AWS_ACCESS_KEY: Final = "AWS_ACCESS_KEY"
 AWS_SECRET_KEY: Final = "AWS_SECRET_KEY"
+GOOGLE_API_KEY: Final = "GOOGLE_API_KEY"
+AZURE_KEY: Final = "AZURE_KEY"
+CLOUD_TOKEN: Final = "CLOUD_TOKEN"
+STRIPE_KEY: Final = "STRIPE_KEY"
+PAYMENT_KEY: Final = "PAYMENT_KEY"
 GITHUB_TOKEN: Final = "GITHUB_TOKEN"
+GITLAB_TOKEN: Final = "GITLAB_TOKEN"
+DEVTOOL_TOKEN: Final = "DEVTOOL_TOKEN"
 SLACK_TOKEN: Final = "SLACK_TOKEN"
+MESSAGING_TOKEN: Final = "MESSAGING_TOKEN"
 BEARER_TOKEN: Final = "BEARER_TOKEN"
 JWT: Final = "JWT"
 URL_PASSWORD: Final = "URL_PASSWORD"
@@ -53,10 +96,19 @@ SECRET: Final = "SECRET"
 SECRET_ENTITIES: Final[tuple[str, ...]] = (
     OPENAI_API_KEY,
     ANTHROPIC_API_KEY,
+    LLM_API_KEY,
     AWS_ACCESS_KEY,
     AWS_SECRET_KEY,
+    GOOGLE_API_KEY,
+    AZURE_KEY,
+    CLOUD_TOKEN,
+    STRIPE_KEY,
+    PAYMENT_KEY,
     GITHUB_TOKEN,
+    GITLAB_TOKEN,
+    DEVTOOL_TOKEN,
     SLACK_TOKEN,
+    MESSAGING_TOKEN,
     BEARER_TOKEN,
     JWT,
     URL_PASSWORD,
@@ -65,14 +117,75 @@ SECRET_ENTITIES: Final[tuple[str, ...]] = (
 )
 """Every secret entity type, in the order their recognizers run."""
 
+STANDALONE_AWS_SECRET_SCORE: Final = 0.5
+"""Score of a random-looking 40-character token with no AWS label or key id near it.
+
+Above the default threshold (0.4): in LLM telemetry such a token is nearly always a credential (an AWS secret or some
+other vendor's), and hiding an opaque blob costs a reader little while a leak costs a key rotation. Below 1.0, so a
+vendor-specific detection of the same characters (a bearer token, a JWT part, a labelled key) gives the type, and a
+``score_threshold`` above 0.5 turns the guess off.
+"""
+
 # Case-sensitive by default (key prefixes are); patterns opt into case-insensitivity with (?i:...).
 _FLAGS: Final = regex.DOTALL | regex.MULTILINE
 
-_AWS_PREFIXES = "AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA"
+_AWS_ID = r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA|A3T[A-Z0-9])[A-Z0-9]{16}"
 _PEM_BEGIN = r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
 _SECRET_NAMES = (
     r"api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|refresh[_-]?token"
     r"|auth[_-]?token|private[_-]?token|session[_-]?token|password|passwd|pwd|passphrase|secret|token"
+)
+# An identifier prefix such as DB_ or MISTRAL_API_ (no suffix: token_type, key_id, password_length are not secrets).
+_NAME_PREFIX = r"(?:[a-z0-9]+[_.-]){0,6}"
+# Token boundaries: a key is never preceded or followed by more key characters.
+_B = r"(?<![A-Za-z0-9_-])"
+_E = r"(?![A-Za-z0-9_-])"
+# "NAME=", "NAME: ", '"NAME": "', "NAME => '": what stands between a key name and its value.
+_ASSIGN = r"[\"']?[ \t]{0,3}(?::=|=>|[:=])[ \t]{0,3}[\"'`]?"
+# ... or, in prose, "NAME is ".
+_ASSIGN_OR_IS = rf"(?:{_ASSIGN}|[ \t]{{1,3}}(?i:is|was)[ \t]{{1,3}}[\"'`]?)"
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+# Passwords in prose. The words that are no password although they follow "password is" or "password:".
+_STOP_WORDS = (
+    "required|incorrect|invalid|wrong|correct|expired|empty|missing|needed|optional|mandatory|changed|reset|updated"
+    "|set|sent|saved|stored|encrypted|hashed|hidden|shown|visible|weak|strong|secure|insecure|easy|hard|simple|long"
+    "|short|too|not|also|still|now|only|very|case|the|a|an|your|my|his|her|their|our|its|this|that|it|same"
+    "|different|being|been|be|to|for|of|in|on|at|and|or|but|with|as|by|from|used|generated|provided|given|entered"
+    "|typed|protected|valid|unknown|known|blank|none|null|nil|undefined|true|false|yes|no|ok|okay|fine|good|bad"
+    "|here|there|below|above|attached|enabled|disabled|something|str|string|int|bytes|text|secretstr|type|field"
+    "|input|xxx|tbd|todo|redacted|masked|removed"
+)
+# What a password value is not: a stop word, spanguard's own marks, a mask, a template, an environment look-up, a call.
+_NOT_A_PASSWORD = (
+    rf"(?!(?i:{_STOP_WORDS})(?:[\s\"'`,.;:()\[\]]|$)"
+    r"|<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>"
+    r"|\*+(?![^\s\"'`.,;:?)\]}])"
+    r"|\$\{|\{\{|%\(|\$[A-Za-z_]+(?![^\s\"'`])"
+    r"|(?i:os\.environ|os\.getenv|process\.env|getenv\()"
+    r"|[A-Za-z_][\w.]*\()"
+)
+_MARK = r"(?!<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>|\*+[\"'])"
+# A password value: quoted, up to its closing quote; else up to white space or a quote, without the sentence's final
+# punctuation (so a value with & , ; ! # inside is redacted whole).
+_PASSWORD_VALUE = (
+    rf"(?:(?<=\"){_MARK}[^\"\n]{{4,128}}(?=\")"
+    rf"|(?<='){_MARK}[^'\n]{{4,128}}(?=')"
+    rf"|{_NOT_A_PASSWORD}[^\s\"'`]{{4,128}}(?<![.,;:?)\]}}]))"
+)
+# "pw" and "pin" are short: they count only in the spellings the trigger's literals list ("pw:", "pin is", ...).
+_PASSWORD_WORDS = r"pass(?:word|wd|phrase|code)s?|pwd|pw(?=[ ]?[:=]|[ ](?:is|was)\b)"
+_PIN_WORDS = (
+    r"\bPIN\b|(?i:\bpin(?:[ _-]?(?:code|number)\b|(?=[ ]?[:=#]|[ ](?:is|was)\b))"
+    r"|\b(?:passcode|pass[ ]code|pwd|password)\b)"
+)
+# A token that looks random: mixed case with a digit and a 12+ run of letters and digits (not a model name or a slug),
+# or 20+ lower-case letters and digits with four digits and a letter past f (not hex).
+_TOKEN = r"[A-Za-z0-9+/_-]"
+_RANDOM_TOKEN = (
+    rf"(?:(?={_TOKEN}*[0-9])(?={_TOKEN}*[A-Z])(?={_TOKEN}*[a-z])(?={_TOKEN}*?[A-Za-z0-9]{{12}})"
+    rf"{_TOKEN}{{16,}}={{0,2}}(?![A-Za-z0-9+/=_~-])"
+    r"|(?=[a-z0-9]*[0-9](?:[a-z0-9]*[0-9]){3})(?=[a-z0-9]*[g-z])[a-z0-9]{20,}(?![A-Za-z0-9+/=_~-]))"
 )
 
 
@@ -141,6 +254,27 @@ class SecretRecognizer(PatternRecognizer):
         self.trigger = trigger
 
 
+def _looks_random(text: str) -> bool:
+    """Whether a key's text holds a digit or both letter cases, as generated keys do and words do not."""
+    if any(c.isdigit() for c in text):
+        return True
+    return any(c.isupper() for c in text) and any(c.islower() for c in text)
+
+
+def _entropy(text: str) -> float:
+    """The Shannon entropy of ``text``, in bits per character."""
+    n = len(text)
+    return -sum(k / n * math.log2(k / n) for k in Counter(text).values())
+
+
+class VendorKeyRecognizer(SecretRecognizer):
+    """Vendor keys of one family, from :data:`_VENDOR_RULES`; a match that looks like words is dropped."""
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        """None (keep the rule's score) when the match looks generated, False when it is made of words."""
+        return None if _looks_random(pattern_text) else False
+
+
 class OpenAIKeyRecognizer(SecretRecognizer):
     """OpenAI API keys; the body must look random (see the module table)."""
 
@@ -150,7 +284,8 @@ class OpenAIKeyRecognizer(SecretRecognizer):
             [
                 Pattern(
                     "openai key",
-                    r"(?<![A-Za-z0-9_-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])",
+                    r"(?<![A-Za-z0-9_-])sk-(?!ant-|or-v1-|lf-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"
+                    r"(?![A-Za-z0-9_-])",
                     0.6,
                 )
             ],
@@ -166,6 +301,421 @@ class OpenAIKeyRecognizer(SecretRecognizer):
         return digits >= 4 or (digits >= 1 and upper)
 
 
+class AwsSecretKeyRecognizer(SecretRecognizer):
+    """AWS secret access keys: labelled, next to a key id, or standing alone (see the module table)."""
+
+    # Standing alone: not part of a longer token, a URL path (after a dot), a base64 blob or URL-encoded text.
+    _BEFORE = r"(?<![A-Za-z0-9/+_.%~-])"
+    _AFTER = r"(?![A-Za-z0-9/+=_%~-])"
+
+    def __init__(self) -> None:
+        value = rf"{self._BEFORE}[A-Za-z0-9/+]{{40}}{self._AFTER}"
+        super().__init__(
+            AWS_SECRET_KEY,
+            [
+                Pattern(
+                    "aws secret access key",
+                    r"(?<=(?i:aws[_-]?secret[_-]?access[_-]?key|aws[_-]?secret[_-]?key|secret[_-]?access[_-]?key"
+                    rf"|aws[_-]?secret)[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?){value}",
+                    1.0,
+                ),
+                Pattern(
+                    "aws secret after a key id", rf"(?<![A-Za-z0-9]){_AWS_ID}(?![A-Za-z0-9]).{{1,120}}?\K{value}", 1.0
+                ),
+                Pattern("aws secret, standing alone", value, STANDALONE_AWS_SECRET_SCORE),
+            ],
+            # Every value above stands alone, so this finds them all; RE2 screens it in the same pass as the rest.
+            trigger=Trigger(patterns=(r"(?:^|[^A-Za-z0-9/+_.%~-])[A-Za-z0-9/+]{40}(?:$|[^A-Za-z0-9/+=_%~-])",)),
+            context=["aws", "secret", "access"],
+        )
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        """None (keep the score) for upper, lower and digit with 4.2+ bits per character; False otherwise.
+
+        Generated keys have about 4.8 bits per character (below 4.2 once in many millions); CamelCase identifiers and
+        readable text, which can also be 40 characters long, have 4.2 or less.
+        """
+        if not (
+            any(c.isupper() for c in pattern_text)
+            and any(c.islower() for c in pattern_text)
+            and any(c.isdigit() for c in pattern_text)
+        ):
+            return False
+        return None if _entropy(pattern_text) >= 4.2 else False
+
+
+class _Rule(NamedTuple):
+    """One vendor key shape: every match holds one of ``literals`` (or ``folded``, in lower case) or ``screen``."""
+
+    entity: str
+    name: str
+    regex: str
+    literals: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()
+    # An RE2-portable pattern every match holds, for shapes without a rare literal (Twilio's SK + 32 hex).
+    screen: str | None = None
+    score: float = 1.0
+
+
+# A left boundary for the shape screens, so they never fire inside a base64 blob ("=" is only at its end).
+_NOT_B64 = r"(?:^|[^A-Za-z0-9+/_-])"
+
+_VENDOR_RULES: Final[tuple[_Rule, ...]] = (
+    # LLM vendors
+    _Rule(LLM_API_KEY, "hugging face token", rf"{_B}(?:hf|api_org)_[A-Za-z0-9]{{30,40}}{_E}", ("hf_", "api_org_")),
+    _Rule(LLM_API_KEY, "groq key", rf"{_B}gsk_[A-Za-z0-9]{{48,56}}{_E}", ("gsk_",)),
+    _Rule(LLM_API_KEY, "replicate token", rf"{_B}r8_[A-Za-z0-9_-]{{36,40}}{_E}", ("r8_",)),
+    _Rule(LLM_API_KEY, "perplexity key", rf"{_B}pplx-[A-Za-z0-9]{{40,64}}{_E}", ("pplx-",)),
+    _Rule(LLM_API_KEY, "xai key", rf"{_B}xai-[A-Za-z0-9_]{{70,90}}{_E}", ("xai-",)),
+    _Rule(LLM_API_KEY, "openrouter key", rf"{_B}sk-or-v1-[0-9a-f]{{64}}{_E}", ("sk-or-v1-",)),
+    _Rule(LLM_API_KEY, "langsmith key", rf"{_B}lsv2_(?:pt|sk)_[0-9a-f]{{32}}_[0-9a-f]{{10}}{_E}", ("lsv2_",)),
+    _Rule(LLM_API_KEY, "langfuse key", rf"{_B}[sp]k-lf-{_UUID}{_E}", ("sk-lf-", "pk-lf-")),
+    _Rule(LLM_API_KEY, "pinecone key", rf"{_B}pcsk_[A-Za-z0-9]{{4,8}}_[A-Za-z0-9]{{50,80}}{_E}", ("pcsk_",)),
+    _Rule(LLM_API_KEY, "fireworks key", rf"{_B}fw_[A-Za-z0-9]{{20,40}}{_E}", ("fw_",)),
+    _Rule(
+        LLM_API_KEY,
+        "llm key after its vendor's name",
+        r"(?i:\b(?:cohere|co|mistral|together(?:[ _-]?ai)?|fireworks|deepseek|voyage)[ _-](?:ai[ _-])?(?:api[ _-]?)?"
+        rf"(?:key|token)){_ASSIGN_OR_IS}\K[A-Za-z0-9_-]{{32,100}}{_E}",
+        folded=("cohere", "co_api", "co-api", "mistral", "together", "fireworks", "deepseek", "voyage"),
+    ),
+    # Google
+    _Rule(GOOGLE_API_KEY, "google api key", rf"{_B}AIza[A-Za-z0-9_-]{{35}}{_E}", ("AIza",)),
+    _Rule(GOOGLE_API_KEY, "google oauth client secret", rf"{_B}GOCSPX-[A-Za-z0-9_-]{{28}}{_E}", ("GOCSPX-",)),
+    _Rule(GOOGLE_API_KEY, "google oauth access token", rf"{_B}ya29\.[A-Za-z0-9_-]{{30,2048}}{_E}", ("ya29.",)),
+    _Rule(GOOGLE_API_KEY, "google oauth refresh token", rf"(?<![A-Za-z0-9_/-])1//0[A-Za-z0-9_-]{{40,}}{_E}", ("1//0",)),
+    # Azure
+    _Rule(
+        AZURE_KEY,
+        "azure storage or service bus key",
+        r"(?<=(?:AccountKey|SharedAccessKey)=)[A-Za-z0-9+/]{40,90}={0,2}",
+        ("AccountKey=", "SharedAccessKey="),
+    ),
+    _Rule(
+        AZURE_KEY,
+        "azure entra client secret",
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+        ("Q~",),
+    ),
+    _Rule(AZURE_KEY, "azure sas signature", r"(?<=[?&;]sig=)[A-Za-z0-9%+/=]{30,}", ("sig=",)),
+    # Other clouds and secret managers
+    _Rule(
+        CLOUD_TOKEN,
+        "digitalocean token",
+        rf"{_B}do[opr]_v1_[a-f0-9]{{64}}{_E}",
+        ("dop_v1_", "doo_v1_", "dor_v1_"),
+    ),
+    _Rule(CLOUD_TOKEN, "alibaba access key id", r"(?<![A-Za-z0-9])LTAI[A-Za-z0-9]{12,28}(?![A-Za-z0-9])", ("LTAI",)),
+    _Rule(CLOUD_TOKEN, "heroku key", rf"{_B}HRKU-AA[A-Za-z0-9_-]{{58}}{_E}", ("HRKU-",)),
+    _Rule(
+        CLOUD_TOKEN,
+        "heroku key after its name",
+        rf"(?i:\bheroku[\w.-]{{0,30}}?){_ASSIGN_OR_IS}\K{_UUID}(?![A-Za-z0-9-])",
+        folded=("heroku",),
+    ),
+    _Rule(CLOUD_TOKEN, "databricks token", r"(?<![A-Za-z0-9_-])dapi[a-f0-9]{32}(?:-[0-9])?(?![A-Za-z0-9_])", ("dapi",)),
+    _Rule(CLOUD_TOKEN, "cloudflare token", rf"{_B}cf[ua]t_[A-Za-z0-9]{{40,60}}{_E}", ("cfut_", "cfat_")),
+    _Rule(
+        CLOUD_TOKEN,
+        "cloudflare key after its name",
+        r"(?i:\b(?:cloudflare|cf)[_-](?:global[_-])?(?:api[_-]?)?(?:token|key))"
+        rf"{_ASSIGN_OR_IS}\K[A-Za-z0-9_-]{{37,40}}{_E}",
+        folded=("cloudflare", "cf_api", "cf-api", "cf_global"),
+    ),
+    _Rule(
+        CLOUD_TOKEN,
+        "vault token",
+        rf"{_B}hv[sb]\.[A-Za-z0-9_-]{{60,}}(?:\.[A-Za-z0-9_-]+)*{_E}",
+        ("hvs.", "hvb."),
+    ),
+    _Rule(
+        CLOUD_TOKEN,
+        "terraform cloud token",
+        r"(?<![A-Za-z0-9])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}(?![A-Za-z0-9_=-])",
+        (".atlasv1.",),
+    ),
+    _Rule(
+        CLOUD_TOKEN,
+        "doppler token",
+        rf"{_B}dp\.(?:pt|ct|sa|scim|audit|st(?:\.[a-z0-9_-]{{2,35}})?)\.[A-Za-z0-9]{{40,44}}{_E}",
+        ("dp.pt.", "dp.ct.", "dp.sa.", "dp.scim.", "dp.audit.", "dp.st."),
+    ),
+    _Rule(CLOUD_TOKEN, "1password service account token", rf"{_B}ops_eyJ[A-Za-z0-9+/_-]{{100,}}={{0,3}}", ("ops_eyJ",)),
+    _Rule(
+        CLOUD_TOKEN,
+        "1password secret key",
+        r"(?<![A-Za-z0-9-])A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"
+        r"(?![A-Za-z0-9-])",
+        ("A3-",),
+    ),
+    _Rule(
+        CLOUD_TOKEN, "age secret key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", ("AGE-SECRET-KEY-1",)
+    ),
+    # Payment
+    _Rule(
+        STRIPE_KEY,
+        "stripe key",
+        rf"{_B}(?:sk|rk|pk)_(?:live|test|prod)_[A-Za-z0-9]{{10,247}}{_E}",
+        ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_", "pk_live_", "pk_test_"),
+    ),
+    _Rule(STRIPE_KEY, "stripe webhook secret", rf"{_B}whsec_[A-Za-z0-9+/=]{{24,}}", ("whsec_",)),
+    _Rule(PAYMENT_KEY, "square token", rf"{_B}sq0(?:atp|csp)-[A-Za-z0-9_-]{{22,60}}{_E}", ("sq0atp-", "sq0csp-")),
+    _Rule(
+        PAYMENT_KEY,
+        "square access token",
+        r"(?<![A-Za-z0-9_+-])EAAA[A-Za-z0-9_+=-]{60}(?![A-Za-z0-9_+=-])",
+        ("EAAA",),
+    ),
+    _Rule(
+        PAYMENT_KEY,
+        "shopify token",
+        rf"{_B}shp(?:at|ss|ca|pa)_[a-fA-F0-9]{{32}}{_E}",
+        ("shpat_", "shpss_", "shpca_", "shppa_"),
+    ),
+    _Rule(
+        PAYMENT_KEY,
+        "braintree access token",
+        r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}",
+        ("access_token$",),
+    ),
+    _Rule(
+        PAYMENT_KEY,
+        "adyen api key",
+        r"(?<![A-Za-z0-9+/-])AQE[A-Za-z0-9+/]{40,}={0,2}-[A-Za-z0-9+/]{20,}={0,2}(?:-[^\s\"'`]{8,40})?",
+        ("AQE",),
+    ),
+    _Rule(
+        PAYMENT_KEY,
+        "flutterwave key",
+        rf"{_B}FLW(?:SECK|PUBK)(?:_TEST)?-[a-hA-H0-9]{{32}}-X{_E}|{_B}FLWSECK_TEST[a-hA-H0-9]{{12}}{_E}",
+        ("FLWSECK", "FLWPUBK"),
+    ),
+    # Source control, registries and developer tools (GitHub and Slack have their own recognizers below)
+    _Rule(
+        GITLAB_TOKEN,
+        "gitlab token",
+        rf"{_B}gl(?:pat|dt|ptt|rt|cbt|ft|imt|agent|oas|soat|ffct)-[A-Za-z0-9_-]{{20,}}(?:\.[A-Za-z0-9_-]+)*{_E}",
+        ("glpat-", "gldt-", "glptt-", "glrt-", "glcbt-", "glft-", "glimt-", "glagent-", "gloas-", "glsoat-", "glffct-"),
+    ),
+    _Rule(GITLAB_TOKEN, "gitlab runner registration token", rf"{_B}GR1348941[A-Za-z0-9_-]{{20,}}{_E}", ("GR1348941",)),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "bitbucket app password",
+        r"(?<![A-Za-z0-9_-])ATBB[A-Za-z0-9_=-]{28,}(?![A-Za-z0-9_=-])",
+        ("ATBB",),
+    ),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "atlassian api token",
+        r"(?<![A-Za-z0-9_-])AT(?:ATT|CTT)3[A-Za-z0-9_=-]{100,}(?![A-Za-z0-9_=-])",
+        ("ATATT3", "ATCTT3"),
+    ),
+    _Rule(DEVTOOL_TOKEN, "npm token", rf"{_B}npm_[A-Za-z0-9]{{36}}{_E}", ("npm_",)),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "pypi token",
+        r"pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}",
+        ("pypi-Ag",),
+    ),
+    _Rule(DEVTOOL_TOKEN, "docker hub token", rf"{_B}dckr_(?:pat|oat)_[A-Za-z0-9_-]{{24,40}}{_E}", ("dckr_",)),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "sentry token",
+        rf"{_B}sntrys_eyJ[A-Za-z0-9+/=_]{{50,}}|{_B}sntryu_[a-f0-9]{{64}}{_E}",
+        ("sntrys_", "sntryu_"),
+    ),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "new relic key",
+        rf"{_B}(?:NRAK-[A-Z0-9]{{27}}|NRJS-[a-f0-9]{{19}}|NRII-[A-Za-z0-9_-]{{32}}){_E}"
+        r"|(?<![A-Za-z0-9])[a-f0-9]{36}NRAL(?![A-Za-z0-9])",
+        ("NRAK-", "NRJS-", "NRII-", "NRAL"),
+    ),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "grafana token",
+        rf"{_B}glc_[A-Za-z0-9+/]{{32,400}}={{0,3}}|{_B}glsa_[A-Za-z0-9]{{32}}_[A-Fa-f0-9]{{8}}{_E}"
+        r"|(?<![A-Za-z0-9])eyJrIjoi[A-Za-z0-9]{70,400}={0,3}",
+        ("glc_", "glsa_", "eyJrIjoi"),
+    ),
+    _Rule(DEVTOOL_TOKEN, "linear key", rf"{_B}lin_(?:api|oauth)_[A-Za-z0-9]{{40}}{_E}", ("lin_api_", "lin_oauth_")),
+    _Rule(
+        DEVTOOL_TOKEN,
+        "notion token",
+        rf"{_B}secret_[A-Za-z0-9]{{43}}{_E}|{_B}ntn_[0-9]{{11}}[A-Za-z0-9]{{35}}{_E}",
+        ("secret_", "ntn_"),
+    ),
+    _Rule(DEVTOOL_TOKEN, "postman key", rf"{_B}PMAK-[A-Fa-f0-9]{{24}}-[A-Fa-f0-9]{{34}}{_E}", ("PMAK-",)),
+    # Chat and messaging (Slack has its own recognizer below)
+    _Rule(
+        MESSAGING_TOKEN,
+        "discord bot token",
+        r"(?<![A-Za-z0-9_.-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_.-])",
+        screen=r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}",
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "discord webhook",
+        r"(?<=discord(?:app)?\.com/api/webhooks/)[0-9]{17,20}/[A-Za-z0-9_-]{60,68}",
+        ("/api/webhooks/",),
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "telegram bot token",
+        r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
+        (":AA",),
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "teams webhook",
+        r"(?<=\.webhook\.office\.com/webhookb2/)[A-Za-z0-9@/_-]{40,}",
+        ("webhook.office.com",),
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "twilio sid or key",
+        r"(?<![A-Za-z0-9])(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])",
+        screen=r"(?:SK|AC)[0-9a-f]{32}",
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "sendgrid key",
+        rf"{_B}SG\.[A-Za-z0-9_-]{{16,32}}\.[A-Za-z0-9_-]{{30,50}}{_E}",
+        screen=r"SG\.[A-Za-z0-9_-]{16}",
+    ),
+    _Rule(MESSAGING_TOKEN, "mailgun key", rf"{_B}key-[0-9a-f]{{32}}{_E}", screen=r"key-[0-9a-f]{32}"),
+    _Rule(
+        MESSAGING_TOKEN,
+        "mailchimp key",
+        r"(?<![A-Za-z0-9])[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])",
+        screen=r"[0-9a-f]{32}-us[0-9]",
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
+        "facebook access token",
+        r"(?<![A-Za-z0-9+/_-])EAA[A-Za-z0-9]{80,}(?![A-Za-z0-9+/=_-])",
+        screen=rf"{_NOT_B64}EAA[A-Za-z0-9]{{80}}",
+    ),
+)
+
+
+def _literal_pattern(literal: str) -> str:
+    """``literal`` as a pattern that Python's ``re`` and RE2 read alike (only the metacharacters escaped)."""
+    return re.sub(r"[.^$*+?()\[\]{}|\\]", r"\\\g<0>", literal)
+
+
+def _vendor_trigger(rules: list[_Rule]) -> Trigger:
+    """The trigger of one family: its literals when every rule has some, else one pattern for all rules."""
+    if all(rule.screen is None for rule in rules):
+        literals = tuple(dict.fromkeys(lit for rule in rules for lit in rule.literals))
+        folded = tuple(dict.fromkeys(lit for rule in rules for lit in rule.folded))
+        return Trigger(literals=literals, folded=folded)
+    # One alternation, so Python's re (for non-ASCII texts) scans the text once for the whole family.
+    alternatives = [
+        rule.screen or "|".join(map(_literal_pattern, rule.literals)) for rule in rules if rule.screen or rule.literals
+    ]
+    folded_alternatives = [_literal_pattern(lit) for rule in rules for lit in rule.folded]
+    return Trigger(
+        patterns=("|".join(alternatives),),
+        folded_patterns=("|".join(folded_alternatives),) if folded_alternatives else (),
+    )
+
+
+def _vendor_recognizer(entity: str) -> VendorKeyRecognizer:
+    rules = [rule for rule in _VENDOR_RULES if rule.entity == entity]
+    return VendorKeyRecognizer(
+        entity, [Pattern(rule.name, rule.regex, rule.score) for rule in rules], trigger=_vendor_trigger(rules)
+    )
+
+
+def _secret_recognizer() -> SecretRecognizer:
+    """Values after secret-like names, passwords and PINs in prose, and random tokens after key-like words."""
+    # (?<!<): not the name in a hash mark such as <SECRET:3f2a9c1b>.
+    name = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_SECRET_NAMES}))"
+    password = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_PASSWORD_WORDS}))\b"
+    prose_gap = r"(?:[ \t]+(?i:for|of|on)(?:[ \t]+[\w.@-]{1,40}){1,3})?"
+    return SecretRecognizer(
+        SECRET,
+        [
+            Pattern(
+                "secret assignment",
+                rf"(?<={name}[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?)(?![<*]){_NOT_A_PASSWORD}[^\s\"'<>,;&]{{6,}}",
+                0.6,
+            ),
+            Pattern(
+                "password",
+                rf"{password}(?:{_ASSIGN}|{prose_gap}[ \t]+(?i:is|was)(?:[ \t]*:)?[ \t]+[\"'`]?)\K{_PASSWORD_VALUE}",
+                0.6,
+            ),
+            Pattern(
+                "password set to",
+                r"(?i:\b(?:set|change|changed|reset|update|updated)[ \t]+(?:(?:my|the|your|our|his|her|their|a|an|new)"
+                r"[ \t]+){0,2}(?:(?:pass(?:word|wd|phrase|code)|pwd)[ \t]+to|(?:pw|pin)[ ]to))[ \t]+[\"'`]?\K"
+                rf"{_PASSWORD_VALUE}",
+                0.6,
+            ),
+            Pattern(
+                "pin",
+                rf"(?<!<)(?:{_PIN_WORDS})(?:[\"']?[ \t]{{0,3}}(?::=|=>|[:=#])|[ \t]+(?i:is|was)(?:[ \t]*:)?)?"
+                r"[ \t]*[\"']?\K[0-9][0-9-]{2,15}[0-9](?![0-9A-Za-z]|\.[0-9])",
+                0.6,
+            ),
+            Pattern(
+                "random token after a key word",
+                r"(?<!<)(?i:\b(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|key|token|secret|credential)s?)\b"
+                r"(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3})[\"'`]?\K"
+                rf"{_RANDOM_TOKEN}",
+                0.5,
+            ),
+        ],
+        trigger=Trigger(
+            literals=("PIN",),
+            folded=(
+                "key",
+                "secret",
+                "token",
+                "passw",
+                "pwd",
+                "passphrase",
+                "passcode",
+                "pass code",
+                "credential",
+                "pin:",
+                "pin :",
+                "pin=",
+                "pin =",
+                "pin#",
+                "pin #",
+                "pin is",
+                "pin was",
+                "pin to",
+                "pin code",
+                "pin-code",
+                "pin_code",
+                "pincode",
+                "pin number",
+                "pin-number",
+                "pin_number",
+                "pinnumber",
+                "pw:",
+                "pw :",
+                "pw=",
+                "pw =",
+                "pw is",
+                "pw was",
+                "pw to",
+            ),
+            # Then one of: a name before ":" or "="; a whole password word or a PIN (rare enough to run the patterns
+            # on); a whole key word with 12 letters and digits in a row within 70 characters.
+            folded_patterns=(
+                r"(?:key|secret|token|passw\w*|pwd|passphrase)[\"']?\s{0,3}[:=]"
+                r"|(?:pass(?:word|wd|phrase|code)s?|pass\scode|pwd|pw)\b|\bpin"
+                r"|(?:key|token|secret|credential)s?\b[^\n]{0,70}?[a-z0-9]{12}",
+            ),
+        ),
+    )
+
+
 def secret_recognizers() -> list[SecretRecognizer]:
     """A fresh instance of every secret recognizer, in :data:`SECRET_ENTITIES` order."""
     return [
@@ -175,23 +725,18 @@ def secret_recognizers() -> list[SecretRecognizer]:
             [Pattern("anthropic key", r"(?<![A-Za-z0-9_-])sk-ant-[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])", 1.0)],
             trigger=Trigger(literals=("sk-ant-",)),
         ),
+        _vendor_recognizer(LLM_API_KEY),
         SecretRecognizer(
             AWS_ACCESS_KEY,
-            [Pattern("aws access key id", rf"(?<![A-Za-z0-9])(?:{_AWS_PREFIXES})[A-Z0-9]{{16}}(?![A-Za-z0-9])", 1.0)],
-            trigger=Trigger(patterns=(rf"(?:{_AWS_PREFIXES})[A-Z0-9]{{16}}",)),
+            [Pattern("aws access key id", rf"(?<![A-Za-z0-9]){_AWS_ID}(?![A-Za-z0-9])", 1.0)],
+            trigger=Trigger(patterns=(_AWS_ID,)),
         ),
-        SecretRecognizer(
-            AWS_SECRET_KEY,
-            [
-                Pattern(
-                    "aws secret access key",
-                    r"(?<=(?i:aws[_-]?secret[_-]?access[_-]?key|aws[_-]?secret[_-]?key|secret[_-]?access[_-]?key"
-                    r"|aws[_-]?secret)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
-                    1.0,
-                )
-            ],
-            trigger=Trigger(folded=("secret",), folded_patterns=(r"secret[\w-]*[\"']?\s{0,3}[:=]",)),
-        ),
+        AwsSecretKeyRecognizer(),
+        _vendor_recognizer(GOOGLE_API_KEY),
+        _vendor_recognizer(AZURE_KEY),
+        _vendor_recognizer(CLOUD_TOKEN),
+        _vendor_recognizer(STRIPE_KEY),
+        _vendor_recognizer(PAYMENT_KEY),
         SecretRecognizer(
             GITHUB_TOKEN,
             [
@@ -202,16 +747,24 @@ def secret_recognizers() -> list[SecretRecognizer]:
                     1.0,
                 )
             ],
-            trigger=Trigger(patterns=(r"gh[pousr]_|github_pat_",)),
+            trigger=Trigger(literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
         ),
+        _vendor_recognizer(GITLAB_TOKEN),
+        _vendor_recognizer(DEVTOOL_TOKEN),
         SecretRecognizer(
             SLACK_TOKEN,
             [
                 Pattern("slack token", r"(?<![A-Za-z0-9-])xox[abprse]-[A-Za-z0-9-]{10,}", 1.0),
-                Pattern("slack webhook", r"(?<=hooks\.slack\.com/services/)[A-Za-z0-9_/-]{10,}", 1.0),
+                Pattern("slack app token", r"(?<![A-Za-z0-9-])xapp-[0-9]+-[A-Za-z0-9-]{10,}", 1.0),
+                Pattern(
+                    "slack webhook",
+                    r"(?<=hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/+-]{10,}",
+                    1.0,
+                ),
             ],
-            trigger=Trigger(literals=("xox", "hooks.slack.com")),
+            trigger=Trigger(literals=("xox", "xapp-", "hooks.slack.com")),
         ),
+        _vendor_recognizer(MESSAGING_TOKEN),
         SecretRecognizer(
             BEARER_TOKEN,
             [Pattern("bearer token", r"(?<=(?i:\bbearer)\s{1,5})[A-Za-z0-9._~+/-]{16,}=*", 0.8)],
@@ -255,18 +808,5 @@ def secret_recognizers() -> list[SecretRecognizer]:
             ],
             trigger=Trigger(literals=("-----BEGIN",)),
         ),
-        SecretRecognizer(
-            SECRET,
-            [
-                Pattern(
-                    "secret assignment",
-                    rf"(?<=(?i:\b(?:{_SECRET_NAMES}))[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?)(?![<*])[^\s\"'<>,;&]{{6,}}",
-                    0.6,
-                )
-            ],
-            trigger=Trigger(
-                folded=("key", "secret", "token", "passw", "pwd", "passphrase"),
-                folded_patterns=(r"(?:key|secret|token|passw\w*|pwd|passphrase)[\"']?\s{0,3}[:=]",),
-            ),
-        ),
+        _secret_recognizer(),
     ]
