@@ -38,8 +38,8 @@ entity                 what it matches (the redacted span)
                        ``ntn_``, Postman ``PMAK-``
 ``SLACK_TOKEN``        ``xox[abprse]-`` and ``xapp-`` tokens, and the secret path of ``hooks.slack.com`` webhook URLs
 ``MESSAGING_TOKEN``    Discord bot tokens and webhook paths, Telegram bot tokens ``<digits>:AA...``, Teams webhook
-                       paths, Twilio ``SK``/``AC`` + 32 hex, SendGrid ``SG.``, Mailgun ``key-``, Mailchimp
-                       ``...-us12``, Facebook ``EAA`` tokens
+                       paths, Twilio ``SK``/``AC`` + 32 hex (and 32 hex after ``twilio auth token``), SendGrid
+                       ``SG.``, Mailgun ``key-``, Mailchimp ``...-us12``, Facebook ``EAA`` tokens
 ``BEARER_TOKEN``       the token after ``Bearer`` (16+ token characters)
 ``JWT``                ``eyJ<header>.eyJ<payload>.<signature>``
 ``URL_PASSWORD``       ``user:password`` of ``scheme://user:password@host`` (username too: often personal)
@@ -47,9 +47,10 @@ entity                 what it matches (the redacted span)
                        line), its header lines and its base64 lines of 16 characters or more
 ``SECRET``             the value after a secret-like key name (``api_key=``, ``DB_PASSWORD:``, ``"client_secret": "``,
                        ``token=``: 6+ characters); passwords and PINs in prose, the whole value (``my password is
-                       ...``, ``password: #Tr0ub4dor&3``, ``I set my password to ...``, ``the PIN is 4821``, ``pin
-                       code 5521``, ``passcode 991-223``); a 16+ character token mixing letters and digits a few
-                       words after ``key``, ``token``, ``secret`` or ``credential`` (``my api key is 7fG2...``)
+                       ...``, ``password: #Tr0ub4dor&3``, ``I set my password to ...``, ``login jdoe / pass ...``,
+                       ``the PIN is 4821``, ``pin code 5521``, ``passcode 991-223``); a 16+ character token mixing
+                       letters and digits right after ``key``, ``token``, ``secret`` or ``credential``, or a few
+                       words and ``:``/``=``/``is`` later (``token 9aK2...``, ``my api key is 7fG2...``)
 =====================  ================================================================================================
 
 Passwords stay ``SECRET``: a password is a value assigned to a secret-like name, whether written ``password=`` or
@@ -66,9 +67,11 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from typing import Final, NamedTuple
 
+import re2
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer
 
@@ -163,7 +166,7 @@ _NOT_A_PASSWORD = (
     r"|\*+(?![^\s\"'`.,;:?)\]}])"
     r"|\$\{|\{\{|%\(|\$[A-Za-z_]+(?![^\s\"'`])"
     r"|(?i:os\.environ|os\.getenv|process\.env|getenv\()"
-    r"|[A-Za-z_][\w.]*\()"
+    r"|[A-Za-z_][\w.]*\([^\s\"'`]*\))"
 )
 _MARK = r"(?!<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>|\*+[\"'])"
 # A password value: quoted, up to its closing quote; else up to white space or a quote, without the sentence's final
@@ -238,11 +241,85 @@ class Trigger:
         return False
 
 
+class SeparateScreen:
+    """The RE2 automaton that the :class:`SeparateTrigger` s of one set of recognizers share: a pass over an ASCII text
+    finds which of them may match it, and each trigger then reads its own answer."""
+
+    __slots__ = ("_last", "_lock", "_patterns", "_set")
+
+    def __init__(self) -> None:
+        self._patterns: list[bytes] = []
+        self._set: re2.Set | None = None
+        self._lock = threading.Lock()
+        # The last text and its answer: the redactor asks every trigger about one text in a row. One tuple, replaced
+        # whole, so threads that interleave only recompute.
+        self._last: tuple[str | None, frozenset[int]] = (None, frozenset())
+
+    def add(self, pattern: str) -> int:
+        """Add ``pattern`` (RE2 syntax, ASCII) before the first look-up; its index in :meth:`hits`."""
+        with self._lock:
+            if self._set is not None:
+                raise RuntimeError("the screen is already in use")
+            self._patterns.append(pattern.encode("ascii"))
+            return len(self._patterns) - 1
+
+    def hits(self, text: str) -> frozenset[int]:
+        """The indexes of the patterns that find ``text``, which must be ASCII."""
+        last = self._last
+        if last[0] is text:
+            return last[1]
+        found = frozenset(self._compiled().Match(text.encode("ascii")) or ())
+        self._last = (text, found)
+        return found
+
+    def _compiled(self) -> re2.Set:
+        with self._lock:
+            if self._set is None:
+                options = re2.Options()
+                options.log_errors = False
+                rset = re2.Set.SearchSet(options)
+                for pattern in self._patterns:
+                    rset.Add(pattern)
+                rset.Compile()
+                self._set = rset
+            return self._set
+
+
+class SeparateTrigger:
+    """A trigger screened outside the redactor's combined RE2 passes, for a pattern whose counted runs would swell them.
+
+    The redactor screens every :class:`Trigger` it can in a few combined RE2 passes; counted runs there (40 key
+    characters, 32 hex digits) multiply the states of the other patterns of their pass (a window such as
+    ``[^"]{0,64}`` most), until RE2's DFA runs out of memory and falls back to a slow NFA. Not being a
+    :class:`Trigger`, this one is called after those passes instead, and the separate triggers of one
+    :func:`secret_recognizers` call share one more pass (:class:`SeparateScreen`).
+    """
+
+    __slots__ = ("_folded", "_index", "_screen", "_text")
+
+    def __init__(self, pattern: str, *, folded: bool = False, screen: SeparateScreen | None = None) -> None:
+        """``folded``: ``pattern`` is for the lower-cased text (RE2 reads ASCII text case-insensitively instead)."""
+        self._screen = screen if screen is not None else SeparateScreen()
+        self._index = self._screen.add(f"(?i:{pattern})" if folded else pattern)
+        self._text = re.compile(pattern)
+        self._folded = folded
+
+    def __call__(self, text: str, lower: str) -> bool:
+        """Whether ``text`` (``lower`` is ``text.lower()``) may hold a match."""
+        if text.isascii():
+            return self._index in self._screen.hits(text)
+        return self._text.search(lower if self._folded else text) is not None
+
+
 class SecretRecognizer(PatternRecognizer):
     """A :class:`PatternRecognizer` for one secret type, with the cheap ``trigger`` the redactor screens with."""
 
     def __init__(
-        self, entity: str, patterns: list[Pattern], trigger: Trigger, context: list[str] | None = None
+        self,
+        entity: str,
+        patterns: list[Pattern],
+        trigger: Trigger | SeparateTrigger,
+        context: list[str] | None = None,
     ) -> None:
         super().__init__(
             supported_entity=entity,
@@ -308,7 +385,7 @@ class AwsSecretKeyRecognizer(SecretRecognizer):
     _BEFORE = r"(?<![A-Za-z0-9/+_.%~-])"
     _AFTER = r"(?![A-Za-z0-9/+=_%~-])"
 
-    def __init__(self) -> None:
+    def __init__(self, screen: SeparateScreen | None = None) -> None:
         value = rf"{self._BEFORE}[A-Za-z0-9/+]{{40}}{self._AFTER}"
         super().__init__(
             AWS_SECRET_KEY,
@@ -324,8 +401,10 @@ class AwsSecretKeyRecognizer(SecretRecognizer):
                 ),
                 Pattern("aws secret, standing alone", value, STANDALONE_AWS_SECRET_SCORE),
             ],
-            # Every value above stands alone, so this finds them all; RE2 screens it in the same pass as the rest.
-            trigger=Trigger(patterns=(r"(?:^|[^A-Za-z0-9/+_.%~-])[A-Za-z0-9/+]{40}(?:$|[^A-Za-z0-9/+=_%~-])",)),
+            # Every value above stands alone, so this finds them all.
+            trigger=SeparateTrigger(
+                r"(?:^|[^A-Za-z0-9/+_.%~-])[A-Za-z0-9/+]{40}(?:$|[^A-Za-z0-9/+=_%~-])", screen=screen
+            ),
             context=["aws", "secret", "access"],
         )
 
@@ -549,9 +628,17 @@ _VENDOR_RULES: Final[tuple[_Rule, ...]] = (
     # Chat and messaging (Slack has its own recognizer below)
     _Rule(
         MESSAGING_TOKEN,
+        "twilio auth token after its name",
+        rf"(?i:\btwilio[ _-]?(?:auth[ _-]?)?(?:token|secret))(?:{_ASSIGN_OR_IS}|[ \t]{{1,3}})\K[0-9a-f]{{32}}"
+        r"(?![A-Za-z0-9])",
+        screen=r"(?i:twilio[ _-]?(?:auth[ _-]?)?(?:token|secret))",
+    ),
+    _Rule(
+        MESSAGING_TOKEN,
         "discord bot token",
         r"(?<![A-Za-z0-9_.-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_.-])",
-        screen=r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}",
+        # The dotted middle only: a run counted from every M, N or O would swell the screen's automaton.
+        screen=r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}",
     ),
     _Rule(
         MESSAGING_TOKEN,
@@ -604,31 +691,27 @@ def _literal_pattern(literal: str) -> str:
     return re.sub(r"[.^$*+?()\[\]{}|\\]", r"\\\g<0>", literal)
 
 
-def _vendor_trigger(rules: list[_Rule]) -> Trigger:
+def _vendor_trigger(rules: list[_Rule], screen: SeparateScreen) -> Trigger | SeparateTrigger:
     """The trigger of one family: its literals when every rule has some, else one pattern for all rules."""
     if all(rule.screen is None for rule in rules):
         literals = tuple(dict.fromkeys(lit for rule in rules for lit in rule.literals))
         folded = tuple(dict.fromkeys(lit for rule in rules for lit in rule.folded))
         return Trigger(literals=literals, folded=folded)
-    # One alternation, so Python's re (for non-ASCII texts) scans the text once for the whole family.
-    alternatives = [
-        rule.screen or "|".join(map(_literal_pattern, rule.literals)) for rule in rules if rule.screen or rule.literals
-    ]
-    folded_alternatives = [_literal_pattern(lit) for rule in rules for lit in rule.folded]
-    return Trigger(
-        patterns=("|".join(alternatives),),
-        folded_patterns=("|".join(folded_alternatives),) if folded_alternatives else (),
-    )
+    if any(rule.folded for rule in rules):
+        raise ValueError("a family screened by shapes takes no folded literals")
+    # One alternation in an automaton of its own: its counted runs stay out of the redactor's combined passes.
+    alternatives = [rule.screen or "|".join(map(_literal_pattern, rule.literals)) for rule in rules]
+    return SeparateTrigger("|".join(alternatives), screen=screen)
 
 
-def _vendor_recognizer(entity: str) -> VendorKeyRecognizer:
+def _vendor_recognizer(entity: str, screen: SeparateScreen) -> VendorKeyRecognizer:
     rules = [rule for rule in _VENDOR_RULES if rule.entity == entity]
     return VendorKeyRecognizer(
-        entity, [Pattern(rule.name, rule.regex, rule.score) for rule in rules], trigger=_vendor_trigger(rules)
+        entity, [Pattern(rule.name, rule.regex, rule.score) for rule in rules], trigger=_vendor_trigger(rules, screen)
     )
 
 
-def _secret_recognizer() -> SecretRecognizer:
+def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
     """Values after secret-like names, passwords and PINs in prose, and random tokens after key-like words."""
     # (?<!<): not the name in a hash mark such as <SECRET:3f2a9c1b>.
     name = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_SECRET_NAMES}))"
@@ -639,7 +722,7 @@ def _secret_recognizer() -> SecretRecognizer:
         [
             Pattern(
                 "secret assignment",
-                rf"(?<={name}[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?)(?![<*]){_NOT_A_PASSWORD}[^\s\"'<>,;&]{{6,}}",
+                rf"(?<={name}[\"']?[ \t\r\n]{{0,3}}[:=]\s{{0,3}}[\"']?)(?![<*]){_NOT_A_PASSWORD}[^\s\"'<>,;&]{{6,}}",
                 0.6,
             ),
             Pattern(
@@ -655,6 +738,12 @@ def _secret_recognizer() -> SecretRecognizer:
                 0.6,
             ),
             Pattern(
+                "user and pass",
+                r"(?<!<)(?i:\b(?:login|user(?:name)?|usr)\b[ \t:=]{1,3}[^\s/,]{1,64}[ \t]*[/,][ \t]*pass(?:word|wd)?\b"
+                rf"|\bpass(?=[ \t]*[:=]))(?:{_ASSIGN_OR_IS}|[ \t]{{1,3}})\K{_PASSWORD_VALUE}",
+                0.6,
+            ),
+            Pattern(
                 "pin",
                 rf"(?<!<)(?:{_PIN_WORDS})(?:[\"']?[ \t]{{0,3}}(?::=|=>|[:=#])|[ \t]+(?i:is|was)(?:[ \t]*:)?)?"
                 r"[ \t]*[\"']?\K[0-9][0-9-]{2,15}[0-9](?![0-9A-Za-z]|\.[0-9])",
@@ -663,61 +752,33 @@ def _secret_recognizer() -> SecretRecognizer:
             Pattern(
                 "random token after a key word",
                 r"(?<!<)(?i:\b(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|key|token|secret|credential)s?)\b"
-                r"(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3})[\"'`]?\K"
+                r"(?:[ \t]{1,3}|(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?"
+                r"(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3}(?i:is|was)[ \t]{1,3}))[\"'`]?\K"
                 rf"{_RANDOM_TOKEN}",
                 0.5,
             ),
         ],
-        trigger=Trigger(
-            literals=("PIN",),
-            folded=(
-                "key",
-                "secret",
-                "token",
-                "passw",
-                "pwd",
-                "passphrase",
-                "passcode",
-                "pass code",
-                "credential",
-                "pin:",
-                "pin :",
-                "pin=",
-                "pin =",
-                "pin#",
-                "pin #",
-                "pin is",
-                "pin was",
-                "pin to",
-                "pin code",
-                "pin-code",
-                "pin_code",
-                "pincode",
-                "pin number",
-                "pin-number",
-                "pin_number",
-                "pinnumber",
-                "pw:",
-                "pw :",
-                "pw=",
-                "pw =",
-                "pw is",
-                "pw was",
-                "pw to",
-            ),
-            # Then one of: a name before ":" or "="; a whole password word or a PIN (rare enough to run the patterns
-            # on); a whole key word with 12 letters and digits in a row within 70 characters.
-            folded_patterns=(
-                r"(?:key|secret|token|passw\w*|pwd|passphrase)[\"']?\s{0,3}[:=]"
-                r"|(?:pass(?:word|wd|phrase|code)s?|pass\scode|pwd|pw)\b|\bpin"
-                r"|(?:key|token|secret|credential)s?\b[^\n]{0,70}?[a-z0-9]{12}",
-            ),
+        # Patterns only, in an automaton of their own, tested exactly (a literal such as "key" or "token" would send
+        # every text that merely mentions one through the patterns above). Each alternative is a superset of
+        # one pattern, on the lower-cased text: a name before ":" or "="; a password word before a connector; "pw"
+        # and "pin" in the spellings the patterns accept; a key word before 16 token characters, or a few words and a
+        # connector (no window of any characters: that, with the other screens, outgrows RE2's DFA).
+        trigger=SeparateTrigger(
+            r"(?:key|secret|token|passw[a-z0-9_]*|pwd|passphrase)[\"']?[ \t\r\n]{0,3}[:=]"
+            r"|(?:pass(?:word|wd|phrase|code)s?|pass[ \t]code|pwd)[\"' \t:=#]"
+            r"|pw(?: ?[:=]| (?:is|was|to)[ \t:])|pass[ \t]*[:=]|[/,][ \t]*pass(?:word|wd)?[ \t:=]"
+            r"|(?:^|[^a-z0-9_])pin(?:[\"' \t:=#]|[_-]?code|[_-]?number)"
+            r"|(?:key|token|secret|credential)s?(?:[ \t]{1,3}[\"'`]?[a-z0-9+/_-]{16}"
+            r"|(?:[ \t]{1,3}[a-z]{1,15}){0,3}(?:[ \t]{0,3}[:=]|[ \t]{1,3}(?:is|was)))",
+            folded=True,
+            screen=screen,
         ),
     )
 
 
 def secret_recognizers() -> list[SecretRecognizer]:
     """A fresh instance of every secret recognizer, in :data:`SECRET_ENTITIES` order."""
+    screen = SeparateScreen()
     return [
         OpenAIKeyRecognizer(),
         SecretRecognizer(
@@ -725,18 +786,18 @@ def secret_recognizers() -> list[SecretRecognizer]:
             [Pattern("anthropic key", r"(?<![A-Za-z0-9_-])sk-ant-[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])", 1.0)],
             trigger=Trigger(literals=("sk-ant-",)),
         ),
-        _vendor_recognizer(LLM_API_KEY),
+        _vendor_recognizer(LLM_API_KEY, screen),
         SecretRecognizer(
             AWS_ACCESS_KEY,
             [Pattern("aws access key id", rf"(?<![A-Za-z0-9]){_AWS_ID}(?![A-Za-z0-9])", 1.0)],
             trigger=Trigger(patterns=(_AWS_ID,)),
         ),
-        AwsSecretKeyRecognizer(),
-        _vendor_recognizer(GOOGLE_API_KEY),
-        _vendor_recognizer(AZURE_KEY),
-        _vendor_recognizer(CLOUD_TOKEN),
-        _vendor_recognizer(STRIPE_KEY),
-        _vendor_recognizer(PAYMENT_KEY),
+        AwsSecretKeyRecognizer(screen),
+        _vendor_recognizer(GOOGLE_API_KEY, screen),
+        _vendor_recognizer(AZURE_KEY, screen),
+        _vendor_recognizer(CLOUD_TOKEN, screen),
+        _vendor_recognizer(STRIPE_KEY, screen),
+        _vendor_recognizer(PAYMENT_KEY, screen),
         SecretRecognizer(
             GITHUB_TOKEN,
             [
@@ -749,8 +810,8 @@ def secret_recognizers() -> list[SecretRecognizer]:
             ],
             trigger=Trigger(literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
         ),
-        _vendor_recognizer(GITLAB_TOKEN),
-        _vendor_recognizer(DEVTOOL_TOKEN),
+        _vendor_recognizer(GITLAB_TOKEN, screen),
+        _vendor_recognizer(DEVTOOL_TOKEN, screen),
         SecretRecognizer(
             SLACK_TOKEN,
             [
@@ -764,7 +825,7 @@ def secret_recognizers() -> list[SecretRecognizer]:
             ],
             trigger=Trigger(literals=("xox", "xapp-", "hooks.slack.com")),
         ),
-        _vendor_recognizer(MESSAGING_TOKEN),
+        _vendor_recognizer(MESSAGING_TOKEN, screen),
         SecretRecognizer(
             BEARER_TOKEN,
             [Pattern("bearer token", r"(?<=(?i:\bbearer)\s{1,5})[A-Za-z0-9._~+/-]{16,}=*", 0.8)],
@@ -808,5 +869,5 @@ def secret_recognizers() -> list[SecretRecognizer]:
             ],
             trigger=Trigger(literals=("-----BEGIN",)),
         ),
-        _secret_recognizer(),
+        _secret_recognizer(screen),
     ]

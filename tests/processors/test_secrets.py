@@ -173,6 +173,8 @@ def _samples() -> list[tuple[str, str, str]]:
     add("MESSAGING_TOKEN", teams, f"https://acme.webhook.office.com/webhookb2/{teams}")
     add("MESSAGING_TOKEN", "SK" + rand(HEX, 32))
     add("MESSAGING_TOKEN", "AC" + rand(HEX, 32))
+    twilio = rand(HEX, 32)
+    add("MESSAGING_TOKEN", twilio, f"twilio auth token {twilio}")
     add("MESSAGING_TOKEN", f"SG.{rand(URLSAFE, 22)}.{rand(URLSAFE, 43)}")
     add("MESSAGING_TOKEN", "key-" + rand(HEX, 32))
     add("MESSAGING_TOKEN", rand(HEX, 32) + "-us14")
@@ -214,6 +216,8 @@ PASSWORDS = [
     ("pin code 5521", "5521"),
     ("Card PIN 9045, expires soon", "9045"),
     ("passcode 991-223", "991-223"),
+    ("login jdoe / pass ^u&Mt3&I52", "^u&Mt3&I52"),
+    ("user: ops, pass: LX^P0Kvx(7", "LX^P0Kvx(7"),
     ("my api key is 7fG2kLm9QxP3vR8tZ1", "7fG2kLm9QxP3vR8tZ1"),
     ("token 9aK2xLm3Pq7Rt5Vw", "9aK2xLm3Pq7Rt5Vw"),
     ("the secret was Zq8mN3kP5xR7tW2yB4", "Zq8mN3kP5xR7tW2yB4"),
@@ -247,6 +251,7 @@ CLEAN = [
     "Enter your PIN to continue, then pin the message.",
     "password: str, pin: int, api_key: Optional[str] = None",
     "password = os.environ['DB_PASSWORD'] or ${DB_PASSWORD} or {{ secrets.DB_PASSWORD }}",
+    "password = getpass.getpass() if pass_through else None; pass the salt, bypass: true",
     "the key: idea is simple",
     "ApplicationLoadBalancerTargetGroupHttp2x and Ec2InstanceMetadataServiceEndpointConfig",
     "see https://example.com/Docs/Guides/Setup2024/Advanced/Keys.html",
