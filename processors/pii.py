@@ -58,33 +58,54 @@ STREET_ADDRESS: Final = "STREET_ADDRESS"
 
 # National identifiers: Presidio's entity names.
 UK_NINO: Final = "UK_NINO"
+UK_NHS: Final = "UK_NHS"
+UK_DRIVING_LICENCE: Final = "UK_DRIVING_LICENCE"
+IN_AADHAAR: Final = "IN_AADHAAR"
 IN_PAN: Final = "IN_PAN"
+IN_VOTER: Final = "IN_VOTER"
+US_DRIVER_LICENSE: Final = "US_DRIVER_LICENSE"
 US_ITIN: Final = "US_ITIN"
+US_BANK_NUMBER: Final = "US_BANK_NUMBER"
+AU_TFN: Final = "AU_TFN"
+AU_MEDICARE: Final = "AU_MEDICARE"
+AU_ABN: Final = "AU_ABN"
+ES_NIF: Final = "ES_NIF"
+ES_NIE: Final = "ES_NIE"
 IT_FISCAL_CODE: Final = "IT_FISCAL_CODE"
+PL_PESEL: Final = "PL_PESEL"
+SG_NRIC_FIN: Final = "SG_NRIC_FIN"
+KR_RRN: Final = "KR_RRN"
+CA_SIN: Final = "CA_SIN"
+DE_TAX_ID: Final = "DE_TAX_ID"
+SE_PERSONNUMMER: Final = "SE_PERSONNUMMER"
+FI_PERSONAL_IDENTITY_CODE: Final = "FI_PERSONAL_IDENTITY_CODE"
+TAX_ID: Final = "TAX_ID"
+"""Any tax number named by a word or key (``tax id``, ``EIN``, ``UTR``, ``vat_number``) but no country's shape."""
 
 _NATIONAL_ENTITIES: Final[tuple[str, ...]] = (
     UK_NINO,
-    "UK_NHS",
-    "UK_DRIVING_LICENCE",
-    "IN_AADHAAR",
+    UK_NHS,
+    UK_DRIVING_LICENCE,
+    IN_AADHAAR,
     IN_PAN,
-    "IN_VOTER",
-    "US_DRIVER_LICENSE",
+    IN_VOTER,
+    US_DRIVER_LICENSE,
     US_ITIN,
-    "US_BANK_NUMBER",
-    "AU_TFN",
-    "AU_MEDICARE",
-    "AU_ABN",
-    "ES_NIF",
-    "ES_NIE",
+    US_BANK_NUMBER,
+    AU_TFN,
+    AU_MEDICARE,
+    AU_ABN,
+    ES_NIF,
+    ES_NIE,
     IT_FISCAL_CODE,
-    "PL_PESEL",
-    "SG_NRIC_FIN",
-    "KR_RRN",
-    "CA_SIN",
-    "DE_TAX_ID",
-    "SE_PERSONNUMMER",
-    "FI_PERSONAL_IDENTITY_CODE",
+    PL_PESEL,
+    SG_NRIC_FIN,
+    KR_RRN,
+    CA_SIN,
+    DE_TAX_ID,
+    SE_PERSONNUMMER,
+    FI_PERSONAL_IDENTITY_CODE,
+    TAX_ID,
 )
 PII_ENTITIES: Final[tuple[str, ...]] = (PASSPORT, DATE_OF_BIRTH, STREET_ADDRESS, *_NATIONAL_ENTITIES)
 """The entity types this module adds (it also recognizes ``PHONE_NUMBER``, in place of Presidio's recognizer)."""
@@ -574,6 +595,31 @@ def _us_itin() -> PatternRecognizer:
     return recognizer
 
 
+# The prefixes of EU (and UK, Swiss, Norwegian) VAT numbers.
+_VAT_COUNTRIES: Final = "AT|BE|BG|CH|CY|CZ|DE|DK|EE|EL|ES|FI|FR|GB|HR|HU|IE|IT|LT|LU|LV|MT|NL|NO|PL|PT|RO|SE|SI|SK|XI"
+
+
+def _tax_number() -> PatternRecognizer:
+    """Any tax number after a word that names one: US EIN (``NN-NNNNNNN``), UK UTR (ten digits, ``K`` optional),
+    German Steuernummer (``NN/NNN/NNNNN``), EU VAT numbers, and bare 9-12 digit numbers. Only the word says what
+    these are, so the word is required; a country's recognizer with a checksum scores it higher where one exists."""
+    context = ["tax", "taxpayer", "tin", "ein", "fein", "utr", "vat", "steuernummer", "itin", "ust", "idnr"]
+    recognizer: Any = _ShapeRecognizer(
+        TAX_ID,
+        [
+            Pattern("EIN", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", _REQUIRED_SCORE),
+            Pattern("UTR", r"(?<![\d-])\d{5} ?\d{5}K?(?![\d-])", _REQUIRED_SCORE),
+            Pattern("Steuernummer", r"(?<![\d/])\d{2,3}/\d{3,4}/\d{4,5}(?![\d/])", _REQUIRED_SCORE),
+            Pattern("VAT", rf"\b(?:{_VAT_COUNTRIES})?\d{{8,12}}\b", _REQUIRED_SCORE),
+        ],
+        context,
+        _word_trigger(context),
+    )
+    # "tax invoice 1234567890" is an invoice; a "tax id" or "tax reference" is the tax number itself.
+    recognizer.negative_context = [w for w in PHONE_NEGATIVE_CONTEXT if w not in {"id", "ref", "reference"}]
+    return recognizer
+
+
 def _national_recognizers() -> list[EntityRecognizer]:
     # Presidio's recognizers that are left out: the UK, US and Indian passport ones (PassportRecognizer finds those
     # numbers after their word), and those for company registers, vehicles and health-care providers (not a person's).
@@ -619,6 +665,7 @@ def _national_recognizers() -> list[EntityRecognizer]:
         ),
         _national(CaSinRecognizer, ["sin", "nas", "insurance"]),
         _national(DeTaxIdRecognizer, ["steuer", "steuerid", "steueridentifikationsnummer", "idnr", "tin", "tax"]),
+        _tax_number(),
         _national(SePersonnummerRecognizer, ["personnummer", "samordningsnummer"]),
         _national(FiPersonalIdentityCodeRecognizer, ["hetu", "henkilötunnus", "henkilotunnus"]),
     ]

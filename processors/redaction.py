@@ -69,11 +69,10 @@ LOCATION: Final = "LOCATION"
 USER_ID: Final = "USER_ID"
 """The type of a value held by a key that names a user's identity (``user.id``, ``enduser.id``)."""
 URL_QUERY: Final = "URL_QUERY"
-TAX_ID: Final = "TAX_ID"
-"""The type of a value held by a key that names a tax id (``tax_id``, ``ein``, ``vat_number``)."""
+"""The type of a query-string value of a URL attribute (``url.query``, the query part of ``url.full``)."""
+TAX_ID: Final = _pii.TAX_ID
 NATIONAL_ID: Final = "NATIONAL_ID"
 """The type of a value held by a key that names a national identity number (``national_id``, ``id_card``)."""
-"""The type of a query-string value of a URL attribute (``url.query``, the query part of ``url.full``)."""
 DROPPED_KEY: Final = "DROPPED_KEY"
 """The type counted for an attribute (or JSON value) removed because its key matches ``always_drop``."""
 REDACTION_FAILED: Final = "REDACTION_FAILED"
@@ -86,7 +85,7 @@ STRUCTURED_ENTITIES: Final[tuple[str, ...]] = tuple(
 )
 SECRET_ENTITIES: Final[tuple[str, ...]] = _secrets.SECRET_ENTITIES
 NER_ENTITIES: Final[tuple[str, ...]] = (PERSON, LOCATION)
-KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY, TAX_ID, NATIONAL_ID)
+KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY, NATIONAL_ID)
 """Types only ever found by the key that holds a value (see ``redact_keys``)."""
 DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES + KEY_ENTITIES
 """Every entity type spanguard can detect (``PERSON``/``LOCATION`` only with ``ner_model``)."""
@@ -206,8 +205,8 @@ DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
     "cc_number": CREDIT_CARD,
     "card_no": CREDIT_CARD,
     "iban": IBAN_CODE,
-    "account_number": "US_BANK_NUMBER",
-    "bank_account": "US_BANK_NUMBER",
+    "account_number": _pii.US_BANK_NUMBER,
+    "bank_account": _pii.US_BANK_NUMBER,
     "dob": _pii.DATE_OF_BIRTH,
     "date_of_birth": _pii.DATE_OF_BIRTH,
     "birth_date": _pii.DATE_OF_BIRTH,
@@ -223,19 +222,19 @@ DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
     "delivery_address": _pii.STREET_ADDRESS,
     "address_line": _pii.STREET_ADDRESS,
     "passport": _pii.PASSPORT,
-    "driver_license": "US_DRIVER_LICENSE",
-    "drivers_license": "US_DRIVER_LICENSE",
-    "driving_licence": "US_DRIVER_LICENSE",
-    "driving_license": "US_DRIVER_LICENSE",
-    "licence_number": "US_DRIVER_LICENSE",
-    "license_number": "US_DRIVER_LICENSE",
-    "dl_number": "US_DRIVER_LICENSE",
+    "driver_license": _pii.US_DRIVER_LICENSE,
+    "drivers_license": _pii.US_DRIVER_LICENSE,
+    "driving_licence": _pii.US_DRIVER_LICENSE,
+    "driving_license": _pii.US_DRIVER_LICENSE,
+    "licence_number": _pii.US_DRIVER_LICENSE,
+    "license_number": _pii.US_DRIVER_LICENSE,
+    "dl_number": _pii.US_DRIVER_LICENSE,
     "ni_number": _pii.UK_NINO,
     "nino": _pii.UK_NINO,
     "national_insurance": _pii.UK_NINO,
-    "nhs": "UK_NHS",
-    "aadhaar": "IN_AADHAAR",
-    "aadhar": "IN_AADHAAR",
+    "nhs": _pii.UK_NHS,
+    "aadhaar": _pii.IN_AADHAAR,
+    "aadhar": _pii.IN_AADHAAR,
     "pan": _pii.IN_PAN,
     "tax_id": TAX_ID,
     "taxid": TAX_ID,
@@ -274,9 +273,8 @@ _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
 _CONTEXT_WORDS: Final = 5
 # Words between a negative context word and its number: "order no. 4155550132", "PO number: 5512093348".
-_FILLER_WORDS: Final = frozenset(
-    {"no", "nr", "num", "number", "numbers", "is", "was", "of", "the", "your", "my", "our"}
-)
+# Not "my" or "your": a possessive says the number is someone's own ("sent receipt: my number is ...").
+_FILLER_WORDS: Final = frozenset({"no", "nr", "num", "number", "numbers", "is", "was", "of", "the"})
 _WORD: Final = re.compile(r"[^\W_]+")  # words; "driver_license" is two, as a context
 _JSON_DEPTH: Final = 4
 # Fields of the GenAI content JSON (messages, their parts, tool definitions) that describe structure, not content:
@@ -809,7 +807,8 @@ def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
         flags = recognizer.global_regex_flags or 0
         patterns = [(regex.compile(p.regex, flags=flags), p.score) for p in recognizer.patterns]
     context = frozenset(word.lower() for word in (recognizer.context or ()))
-    negative = frozenset(word.lower() for word in (getattr(recognizer, "negative_context", None) or ()))
+    # A word can't both name the entity and say it is something else: its own context words win.
+    negative = frozenset(word.lower() for word in (getattr(recognizer, "negative_context", None) or ())) - context
     return _Recognizer(recognizer, entity, trigger, patterns, context, negative)
 
 

@@ -751,10 +751,19 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
             ),
             Pattern(
                 "random token after a key word",
-                r"(?<!<)(?i:\b(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|key|token|secret|credential)s?)\b"
+                r"(?<!<)(?i:\b(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|key|token|secret|credential"
+                r"|authorization)s?)\b"
                 r"(?:[ \t]{1,3}|(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?"
                 r"(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3}(?i:is|was)[ \t]{1,3}))[\"'`]?\K"
                 rf"{_RANDOM_TOKEN}",
+                0.5,
+            ),
+            # Hex is a digest as often as a secret ("sha256 ...", "commit ..."): only after a word that says secret.
+            Pattern(
+                "hex token after a secret word",
+                r"(?<!<)(?i:\b(?:token|secret|credential|authorization|auth)s?)\b"
+                r"(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3}(?i:is|was)[ \t]{1,3}|[ \t]{1,3})[\"'`]?\K"
+                r"(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{32,}(?![A-Za-z0-9+/=_~-])",
                 0.5,
             ),
         ],
@@ -768,7 +777,7 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
             r"|(?:pass(?:word|wd|phrase|code)s?|pass[ \t]code|pwd)[\"' \t:=#]"
             r"|pw(?: ?[:=]| (?:is|was|to)[ \t:])|pass[ \t]*[:=]|[/,][ \t]*pass(?:word|wd)?[ \t:=]"
             r"|(?:^|[^a-z0-9_])pin(?:[\"' \t:=#]|[_-]?code|[_-]?number)"
-            r"|(?:key|token|secret|credential)s?(?:[ \t]{1,3}[\"'`]?[a-z0-9+/_-]{16}"
+            r"|(?:key|token|secret|credential|authorization|auth)s?(?:[ \t]{1,3}[\"'`]?[a-z0-9+/_-]{16}"
             r"|(?:[ \t]{1,3}[a-z]{1,15}){0,3}(?:[ \t]{0,3}[:=]|[ \t]{1,3}(?:is|was)))",
             folded=True,
             screen=screen,

@@ -101,29 +101,8 @@ def report(title: str, found: list[Leak], slots: Iterable[Slot]) -> str:
     return "\n".join(lines)
 
 
-# Open gaps of issue 10, known and listed so that any other leak fails the suite: (kind, variant, location or None).
-# Remove an entry when its recognizer lands; docs/redaction.md and the issue's notes name them too.
-KNOWN_GAPS: frozenset[tuple[str, str, str | None]] = frozenset(
-    {
-        ("TAX_ID", "uk-utr", None),  # ten bare digits after "TIN"/"UTR": no recognizer yet
-        ("TAX_ID", "us-ein", None),  # NN-NNNNNNN after "tax id": no recognizer yet
-        ("PASSWORD", "faker-10", None),  # some prose phrasings of Faker passwords
-        ("PASSWORD", "leading-symbol", None),
-        ("TWILIO", "auth-token", None),  # 32 hex after "twilio auth token"
-        ("BEARER_TOKEN", "hex-64", "db_query"),  # a bearer token quoted in SQL
-        ("BEARER_TOKEN", "opaque", "db_query"),
-        ("PHONE", "in-plain", "event_name"),
-    }
-)
-
-
-def _known(leak: Leak) -> bool:
-    p = leak.planted
-    return (p.kind, p.variant, None) in KNOWN_GAPS or (p.kind, p.variant, leak.location) in KNOWN_GAPS
-
-
 def assert_no_leaks(title: str, detector: Detector, slots: list[Slot], stages: dict[str, Arrived]) -> None:
-    found = [leak for leak in leaks(detector, slots, stages) if not _known(leak)]
+    found = leaks(detector, slots, stages)
     if found:  # pytest.fail, not assert: the assertion's repr would print the values
         pytest.fail(report(title, found, slots), pytrace=False)
 
@@ -202,12 +181,10 @@ def test_no_leak_through_the_collector(collected: CollectorRun, detector: Detect
 
 def test_no_leak_into_the_review_store(collected: CollectorRun, detector: Detector):
     stages = {"api": collected.review_api, "rows": collected.review_rows}
-    found = [leak for leak in leaks(detector, collected.slots, stages) if not _known(leak)]
+    found = leaks(detector, collected.slots, stages)
     values = {id(p): p for slot in collected.slots for p in slot.values}.values()
     elsewhere = sorted(
-        f"{p.kind}/{p.variant} {preview(p.value)}"
-        for p in detector.scan(values, collected.review_other_rows)
-        if not any(gap[:2] == (p.kind, p.variant) for gap in KNOWN_GAPS)
+        f"{p.kind}/{p.variant} {preview(p.value)}" for p in detector.scan(values, collected.review_other_rows)
     )
     if found or elsewhere:
         message = report("review store (API items and SQLite rows)", found, collected.slots)
