@@ -145,6 +145,16 @@ PHONE_CONTEXT: Final[tuple[str, ...]] = (
     "hotline",
     "helpline",
     "callback",
+    "ring",
+    "rang",
+    "called",
+    "calling",
+    "phoned",
+    "texted",
+    "texting",
+    "dialed",
+    "dialled",
+    "reached",
     "telefon",
     "telefono",
     "teléfono",
@@ -160,6 +170,11 @@ PHONE_NEGATIVE_CONTEXT: Final[tuple[str, ...]] = (
     "invoice",
     "po",
     "tracking",
+    "track",
+    "fedex",
+    "ups",
+    "usps",
+    "dhl",
     "ticket",
     "ref",
     "reference",
@@ -599,18 +614,27 @@ def _us_itin() -> PatternRecognizer:
 _VAT_COUNTRIES: Final = "AT|BE|BG|CH|CY|CZ|DE|DK|EE|EL|ES|FI|FR|GB|HR|HU|IE|IT|LT|LU|LV|MT|NL|NO|PL|PT|RO|SE|SI|SK|XI"
 
 
+class _TaxNumberRecognizer(_ShapeRecognizer):
+    """Tax numbers in any country's grouping; a match that is a date, or has too few or too many digits, is not one."""
+
+    _DATE: Final = regex.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})")
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        digits = sum(ch.isdigit() for ch in pattern_text)
+        return not 8 <= digits <= 14 or self._DATE.fullmatch(pattern_text) is not None
+
+
 def _tax_number() -> PatternRecognizer:
-    """Any tax number after a word that names one: US EIN (``NN-NNNNNNN``), UK UTR (ten digits, ``K`` optional),
-    German Steuernummer (``NN/NNN/NNNNN``), EU VAT numbers, and bare 9-12 digit numbers. Only the word says what
-    these are, so the word is required; a country's recognizer with a checksum scores it higher where one exists."""
-    context = ["tax", "taxpayer", "tin", "ein", "fein", "utr", "vat", "steuernummer", "itin", "ust", "idnr"]
-    recognizer: Any = _ShapeRecognizer(
+    """Any tax number after a word that names one: 8-14 digits, bare or in groups (US EIN ``NN-NNNNNNN``, UK UTR,
+    Brazil's CPF ``NNN.NNN.NNN-NN``, Canada's SIN ``NNN NNN NNN``, ``NN/NNN/NNNNN``), or an EU VAT number. Only the
+    word says what these are, so it is required; a country's recognizer with a checksum scores higher where one exists.
+    """
+    context = ["tax", "taxpayer", "tin", "ein", "fein", "utr", "vat", "steuernummer", "itin", "ust", "idnr", "cpf"]
+    recognizer: Any = _TaxNumberRecognizer(
         TAX_ID,
         [
-            Pattern("EIN", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", _REQUIRED_SCORE),
-            Pattern("UTR", r"(?<![\d-])\d{5} ?\d{5}K?(?![\d-])", _REQUIRED_SCORE),
-            Pattern("Steuernummer", r"(?<![\d/])\d{2,3}/\d{3,4}/\d{4,5}(?![\d/])", _REQUIRED_SCORE),
-            Pattern("VAT", rf"\b(?:{_VAT_COUNTRIES})?\d{{8,12}}\b", _REQUIRED_SCORE),
+            Pattern("grouped", r"(?<![\d./-])\d{2,5}(?:[ ./-]\d{2,7}){1,4}K?(?![\d/-]|\.\d)", _REQUIRED_SCORE),
+            Pattern("bare or VAT", rf"\b(?:{_VAT_COUNTRIES})?\d{{8,14}}[A-Z]?\b", _REQUIRED_SCORE),
         ],
         context,
         _word_trigger(context),
@@ -683,7 +707,8 @@ _PASSPORT_KEY: Final = (
 
 
 class PassportRecognizer(PatternRecognizer):
-    """Any passport number: 6-9 upper-case letters and digits (a digit at least) right after a word that names it."""
+    """Any passport number right after a word that names it: 6-9 upper-case letters and digits with a digit, or 8-9
+    letters without a vowel (German numbers may have no digit; no English word is 8 consonants)."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -692,7 +717,7 @@ class PassportRecognizer(PatternRecognizer):
             patterns=[
                 Pattern(
                     "passport after its name",
-                    rf"(?<={_PASSPORT_KEY})(?=[A-Z]*\d)[A-Z0-9]{{6,9}}(?![A-Za-z0-9])",
+                    rf"(?<={_PASSPORT_KEY})(?:(?=[A-Z]*\d)[A-Z0-9]{{6,9}}|[B-DF-HJ-NP-TV-Z]{{8,9}})(?![A-Za-z0-9])",
                     0.6,
                 )
             ],
@@ -891,12 +916,14 @@ _ROMANCE_TYPES: Final = (
     "Residencial Setor Trecho Vereda Viela Vila Viaduto Aeroporto Área Campo Distrito Favela Feira Lago Lagoa Morro "
     "Núcleo Passarela Pátio Praia Trevo Vale"
 ).split()
-# Types that are plain words elsewhere ("send it via Slack", "Jardim", "Place"): these need a number.
+# Types that may stand without a number, after a context word ("Address: Trecho de da Rosa"); the other types are
+# plain words elsewhere ("send it via Slack", "Place", "Strada") and need a number.
 _NUMBERLESS_TYPES: Final = (
     "rue chemin avenue boulevard allée impasse quai Rua Avenida Travessa Alameda Praça Estrada Ladeira Rodovia "
     "Loteamento Colônia Sítio Estação Chácara Condomínio Viela Vereda Calle Callejón Glorieta Urbanización Cañada "
     "Rambla Paseo Pasaje Camino Viale Piazza Vicolo Contrada Stretto Rotonda Largo Aeroporto Distrito Favela Fazenda "
-    "Jardim Lagoa Morro Núcleo Passarela Pátio Praia Quadra Recanto Residencial Trevo Vila"
+    "Jardim Lagoa Morro Núcleo Passarela Pátio Praia Quadra Recanto Residencial Trevo Vila Trecho Setor Conjunto "
+    "Parque Esplanada Viaduto Campo Feira Lago Vale"
 ).split()
 _PARTICLE: Final = r"(?:de|da|do|das|dos|del|della|delle|degli|di|du|des|de[ ]la|de[ ]l'|d'|l'|la|le|y|e)"
 # A name of capitalised words, each after up to two particles: "de Guillou", "de das Neves", "d'Estienne".

@@ -769,9 +769,16 @@ class TrimmingIbanRecognizer(IbanRecognizer):
 
 
 def _card_recognizer() -> CreditCardRecognizer:
-    """Presidio's card recognizer (Luhn-checked), plus Mastercard's 2221-2720 range, which its pattern misses."""
+    """Presidio's card recognizer (Luhn-checked), plus what its patterns miss: Mastercard's 2221-2720 range and
+    19-digit numbers in groups of four (UnionPay, Visa, Maestro, Discover)."""
     mastercard_2 = Pattern("Mastercard 2-series (weak)", r"\b2[2-7]\d{2}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3)
-    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2])
+    nineteen = Pattern("19 digits (weak)", r"\b[2-6]\d{3}(?:([- ]?)\d{4})(?:\1\d{4}){2}\1\d{3}\b", 0.3)
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2, nineteen])
+
+
+def _ssn_recognizer() -> UsSsnRecognizer:
+    """Presidio's SSN recognizer; its context ``ss#`` is the word ``ss`` to the redactor, which reads ``\\w`` runs."""
+    return UsSsnRecognizer(context=[*UsSsnRecognizer.CONTEXT, "ss"])
 
 
 def build_recognizers(entities: Iterable[str], custom: Iterable[EntityRecognizer] = ()) -> list[EntityRecognizer]:
@@ -785,7 +792,7 @@ def build_recognizers(entities: Iterable[str], custom: Iterable[EntityRecognizer
         (EMAIL_ADDRESS, OfflineEmailRecognizer),
         (CREDIT_CARD, _card_recognizer),
         (IBAN_CODE, TrimmingIbanRecognizer),
-        (US_SSN, UsSsnRecognizer),
+        (US_SSN, _ssn_recognizer),
         (IP_ADDRESS, IpRecognizer),
         (PHONE_NUMBER, PhoneRecognizer),
     ]

@@ -180,6 +180,8 @@ _PASSWORD_VALUE = (
 _PASSWORD_WORDS = r"pass(?:word|wd|phrase|code)s?|pwd|pw(?=[ ]?[:=]|[ ](?:is|was)\b)"
 _PIN_WORDS = (
     r"\bPIN\b|(?i:\bpin(?:[ _-]?(?:code|number)\b|(?=[ ]?[:=#]|[ ](?:is|was)\b))"
+    # "card pin 3766": four or more digits right after "pin" are a PIN (a connector's pins are numbered 1-40 or so)
+    r"|(?i:\bpin(?=[ ][0-9]{4,8}(?![0-9])))"
     r"|\b(?:passcode|pass[ ]code|pwd|password)\b)"
 )
 # A token that looks random: mixed case with a digit and a 12+ run of letters and digits (not a model name or a slug),
@@ -717,6 +719,7 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
     name = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_SECRET_NAMES}))"
     password = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_PASSWORD_WORDS}))\b"
     prose_gap = r"(?:[ \t]+(?i:for|of|on)(?:[ \t]+[\w.@-]{1,40}){1,3})?"
+    key_words = r"api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|license[ _-]?key|secret|credential|authorization|password"
     return SecretRecognizer(
         SECRET,
         [
@@ -727,13 +730,22 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
             ),
             Pattern(
                 "password",
-                rf"{password}(?:{_ASSIGN}|{prose_gap}[ \t]+(?i:is|was)(?:[ \t]*:)?[ \t]+[\"'`]?)\K{_PASSWORD_VALUE}",
+                rf"{password}(?:{_ASSIGN}|[ \t]+[-\u2013\u2014][ \t]+[\"'`]?"
+                rf"|{prose_gap}[ \t]+(?i:is|was)(?:[ \t]*:)?[ \t]+[\"'`]?)\K{_PASSWORD_VALUE}",
                 0.6,
             ),
             Pattern(
                 "password set to",
                 r"(?i:\b(?:set|change|changed|reset|update|updated)[ \t]+(?:(?:my|the|your|our|his|her|their|a|an|new)"
                 r"[ \t]+){0,2}(?:(?:pass(?:word|wd|phrase|code)|pwd)[ \t]+to|(?:pw|pin)[ ]to))[ \t]+[\"'`]?\K"
+                rf"{_PASSWORD_VALUE}",
+                0.6,
+            ),
+            Pattern(
+                "new password",
+                r"(?<!<)(?i:\b(?:new|temp|temporary|default|initial|one[ -]time|current|old|admin|root|wifi|wi-fi)"
+                # no connector, so the value must look like one: a digit or a symbol in it ("must", "policy" are words)
+                rf"[ \t]+(?:{_PASSWORD_WORDS}))[ \t]+[\"'`]?\K(?=[^\s\"'`]*[0-9!@#$%^&*()_+=\[\]{{}}|~<>?/\\-])"
                 rf"{_PASSWORD_VALUE}",
                 0.6,
             ),
@@ -756,6 +768,16 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
                 r"(?:[ \t]{1,3}|(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?"
                 r"(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3}(?i:is|was)[ \t]{1,3}))[\"'`]?\K"
                 rf"{_RANDOM_TOKEN}",
+                0.5,
+            ),
+            # A UUID is an id ("request id ..."), unless a secret's word says it is a key (many vendors' keys are).
+            Pattern(
+                "uuid after a secret word",
+                r"(?<!<)(?:(?i:\b(?:" + key_words + r")s?)\b[ \t]{1,3}"
+                # "token <uuid>" is how logs name a request's id: a token's UUID needs a connector
+                r"|(?i:\b(?:token|" + key_words + r")s?)\b(?:[ \t]{1,3}[A-Za-z]{1,15}){0,3}?"
+                r"(?:[ \t]{0,3}[:=][ \t]{0,3}|[ \t]{1,3}(?i:is|was)[ \t]{1,3}))[\"'`]?\K"
+                rf"{_UUID}(?![A-Za-z0-9-])",
                 0.5,
             ),
             # Hex is a digest as often as a secret ("sha256 ...", "commit ..."): only after a word that says secret.
