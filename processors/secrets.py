@@ -719,7 +719,9 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
     name = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_SECRET_NAMES}))"
     password = rf"(?<!<)(?i:\b{_NAME_PREFIX}(?:{_PASSWORD_WORDS}))\b"
     prose_gap = r"(?:[ \t]+(?i:for|of|on)(?:[ \t]+[\w.@-]{1,40}){1,3})?"
-    key_words = r"api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|license[ _-]?key|secret|credential|authorization|password"
+    key_words = (
+        r"api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|license[ _-]?key|secret|credential|authorization|password"
+    )
     return SecretRecognizer(
         SECRET,
         [
