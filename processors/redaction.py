@@ -38,6 +38,7 @@ from presidio_analyzer.predefined_recognizers import (
 )
 from presidio_anonymizer.operators import Mask, Redact, Replace
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from spanguard.processors import names as _names
 from spanguard.processors import pii as _pii
 from spanguard.processors import secrets as _secrets
 from spanguard.processors.view import EventView, SpanView
@@ -182,6 +183,20 @@ DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
     "tel": PHONE_NUMBER,
     "ssn": US_SSN,
     "social_security": US_SSN,
+    "full_name": PERSON,
+    "fullname": PERSON,
+    "first_name": PERSON,
+    "firstname": PERSON,
+    "last_name": PERSON,
+    "lastname": PERSON,
+    "given_name": PERSON,
+    "family_name": PERSON,
+    "surname": PERSON,
+    "middle_name": PERSON,
+    "maiden_name": PERSON,
+    "customer_name": PERSON,
+    "contact_name": PERSON,
+    "cardholder_name": PERSON,
     "password": _secrets.SECRET,
     "passwd": _secrets.SECRET,
     "pwd": _secrets.SECRET,
@@ -268,7 +283,8 @@ _NER_LABELS: Final[Mapping[str, str]] = {
     "LOCATION": LOCATION,
 }
 _NER_SCORE: Final = 0.85  # Presidio's SpacyRecognizer default strength
-_NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}")
+_CODE_LIKE: Final = regex.compile(r"[^\p{Ll}]*\d[^\p{Ll}]*")  # an identifier: a digit and no lower-case letter
+_NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}|\p{Lo}")  # a capitalised word, or a script without case
 _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
 _CONTEXT_WORDS: Final = 5
@@ -993,9 +1009,11 @@ class Redactor:
         self._nlp: Any = None
         self._nlp_lock = threading.Lock()
         self._ner_cache: OrderedDict[bytes, tuple[Detection, ...]] = OrderedDict()  # text digest -> detections
+        self._unread_scripts: frozenset[str] = frozenset()
         if self._ner_entities:
             if config.ner_model:
                 self._nlp = _load_ner(config.ner_model)
+                self._unread_scripts = _names.unread_scripts(str(getattr(self._nlp, "lang", "")))
             else:
                 _warn_no_ner_once(self._ner_entities)
         self._use_ner = self._nlp is not None
@@ -1151,8 +1169,8 @@ class Redactor:
 
     def _entity_of_key(self, key: str, words: Sequence[str]) -> tuple[str | None, int]:
         """The type a key's values are redacted as, by ``redact_keys`` then ``redact_key_words`` (None: scanned), and
-        where a value written into the key itself starts: after the naming word, when what follows holds a digit or
-        an ``@`` (``customer.phone.+14155550132``; not ``customer.phone.country_code``), else -1."""
+        where a value written into the key itself starts: after the naming word, when what follows looks like a
+        value (``customer.phone.+14155550132``; not ``customer.phone.country_code``: see ``_value_in_key``), else -1."""
         for matcher, entity in self._redact_keys:
             if matcher is not None and matcher.match(key):
                 return entity, -1
@@ -1171,7 +1189,7 @@ class Redactor:
                 if [w for w, _ in spans[i : i + len(parts)]] == parts:
                     end = spans[i + len(parts) - 1][1]
                     rest = key[end:].lstrip("._-: /")
-                    tail = len(key) - len(rest) if rest and any(c.isdigit() or c == "@" for c in rest) else -1
+                    tail = len(key) - len(rest) if rest and _value_in_key(rest, entity) else -1
                     return entity, tail
             return entity, -1
         return None, -1
@@ -1608,7 +1626,24 @@ class Redactor:
             elif timed_out and key in pending:
                 leaf.group.failed = "timeout"
             else:
-                leaf.detections.extend(dets)
+                leaf.detections.extend(self._ner_of_leaf(leaf, dets))
+
+    def _ner_of_leaf(self, leaf: _Leaf, dets: tuple[Detection, ...]) -> list[Detection]:
+        """The wanted detections of a leaf's text, corrected by the key that holds it: ``"name": "Mathijs Broeckx"``
+        is a person the model has too little text to see, ``"tool_name": "Lookup Order"`` is none."""
+        wanted = [d for d in dets if d.entity_type in self._ner_entities]
+        if PERSON not in self._ner_entities or not leaf.key_words:
+            return wanted
+        whole = len(leaf.text)
+        if _names.names_a_thing(leaf.key_words):
+            return [d for d in wanted if not (d.entity_type == PERSON and d.start == 0 and d.end == whole)]
+        if (
+            _names.names_a_person(leaf.key_words)
+            and all(d.entity_type == PERSON for d in dets)
+            and _names.written_as_name(leaf.text)
+        ):
+            wanted.append(Detection(PERSON, 0, whole, _NER_SCORE))
+        return wanted
 
     def _ner_detections(self, doc: Any) -> tuple[Detection, ...]:
         wanted = self._ner_entities
@@ -1616,9 +1651,15 @@ class Redactor:
             return ()
         out = []
         for ent in doc.ents:
-            entity = _NER_LABELS.get(ent.label_)
-            if entity in wanted:
-                out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
+            if _CODE_LIKE.fullmatch(ent.text):
+                continue  # "ORD-2023" is no place, whatever the model says
+            # Other labels are kept (under their own name) for _ner_of_leaf: an ORG under "name" is not a person.
+            entity = _NER_LABELS.get(ent.label_, f"~{ent.label_}")
+            out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
+        if PERSON in wanted:
+            text = doc.text
+            spans = _names.introduced_names(text) + _names.unread_script_runs(text, self._unread_scripts)
+            out += [Detection(PERSON, start, end, _NER_SCORE) for start, end in spans]
         return tuple(out)
 
     def _pipe(self, nlp: Any, texts: list[str]) -> list[Any]:
@@ -2013,6 +2054,14 @@ def _mark(attributes: dict[str, Any], tally: _Tally) -> None:
     old_types = {t for t in old if isinstance(t, str)} if isinstance(old, (tuple, list)) else set()
     attributes[SPANGUARD_REDACTION_COUNT] = before + tally.count
     attributes[SPANGUARD_REDACTION_ENTITIES] = tuple(sorted(old_types | set(tally.entities)))
+
+
+def _value_in_key(rest: str, entity: str) -> bool:
+    """Whether what follows a key's naming word is a value written into the key: it holds a digit or an ``@``, or,
+    for a name, a capital, a space or a letter outside ASCII (``user.full_name.Ana Lima``; not ``.first``)."""
+    if any(c.isdigit() or c == "@" for c in rest):
+        return True
+    return entity == PERSON and any(c.isupper() or c.isspace() or (c.isalpha() and not c.isascii()) for c in rest)
 
 
 def _pii_entity(name: str, entities: frozenset[str]) -> str | None:

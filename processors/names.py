@@ -1,0 +1,165 @@
+"""Names a NER model misses: a name a phrase introduces ("my name is ...", "regards, ..."), in any script, and a
+short run of a script the model cannot read inside text it can ("聂秀云 approved the refund" for an English model).
+
+Pure functions of a text, used beside the model's entities only when a NER model is configured. How they add to the
+model and what they never take: docs/redaction.md ("Names and places").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import regex
+
+__all__ = [
+    "introduced_names",
+    "names_a_person",
+    "names_a_thing",
+    "unread_script_runs",
+    "unread_scripts",
+    "written_as_name",
+]
+
+#: Scripts without letter case, and the spaCy language codes whose models read each (``xx``: multilingual).
+SCRIPTS: Final[dict[str, frozenset[str]]] = {
+    "Han": frozenset({"zh", "ja", "xx"}),
+    "Hiragana": frozenset({"ja", "xx"}),
+    "Katakana": frozenset({"ja", "xx"}),
+    "Hangul": frozenset({"ko", "xx"}),
+    "Arabic": frozenset({"ar", "fa", "ur", "xx"}),
+    "Hebrew": frozenset({"he", "yi", "xx"}),
+    "Devanagari": frozenset({"hi", "mr", "ne", "sa", "xx"}),
+    "Bengali": frozenset({"bn", "xx"}),
+    "Tamil": frozenset({"ta", "xx"}),
+    "Telugu": frozenset({"te", "xx"}),
+    "Gujarati": frozenset({"gu", "xx"}),
+    "Kannada": frozenset({"kn", "xx"}),
+    "Malayalam": frozenset({"ml", "xx"}),
+    "Gurmukhi": frozenset({"pa", "xx"}),
+    "Thai": frozenset({"th", "xx"}),
+}
+
+# Phrases after which a name is written. Case-insensitive; a label needs its colon or dash ("Name: ...").
+_CUE: Final = (
+    r"(?i:(?:\bmy\s+(?:full\s+)?name\s+is|\bname\s+is"
+    r"|\b(?:(?:full|first|last|given|family|middle|customer|contact|client|user|patient|person|sur)[ _.]?)?"
+    r"name['\x22]?\s*[:=\-\u2013]"
+    r"|\b(?:customer|client|contact|patient|passenger|guest|attn|attention|signed|from)\s*:"
+    r"|\bi['\u2019]m|\bi\s+am|\bcall\s+me|\bregards|\bsincerely|\bcheers|\bthanks|\bthank\s+you|\bdear|\bhi|\bhello|\bhey"
+    r"|\b(?:mr|mrs|ms|mx|miss|dr|prof|herr|frau|sr|sra|srta|mme|mlle|dott|sig|sig\.ra)\b\.?)"
+    r"[,:]?[ \t]*(?:\r?\n[ \t]*)?['\x22\u201c\u2018]?)"
+)
+_CASED_WORD: Final = r"\p{Lu}(?:\p{Ll}|\p{M}|\p{Lu}(?=\p{Ll})|['\u2019]\p{L})+(?:-\p{Lu}(?:\p{Ll}|\p{M})+)*"
+_UNCASED_WORD: Final = r"\p{Lo}[\p{Lo}\p{M}]*"
+_INITIAL: Final = r"\p{Lu}\."
+_PARTICLE: Final = r"(?:van|von|der|den|de|da|di|del|della|du|le|la|bin|ibn|al|el|ter|ten|dos|das|do|y|e)"
+_WORD: Final = rf"(?:{_CASED_WORD}|{_UNCASED_WORD}|{_INITIAL})"
+_NAME: Final = regex.compile(rf"(?:{_CUE})+(?P<name>{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_WORD}){{0,3}})")
+_TOKEN: Final = regex.compile(rf"{_WORD}|\S+")
+
+# Capitalised words that follow the cues above without being a name ("I'm Happy to help", "Hi Team", "Dear Sir").
+_NOT_NAMES: Final = frozenset(
+    """
+    i'm im i'd i'll i've a an the this that these those here there it its i me my we our you your they their he she
+    his her all both each
+    every everyone everybody anyone someone nobody team support service services customer customers client clients
+    sir madam madame friend friends folks guys world again so very much just still also not no yes ok okay sure
+    fine good great glad happy sorry afraid able unable interested looking trying writing calling reaching going
+    having getting contacting following hoping wondering new back now today tomorrow yesterday please thanks thank
+    in on at for from with by of to and or but as if when what which who how why where about after before re fw fwd
+    mr mrs ms dr prof admin user users guest manager agent bot assistant there's monday tuesday wednesday thursday
+    friday saturday sunday january february march april may june july august september october november december
+    """.split()
+)
+
+
+def _not_a_name(word: str) -> bool:
+    return word.lower().replace("\u2019", "'").rstrip(".") in _NOT_NAMES
+
+
+def introduced_names(text: str) -> list[tuple[int, int]]:
+    """Spans of the names that a cue phrase introduces in ``text`` (up to four words, capitalised or uncased)."""
+    out = []
+    for match in _NAME.finditer(text):
+        start, end = match.span("name")
+        words = [(m.start() + start, m.end() + start, m.group()) for m in _TOKEN.finditer(text[start:end])]
+        while words and _not_a_name(words[0][2]):
+            words.pop(0)
+        kept = []
+        for word in words:
+            if _not_a_name(word[2]):
+                break
+            kept.append(word)
+        if kept and not (len(kept) == 1 and regex.fullmatch(_INITIAL, kept[0][2])):
+            out.append((kept[0][0], kept[-1][1]))
+    return out
+
+
+def unread_scripts(lang: str) -> frozenset[str]:
+    """The uncased scripts a spaCy model of language ``lang`` cannot read."""
+    return frozenset(script for script, langs in SCRIPTS.items() if lang not in langs)
+
+
+_RUN_CACHE: dict[frozenset[str], regex.Pattern[str]] = {}
+
+
+def _run_pattern(scripts: frozenset[str]) -> regex.Pattern[str]:
+    pattern = _RUN_CACHE.get(scripts)
+    if pattern is None:
+        letters = "".join(rf"\p{{{s}}}" for s in sorted(scripts))
+        word = rf"[{letters}][{letters}\p{{M}}]*"
+        pattern = _RUN_CACHE[scripts] = regex.compile(rf"{word}(?:[ \t\u3000・·]{word}){{0,3}}")
+    return pattern
+
+
+_CASED_LETTER: Final = regex.compile(r"[\p{Lu}\p{Ll}]")
+_UNCASED_LETTER: Final = regex.compile(r"\p{Lo}")
+_MAX_RUN: Final = 24  # characters: a name, not a sentence
+
+
+def unread_script_runs(text: str, scripts: Iterable[str]) -> list[tuple[int, int]]:
+    """Spans of the short runs of ``scripts`` in a text written more in a cased script (Latin, Cyrillic, Greek).
+
+    A model cannot tell a name in a script it does not read from any other word, and a short run of another script
+    inside an English sentence is most often a name or a place, so each such run is taken as one.
+    """
+    scripts = frozenset(scripts)
+    if not scripts or not _UNCASED_LETTER.search(text):
+        return []
+    cased = len(_CASED_LETTER.findall(text))
+    uncased = len(_UNCASED_LETTER.findall(text))
+    if cased < uncased:
+        return []  # a text written in that script: its words are not embedded in text the model reads
+    return [m.span() for m in _run_pattern(scripts).finditer(text) if m.end() - m.start() <= _MAX_RUN]
+
+
+_WHOLE_NAME: Final = regex.compile(rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_WORD}){{0,3}}")
+# Words that, beside "name" in a key, say the name is not a person's ("tool.name", "product_name", "fileName").
+_THING_WORDS: Final = frozenset(
+    """
+    tool function method file model service product company organization organisation org brand app application
+    project host hostname server display event span metric attribute field column table queue topic bucket repo
+    repository branch package module class plan item sku category channel group role team city country state region
+    street domain store shop merchant vendor account business venue place location site page step task job agent
+    workflow pipeline dataset index key param parameter variable env device browser os
+    """.split()
+)
+
+
+def names_a_person(key_words: frozenset[str]) -> bool:
+    """Whether a key's words (``customer.name``, ``"name"``) say its value is a person's name."""
+    return "name" in key_words and key_words.isdisjoint(_THING_WORDS)
+
+
+def names_a_thing(key_words: frozenset[str]) -> bool:
+    """Whether a key's words (``tool_name``, ``product.name``) say its value is the name of something, not someone."""
+    return "name" in key_words and not key_words.isdisjoint(_THING_WORDS)
+
+
+def written_as_name(text: str) -> bool:
+    """Whether the whole of ``text`` is written as a name: one to four capitalised or uncased-script words."""
+    text = text.strip()
+    if not _WHOLE_NAME.fullmatch(text):
+        return False
+    return not _not_a_name(text.split()[0]) and not regex.fullmatch(_INITIAL, text)
