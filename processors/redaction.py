@@ -576,6 +576,15 @@ class _Recognizer:
     patterns: list[tuple[Any, float]] | None  # compiled (regex module) patterns for the fast path, else None
     context: frozenset[str]
     negative: frozenset[str] = frozenset()  # words that say "this is not one" (an order number is not a phone)
+    screen: Any = None  # an RE2 set of the patterns' screens (SecretRecognizer.pattern_screens), or None
+    screen_of: tuple[int | None, ...] = ()  # per pattern: its index in ``screen`` (None: always run)
+
+    def skipped(self, text: str) -> frozenset[int]:
+        """The patterns not to run on ``text``: those whose screen does not find it (ASCII text only)."""
+        if self.screen is None or not text.isascii():
+            return frozenset()
+        hits = set(self.screen.Match(text.encode("ascii")) or ())
+        return frozenset(i for i, slot in enumerate(self.screen_of) if slot is not None and slot not in hits)
 
 
 class _DigitsTrigger:
@@ -601,22 +610,27 @@ _ASCII_SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f "
 # Regex syntax whose meaning differs between Python's re and RE2, or that RE2 lacks: such patterns stay in Python.
 _QUIET: Final = re2.Options()
 _QUIET.log_errors = False
+# The screens' combined automata: RE2's default 8 MiB lets a DFA of all the triggers' patterns run out and fall back
+# to the NFA (correct, but tens of times slower); memory is taken only as the DFA's states are built.
+_ROOMY: Final = re2.Options()
+_ROOMY.log_errors = False
+_ROOMY.max_mem = 64 << 20
 _NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
 
 
 # An alternative that is a literal (re2.escape'd, maybe case-folded): no class, group or repeat of its own.
 _LITERAL_ALTERNATIVE: Final = re.compile(r"(?:\(\?i:)?(?:\\.|[A-Za-z0-9_])+\)?")
-_HEAVY_GROUP: Final = 8
 
 
 class _AsciiScreen:
     """Every trigger of a redactor as one RE2 pass over ASCII text, with the same answer as trying them one by one.
 
     Python's ``re`` tries each trigger's pattern at every position of a value; content is mostly clean, so that scan is
-    most of the cost of redacting a span. RE2 runs all of them as one automaton. The digits trigger keeps its exact
-    meaning (RE2's leftmost-first matches are Python's, and each run is checked against the date pattern as before);
-    a trigger with literals is found by its literals (a superset: its patterns then decide in the full analysis);
-    a trigger this class cannot express runs in Python after the pass.
+    most of the cost of redacting a span. RE2 runs all of them as one automaton (an RE2 set: which of them match, in
+    one pass). The digits trigger keeps its exact meaning (RE2's leftmost-first matches are Python's, and each run is
+    checked against the date pattern as before) when it is the only one found; a trigger with literals is found by
+    its literals (a superset: its patterns then decide in the full analysis); a trigger this class cannot express
+    runs in Python after the pass.
     """
 
     def __init__(
@@ -637,69 +651,85 @@ class _AsciiScreen:
                 self._python.append(trigger)
             else:
                 alternatives.extend(portable)
-        run = rf"([0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}})" if digits else "(a^)"
-        # Literals and the digits run make one automaton; patterns with classes and repeats go in small groups of
-        # their own, since one automaton of all of them outgrows RE2's DFA memory and falls back to a slow NFA.
+        # Literals make one pattern of the set (a trie), each pattern with classes and repeats one more.
         light = [a for a in alternatives if _LITERAL_ALTERNATIVE.fullmatch(a)]
         heavy = [a for a in alternatives if not _LITERAL_ALTERNATIVE.fullmatch(a)]
-        self._re = re2.compile("|".join([run, *light]).encode("ascii"))
-        self._heavy = [
-            re2.compile("|".join(heavy[i : i + _HEAVY_GROUP]).encode("ascii"))
-            for i in range(0, len(heavy), _HEAVY_GROUP)
-        ]
+        patterns = ([_DIGIT_RUN] if digits else []) + (["|".join(light)] if light else []) + heavy
+        self._digits = 0 if digits else -1
+        self._set = _re2_set(patterns)
 
     def __call__(self, text: str) -> bool:
         """Whether some trigger finds ``text``, which must be ASCII."""
         data = text.encode("ascii")
-        for match in self._re.finditer(data):
-            if match.lastindex != 1 or _DATE_ASCII.match(data, match.start()) is None:
-                return True
-        for group in self._heavy:
-            if group.search(data) is not None:
-                return True
-        lower = text.lower() if self._python else text
+        hits = self._set.Match(data) if self._set is not None else None
+        if hits and (len(hits) > 1 or hits[0] != self._digits or _digit_run_outside_a_date(data)):
+            return True
+        if not self._python:
+            return False
+        lower = text.lower()
         return any(trigger(text, lower) for trigger in self._python)
 
 
+_DIGIT_RUN: Final = rf"[0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}}"
+_DIGIT_RUN_RE2: Final = re2.compile(_DIGIT_RUN.encode("ascii"), _ROOMY)
+# google-re2's compiled pattern, called without the wrapper's per-match Python work (which costs more than the scan).
+_DIGIT_RUN_RAW: Final = getattr(_DIGIT_RUN_RE2, "_regexp", None)
+_UNANCHORED: Final = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _digit_run_outside_a_date(data: bytes) -> bool:
+    """The digits trigger on ASCII bytes: a run of seven digits (leftmost-first, as ``re.finditer``) not at a date."""
+    if _DIGIT_RUN_RAW is None or _UNANCHORED is None:
+        return any(_DATE_ASCII.match(data, m.start()) is None for m in _DIGIT_RUN_RE2.finditer(data))
+    pos, end = 0, len(data)
+    while True:
+        (start, stop), *_ = _DIGIT_RUN_RAW.Match(_UNANCHORED, data, pos, end)
+        if start < 0:
+            return False
+        if _DATE_ASCII.match(data, start) is None:
+            return True
+        pos = stop  # a run has seven digits: never empty
+
+
+def _re2_set(patterns: Sequence[str]) -> Any:
+    """One compiled RE2 set of ``patterns`` (ASCII), or None when there are none."""
+    if not patterns:
+        return None
+    rset = re2.Set.SearchSet(_ROOMY)
+    for pattern in patterns:
+        rset.Add(pattern.encode("ascii"))
+    rset.Compile()
+    return rset
+
+
 class _TriggerSets:
-    """Which triggers find an ASCII text, in a few RE2 passes (RE2 sets, grouped as :class:`_AsciiScreen` groups its
-    automata) instead of one Python test per trigger; the triggers RE2 cannot express, and the digits trigger's date
-    rule, are checked in Python."""
+    """Which triggers find an ASCII text, in one RE2 pass (a set, as :class:`_AsciiScreen`) instead of one Python test
+    per trigger; the triggers RE2 cannot express, and the digits trigger's date rule, are checked in Python."""
 
     def __init__(self, triggers: Sequence[Callable[[str, str], bool]]) -> None:
         self._python: list[Callable[[str, str], bool]] = []
-        light: list[tuple[str, Callable[[str, str], bool]]] = []
-        heavy: list[tuple[str, Callable[[str, str], bool]]] = []
+        patterns: list[str] = []
+        self._owners: list[Callable[[str, str], bool]] = []
         for trigger in triggers:
             if trigger is _DIGITS:
-                heavy.append((rf"[0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}}", trigger))
-                continue
-            alternatives = _re2_alternatives(trigger)
+                alternatives: list[str] | None = [_DIGIT_RUN]
+            else:
+                alternatives = _re2_alternatives(trigger)
             if alternatives is None:
                 self._python.append(trigger)
                 continue
-            target = light if all(_LITERAL_ALTERNATIVE.fullmatch(a) for a in alternatives) else heavy
-            target.append(("|".join(alternatives), trigger))
-        self._sets: list[tuple[Any, list[Callable[[str, str], bool]]]] = []
-        for group in [light, *(heavy[i : i + _HEAVY_GROUP] for i in range(0, len(heavy), _HEAVY_GROUP))]:
-            if not group:
-                continue
-            rset = re2.Set.SearchSet(_QUIET)
-            for pattern, _ in group:
-                rset.Add(pattern.encode("ascii"))
-            rset.Compile()
-            self._sets.append((rset, [trigger for _, trigger in group]))
+            patterns.append("|".join(alternatives))
+            self._owners.append(trigger)
+        self._set = _re2_set(patterns)
 
     def __call__(self, text: str) -> set[Callable[[str, str], bool]]:
         """The triggers that (may) find ``text``, which must be ASCII."""
         data = text.encode("ascii")
-        hit: set[Callable[[str, str], bool]] = set()
-        for rset, owners in self._sets:
-            for index in rset.Match(data) or ():
-                hit.add(owners[index])
-        lower: str | None = None
-        if _DIGITS in hit and not _DIGITS(text, text):
+        owners = self._owners
+        hit = {owners[index] for index in (self._set.Match(data) or ())} if self._set is not None else set()
+        if _DIGITS in hit and not _digit_run_outside_a_date(data):
             hit.discard(_DIGITS)  # only dates
+        lower: str | None = None
         for trigger in self._python:
             if lower is None:
                 lower = text.lower()
@@ -710,6 +740,8 @@ class _TriggerSets:
 
 def _re2_alternatives(trigger: Callable[[str, str], bool]) -> list[str] | None:
     """RE2 patterns that find every ASCII text the trigger finds, or None when they cannot be written."""
+    if isinstance(trigger, _secrets.SeparateTrigger):
+        return [f"(?:{trigger.re2_pattern})"]
     if not isinstance(trigger, _secrets.Trigger):
         return None
     if trigger.literals or trigger.folded:
@@ -832,7 +864,16 @@ def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
     context = frozenset(word.lower() for word in (recognizer.context or ()))
     # A word can't both name the entity and say it is something else: its own context words win.
     negative = frozenset(word.lower() for word in (getattr(recognizer, "negative_context", None) or ())) - context
-    return _Recognizer(recognizer, entity, trigger, patterns, context, negative)
+    wrapped = _Recognizer(recognizer, entity, trigger, patterns, context, negative)
+    screens = getattr(recognizer, "pattern_screens", ())
+    if patterns is not None and any(screens):
+        rset = re2.Set.SearchSet(_ROOMY)
+        slots: list[int | None] = []
+        for screen in screens:
+            slots.append(None if screen is None else rset.Add(screen.encode("ascii")))
+        rset.Compile()
+        wrapped.screen, wrapped.screen_of = rset, tuple(slots)
+    return wrapped
 
 
 # --- the redactor ---------------------------------------------------------------------------------------------------
@@ -1513,7 +1554,10 @@ class Redactor:
         keep_match = getattr(recognizer, "keep_match", None)
         trim_start = getattr(recognizer, "trim_start", None)
         out: list[Detection] = []
-        for compiled, base_score in r.patterns or ():
+        skipped = r.skipped(text)
+        for i, (compiled, base_score) in enumerate(r.patterns or ()):
+            if i in skipped:
+                continue
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise _BudgetExceeded

@@ -69,6 +69,7 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 import re2
@@ -297,12 +298,14 @@ class SeparateTrigger:
     :func:`secret_recognizers` call share one more pass (:class:`SeparateScreen`).
     """
 
-    __slots__ = ("_folded", "_index", "_screen", "_text")
+    __slots__ = ("_folded", "_index", "_screen", "_text", "re2_pattern")
 
     def __init__(self, pattern: str, *, folded: bool = False, screen: SeparateScreen | None = None) -> None:
         """``folded``: ``pattern`` is for the lower-cased text (RE2 reads ASCII text case-insensitively instead)."""
         self._screen = screen if screen is not None else SeparateScreen()
-        self._index = self._screen.add(f"(?i:{pattern})" if folded else pattern)
+        self.re2_pattern = f"(?i:{pattern})" if folded else pattern
+        """The RE2 pattern (ASCII text) that finds what this trigger finds, for a screen with room for it."""
+        self._index = self._screen.add(self.re2_pattern)
         self._text = re.compile(pattern)
         self._folded = folded
 
@@ -322,7 +325,10 @@ class SecretRecognizer(PatternRecognizer):
         patterns: list[Pattern],
         trigger: Trigger | SeparateTrigger,
         context: list[str] | None = None,
+        screens: Sequence[str | None] = (),
     ) -> None:
+        """``screens``: one RE2 pattern per pattern (or None), finding every ASCII text its pattern finds: the
+        redactor skips a pattern whose screen finds nothing (a recognizer with many patterns fires on any of them)."""
         super().__init__(
             supported_entity=entity,
             name=f"spanguard.{entity.lower()}",
@@ -330,7 +336,10 @@ class SecretRecognizer(PatternRecognizer):
             context=context,
             global_regex_flags=_FLAGS,
         )
+        if screens and len(screens) != len(patterns):
+            raise ValueError("screens: one per pattern")
         self.trigger = trigger
+        self.pattern_screens: tuple[str | None, ...] = tuple(screens)
 
 
 def _looks_random(text: str) -> bool:
@@ -713,6 +722,15 @@ def _vendor_recognizer(entity: str, screen: SeparateScreen) -> VendorKeyRecogniz
     )
 
 
+# A key word before 16 token characters, or a few words and a connector (lower-cased text).
+_KEY_WORD_TOKEN = (
+    r"(?:key|token|secret|credential|authorization|auth)s?(?:[ \t]{1,3}[\"'`]?[a-z0-9+/_-]{16}"
+    r"|(?:[ \t]{1,3}[a-z]{1,15}){0,3}(?:[ \t]{0,3}[:=]|[ \t]{1,3}(?:is|was)))"
+)
+_KEY_WORD_TOKEN_SCREEN = f"(?i:{_KEY_WORD_TOKEN})"
+_PASSWORD_SCREEN = r"(?i:pass(?:word|wd|phrase|code)|pwd|pw ?[:=]|pw (?:is|was))"
+
+
 def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
     """Values after secret-like names, passwords and PINs in prose, and random tokens after key-like words."""
     # (?<!<): not the name in a hash mark such as <SECRET:3f2a9c1b>.
@@ -796,13 +814,23 @@ def _secret_recognizer(screen: SeparateScreen) -> SecretRecognizer:
         # one pattern, on the lower-cased text: a name before ":" or "="; a password word before a connector; "pw"
         # and "pin" in the spellings the patterns accept; a key word before 16 token characters, or a few words and a
         # connector (no window of any characters: that, with the other screens, outgrows RE2's DFA).
+        screens=[
+            rf"(?i:(?:{_SECRET_NAMES})[\"']?[ \t\r\n]{{0,3}}[:=])",
+            _PASSWORD_SCREEN,
+            r"(?i:(?:pass(?:word|wd|phrase|code)s?|pwd)[ \t]+to|(?:pw|pin) to)",
+            _PASSWORD_SCREEN,
+            r"(?i:[/,][ \t]*pass|pass[ \t]*[:=])",
+            r"(?i:pin|pass ?code|pwd|password)",
+            _KEY_WORD_TOKEN_SCREEN,
+            _UUID,
+            r"[0-9a-fA-F]{32}",
+        ],
         trigger=SeparateTrigger(
             r"(?:key|secret|token|passw[a-z0-9_]*|pwd|passphrase)[\"']?[ \t\r\n]{0,3}[:=]"
             r"|(?:pass(?:word|wd|phrase|code)s?|pass[ \t]code|pwd)[\"' \t:=#]"
             r"|pw(?: ?[:=]| (?:is|was|to)[ \t:])|pass[ \t]*[:=]|[/,][ \t]*pass(?:word|wd)?[ \t:=]"
             r"|(?:^|[^a-z0-9_])pin(?:[\"' \t:=#]|[_-]?code|[_-]?number)"
-            r"|(?:key|token|secret|credential|authorization|auth)s?(?:[ \t]{1,3}[\"'`]?[a-z0-9+/_-]{16}"
-            r"|(?:[ \t]{1,3}[a-z]{1,15}){0,3}(?:[ \t]{0,3}[:=]|[ \t]{1,3}(?:is|was)))",
+            rf"|{_KEY_WORD_TOKEN}",
             folded=True,
             screen=screen,
         ),

@@ -1,11 +1,10 @@
-"""Names the NER model misses: introduced by a phrase, in a script the model cannot read, under a key naming a person."""
+"""Names the NER model misses: after a phrase, in a script the model cannot read, under a key naming a person."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from spanguard.processors.names import (
     introduced_names,
     names_a_person,
@@ -33,7 +32,10 @@ def found(text: str) -> list[str]:
         ("Name: \u4e2d\u5cf6 \u5b66", "\u4e2d\u5cf6 \u5b66"),
         ("thanks, \ubc15\ud61c\uc9c4", "\ubc15\ud61c\uc9c4"),
         ("Customer: Ay\u015fan Yaman", "Ay\u015fan Yaman"),
-        ("Dear Ms. \u041a\u043e\u0448\u0435\u043b\u0435\u0432\u0430,", "\u041a\u043e\u0448\u0435\u043b\u0435\u0432\u0430"),
+        (
+            "Dear Ms. \u041a\u043e\u0448\u0435\u043b\u0435\u0432\u0430,",
+            "\u041a\u043e\u0448\u0435\u043b\u0435\u0432\u0430",
+        ),
         ("SELECT id FROM customers WHERE name = 'Sean Mason' OR id = 4", "Sean Mason"),
         ('{"first_name":"Ana"}', "Ana"),
         ("passenger: J. R. Tolkien", "J. R. Tolkien"),

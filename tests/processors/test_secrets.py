@@ -370,6 +370,52 @@ def test_a_trigger_fires_on_every_text_its_recognizer_matches(redactor: Redactor
     assert matched, entity
 
 
+def _screened_texts() -> list[str]:
+    """ALL_TEXTS and the leak corpus's texts (both phrasings, two seeds), for the pattern screens."""
+    from redaction_corpus.generator import generate
+
+    texts = [
+        *ALL_TEXTS,
+        "your new password Xy7!pq2w, change it after login",
+        "Temporary passcode: 4471-99",
+        "the wifi password is hunter2!",
+        "I changed the password to Tr0ub4dor&3 today",
+        "login admin / pass s3cr3t-value",
+        "PIN is 4821",
+        "api key is 7f3kQ9zL2mN8pR4tV6wX",
+        "token 3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "secret: 9e107d9d372bb6826bd81d3542a419d6",
+    ]
+    for seed, phrasing in ((7, "primary"), (99, "alternate")):
+        corpus = generate(seed, phrasing=phrasing)
+        texts += [p.text for p in corpus.planted] + [p.value for p in corpus.planted] + [c.text for c in corpus.clean]
+    return texts
+
+
+@pytest.mark.parametrize(
+    "recognizer",
+    [r for r in secret_recognizers() if getattr(r, "pattern_screens", ())],
+    ids=lambda r: r.supported_entities[0],
+)
+def test_a_pattern_screen_finds_every_ascii_text_its_pattern_matches(recognizer: object) -> None:
+    """A pattern whose screen misses is skipped, so a screen must be a superset of its pattern (or it leaks)."""
+    import re2
+
+    patterns = recognizer.patterns  # type: ignore[attr-defined]
+    screens = recognizer.pattern_screens  # type: ignore[attr-defined]
+    flags = recognizer.global_regex_flags or 0  # type: ignore[attr-defined]
+    matched = [0] * len(patterns)
+    for text in _screened_texts():
+        if not text.isascii():
+            continue
+        for i, (pattern, screen) in enumerate(zip(patterns, screens, strict=True)):
+            if screen is None or regex.search(pattern.regex, text, flags=flags) is None:
+                continue
+            matched[i] += 1
+            assert re2.search(screen, text) is not None, (pattern.name, text)
+    assert all(matched), [p.name for p, n in zip(patterns, matched, strict=True) if not n]
+
+
 # --- false positives ---
 
 
