@@ -1411,14 +1411,7 @@ class Redactor:
         if not value:
             return None
         if content or _looks_like_json(value):
-            if (
-                not self._use_ner
-                and "\\u" not in value
-                and "\\/" not in value
-                and not self._needs_analysis(value, lower := value.lower())
-                and not _contains_any(lower, self._drop_fragments)
-                and (self._json_key_re is None or self._json_key_re.search(value) is None)
-            ):
+            if not self._use_ner and "\\u" not in value and "\\/" not in value and self._raw_json_is_clean(value):
                 return None  # nothing in the raw JSON can match: no need to parse it
             try:
                 parsed = json.loads(value)
@@ -1444,6 +1437,17 @@ class Redactor:
         groups.append((group, [leaf]))
         leaves.append(leaf)
         return _Job("text", leaf, group)
+
+    def _raw_json_is_clean(self, value: str) -> bool:
+        """Whether no trigger, no key to drop and no PII-named key is in a JSON text (ASCII: one pass)."""
+        if value.isascii():
+            return not self._span_screen(value)
+        lower = value.lower()
+        return (
+            not self._needs_analysis(value, lower)
+            and not _contains_any(lower, self._drop_fragments)
+            and (self._json_key_re is None or self._json_key_re.search(value) is None)
+        )
 
     def _tree(
         self,
