@@ -656,6 +656,8 @@ class _AsciiScreen:
         heavy = [a for a in alternatives if not _LITERAL_ALTERNATIVE.fullmatch(a)]
         patterns = ([_DIGIT_RUN] if digits else []) + (["|".join(light)] if light else []) + heavy
         self._digits = 0 if digits else -1
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        """The RE2 patterns of the set, in order (the digit run first, when there is one)."""
         self._set = _re2_set(patterns)
 
     def __call__(self, text: str) -> bool:
