@@ -53,9 +53,27 @@ _CUE: Final = (
 _CASED_WORD: Final = r"\p{Lu}(?:\p{Ll}|\p{M}|\p{Lu}(?=\p{Ll})|['\u2019]\p{L})+(?:-\p{Lu}(?:\p{Ll}|\p{M})+)*"
 _UNCASED_WORD: Final = r"\p{Lo}[\p{Lo}\p{M}]*"
 _INITIAL: Final = r"\p{Lu}\."
+_ABBREVIATION: Final = r"(?:\p{Lu}\p{Ll}{0,2}\.){1,3}"  # initials, "B.A.", "Ph.D.", "Jr."
 _PARTICLE: Final = r"(?:van|von|der|den|de|da|di|del|della|du|le|la|bin|ibn|al|el|ter|ten|dos|das|do|y|e)"
-_WORD: Final = rf"(?:{_CASED_WORD}|{_UNCASED_WORD}|{_INITIAL})"
+_WORD: Final = rf"(?:{_ABBREVIATION}(?=[ \t])|{_CASED_WORD}|{_ABBREVIATION}|{_UNCASED_WORD})"
 _NAME: Final = regex.compile(rf"(?:{_CUE})+(?P<name>{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_WORD}){{0,3}})")
+# "This is Julie Fabregas from accounts.": "this is" introduces a name only of two words or more that end the clause
+# or come before "from", "here", ... ("This is Urgent", "this is Acme Shop support" are no names).
+_THIS_IS: Final = regex.compile(
+    rf"(?i:\b(?:this|it)[ \t]+is|\bit['\u2019]s)[ \t]+(?P<name>{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_WORD}){{1,3}})"
+    r"(?=[ \t]+(?i:from|here|speaking|calling|with|at|again)\b|[ \t]*[,.!;:)\n]|[ \t]*$)"
+)
+# "Gauri Sastry approved the refund": two to four name words that begin a line or a sentence, then a verb that says
+# what a person did.
+_SUBJECT: Final = regex.compile(
+    r"(?:^|(?<=[.!?;:][ \t]{1,3})|(?<=\n[ \t]{0,8}))"
+    rf"(?P<name>{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_WORD}){{1,3}})"
+    r"[ \t]+(?:has[ \t]+|had[ \t]+|just[ \t]+)?(?:approved|rejected|declined|refunded|said|says|wrote|writes|asked|asks"
+    r"|called|calls|emailed|replied|confirmed|requested|reported|complained|mentioned|signed|paid|ordered|booked"
+    r"|cancell?ed|authori[sz]ed|submitted|sent|called|phoned|texted|messaged|joined|left|agreed|noted|added|updated"
+    r"|opened|closed|escalated|wants|needs|is[ \t]+asking|was[ \t]+asking)\b",
+    regex.MULTILINE,
+)
 _TOKEN: Final = regex.compile(rf"{_WORD}|\S+")
 
 # Capitalised words that follow the cues above without being a name ("I'm Happy to help", "Hi Team", "Dear Sir").
@@ -81,17 +99,21 @@ def _not_a_name(word: str) -> bool:
 def introduced_names(text: str) -> list[tuple[int, int]]:
     """Spans of the names that a cue phrase introduces in ``text`` (up to four words, capitalised or uncased)."""
     out = []
-    for match in _NAME.finditer(text):
+    for match in [*_NAME.finditer(text), *_THIS_IS.finditer(text), *_SUBJECT.finditer(text)]:
+        least = 1 if match.re is _NAME else 2
         start, end = match.span("name")
         words = [(m.start() + start, m.end() + start, m.group()) for m in _TOKEN.finditer(text[start:end])]
         while words and _not_a_name(words[0][2]):
-            words.pop(0)
+            if match.re is not _NAME:
+                words = []  # "The Refund Policy says": a name does not follow "The"
+            else:
+                words.pop(0)
         kept = []
         for word in words:
             if _not_a_name(word[2]):
                 break
             kept.append(word)
-        if kept and not (len(kept) == 1 and regex.fullmatch(_INITIAL, kept[0][2])):
+        if len(kept) >= least and not (len(kept) == 1 and regex.fullmatch(_INITIAL, kept[0][2])):
             out.append((kept[0][0], kept[-1][1]))
     return out
 
@@ -119,7 +141,8 @@ _MAX_RUN: Final = 24  # characters: a name, not a sentence
 
 
 def unread_script_runs(text: str, scripts: Iterable[str]) -> list[tuple[int, int]]:
-    """Spans of the short runs of ``scripts`` in a text written more in a cased script (Latin, Cyrillic, Greek).
+    """Spans of the short runs of ``scripts`` in a text with at least half as many cased letters
+    (Latin, Cyrillic, Greek).
 
     A model cannot tell a name in a script it does not read from any other word, and a short run of another script
     inside an English sentence is most often a name or a place, so each such run is taken as one.
@@ -129,7 +152,7 @@ def unread_script_runs(text: str, scripts: Iterable[str]) -> list[tuple[int, int
         return []
     cased = len(_CASED_LETTER.findall(text))
     uncased = len(_UNCASED_LETTER.findall(text))
-    if cased < uncased:
+    if 2 * cased < uncased:
         return []  # a text written in that script: its words are not embedded in text the model reads
     return [m.span() for m in _run_pattern(scripts).finditer(text) if m.end() - m.start() <= _MAX_RUN]
 

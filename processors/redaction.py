@@ -284,6 +284,8 @@ _NER_LABELS: Final[Mapping[str, str]] = {
 }
 _NER_SCORE: Final = 0.85  # Presidio's SpacyRecognizer default strength
 _CODE_LIKE: Final = regex.compile(r"[^\p{Ll}]*\d[^\p{Ll}]*")  # an identifier: a digit and no lower-case letter
+# An identifier among a model's words: a digit and a "-", ".", "_", "/", ":" or "#" inside (OHP-3798-TS, v15.0.124).
+_CODE_TOKEN: Final = regex.compile(r"(?<!\S)(?=\S*\d)\S*[\w][-._/:#][\w]\S*")
 _NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}|\p{Lo}")  # a capitalised word, or a script without case
 _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
@@ -672,6 +674,17 @@ class _AsciiScreen:
         return any(trigger(text, lower) for trigger in self._python)
 
 
+# Printable ASCII in the shapes of telemetry (words, JSON, ids, numbers, URLs), for the screens' warm-up.
+_WARM_UP_TEXT: Final = " ".join(
+    [
+        "".join(chr(c) for c in range(32, 127)),
+        '{"role": "user", "parts": [{"type": "text", "content": "Hello, where is my order 2024-08-06?"}]}',
+        "GET https://api.example.com/v1/items?page=2&limit=50 HTTP/1.1 200 OK 12.5 ms",
+        "Traceback (most recent call last): ValueError: invalid literal for int() with base 10: 'abc'",
+        "The quick brown fox jumps over the lazy dog; THE QUICK BROWN FOX, 0123456789 _-./:@#$%&*+=",
+    ]
+    * 4
+)
 _DIGIT_RUN: Final = rf"[0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}}"
 _DIGIT_RUN_RE2: Final = re2.compile(_DIGIT_RUN.encode("ascii"), _ROOMY)
 # google-re2's compiled pattern, called without the wrapper's per-match Python work (which costs more than the scan).
@@ -1044,6 +1057,9 @@ class Redactor:
         self._span_screen = _AsciiScreen(
             self._triggers, self._drop_fragments, (self._json_key_pattern,) if self._json_key_pattern else ()
         )
+        # RE2 builds its DFA states as it meets them: build the common ones now, not in the first spans' time budget.
+        for warm in (self._screen, self._span_screen, self._trigger_sets):
+            warm(_WARM_UP_TEXT)
         self._operators = {entity: config.operator_for(entity) for entity in entities}
         self._hash_key = config.hash_key.get_secret_value().encode() if config.hash_key else b""
         self._budget_s = config.time_budget_ms / 1000.0
@@ -1527,7 +1543,10 @@ class Redactor:
 
     def _structured(self, text: str, deadline: float, key_words: frozenset[str] = frozenset()) -> list[Detection]:
         out: list[Detection] = []
-        for r in self._fired(text):
+        started = time.perf_counter()
+        fired = self._fired(text)
+        deadline += time.perf_counter() - started  # RE2 runs in linear time: the budget is for the recognizers
+        for r in fired:
             if r.patterns is not None:
                 found = self._run_patterns(r, text, deadline)
             elif r.entity == PHONE_NUMBER and isinstance(r.recognizer, PhoneRecognizer):
@@ -1681,17 +1700,14 @@ class Redactor:
     def _ner_of_leaf(self, leaf: _Leaf, dets: tuple[Detection, ...]) -> list[Detection]:
         """The wanted detections of a leaf's text, corrected by the key that holds it: ``"name": "Mathijs Broeckx"``
         is a person the model has too little text to see, ``"tool_name": "Lookup Order"`` is none."""
-        wanted = [d for d in dets if d.entity_type in self._ner_entities]
+        wanted = list(dets)
         if PERSON not in self._ner_entities or not leaf.key_words:
             return wanted
         whole = len(leaf.text)
         if _names.names_a_thing(leaf.key_words):
             return [d for d in wanted if not (d.entity_type == PERSON and d.start == 0 and d.end == whole)]
-        if (
-            _names.names_a_person(leaf.key_words)
-            and all(d.entity_type == PERSON for d in dets)
-            and _names.written_as_name(leaf.text)
-        ):
+        if _names.names_a_person(leaf.key_words) and _names.written_as_name(leaf.text):
+            # The model's label of two bare words is noise ("Sean Mason" and "Premium Plan" are both ORG to it).
             wanted.append(Detection(PERSON, 0, whole, _NER_SCORE))
         return wanted
 
@@ -1701,11 +1717,9 @@ class Redactor:
             return ()
         out = []
         for ent in doc.ents:
-            if _CODE_LIKE.fullmatch(ent.text):
-                continue  # "ORD-2023" is no place, whatever the model says
-            # Other labels are kept (under their own name) for _ner_of_leaf: an ORG under "name" is not a person.
-            entity = _NER_LABELS.get(ent.label_, f"~{ent.label_}")
-            out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
+            entity = _NER_LABELS.get(ent.label_)
+            if entity in wanted and not _names_an_identifier(entity, ent.text):
+                out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
         if PERSON in wanted:
             text = doc.text
             spans = _names.introduced_names(text) + _names.unread_script_runs(text, self._unread_scripts)
@@ -2112,6 +2126,16 @@ def _value_in_key(rest: str, entity: str) -> bool:
     if any(c.isdigit() or c == "@" for c in rest):
         return True
     return entity == PERSON and any(c.isupper() or c.isspace() or (c.isalpha() and not c.isascii()) for c in rest)
+
+
+def _names_an_identifier(entity: str, text: str) -> bool:
+    """Whether a model's name or place is an identifier: all of it (``ORD-2023``), a token of it (``ref OHP-3798-TS``),
+    or, for a person, any digit (names have none) or one short upper-case word (``JPY``, ``SKU``)."""
+    if _CODE_LIKE.fullmatch(text) or _CODE_TOKEN.search(text):
+        return True
+    if entity != PERSON:
+        return False
+    return any(c.isdigit() for c in text) or (text.isupper() and len(text) <= 5 and " " not in text)
 
 
 def _pii_entity(name: str, entities: frozenset[str]) -> str | None:

@@ -39,6 +39,9 @@ def found(text: str) -> list[str]:
         ("SELECT id FROM customers WHERE name = 'Sean Mason' OR id = 4", "Sean Mason"),
         ('{"first_name":"Ana"}', "Ana"),
         ("passenger: J. R. Tolkien", "J. R. Tolkien"),
+        ("This is Julie F\u00e1bregas Berrocal from accounts.", "Julie F\u00e1bregas Berrocal"),
+        ("it's Tom Hardy here", "Tom Hardy"),
+        ("Name: Silke M\u00f6chlichen B.A.", "Silke M\u00f6chlichen B.A."),
     ],
 )
 def test_a_name_after_a_phrase_that_introduces_one_is_found_in_any_script(text: str, name: str) -> None:
@@ -61,6 +64,10 @@ def test_a_name_after_a_phrase_that_introduces_one_is_found_in_any_script(text: 
         'product_name = "Premium Plan"',
         "The name of the file is report.pdf",
         "I'm sending it Monday",
+        "This is Urgent",
+        "this is Acme Shop support",
+        "It is Monday Morning.",
+        "This is The End.",
     ],
 )
 def test_a_capitalised_word_after_such_a_phrase_that_is_no_name_is_left(text: str) -> None:
@@ -116,7 +123,7 @@ def test_with_ner_a_value_under_a_person_key_is_redacted_and_a_thing_under_a_nam
         {
             "customer": {"name": "Mathijs Broeckx", "lastName": "\u4e2d\u5cf6"},
             "tool_name": "Lookup Order",
-            "product": {"name": "Premium Plan"},
+            "product_name": "Premium Plan",
         },
         ensure_ascii=False,
     )

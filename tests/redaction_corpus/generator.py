@@ -1226,6 +1226,30 @@ class _Generator:
         return rng.choice(snippets)
 
 
+_TITLE_CASE_PHRASES = (
+    "I upgraded to {v} yesterday.",
+    "Hi Team, {v} stopped working.",
+    "This is about {v}.",
+    "Subject: {v} Not Loading",
+    "Is {v} included in my plan?",
+    "Thanks Again, {v} works now.",
+)
+
+
+def title_case_phrases(seed: int, count: int) -> list[CleanValue]:
+    """Capitalised words that are no one's name (Faker's catch phrases, title-cased: "Hybrid Superstructure") in
+    support sentences: where a NER model's false positives are, measured apart from the clean corpus."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    out = []
+    for i in range(count):
+        value = " ".join(word.capitalize() for word in fake.catch_phrase().split()[-2:])
+        out.append(
+            CleanValue("TITLE_CASE", value, _TITLE_CASE_PHRASES[i % len(_TITLE_CASE_PHRASES)].replace("{v}", value))
+        )
+    return out
+
+
 def generate(seed: int = 7, *, phrasing: Phrasing = "primary", clean_per_kind: int = 6) -> Corpus:
     """The labelled values (PII, secrets, names) and the clean corpus, deterministic from ``seed``."""
     if phrasing not in PHRASINGS:
