@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._core import LLMCall, Telemetry, log_internal_error
+from spanguard.instrumentation._raw import is_raw_response, observe_raw
 from spanguard.instrumentation._stream import Accumulator, AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation.models import UnpinnedModelError
 from spanguard.semconv import SERVER_ADDRESS, SERVER_PORT
@@ -87,6 +88,8 @@ def begin(telemetry: Telemetry, endpoint: Endpoint, instance: Any, kwargs: Mappi
 def complete(call: LLMCall, endpoint: Endpoint, kwargs: Mapping[str, Any], result: Any, proxy: type[Any]) -> Any:
     """End the span of a plain result, or hand back the stream wrapped so its span ends when it does."""
     try:
+        if is_raw_response(result):
+            return observe_raw(call, endpoint, kwargs, result)
         if endpoint.is_stream(kwargs):
             call.detach()
             return proxy(result, call, endpoint.accumulator(), lambda: endpoint.input_content(kwargs))

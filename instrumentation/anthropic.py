@@ -261,9 +261,17 @@ class _Usage:
 _MESSAGES = MessagesEndpoint()
 
 
+def _api_request_attribute(manager: Any) -> str:
+    """The (name-mangled) attribute a stream manager keeps its pending request in
+    (``_MessageStreamManager__api_request``, ``_BetaAsyncMessageStreamManager__api_request``, ...)."""
+    for name in vars(manager):
+        if name.endswith("__api_request"):
+            return name
+    raise AttributeError(f"{type(manager).__name__} has no pending request")
+
+
 def stream_helper_wrapper(get: TelemetryGetter, is_async: bool) -> Any:
     """Wrap ``messages.stream(...)``: the request is sent when its manager is entered, so the span starts there."""
-    attribute = "_AsyncMessageStreamManager__api_request" if is_async else "_MessageStreamManager__api_request"
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
@@ -271,6 +279,7 @@ def stream_helper_wrapper(get: TelemetryGetter, is_async: bool) -> Any:
         if telemetry is None or not is_instrumentation_enabled():
             return manager
         try:
+            attribute = _api_request_attribute(manager)
             original = getattr(manager, attribute)
             hooked = (
                 _async_request(telemetry, instance, kwargs, original)
@@ -334,13 +343,17 @@ class AnthropicInstrumentor(SpanguardInstrumentor):
 
     def targets(self) -> list[Target]:
         """The wrapped methods, sync and async."""
-        module = "anthropic.resources.messages"
-        return [
-            Target(module, "Messages.create", lambda g: sync_wrapper(g, _MESSAGES)),
-            Target(module, "AsyncMessages.create", lambda g: async_wrapper(g, _MESSAGES)),
-            Target(module, "Messages.stream", lambda g: stream_helper_wrapper(g, False)),
-            Target(module, "AsyncMessages.stream", lambda g: stream_helper_wrapper(g, True)),
-        ]
+        targets = []
+        for module in ("anthropic.resources.messages", "anthropic.resources.beta.messages"):
+            targets += [
+                Target(module, "Messages.create", lambda g: sync_wrapper(g, _MESSAGES)),
+                Target(module, "AsyncMessages.create", lambda g: async_wrapper(g, _MESSAGES)),
+                Target(module, "Messages.parse", lambda g: sync_wrapper(g, _MESSAGES)),
+                Target(module, "AsyncMessages.parse", lambda g: async_wrapper(g, _MESSAGES)),
+                Target(module, "Messages.stream", lambda g: stream_helper_wrapper(g, False)),
+                Target(module, "AsyncMessages.stream", lambda g: stream_helper_wrapper(g, True)),
+            ]
+        return targets
 
     def before_wrap(self) -> None:
         """Switch off the SDK's own per-call span (SDK 2.x), so each call has spanguard's span only."""

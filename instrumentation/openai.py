@@ -462,6 +462,10 @@ class OpenAIInstrumentor(SpanguardInstrumentor):
             Target("openai.resources.chat.completions", "AsyncCompletions.create", lambda g: async_wrapper(g, _CHAT)),
             Target("openai.resources.responses", "Responses.create", lambda g: sync_wrapper(g, _RESPONSES)),
             Target("openai.resources.responses", "AsyncResponses.create", lambda g: async_wrapper(g, _RESPONSES)),
+            Target("openai.resources.chat.completions", "Completions.parse", lambda g: sync_wrapper(g, _CHAT)),
+            Target("openai.resources.chat.completions", "AsyncCompletions.parse", lambda g: async_wrapper(g, _CHAT)),
+            Target("openai.resources.responses", "Responses.parse", lambda g: sync_wrapper(g, _RESPONSES)),
+            Target("openai.resources.responses", "AsyncResponses.parse", lambda g: async_wrapper(g, _RESPONSES)),
             Target("openai.resources.embeddings", "Embeddings.create", lambda g: sync_wrapper(g, _EMBEDDINGS)),
             Target("openai.resources.embeddings", "AsyncEmbeddings.create", lambda g: async_wrapper(g, _EMBEDDINGS)),
         ]
