@@ -1,8 +1,9 @@
 """Sessions, agents and tools: grouping spans into conversations and agent loops.
 
-``session()`` puts the conversation and user ids into OpenTelemetry baggage (which lives in ``contextvars``, so
-it follows threads' and tasks' contexts and crosses services with the W3C ``baggage`` header);
-:class:`SessionSpanProcessor` stamps them on every span started inside.
+``session()`` puts the conversation id into OpenTelemetry baggage (which lives in ``contextvars``, so it follows
+threads' and tasks' contexts and crosses services with the W3C ``baggage`` header) and the user id into the context
+only, so it never leaves the app unless asked (``propagate_user=True``); :class:`SessionSpanProcessor` stamps both
+on every span started inside. What crosses service boundaries: docs/instrumentation.md ("Sessions").
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ logger = logging.getLogger("spanguard")
 
 SCOPE: Final = "spanguard"
 _SESSION_KEYS: Final = (GEN_AI_CONVERSATION_ID, USER_ID)
+_LOCAL_USER_ID: Final = otel_context.create_key("spanguard.session.user_id")  # in the context, never in baggage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,19 +47,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 class session:
     """Group every span started inside into one conversation (``gen_ai.conversation.id``) of one user."""
 
-    def __init__(self, id: str, user_id: str | None = None) -> None:
+    def __init__(self, id: str, user_id: str | None = None, *, propagate_user: bool = False) -> None:
+        """``propagate_user``: also send the user id to other services in the W3C ``baggage`` header."""
         if not isinstance(id, str) or not id:
             raise ValueError("spanguard.session(id=...) needs a non-empty string id")
         if user_id is not None and not isinstance(user_id, str):
             raise ValueError("spanguard.session(user_id=...) must be a string")
         self.id = id
         self.user_id = user_id
+        self.propagate_user = bool(propagate_user)
         self._tokens: list[object] = []
 
     def _enter(self) -> session:
         ctx = baggage.set_baggage(GEN_AI_CONVERSATION_ID, self.id)
         if self.user_id is not None:
-            ctx = baggage.set_baggage(USER_ID, self.user_id, context=ctx)
+            # A user id is personal data: in baggage, every outgoing HTTP request would carry it, to any host.
+            ctx = otel_context.set_value(_LOCAL_USER_ID, self.user_id, ctx)
+            if self.propagate_user:
+                ctx = baggage.set_baggage(USER_ID, self.user_id, context=ctx)
+            else:
+                ctx = baggage.remove_baggage(USER_ID, context=ctx)
         self._tokens.append(otel_context.attach(ctx))
         return self
 
@@ -80,7 +89,10 @@ class session:
 
 def current_session(context: Context | None = None) -> dict[str, str]:
     """The session attributes (conversation and user id) carried by ``context`` or the current context."""
-    entries = baggage.get_all(context)
+    entries = dict(baggage.get_all(context))
+    local = otel_context.get_value(_LOCAL_USER_ID, context)
+    if isinstance(local, str):
+        entries[USER_ID] = local
     return {key: value for key in _SESSION_KEYS if isinstance(value := entries.get(key), str)}
 
 
@@ -90,12 +102,8 @@ class SessionSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Copy the session attributes from the parent context's baggage onto the starting span."""
         try:
-            entries = baggage.get_all(parent_context)
-            if entries:
-                for key in _SESSION_KEYS:
-                    value = entries.get(key)
-                    if isinstance(value, str):
-                        span.set_attribute(key, value)
+            for key, value in current_session(parent_context).items():
+                span.set_attribute(key, value)
         except Exception:
             logger.debug("spanguard: could not stamp session attributes", exc_info=True)
 

@@ -73,7 +73,10 @@ class _Downstream(BaseHTTPRequestHandler):
         pass
 
 
-def test_session_id_crosses_an_http_hop_in_baggage(instrument, openai_client, fake):
+@pytest.mark.parametrize("propagate_user", [False, True])
+def test_session_id_crosses_an_http_hop_in_baggage_and_the_user_id_only_when_asked(
+    instrument, openai_client, fake, propagate_user
+):
     telemetry = instrument()
     handler = type("Downstream", (_Downstream,), {"client": openai_client})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -81,7 +84,10 @@ def test_session_id_crosses_an_http_hop_in_baggage(instrument, openai_client, fa
     thread.start()
     try:
         tracer = telemetry.tracer_provider.get_tracer("frontend")
-        with spanguard.session(id="conv-http", user_id="u-1"), tracer.start_as_current_span("frontend request"):
+        with (
+            spanguard.session(id="conv-http", user_id="u-1", propagate_user=propagate_user),
+            tracer.start_as_current_span("frontend request"),
+        ):
             headers: dict[str, str] = {}
             propagate.inject(headers)  # what an HTTP client instrumentation does
             request = urllib.request.Request(
@@ -95,9 +101,36 @@ def test_session_id_crosses_an_http_hop_in_baggage(instrument, openai_client, fa
     downstream = next(s for s in telemetry.spans() if s.name == "chat gpt-4o")
     frontend = next(s for s in telemetry.spans() if s.name == "frontend request")
     assert "baggage" in headers and "conv-http" in headers["baggage"]
+    assert ("u-1" in headers["baggage"]) is propagate_user
     assert downstream.attributes["gen_ai.conversation.id"] == "conv-http"
-    assert downstream.attributes["user.id"] == "u-1"
+    assert downstream.attributes.get("user.id") == ("u-1" if propagate_user else None)
+    assert frontend.attributes["user.id"] == "u-1"  # in the app, every span has it
     assert downstream.context.trace_id == frontend.context.trace_id
+
+
+def test_a_user_id_stays_in_the_app_across_threads_and_tasks(instrument):
+    telemetry = instrument()
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with spanguard.session(id="conv-t", user_id="u-9"):
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        saved = context.get_current()
+
+        def work() -> None:
+            token = context.attach(saved)
+            try:
+                with tracer.start_as_current_span("in a thread"):
+                    pass
+            finally:
+                context.detach(token)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert "u-9" not in headers.get("baggage", "")
+    (span,) = telemetry.spans()
+    assert span.attributes["user.id"] == "u-9"
+    assert span.attributes["gen_ai.conversation.id"] == "conv-t"
 
 
 def test_agent_and_tool_spans_nest(instrument, openai_client, fake):
