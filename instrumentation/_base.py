@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -24,6 +24,64 @@ logger = logging.getLogger("spanguard")
 REDACT_ENV = "SPANGUARD_REDACT"
 NER_MODEL_ENV = "SPANGUARD_REDACT_NER_MODEL"
 _redaction: dict[int, tuple[Any, Any, int]] = {}  # id(provider) -> (provider, redactor, users)
+
+
+#: Method names that read or manage stored objects in every SDK resource: no model response (any resource).
+MANAGING_METHODS: Final[tuple[str, ...]] = (
+    "list",
+    "list_*",
+    "retrieve",
+    "retrieve_*",
+    "delete",
+    "update",
+    "update_*",
+    "archive",
+    "remove",
+    "add",
+    "download*",
+    "upload*",
+    "cancel",
+    "set",
+    "results",
+    "poll",
+    "validate*",
+    "activate",
+    "deactivate",
+    "pause",
+    "resume",
+    "unpause",
+    "approve",
+    "deny",
+    "accept",
+    "reject",
+    "ack",
+    "heartbeat",
+    "stats",
+    "stop",
+    "content",
+    "count",
+    "count_tokens",
+    "connect",
+    "wait_for_processing",
+    "sign_out",
+    "regenerate_*",
+    "reveal_token",
+    "rotate_*",
+    "test",
+    "unwrap",
+    "verify_signature",
+    "create_enrollment_url",
+    "mcp_oauth_validate",
+    "parse_unverified",
+    "redact",
+    "for_result",
+    "prepare*",
+    "fork",
+    "extend",
+    "get_character",
+    "hangup",
+    "refer",
+)
 
 
 @dataclass(frozen=True)

@@ -374,3 +374,27 @@ class AnthropicInstrumentor(SpanguardInstrumentor):
 
             BaseClient._tracer = original  # type: ignore[assignment]
             AnthropicInstrumentor._sdk_tracer = None
+
+
+#: SDK methods (``module.Class.method`` under ``anthropic.resources``, ``Async`` dropped) that get no span, and why.
+NOT_INSTRUMENTED: tuple[tuple[str, str], ...] = (
+    ("beta.messages.messages.Messages.tool_runner", "a loop over beta.messages create/stream: each call has its span"),
+    ("beta.messages.messages.Messages.thread", "sends nothing; its turns go through beta.messages, with their spans"),
+    ("*.batches.Batches.*", "batch jobs: the responses arrive later, not in the call"),
+    ("beta.agents.*", "managed agents: the model runs on Anthropic's side, events arrive later"),
+    ("beta.sessions.*", "managed agent sessions: the model runs on Anthropic's side, events arrive later"),
+    ("beta.bedrock.*", "managed agents on Bedrock: the model runs on the provider's side"),
+    ("beta.deployments.*", "managed deployments: the model runs on Anthropic's side"),
+    ("beta.dreams.*", "managed background work: the model runs on Anthropic's side"),
+    ("beta.environments.*", "managed environments and their workers: no model response in the call"),
+    ("beta.compliance.*", "compliance review: no model call"),
+    ("organization.*", "organization administration: no model call"),
+    ("beta.organization.*", "organization administration: no model call"),
+    ("user_profiles.*", "user profiles: no model call"),
+    ("beta.user_profiles.*", "user profiles: no model call"),
+    ("skills.*", "stored skills: no model call"),
+    ("beta.skills.*", "stored skills: no model call"),
+    ("beta.memory_stores.*", "stored memories: no model call"),
+    ("beta.vaults.*", "stored credentials: no model call"),
+    ("beta.tunnels.*", "network tunnels: no model call"),
+)

@@ -75,6 +75,7 @@ SYNC_PATHS: dict[str, Callable[[Any, Any], Any]] = {
     "openai responses.create": lambda o, a: o.responses.create(**OPENAI_RESPONSES),
     "openai responses.create(stream=True)": lambda o, a: drain(o.responses.create(**OPENAI_RESPONSES, stream=True)),
     "openai responses.parse": lambda o, a: o.responses.parse(**OPENAI_RESPONSES),
+    "openai beta.responses.create": lambda o, a: o.beta.responses.create(**OPENAI_RESPONSES),
     "openai responses.stream": lambda o, a: streamed(o.responses.stream(**OPENAI_RESPONSES)),
     "openai responses.with_raw_response.create": lambda o, a: o.responses.with_raw_response.create(
         **OPENAI_RESPONSES
