@@ -242,6 +242,36 @@ def put_nonzero(attributes: dict[str, AttributeValue], key: str, value: Any) -> 
         attributes[key] = value
 
 
+#: Request parameters an app may send through ``extra_body`` (the SDK sends them as they are, over the keywords).
+SAMPLING_PARAMETERS: Final = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_tokens",
+        "stop_sequences",
+        "stop",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "n",
+        "max_completion_tokens",
+        "output_config",
+        "output_format",
+        "response_format",
+    }
+)
+
+
+def with_extra_body(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A method's keyword arguments with the request parameters of its ``extra_body`` laid over them."""
+    extra = kwargs.get("extra_body")
+    if not isinstance(extra, Mapping) or not extra:
+        return kwargs
+    picked = {key: value for key, value in extra.items() if key in SAMPLING_PARAMETERS}
+    return {**kwargs, **picked} if picked else kwargs
+
+
 def put_float(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
     """Set a numeric request parameter as a float; booleans and sentinels are skipped."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import Telemetry, log_internal_error, put, put_float, put_nonzero, put_strings
+from spanguard.instrumentation._core import (
+    Telemetry,
+    log_internal_error,
+    put,
+    put_float,
+    put_nonzero,
+    put_strings,
+    with_extra_body,
+)
 from spanguard.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation._wrap import TelemetryGetter, async_wrapper, begin, fail, sync_wrapper
 from spanguard.instrumentation.content import (
@@ -23,6 +31,7 @@ from spanguard.instrumentation.content import (
     text_part,
     to_json,
     tool_call_part,
+    tool_definitions,
     tool_response_part,
 )
 from spanguard.instrumentation.models import UnpinnedModelError
@@ -30,6 +39,7 @@ from spanguard.semconv import (
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_OUTPUT_TYPE,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MAX_TOKENS,
     GEN_AI_REQUEST_MODEL,
@@ -47,6 +57,7 @@ from spanguard.semconv import (
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
 )
 
 PROVIDER = "anthropic"
@@ -69,6 +80,11 @@ def usage_attributes(attributes: Attributes, usage: Any) -> None:
     put_nonzero(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read)
     put_nonzero(attributes, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, cache_write)
     put(attributes, GEN_AI_USAGE_OUTPUT_TOKENS, getattr(usage, "output_tokens", None), int)
+    details = getattr(usage, "output_tokens_details", None)
+    thinking = (
+        details.get("thinking_tokens") if isinstance(details, Mapping) else getattr(details, "thinking_tokens", None)
+    )
+    put(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, thinking, int)
 
 
 def input_messages(messages: Any) -> list[dict[str, Any]]:
@@ -113,6 +129,21 @@ def output_parts(blocks: Any) -> list[dict[str, Any]]:
     return parts
 
 
+def _output_type(sent: Mapping[str, Any]) -> str | None:
+    """``json`` when the request asks for structured output (``output_format``, ``output_config.format``, or the
+    type ``messages.parse`` is given), ``text`` for a text format."""
+    config = as_mapping(sent.get("output_config")) or {}
+    for fmt in (sent.get("output_format"), config.get("format")):
+        if isinstance(fmt, type):
+            return "json"
+        kind = (as_mapping(fmt) or {}).get("type")
+        if kind in ("json_schema", "json"):
+            return "json"
+        if kind == "text":
+            return "text"
+    return None
+
+
 def _system(system: Any) -> str | None:
     if isinstance(system, str):
         return to_json([text_part(system)])
@@ -127,14 +158,16 @@ class MessagesEndpoint:
     operation = "chat"
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
-        """Request attributes of a Messages API call."""
+        """Request attributes of a Messages API call (``extra_body`` parameters included: they are what is sent)."""
         attributes: Attributes = {GEN_AI_OPERATION_NAME: self.operation, GEN_AI_PROVIDER_NAME: PROVIDER}
-        put(attributes, GEN_AI_REQUEST_MODEL, kwargs.get("model"), str)
-        put(attributes, GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
-        put_float(attributes, GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
-        put_float(attributes, GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
-        put(attributes, GEN_AI_REQUEST_TOP_K, kwargs.get("top_k"), int)
-        put_strings(attributes, GEN_AI_REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
+        sent = with_extra_body(kwargs)
+        put(attributes, GEN_AI_REQUEST_MODEL, sent.get("model"), str)
+        put(attributes, GEN_AI_REQUEST_MAX_TOKENS, sent.get("max_tokens"), int)
+        put_float(attributes, GEN_AI_REQUEST_TEMPERATURE, sent.get("temperature"))
+        put_float(attributes, GEN_AI_REQUEST_TOP_P, sent.get("top_p"))
+        put_float(attributes, GEN_AI_REQUEST_TOP_K, sent.get("top_k"))
+        put_strings(attributes, GEN_AI_REQUEST_STOP_SEQUENCES, sent.get("stop_sequences"))
+        put(attributes, GEN_AI_OUTPUT_TYPE, _output_type(sent), str)
         if kwargs.get("stream") is True:
             attributes[GEN_AI_REQUEST_STREAM] = True
         return attributes
@@ -154,9 +187,7 @@ class MessagesEndpoint:
         """Captured input: messages, system prompt and tool definitions."""
         attributes: Attributes = {GEN_AI_INPUT_MESSAGES: to_json(input_messages(kwargs.get("messages")))}
         put(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, _system(kwargs.get("system")), str)
-        tools = kwargs.get("tools")
-        if isinstance(tools, Sequence) and tools:
-            attributes[GEN_AI_TOOL_DEFINITIONS] = to_json([as_mapping(t) or str(t) for t in tools])
+        put(attributes, GEN_AI_TOOL_DEFINITIONS, tool_definitions(kwargs.get("tools")), str)
         return attributes
 
     def output_content(self, result: Any) -> Attributes:
@@ -194,6 +225,9 @@ class MessagesStreamAccumulator:
             value = getattr(usage, key, None)
             if isinstance(value, int):
                 self._usage[key] = value
+        thinking = getattr(getattr(usage, "output_tokens_details", None), "thinking_tokens", None)
+        if isinstance(thinking, int):
+            self._usage["output_tokens_details"] = {"thinking_tokens": thinking}  # type: ignore[assignment]
 
     def add(self, event: Any) -> None:
         """Take one raw stream event."""

@@ -106,6 +106,38 @@ def tool_response_part(call_id: Any, response: Any) -> dict[str, Any]:
     return {"type": "tool_call_response", "id": call_id, "response": response}
 
 
+def tool_definitions(tools: Any) -> str | None:
+    """``gen_ai.tool.definitions``: the request's tools in the conventions' shape (``type`` and ``name`` on top)."""
+    if not isinstance(tools, Sequence) or isinstance(tools, str) or not tools:
+        return None
+    return to_json([tool_definition(tool) for tool in tools])
+
+
+def tool_definition(tool: Any) -> dict[str, Any]:
+    """One tool in the conventions' shape, from any provider's wire shape.
+
+    OpenAI chat's ``{"type": "function", "function": {...}}`` is lifted to the top; Anthropic's ``{"name",
+    "description", "input_schema"}`` becomes a ``function`` with ``parameters``; a built-in tool without a name
+    (``{"type": "web_search"}``) is named by its type.
+    """
+    item = as_mapping(tool)
+    if item is None:
+        return {"type": "function", "name": str(tool)}
+    out = dict(item)
+    kind = out.get("type")
+    nested = out.get(kind) if isinstance(kind, str) else None
+    if isinstance(nested, Mapping):
+        del out[kind]
+        out.update(nested)
+    elif kind in (None, "custom") and "input_schema" in out:
+        out["parameters"] = out.pop("input_schema")
+        out["type"] = "function"
+    out.setdefault("type", "function")
+    if not isinstance(out.get("name"), str):
+        out["name"] = str(out["type"])
+    return out
+
+
 def as_mapping(value: Any) -> Mapping[str, Any] | None:
     """A request/response item as a mapping: dicts as they are, pydantic models dumped, else ``None``."""
     if isinstance(value, Mapping):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
-from spanguard.instrumentation._core import is_given, put, put_float, put_nonzero, put_strings
+from spanguard.instrumentation._core import is_given, put, put_float, put_nonzero, put_strings, with_extra_body
 from spanguard.instrumentation._wrap import async_wrapper, sync_wrapper
 from spanguard.instrumentation.content import (
     as_mapping,
@@ -16,6 +16,7 @@ from spanguard.instrumentation.content import (
     text_part,
     to_json,
     tool_call_part,
+    tool_definitions,
     tool_response_part,
 )
 from spanguard.semconv import (
@@ -78,10 +79,10 @@ def _usage(attributes: Attributes, usage: Any, input_key: str, output_key: str) 
     put_nonzero(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, getattr(output_details, "reasoning_tokens", None))
 
 
-def _tool_definitions(tools: Any) -> str | None:
-    if not isinstance(tools, Sequence) or isinstance(tools, str) or not tools:
-        return None
-    return to_json([as_mapping(tool) or str(tool) for tool in tools])
+def _base64_floats(vector: str) -> int:
+    """How many float32 values a base64 embedding (``encoding_format="base64"``) holds: its bytes over four."""
+    padding = len(vector) - len(vector.rstrip("="))
+    return (len(vector) * 3 // 4 - padding) // 4
 
 
 def _output_type(response_format: Any) -> str | None:
@@ -123,6 +124,7 @@ class ChatEndpoint:
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Request attributes of a chat completion."""
+        kwargs = with_extra_body(kwargs)
         attributes = _common_request(kwargs, self.operation)
         max_tokens = kwargs.get("max_completion_tokens")
         if not is_given(max_tokens):
@@ -159,7 +161,7 @@ class ChatEndpoint:
     def input_content(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Captured chat input: the messages and the tool definitions."""
         attributes: Attributes = {GEN_AI_INPUT_MESSAGES: to_json(chat_input_messages(kwargs.get("messages")))}
-        put(attributes, GEN_AI_TOOL_DEFINITIONS, _tool_definitions(kwargs.get("tools")), str)
+        put(attributes, GEN_AI_TOOL_DEFINITIONS, tool_definitions(kwargs.get("tools")), str)
         return attributes
 
     def output_content(self, result: Any) -> Attributes:
@@ -359,7 +361,7 @@ class ResponsesEndpoint:
         instructions = kwargs.get("instructions")
         if isinstance(instructions, str):
             attributes[GEN_AI_SYSTEM_INSTRUCTIONS] = to_json([text_part(instructions)])
-        put(attributes, GEN_AI_TOOL_DEFINITIONS, _tool_definitions(kwargs.get("tools")), str)
+        put(attributes, GEN_AI_TOOL_DEFINITIONS, tool_definitions(kwargs.get("tools")), str)
         return attributes
 
     def output_content(self, result: Any) -> Attributes:
@@ -427,6 +429,8 @@ class EmbeddingsEndpoint:
             vector = getattr(data[0], "embedding", None)
             if isinstance(vector, list):
                 attributes[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = len(vector)
+            elif isinstance(vector, str):
+                attributes[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = _base64_floats(vector)
         return attributes
 
     def input_content(self, kwargs: Mapping[str, Any]) -> Attributes:

@@ -166,7 +166,7 @@ def test_tool_calls_are_captured_with_arguments(instrument, openai_client, fake)
         }
     ]
     definitions = json.loads(first.attributes["gen_ai.tool.definitions"])
-    assert definitions[0]["function"]["name"] == "lookup_order"
+    assert definitions[0]["type"] == "function" and definitions[0]["name"] == "lookup_order"  # the conventions' shape
     history = json.loads(second.attributes["gen_ai.input.messages"])
     assert history[0] == {"role": "system", "parts": [{"type": "text", "content": "You are a support agent."}]}
     assert history[2]["parts"][0]["type"] == "tool_call"
