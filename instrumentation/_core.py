@@ -6,6 +6,7 @@ plain attribute maps; starting, ending and measuring a call happens here, once.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -240,6 +241,11 @@ def put_nonzero(attributes: dict[str, AttributeValue], key: str, value: Any) -> 
     """Set an optional token count only when the provider reported a positive number."""
     if isinstance(value, int) and value > 0:
         attributes[key] = value
+
+
+#: True while an instrumented SDK method runs: a provider SDK's own span for that request is left out (spanguard's
+#: is the one), while its spans for every other request (``models.list``, ``count_tokens``, ...) stay.
+IN_INSTRUMENTED_CALL: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar("spanguard_in_call", default=False)
 
 
 #: Request parameters an app may send through ``extra_body`` (the SDK sends them as they are, over the keywords).

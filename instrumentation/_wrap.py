@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
-from spanguard.instrumentation._core import LLMCall, Telemetry, log_internal_error
+from spanguard.instrumentation._core import IN_INSTRUMENTED_CALL, LLMCall, Telemetry, log_internal_error
 from spanguard.instrumentation._raw import is_raw_response, observe_raw
 from spanguard.instrumentation._stream import Accumulator, AsyncStreamProxy, SyncStreamProxy
 from spanguard.instrumentation.models import UnpinnedModelError
@@ -119,11 +119,14 @@ def sync_wrapper(get: TelemetryGetter, endpoint: Endpoint) -> Callable[..., Any]
         call = begin(telemetry, endpoint, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        token = IN_INSTRUMENTED_CALL.set(True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as error:
             fail(call, endpoint, kwargs, error)
             raise
+        finally:
+            IN_INSTRUMENTED_CALL.reset(token)
         return complete(call, endpoint, kwargs, result, SyncStreamProxy)
 
     return wrapper
@@ -139,11 +142,14 @@ def async_wrapper(get: TelemetryGetter, endpoint: Endpoint) -> Callable[..., Any
         call = begin(telemetry, endpoint, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        token = IN_INSTRUMENTED_CALL.set(True)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as error:
             fail(call, endpoint, kwargs, error)
             raise
+        finally:
+            IN_INSTRUMENTED_CALL.reset(token)
         return complete(call, endpoint, kwargs, result, AsyncStreamProxy)
 
     return wrapper

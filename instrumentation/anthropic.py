@@ -1,8 +1,10 @@
-"""Anthropic SDK: ``messages.create`` (sync, async, ``stream=True``) and the ``messages.stream(...)`` helper.
+"""Anthropic SDK: ``messages`` and ``beta.messages`` ``create``/``parse`` (sync, async, ``stream=True``, raw and
+streaming responses) and the ``stream(...)`` helpers.
 
-Anthropic SDKs from 2.x emit a span of their own per call (scope ``com.anthropic.sdk.python``). spanguard
-switches that span off while it instruments the SDK and emits its own, so one call gives exactly one span, named
-and shaped like every other provider's by the GenAI conventions; ``uninstrument()`` switches the SDK's back on.
+Anthropic SDKs from 2.x emit a span of their own per request (scope ``com.anthropic.sdk.python``). spanguard leaves
+that span out for the requests it instruments and emits its own, so one call gives exactly one span, named and
+shaped like every other provider's by the GenAI conventions; the SDK's other requests keep theirs, and
+``uninstrument()`` gives the SDK all of them back. Call paths: docs/instrumentation.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
 from spanguard.instrumentation._core import (
+    IN_INSTRUMENTED_CALL,
     Telemetry,
     log_internal_error,
     put,
@@ -337,11 +340,14 @@ def _sync_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], o
         call = begin(telemetry, _MESSAGES, instance, {**kwargs, "stream": True})
         if call is None:
             return original()
+        token = IN_INSTRUMENTED_CALL.set(True)
         try:
             raw = original()
         except BaseException as error:
             fail(call, _MESSAGES, kwargs, error)
             raise
+        finally:
+            IN_INSTRUMENTED_CALL.reset(token)
         call.detach()
         return SyncStreamProxy(raw, call, MessagesStreamAccumulator(), _input(kwargs))
 
@@ -357,11 +363,14 @@ def _async_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], 
             raise
         if call is None:
             return await original
+        token = IN_INSTRUMENTED_CALL.set(True)
         try:
             raw = await original
         except BaseException as error:
             fail(call, _MESSAGES, kwargs, error)
             raise
+        finally:
+            IN_INSTRUMENTED_CALL.reset(token)
         call.detach()
         return AsyncStreamProxy(raw, call, MessagesStreamAccumulator(), _input(kwargs))
 
@@ -390,15 +399,21 @@ class AnthropicInstrumentor(SpanguardInstrumentor):
         return targets
 
     def before_wrap(self) -> None:
-        """Switch off the SDK's own per-call span (SDK 2.x), so each call has spanguard's span only."""
+        """Switch off the SDK's own span (SDK 2.x) for the calls spanguard instruments, so each has one span; the
+        SDK's spans of its other requests stay."""
         try:
             from anthropic._base_client import BaseClient
         except ImportError:
             return
         original = BaseClient.__dict__.get("_tracer")
-        if isinstance(original, property):
+        if isinstance(original, property) and original.fget is not None:
             AnthropicInstrumentor._sdk_tracer = original
-            BaseClient._tracer = property(lambda self: None)  # type: ignore[assignment]
+            sdk_tracer = original.fget
+
+            def scoped(client: Any) -> Any:
+                return None if IN_INSTRUMENTED_CALL.get() else sdk_tracer(client)
+
+            BaseClient._tracer = property(scoped)  # type: ignore[assignment]
 
     def after_unwrap(self) -> None:
         """Give the SDK its own span back."""

@@ -219,3 +219,20 @@ def test_async_stream_helper_never_entered_leaks_nothing(instrument, async_anthr
 
     asyncio.run(run())
     assert fake.requests[-1].path == "/v1/messages"
+
+
+def test_the_sdk_keeps_its_own_span_for_requests_spanguard_does_not_instrument(instrument, fake):
+    telemetry = instrument()
+    client = anthropic.Anthropic(
+        base_url=fake.anthropic_base_url,
+        api_key="k",
+        max_retries=0,
+        open_telemetry={"tracer_provider": telemetry.tracer_provider},
+    )
+    create(client)
+    assert [s.instrumentation_scope.name for s in telemetry.spans()] == ["spanguard.instrumentation.anthropic"]
+    telemetry.exporter.clear()
+    with pytest.raises(anthropic.NotFoundError):  # the fake provider serves no token counting
+        client.messages.count_tokens(model=MODEL, messages=MESSAGES)
+    # count_tokens has no spanguard span, so switching the SDK's off there would leave the request with none.
+    assert [s.instrumentation_scope.name for s in telemetry.spans()] == ["com.anthropic.sdk.python"]
