@@ -195,3 +195,51 @@ def test_embedding_dimension_count_is_the_vector_length_in_every_encoding(instru
     else:
         length = len(vector)
     assert telemetry.span().attributes["gen_ai.embeddings.dimension.count"] == length == 64
+
+
+def test_a_tool_round_trip_validates_in_every_api(instrument, fake, openai_client, anthropic_client):
+    """Tool calls in the input, tool results, system prompts: the input side of an agent's second turn."""
+    telemetry = instrument(capture_content=True)
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order_id":"42"}'}}
+    openai_client.chat.completions.create(
+        model=OPENAI_CHAT["model"],
+        tools=OPENAI_TOOLS,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Where is order 42?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+        ],
+    )
+    openai_client.responses.create(
+        model=OPENAI_RESPONSES["model"],
+        instructions="Be brief.",
+        input=[
+            {"role": "user", "content": "Where is order 42?"},
+            {"type": "function_call", "call_id": "call_1", "name": "lookup_order", "arguments": '{"order_id":"42"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": '{"status": "shipped"}'},
+        ],
+    )
+    anthropic_client.messages.create(
+        model=ANTHROPIC["model"],
+        max_tokens=64,
+        system=[{"type": "text", "text": "Be brief."}],
+        tools=ANTHROPIC_TOOLS,
+        messages=[
+            {"role": "user", "content": "Where is order 42?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup_order", "input": {"order_id": "42"}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "ok"}]}
+                ],
+            },
+        ],
+    )
+    spans = telemetry.spans()
+    assert len(spans) == 3
+    for span in spans:
+        assert assert_content_valid(span) >= 3, span.name
