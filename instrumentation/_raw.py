@@ -21,9 +21,22 @@ if TYPE_CHECKING:
     from spanguard.instrumentation._wrap import Endpoint
 
 
+_RAW_TYPES: dict[type, bool] = {}  # per result type: a pydantic model's missing attribute costs an exception
+
+
 def is_raw_response(result: Any) -> bool:
     """Whether an SDK method returned its raw response wrapper rather than the parsed object."""
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    kind = type(result)
+    raw = _RAW_TYPES.get(kind)
+    if raw is None:
+        raw = any(base.__name__ in _RAW_TYPE_NAMES for base in kind.__mro__) and callable(getattr(kind, "parse", None))
+        if len(_RAW_TYPES) < 1024:
+            _RAW_TYPES[kind] = raw
+    return raw
+
+
+# The SDKs' raw response classes (openai and anthropic both): ``LegacyAPIResponse`` and ``BaseAPIResponse``'s kin.
+_RAW_TYPE_NAMES = frozenset({"LegacyAPIResponse", "BaseAPIResponse", "APIResponse", "AsyncAPIResponse"})
 
 
 def observe_raw(call: LLMCall, endpoint: Endpoint, kwargs: Mapping[str, Any], raw: Any) -> Any:

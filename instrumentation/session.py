@@ -89,11 +89,14 @@ class session:
 
 def current_session(context: Context | None = None) -> dict[str, str]:
     """The session attributes (conversation and user id) carried by ``context`` or the current context."""
-    entries = dict(baggage.get_all(context))
+    entries = baggage.get_all(context)
     local = otel_context.get_value(_LOCAL_USER_ID, context)
+    if not entries and local is None:
+        return {}  # the common case, on every span: no session
+    out = {key: value for key in _SESSION_KEYS if isinstance(value := entries.get(key), str)}
     if isinstance(local, str):
-        entries[USER_ID] = local
-    return {key: value for key in _SESSION_KEYS if isinstance(value := entries.get(key), str)}
+        out[USER_ID] = local
+    return out
 
 
 class SessionSpanProcessor(SpanProcessor):
