@@ -1,5 +1,7 @@
-"""Names a NER model misses: a name a phrase introduces ("my name is ...", "regards, ..."), in any script, and a
-short run of a script the model cannot read inside text it can ("聂秀云 approved the refund" for an English model).
+"""Names a NER model misses: a name a phrase introduces ("my name is ...", "regards, ...", "this is ... from"), or
+that begins a sentence before a verb of what a person did, in any script; a short run of a script the model cannot
+read inside text it can ("聂秀云 approved the refund" for an English model); and the tests of a key (``customer.name``,
+not ``tool_name``) and a value written as a name.
 
 Pure functions of a text, used beside the model's entities only when a NER model is configured. How they add to the
 model and what they never take: docs/redaction.md ("Names and places").
