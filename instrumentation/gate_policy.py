@@ -1,0 +1,166 @@
+"""An approval-gate policy: which actions ask a person, after how long a request escalates and when it is denied.
+
+The policy maps actions to tiers (red always asks, yellow asks when its condition holds, green never asks), gives a
+default tier to unlisted actions, the number of distinct approvers a red action needs, and per-tier soft and hard
+timeouts. :func:`decide` is pure: the action, its arguments and an optional tier override in, the gate's decision
+out; anything it cannot judge asks a person. Behaviour: docs/gates.md ("Policy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from spanguard.instrumentation.gate_conditions import Condition, ConditionError
+
+from spanguard.durations import Duration
+
+__all__ = ["ActionPolicy", "GateDecision", "GatePolicy", "TierTimeouts", "decide"]
+
+Tier = Literal["green", "yellow", "red"]
+HardTimeoutOutcome = Literal["deny", "proceed"]
+
+DEFAULT_SOFT_TIMEOUT = 15 * 60.0  # seconds: the request escalates
+DEFAULT_HARD_TIMEOUT = 4 * 3600.0  # seconds: the request is denied (a yellow one may proceed, if the policy says so)
+
+
+class TierTimeouts(BaseModel, frozen=True, extra="forbid"):
+    """When a waiting request of a tier escalates (``soft_timeout``) and when it ends (``hard_timeout``)."""
+
+    soft_timeout: Duration = DEFAULT_SOFT_TIMEOUT
+    hard_timeout: Duration = DEFAULT_HARD_TIMEOUT
+    on_hard_timeout: HardTimeoutOutcome = "deny"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierTimeouts:
+        if self.soft_timeout > self.hard_timeout:
+            raise ValueError(
+                f"soft_timeout ({self.soft_timeout:g}s) must not be after hard_timeout ({self.hard_timeout:g}s)"
+            )
+        return self
+
+
+class ActionPolicy(BaseModel, frozen=True, extra="forbid"):
+    """One action's tier, the condition under which a yellow action asks, and a red action's number of approvers."""
+
+    tier: Tier
+    when: str | None = None
+    approvals: int = Field(1, ge=1, le=5)
+    _condition: Condition | None = PrivateAttr(None)
+
+    @field_validator("when")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Condition.parse(value)
+            except ConditionError as error:
+                raise ValueError(f"condition {value!r} {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ActionPolicy:
+        if self.when is not None and self.tier != "yellow":
+            raise ValueError(f"'when' applies to yellow actions only (this one is {self.tier})")
+        if self.approvals > 1 and self.tier != "red":
+            raise ValueError(f"'approvals' above 1 applies to red actions only (this one is {self.tier})")
+        if self.when is not None:
+            self._condition = Condition.parse(self.when)
+        return self
+
+    @property
+    def condition(self) -> Condition | None:
+        """The parsed ``when`` condition (None: a yellow action without one always asks)."""
+        return self._condition
+
+
+def _shorthand(value: Any) -> Any:
+    return {"tier": value} if isinstance(value, str) else value
+
+
+class GatePolicy(BaseModel, frozen=True, extra="forbid"):
+    """A whole policy, validated when it is built (``GatePolicy.model_validate(mapping)``)."""
+
+    version: Literal[1] = 1
+    default_tier: Tier = "yellow"
+    budget_per_day: int = Field(10, ge=1)
+    tiers: dict[Literal["yellow", "red"], TierTimeouts] = Field(default_factory=dict)
+    actions: dict[str, ActionPolicy] = Field(default_factory=dict)
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _tier_shorthand(cls, value: Any) -> Any:
+        """``lookup_order: green`` is short for ``lookup_order: {tier: green}``."""
+        if isinstance(value, Mapping):
+            return {key: _shorthand(item) for key, item in value.items()}
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _no_proceeding_red(cls, value: dict[str, TierTimeouts]) -> dict[str, TierTimeouts]:
+        red = value.get("red")
+        if red is not None and red.on_hard_timeout != "deny":
+            raise ValueError("a red action is never run unapproved: tiers.red.on_hard_timeout must be 'deny'")
+        return value
+
+    def timeouts(self, tier: Tier) -> TierTimeouts:
+        """The timeouts of a tier (the defaults where the policy sets none)."""
+        return self.tiers.get(tier, TierTimeouts()) if tier != "green" else TierTimeouts()
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the gate does with one call: whether it asks, how many approvers, when it escalates and ends."""
+
+    action: str
+    tier: Tier
+    asks: bool
+    approvals: int
+    reasons: tuple[str, ...]
+    soft_timeout_s: float
+    hard_timeout_s: float
+    on_hard_timeout: HardTimeoutOutcome
+
+
+def decide(policy: GatePolicy, action: str, arguments: Any, *, tier: Tier | None = None) -> GateDecision:
+    """The gate's decision for ``action`` called with ``arguments``; ``tier`` (from ``gate(tier=...)``) overrides
+    the policy's tier. What cannot be judged (arguments that are not an object, a condition that errors) asks."""
+    listed = policy.actions.get(action)
+    chosen: Tier = tier or (listed.tier if listed is not None else policy.default_tier)
+    reasons: list[str] = []
+    if tier is not None:
+        reasons.append(f"tier {tier} set on the gate")
+    elif listed is None:
+        reasons.append(f"{action!r} is not in the policy: default tier {chosen}")
+    else:
+        reasons.append(f"policy tier {chosen}")
+    asks = chosen == "red"
+    if chosen == "yellow":
+        condition = listed.condition if listed is not None and tier is None else None
+        if condition is None:
+            asks = True
+        elif not isinstance(arguments, Mapping):
+            asks = True
+            reasons.append("the arguments are not an object, so the condition cannot be told")
+        else:
+            try:
+                asks = condition.evaluate(arguments)
+            except ConditionError as error:
+                asks = True
+                reasons.append(f"condition {condition.text!r} could not be told: {error}")
+            else:
+                reasons.append(f"condition {condition.text!r} {'holds' if asks else 'does not hold'}")
+    approvals = listed.approvals if listed is not None and chosen == "red" and listed.tier == "red" else 1
+    timeouts = policy.timeouts(chosen)
+    return GateDecision(
+        action=action,
+        tier=chosen,
+        asks=asks,
+        approvals=approvals,
+        reasons=tuple(reasons),
+        soft_timeout_s=timeouts.soft_timeout,
+        hard_timeout_s=timeouts.hard_timeout,
+        on_hard_timeout="deny" if chosen == "red" else timeouts.on_hard_timeout,
+    )
