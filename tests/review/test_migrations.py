@@ -6,22 +6,25 @@ import json
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from spanguard.review.store import Base, Decision, ReviewStore
+from spanguard.review.approvals import ApprovalStore, NewApproval
+from spanguard.review.store import Base, Decision, IngestItem, ReviewStore
 from sqlalchemy import text
+
+HEAD = "0003"
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_matches_the_models(db_url):
     store = ReviewStore(db_url)
     assert store.revision() is None
     store.migrate()
-    assert store.revision() == "0002"
+    assert store.revision() == HEAD
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     # Only nullability/defaults may differ in ways autogenerate reports as no-ops; tables and columns must match.
     structural = [d for d in differences if d[0] in ("add_table", "remove_table", "add_column", "remove_column")]
     assert structural == []
     store.migrate()  # again: nothing to do
-    assert store.revision() == "0002"
+    assert store.revision() == HEAD
     store.shutdown()
 
 
@@ -42,7 +45,7 @@ def test_an_existing_database_keeps_its_items_through_the_upgrade(db_url):
             },
         )
     store.migrate()
-    assert store.revision() == "0002"
+    assert store.revision() == HEAD
     [item] = store.list()
     assert (item.trace_id, item.reasons, item.status) == ("old", ["loop", "pii"], "pending")
     assert [i.trace_id for i in store.list(reason="pii")] == ["old"]  # the filter column was filled in
@@ -53,4 +56,20 @@ def test_an_existing_database_keeps_its_items_through_the_upgrade(db_url):
         Decision("approve", checklist={"factual_accuracy": True, "policy_adherence": True, "tone": True}),
     )
     assert store.get(item.id).status == "done"
+    store.shutdown()
+
+
+def test_a_database_from_before_approvals_gets_their_tables_and_keeps_its_items(db_url):
+    store = ReviewStore(db_url)
+    store.migrate("0002")
+    spans = [{"span_id": "a", "name": "chat"}]
+    store.ingest_many([IngestItem("t" * 32, "spot_check", "green", [], spans)], actor="collector")
+    store.migrate()
+    assert store.revision() == HEAD
+    assert [item.trace_id for item in store.list()] == ["t" * 32]
+    approvals = ApprovalStore(store)
+    new = NewApproval(request_key="k", action="issue_refund", tier="red", digest="a" * 64, arguments={"n": 1})
+    request, created = approvals.create(new, "agent")
+    assert created and approvals.get(request.id).schema_version == 1
+    assert [entry.action for entry in approvals.audit(request.id)] == ["create"]
     store.shutdown()
