@@ -442,9 +442,9 @@ def test_duplicate_yaml_keys_are_refused_with_both_lines() -> None:
         service: {pipelines: {traces: {receivers: [otlp], exporters: [debug, otlp]}}}
         """)
     nested = issue_at(error, "exporters.otlp.endpoint")
-    assert "duplicate key 'endpoint' (first defined at line 5)" in nested.message and nested.line == 6
+    assert "duplicate key 'endpoint' (first defined at line 5, column 5)" in nested.message and nested.line == 6
     top = issue_at(error, "exporters")
-    assert "duplicate key 'exporters' (first defined at line 2)" in top.message and top.line == 7
+    assert "duplicate key 'exporters' (first defined at line 2, column 1)" in top.message and top.line == 7
 
 
 def test_service_is_required() -> None:
