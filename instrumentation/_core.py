@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import Histogram, MeterProvider, get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
+from spanguard.instrumentation import gate_state
 from spanguard.instrumentation.content import CaptureMode
 from spanguard.instrumentation.models import ModelRegistry
 from spanguard.semconv import (
@@ -198,7 +199,9 @@ class LLMCall:
             metric[ERROR_TYPE] = error_type
             # The provider's message may echo the prompt, so only the type goes into the status.
             span.set_status(Status(StatusCode.ERROR, error_type))
-        if content is not None and telemetry.capture:
+        recording = gate_state.recording()
+        captured: Mapping[str, AttributeValue] = {}
+        if content is not None and (telemetry.capture or recording):
             try:
                 captured = content()
             except Exception:
@@ -208,6 +211,11 @@ class LLMCall:
                 attributes.update(captured)
             if telemetry.capture_event and captured:
                 span.add_event("gen_ai.client.inference.operation.details", dict(captured))
+        if recording:
+            try:
+                gate_state.record_call(captured, attributes)  # what an approval gate later shows the reviewer
+            except Exception:
+                log_internal_error("recording the call for approval gates")
         span.set_attributes(attributes)
         span.end()
         telemetry.duration.record(duration, metric)

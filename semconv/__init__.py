@@ -108,6 +108,39 @@ SPANGUARD_REVIEW_TIER: Final = "spanguard.review.tier"
 SPANGUARD_APPROVAL_GATE: Final = "spanguard.approval.gate"
 SPANGUARD_REVIEW_REVIEWER: Final = "spanguard.review.reviewer"
 SPANGUARD_REVIEW_ITEM_ID: Final = "spanguard.review.item_id"
+SPANGUARD_GATE_ACTION: Final = "spanguard.gate.action"
+SPANGUARD_GATE_TIER: Final = "spanguard.gate.tier"
+SPANGUARD_GATE_REASONS: Final = "spanguard.gate.reasons"
+SPANGUARD_GATE_ASKED: Final = "spanguard.gate.asked"
+SPANGUARD_GATE_OUTCOME: Final = "spanguard.gate.outcome"
+SPANGUARD_GATE_APPROVAL_ID: Final = "spanguard.gate.approval_id"
+SPANGUARD_GATE_APPROVERS: Final = "spanguard.gate.approvers"
+SPANGUARD_GATE_APPROVALS_REQUIRED: Final = "spanguard.gate.approvals_required"
+SPANGUARD_GATE_ARGUMENT_DIGEST: Final = "spanguard.gate.argument_digest"
+SPANGUARD_GATE_WAIT_DURATION: Final = "spanguard.gate.wait.duration"
+SPANGUARD_GATE_ESCALATED: Final = "spanguard.gate.escalated"
+
+GATE_OUTCOME_NOT_REQUIRED: Final = "not_required"
+GATE_OUTCOME_PENDING: Final = "pending"
+GATE_OUTCOME_APPROVED: Final = "approved"
+GATE_OUTCOME_MODIFIED: Final = "modified"
+GATE_OUTCOME_PROCEEDED: Final = "proceeded"
+GATE_OUTCOME_REJECTED: Final = "rejected"
+GATE_OUTCOME_TIMED_OUT: Final = "timed_out"
+GATE_OUTCOME_UNAVAILABLE: Final = "unavailable"
+GATE_OUTCOMES: Final = (
+    GATE_OUTCOME_NOT_REQUIRED,
+    GATE_OUTCOME_PENDING,
+    GATE_OUTCOME_APPROVED,
+    GATE_OUTCOME_MODIFIED,
+    GATE_OUTCOME_PROCEEDED,
+    GATE_OUTCOME_REJECTED,
+    GATE_OUTCOME_TIMED_OUT,
+    GATE_OUTCOME_UNAVAILABLE,
+)
+"""What a gate span's ``spanguard.gate.outcome`` may be: ran without asking, still waiting (a submit that did not
+wait), approved, run with a reviewer's edits, run at a yellow hard timeout, rejected, no decision in time, or no
+decision possible (the service or the policy failed; the call did not run)."""
 
 SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
     Attribute(
@@ -150,6 +183,41 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         SPANGUARD_REVIEW_REVIEWER,
         "string",
         "On a gen_ai.evaluation.result event of a human verdict: the reviewer who gave it (their token's name).",
+    ),
+    Attribute(
+        SPANGUARD_GATE_ACTION, "string", "On a gate span: the action the gate guards (for example issue_refund)."
+    ),
+    Attribute(
+        SPANGUARD_GATE_TIER, "string", "On a gate span: the action's tier under the gate policy: green, yellow or red."
+    ),
+    Attribute(
+        SPANGUARD_GATE_REASONS,
+        "string[]",
+        "On a gate span: why the gate asked or did not (the policy tier, the condition and whether it held).",
+    ),
+    Attribute(SPANGUARD_GATE_ASKED, "boolean", "On a gate span: true when the call waited for a person."),
+    Attribute(
+        SPANGUARD_GATE_OUTCOME,
+        "string",
+        "On a gate span: not_required, pending, approved, modified, proceeded, rejected, timed_out or unavailable.",
+    ),
+    Attribute(SPANGUARD_GATE_APPROVAL_ID, "string", "On a gate span: the approval request's id in the review service."),
+    Attribute(
+        SPANGUARD_GATE_APPROVERS, "string[]", "On a gate span: the reviewers who approved (their tokens' names)."
+    ),
+    Attribute(
+        SPANGUARD_GATE_APPROVALS_REQUIRED,
+        "int",
+        "On a gate span: how many distinct reviewers must approve (2 or more for an M-of-N red action).",
+    ),
+    Attribute(
+        SPANGUARD_GATE_ARGUMENT_DIGEST,
+        "string",
+        "On a gate span: the SHA-256 of the canonical JSON of action, arguments and session the approval is bound to.",
+    ),
+    Attribute(SPANGUARD_GATE_WAIT_DURATION, "double", "On a gate span: seconds the call waited for a decision."),
+    Attribute(
+        SPANGUARD_GATE_ESCALATED, "boolean", "On a gate span: true when the request passed its soft timeout unanswered."
     ),
     Attribute(
         SPANGUARD_REVIEW_ITEM_ID,

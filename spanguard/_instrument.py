@@ -5,18 +5,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
-from spanguard.instrumentation import INSTRUMENTORS
+from spanguard.instrumentation import INSTRUMENTORS, gate, gate_state
 from spanguard.instrumentation._base import SpanguardInstrumentor, ner_model_setting, redact_setting
 from spanguard.instrumentation._core import InstrumentOptions
 from spanguard.instrumentation.content import CaptureMode, capture_mode
+from spanguard.instrumentation.gate_policy import GatePolicy
 
 logger = logging.getLogger("spanguard")
 
@@ -34,6 +37,9 @@ def instrument(
     ner_model: str | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    review_endpoint: str | None = None,
+    review_token: str | None = None,
+    gate_policy: str | Path | GatePolicy | None = None,
 ) -> None:
     """Instrument every supported LLM library that is installed; calling it again changes nothing.
 
@@ -41,7 +47,9 @@ def instrument(
     (OTLP by default), registered globally and flushed at exit. Whenever message content is captured, spans are
     redacted before any exporter sees them, unless ``redact=False`` or ``SPANGUARD_REDACT=false``; ``ner_model`` (or
     ``SPANGUARD_REDACT_NER_MODEL``) names the spaCy model redaction finds names and places with (one that is not
-    installed raises ValueError).
+    installed raises ValueError). ``review_endpoint``, ``review_token`` and ``gate_policy`` tell approval gates
+    where to ask and by which policy (over ``SPANGUARD_REVIEW_ENDPOINT``, ``SPANGUARD_REVIEW_TOKEN`` and
+    ``SPANGUARD_GATE_POLICY``).
     """
     global _options, _tracer_provider
     with _lock:
@@ -60,6 +68,9 @@ def instrument(
             redact=redacting,
             ner_model=ner_model_setting(ner_model) if redacting else None,
         )
+        gate.configure(endpoint=review_endpoint, token=review_token, policy=gate_policy)
+        if review_endpoint or os.environ.get(gate.ENDPOINT_ENV):
+            gate_state.enable_recording()
         for module_name, class_name, library in INSTRUMENTORS:
             if importlib.util.find_spec(library) is None:
                 continue
@@ -81,6 +92,8 @@ def uninstrument() -> None:
     with _lock:
         while _active:
             _active.pop().uninstrument()
+        gate.reset_configuration()
+        gate_state.enable_recording(False)
         _options = None
         _tracer_provider = None
 
