@@ -553,10 +553,11 @@ def build_report(
         for action, tally in sorted(action_tallies.items(), key=lambda item: (-item[1].counts["requested"], item[0]))
     ]
     suggested_total = sum(asked_by_day.values())
+    utc = dt.timezone.utc
     report = FatigueReport(
-        generated_at=end,
-        window_start=start,
-        window_end=end,
+        generated_at=end.replace(tzinfo=utc),
+        window_start=start.replace(tzinfo=utc),
+        window_end=end.replace(tzinfo=utc),
         days=days,
         budget_per_day=budget_per_day,
         totals=Timed(**totals.values()),
