@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal
 
 import re2
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -33,13 +32,21 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from spanguard.processors.view import SpanView, with_attributes
 
 from spanguard import semconv
+from spanguard.yamlconfig import (
+    ConfigError,
+    KeyPath,
+    field_keys,
+    load_data,
+    load_file,
+    load_text,
+    model_at,
+)
 
 Tier = Literal["green", "yellow", "red"]
 TIERS: Final[tuple[Tier, ...]] = ("green", "yellow", "red")
@@ -99,18 +106,13 @@ class TraceRisk:
         return _RANK[self.tier]
 
 
-class RiskConfigError(ValueError):
+class RiskConfigError(ConfigError):
     """A risk configuration was refused.
 
     The message has one line per problem: ``[file:line:column: ]path: what is wrong``, with ``path`` the YAML path of
     the bad value (``rules[2].match.attributes["gen_ai.request.model"].regex``). :attr:`errors` holds the
     ``(path, message)`` pairs and :attr:`source` the file name (``None`` for an already parsed mapping).
     """
-
-    def __init__(self, message: str, *, errors: Sequence[tuple[str, str]] = (), source: str | None = None) -> None:
-        super().__init__(message)
-        self.errors: tuple[tuple[str, str], ...] = tuple(errors)
-        self.source = source
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -644,209 +646,60 @@ class RiskConfig(BaseModel, frozen=True, extra="forbid"):
 # --------------------------------------------------------------------------------------------------------------------
 # Loading
 
-_DICT_FIELDS: Final = frozenset({"attributes", "resource", "categories"})
 
-
-def _format_path(loc: Sequence[Any], prefix: str = "") -> str:
-    parts: list[str] = [prefix] if prefix else []
-    expect_key = False
-    for segment in loc:
-        if isinstance(segment, int):
-            parts.append(f"[{segment}]")
-            expect_key = False
-        elif expect_key:
-            parts.append(f"[{json.dumps(segment, ensure_ascii=False)}]")
-            expect_key = False
-        elif segment == "[key]":
-            parts.append(" (key)")
-        else:
-            parts.append(f".{segment}" if parts else str(segment))
-            expect_key = segment in _DICT_FIELDS
-    return "".join(parts) or "(top level)"
-
-
-def _unwrap(annotation: Any) -> Any:
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin is Union or type(annotation).__name__ == "UnionType":
-            options = [a for a in get_args(annotation) if a is not type(None)]
-            if len(options) != 1:
-                return annotation
-            annotation = options[0]
-        else:
-            return annotation
-
-
-def _model_at(loc: Sequence[Any]) -> Any:
-    """The model class (or type) the configuration expects at ``loc``."""
-    current: Any = RiskConfig
-    for segment in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = next(
-                (f for name, f in current.model_fields.items() if (f.alias or name) == segment),
-                None,
-            )
-            if field is None:
-                return None
-            current = field.annotation
-            continue
-        origin, args = get_origin(current), get_args(current)
-        if origin is tuple and isinstance(segment, int) and args:
-            current = args[0]
-        elif origin is dict and args:
-            current = args[1]
-        else:
-            return None
-    return _unwrap(current)
-
-
-def _allowed_keys(model: Any) -> list[str]:
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return sorted(f.alias or name for name, f in model.model_fields.items())
-    return []
-
-
-def _describe_error(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
-    loc = tuple(error["loc"])
+def _describe_error(error: Any, model: type[BaseModel], relative: KeyPath) -> str | None:
+    """The risk configuration's wording of a pydantic error (see :data:`spanguard.yamlconfig.Describe`)."""
     kind = error["type"]
     value = error.get("input")
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        allowed = ", ".join(_allowed_keys(parent))
+    if kind == "extra_forbidden" and relative:
+        parent = model_at(model, relative[:-1])
+        allowed = ", ".join(sorted(field_keys(parent))) if parent is not None else ""
         what = "detector" if parent is DetectorsConfig else "key"
-        return loc, f"unknown {what} {loc[-1]!r}" + (f" (expected one of: {allowed})" if allowed else "")
+        return f"unknown {what} {relative[-1]!r}" + (f" (expected one of: {allowed})" if allowed else "")
     if kind == "missing":
-        return loc, "required, but missing"
-    if kind == "literal_error" and loc and loc[-1] == "tier":
-        return loc, f"unknown tier {_short(value)} (expected green, yellow or red)"
+        return "required, but missing"
+    if kind == "literal_error" and relative and relative[-1] == "tier":
+        return f"unknown tier {_short(value)} (expected green, yellow or red)"
     if kind == "value_error":
-        return loc, str(error.get("ctx", {}).get("error", error["msg"]))
+        return str(error.get("ctx", {}).get("error", error["msg"]))
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return loc, f"should be a mapping, got {_short(value)}"
+        return f"should be a mapping, got {_short(value)}"
     if kind in ("tuple_type", "list_type"):
-        return loc, f"should be a list, got {_short(value)}"
+        return f"should be a list, got {_short(value)}"
     if kind == "string_type" and isinstance(value, bool):
-        return loc, f"should be a valid string, got {value} (YAML reads yes/no/on/off/true/false as booleans: quote it)"
+        return f"should be a valid string, got {value} (YAML reads true and false as booleans: quote it)"
     message = str(error["msg"])
     message = message.replace("Input should be", "should be").replace("Value should have", "should have")
-    return loc, f"{message}, got {_short(value)}"
+    return f"{message}, got {_short(value)}"
 
 
-def _node_at(node: yaml.Node | None, loc: Sequence[Any]) -> yaml.Node | None:
-    """The YAML node at ``loc`` (the key node for a mapping entry), or the deepest node found on the way."""
-    found = node
-    for segment in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(segment):
-                    found, node = key, value
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(segment, int) and 0 <= segment < len(node.value):
-            node = found = node.value[segment]
-        else:
-            break
-    return found
-
-
-def _location(source: str | None, target: yaml.Node | None) -> str:
-    if source is None:
-        return ""
-    if target is None:
-        return f"{source}: "
-    return f"{source}:{target.start_mark.line + 1}:{target.start_mark.column + 1}: "
-
-
-def _refuse(
-    problems: Sequence[tuple[Sequence[Any], str]], *, source: str | None, node: yaml.Node | None, prefix: str
-) -> RiskConfigError:
-    located = []
-    for loc, message in problems:
-        target = _node_at(node, loc) if source is not None else None
-        position = (target.start_mark.line, target.start_mark.column) if target is not None else (0, 0)
-        located.append((position, _location(source, target), _format_path(loc, prefix), message))
-    located.sort(key=lambda item: item[0])  # in file order (stable: pydantic's order without a file)
-    lines = [f"{where}{path}: {message}" for _, where, path, message in located]
-    return RiskConfigError("\n".join(lines), errors=[(path, message) for _, _, path, message in located], source=source)
-
-
-def _duplicate_keys(node: yaml.Node | None, source: str) -> None:
-    stack = [node] if node is not None else []
-    while stack:
-        current = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key, value in current.value:
-                if isinstance(key, yaml.ScalarNode):
-                    if key.value in seen:
-                        mark = key.start_mark
-                        problem = f"duplicate key {key.value!r}"
-                        raise RiskConfigError(
-                            f"{source}:{mark.line + 1}:{mark.column + 1}: {problem}",
-                            errors=[("", problem)],
-                            source=source,
-                        )
-                    seen.add(key.value)
-                stack.append(value)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-
-
-def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        _duplicate_keys(node, source)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        problem = f"invalid YAML: {error.problem or error.context or 'syntax error'}"
-        context = error.context_mark
-        if error.problem and error.context and context is not None and context is not mark:
-            problem += f" ({error.context} that starts at line {context.line + 1}, column {context.column + 1})"
-        raise RiskConfigError(f"{where}: {problem}", errors=[("", problem)], source=source) from None
-    except yaml.YAMLError as error:
-        raise RiskConfigError(
-            f"{source}: invalid YAML: {error}", errors=[("", f"invalid YAML: {error}")], source=source
-        ) from None
-    finally:
-        loader.dispose()
-    return data, node
-
-
-def _validate(data: Any, *, source: str | None, node: yaml.Node | None, prefix: str) -> RiskConfig:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        problem = ((), f"should be a mapping with rules and detectors, got {_short(data)}")
-        raise _refuse([problem], source=source, node=node, prefix=prefix)
-    try:
-        config = RiskConfig.model_validate(data)
-    except ValidationError as error:
-        problems = [_describe_error(e) for e in error.errors(include_url=False)]
-        raise _refuse(problems, source=source, node=node, prefix=prefix) from None
+def duplicate_rule_names(rules: Sequence[Rule]) -> list[tuple[KeyPath, str]]:
+    """``(path, message)`` for each rule whose name an earlier rule already has."""
     seen: dict[str, int] = {}
-    for index, rule in enumerate(config.rules):
+    problems: list[tuple[KeyPath, str]] = []
+    for index, rule in enumerate(rules):
         if rule.name in seen:
-            raise _refuse(
-                [(("rules", index, "name"), f"duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])")],
-                source=source,
-                node=node,
-                prefix=prefix,
-            )
-        seen[rule.name] = index
-    return config
+            message = f"duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])"
+            problems.append((("rules", index, "name"), message))
+        else:
+            seen[rule.name] = index
+    return problems
+
+
+def _check(config: RiskConfig) -> list[tuple[KeyPath, str]]:
+    return duplicate_rule_names(config.rules)
+
+
+def _base(prefix: str) -> KeyPath:
+    return tuple(prefix.split(".")) if prefix else ()
+
+
+_LOADER: Final[dict[str, Any]] = {"error": RiskConfigError, "describe": _describe_error, "check": _check}
 
 
 def load_risk_config_text(text: str, *, source: str = "<string>", prefix: str = "") -> RiskConfig:
     """Parse and check a risk configuration given as YAML text; errors name ``source`` with line and column."""
-    data, node = _parse_yaml(text, source)
-    return _validate(data, source=source, node=node, prefix=prefix)
+    return load_text(text, RiskConfig, source=source, base=_base(prefix), **_LOADER)
 
 
 @lru_cache(maxsize=1)
@@ -880,17 +733,14 @@ def load_risk_config(
     if isinstance(source, RiskConfig):
         return source
     if isinstance(source, Mapping):
-        return _validate(source, source=None, node=None, prefix=prefix)
+        return load_data(source, RiskConfig, base=_base(prefix), **_LOADER)
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
-        try:
-            with open(name, encoding="utf-8") as file:
-                text = file.read()
-        except (OSError, UnicodeDecodeError) as error:
-            hint = " (YAML text? use load_risk_config_text)" if "\n" in name else ""
-            shown = _short(name) if hint else name
-            raise RiskConfigError(f"{shown}: cannot read the risk configuration{hint}: {error}", source=name) from None
-        return load_risk_config_text(text, source=name, prefix=prefix)
+        if "\n" in name and not os.path.exists(name):
+            raise RiskConfigError(
+                f"{_short(name)}: cannot read the risk configuration (YAML text? use load_risk_config_text)"
+            )
+        return load_file(name, RiskConfig, what="risk configuration", base=_base(prefix), **_LOADER)
     raise TypeError(f"load_risk_config() takes a path, a mapping, a RiskConfig or None, not {type(source).__name__}")
 
 

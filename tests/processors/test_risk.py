@@ -209,7 +209,7 @@ def test_mapping_source_and_prefix():
 
 
 BAD = [
-    ("syntax", "rules:\n  - name: a\n    tier: [red\n", "risk.yaml:4:1: invalid YAML: expected ',' or ']'"),
+    ("syntax", "rules:\n  - name: a\n    tier: [red\n", "risk.yaml:4:1: YAML syntax error: expected ',' or ']'"),
     (
         "unknown key",
         "rules:\n  - name: a\n    tier: red\n    reason: r\n    match: {tool_name: x, colour: blue}\n",
@@ -218,7 +218,7 @@ BAD = [
     (
         "wrong type",
         "rules:\n  - name: a\n    tier: red\n    reason: r\n    match: {attributes: {x: {gt: high}}}\n",
-        "risk.yaml:5:30: rules[0].match.attributes[\"x\"].gt: should be a finite number, got 'high'",
+        "risk.yaml:5:30: rules[0].match.attributes.x.gt: should be a finite number, got 'high'",
     ),
     (
         "bad regex",
@@ -248,11 +248,15 @@ BAD = [
         "  - {name: a, tier: red, reason: r, match: {status: OK}}\n",
         "risk.yaml:3:6: rules[1].name: duplicate rule name 'a' (also rules[0])",
     ),
-    ("duplicate key", "rules:\n  - name: a\n    name: b\n", "risk.yaml:3:5: duplicate key 'name'"),
+    (
+        "duplicate key",
+        "rules:\n  - name: a\n    name: b\n    tier: red\n    reason: r\n    match: {status: OK}\n",
+        "risk.yaml:3:5: rules[0].name: duplicate key 'name' (first defined at line 2, column 5)",
+    ),
     (
         "bad status",
         "rules:\n  - {name: a, tier: red, reason: r, match: {status: BROKEN}}\n",
-        "risk.yaml:2:45: rules[0].match.status[0]: should be 'UNSET', 'OK' or 'ERROR', got 'BROKEN'",
+        "risk.yaml:2:45: rules[0].match.status: should be 'UNSET', 'OK' or 'ERROR', got 'BROKEN'",
     ),
     (
         "approval gate off",
@@ -262,12 +266,12 @@ BAD = [
     (
         "bad term",
         "detectors:\n  sensitive_topics:\n    categories:\n      medical: {terms: ['*bad']}\n",
-        "risk.yaml:4:17: detectors.sensitive_topics.categories[\"medical\"].terms: term '*bad'",
+        "risk.yaml:4:17: detectors.sensitive_topics.categories.medical.terms: term '*bad'",
     ),
     (
         "new category without terms",
         "detectors:\n  sensitive_topics:\n    categories:\n      weapons: {tier: red}\n",
-        'risk.yaml:4:7: detectors.sensitive_topics.categories["weapons"].terms: required',
+        "risk.yaml:4:7: detectors.sensitive_topics.categories.weapons.terms: required",
     ),
     (
         "string for a number",
@@ -282,9 +286,9 @@ BAD = [
     (
         "exists false with others",
         "rules:\n  - {name: a, tier: red, reason: r, match: {attributes: {x: {exists: false, equals: 1}}}}\n",
-        'risk.yaml:2:58: rules[0].match.attributes["x"]: exists: false cannot be combined',
+        "risk.yaml:2:58: rules[0].match.attributes.x: exists: false cannot be combined",
     ),
-    ("top level list", "- a\n", "risk.yaml:1:1: (top level): should be a mapping"),
+    ("top level list", "- a\n", "risk.yaml:1:1: the top level must be a mapping, not a list"),
     (
         "bad rule name",
         "rules:\n  - {name: 'a b', tier: red, reason: r, match: {status: OK}}\n",
@@ -292,7 +296,7 @@ BAD = [
     ),
     (
         "yaml boolean for a string",
-        "rules:\n  - {name: off, tier: red, reason: r, match: {status: OK}}\n",
+        "rules:\n  - {name: false, tier: red, reason: r, match: {status: OK}}\n",
         "risk.yaml:2:6: rules[0].name: should be a valid string, got False (YAML reads",
     ),
 ]
