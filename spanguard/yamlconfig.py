@@ -723,7 +723,7 @@ def _finish(
 ) -> M:
     if data is None:
         data = {}  # an empty document: every default
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         mark = loading.root_position
         where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, None) if mark is not None else None
         loading.error(base, f"the top level must be a mapping, not {kind_of(data)}", where)
@@ -769,6 +769,7 @@ def load_file(
     what: str = "config file",
     environ: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
+    base: KeyPath = (),
     error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
@@ -783,6 +784,7 @@ def load_file(
         config_dir=Path(path).resolve().parent,
         environ=environ,
         context=context,
+        base=base,
         error=error,
         describe=describe,
         check=check,
