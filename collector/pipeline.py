@@ -17,41 +17,53 @@ import pydantic
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
 from spanguard.processors import otlp
-from spanguard.processors.risk import RiskClassifier, RiskConfigError, load_risk_config
+from spanguard.processors.risk import (
+    DetectorsConfig,
+    RiskClassifier,
+    RiskConfig,
+    RiskConfigError,
+    Rule,
+    duplicate_rule_names,
+    load_risk_config,
+)
 from spanguard.processors.sampling import Decision, SamplingConfig, TailSampler
+
+from spanguard.yamlconfig import Problem, format_path, relative_to_config
 
 logger = logging.getLogger("spanguard.collector")
 
 
 class RiskProcessorConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """``processors.risk``: a rules file, or rules and detectors inline (the packaged defaults when neither)."""
+    """``processors.risk``: a rules file, or rules and detectors inline (the packaged defaults when neither).
+
+    A relative ``rules_file`` is found next to the collector's config file; it is read once, when the config loads.
+    """
 
     rules_file: str | None = None
-    rules: list[Any] | None = None
-    detectors: dict[str, Any] | None = None
+    rules: tuple[Rule, ...] | None = None
+    detectors: DetectorsConfig | None = None
+    _risk: RiskConfig = pydantic.PrivateAttr()
 
     @pydantic.model_validator(mode="after")
-    def _loads(self) -> RiskProcessorConfig:
+    def _loads(self, info: pydantic.ValidationInfo) -> RiskProcessorConfig:
         if self.rules_file is not None and (self.rules is not None or self.detectors is not None):
             raise ValueError("give either rules_file or inline rules/detectors, not both")
-        try:
-            self.risk_config()
-        except RiskConfigError as error:
-            raise ValueError(str(error)) from None
+        if self.rules_file is not None:
+            # A RiskConfigError is a ValueError: the collector's loader reports its problems at the rules file's
+            # own lines.
+            self._risk = load_risk_config(relative_to_config(self.rules_file, info.context))
+        elif self.rules is None and self.detectors is None:
+            self._risk = load_risk_config(None)
+        else:
+            duplicates = duplicate_rule_names(self.rules or ())
+            if duplicates:
+                raise RiskConfigError([Problem(format_path(path), message, None) for path, message in duplicates])
+            self._risk = RiskConfig(rules=self.rules or (), detectors=self.detectors or DetectorsConfig())
         return self
 
-    def risk_config(self) -> Any:
+    def risk_config(self) -> RiskConfig:
         """The validated risk configuration this section describes."""
-        if self.rules_file is not None:
-            return load_risk_config(self.rules_file)
-        if self.rules is None and self.detectors is None:
-            return load_risk_config(None)
-        inline: dict[str, Any] = {}
-        if self.rules is not None:
-            inline["rules"] = self.rules
-        if self.detectors is not None:
-            inline["detectors"] = self.detectors
-        return load_risk_config(inline)
+        return self._risk
 
 
 class TailSamplingProcessorConfig(SamplingConfig, frozen=True, extra="forbid"):

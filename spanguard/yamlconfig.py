@@ -676,6 +676,8 @@ class Loading:
                 for problem in nested.problems:
                     if problem.source is None:
                         problem = replace(here, path=_joined(here.path, problem.path), message=problem.message)
+                    elif problem.line is None:  # the other file as a whole (unreadable): said where it is named
+                        problem = replace(here, message=str(problem))
                     self.problems.append(problem)
                 continue
             if path in self.env_paths:
