@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 from spanguard.instrumentation.gate_policy import GatePolicy, decide
+from spanguard.review.approvals import APPROVAL_STATUSES, APPROVAL_TIERS, ApprovalTier
 
 __all__ = [
     "APPROVE_SHARE",
@@ -37,10 +38,9 @@ FIX_SHARE: Final = 0.20  # rejected or modified at least this often: a prompt or
 SKIPPED_LISTED: Final = 100  # skipped records named one by one in the report (all are counted)
 MAX_DAYS: Final = 366
 
-RecordTier = Literal["yellow", "red"]
-RecordStatus = Literal["pending", "approved", "rejected", "modified", "timed_out"]
-_TIERS: Final[tuple[RecordTier, ...]] = ("yellow", "red")
-_STATUSES: Final[tuple[RecordStatus, ...]] = ("pending", "approved", "rejected", "modified", "timed_out")
+RecordTier = ApprovalTier
+_TIERS: Final = APPROVAL_TIERS
+_STATUSES: Final = APPROVAL_STATUSES
 _DECIDED: Final = frozenset({"approved", "rejected", "modified"})  # a person decided (a time-out is not a decision)
 _FEATURE_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # usable in a condition (no leading _)
 

@@ -1,4 +1,4 @@
-"""The ``spanguard`` command line: attributes, collector and review subcommands."""
+"""The ``spanguard`` command line: attributes, collector, review and gates subcommands."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spanguard.review.cli import add_arguments as add_review_arguments
 
     add_review_arguments(commands.add_parser("review", help="run the review service; manage its tokens"))
+    from spanguard.review.gates_cli import add_arguments as add_gates_arguments
+
+    add_gates_arguments(commands.add_parser("gates", help="approval gates: the approval-fatigue report"))
     return parser
 
 
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from spanguard.review.cli import run as run_review
 
         return run_review(args)
+    if args.command == "gates":
+        from spanguard.review.gates_cli import run as run_gates
+
+        return run_gates(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,264 @@
+"""``spanguard gates report``: from a real approvals store (SQLite and PostgreSQL) and from a service over HTTP on
+loopback, as a table or JSON; every failure is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from spanguard.review.approvals import ApprovalStore, NewApproval
+from spanguard.review.cli import ReviewServer
+from spanguard.review.config import ServiceConfig
+from spanguard.review.fatigue import build_report
+from spanguard.review.store import ReviewStore
+
+from spanguard.cli import main
+
+DIGEST = "ab" * 32
+
+
+def ask(approvals: ApprovalStore, action: str, *, tier: str = "yellow", approvals_required: int = 1, **arguments):
+    request, _ = approvals.create(
+        NewApproval(
+            request_key=str(uuid.uuid4()),
+            action=action,
+            tier=tier,
+            digest=DIGEST,
+            arguments=arguments,
+            approvals_required=approvals_required,
+        ),
+        "agent",
+    )
+    return request.id
+
+
+@pytest.fixture
+def seeded(db_url) -> Iterator[str]:
+    """A store with today's history: 22 lookups approved, a red deletion approved by two, a rejected e-mail, an
+    edited refund and a refund still pending."""
+    store = ReviewStore(db_url)
+    store.migrate()
+    approvals = ApprovalStore(store)
+    for n in range(22):
+        approvals.decide(ask(approvals, "lookup_order", order_id=f"A-{n}"), "alice", "approve")
+    deletion = ask(approvals, "delete_account", tier="red", approvals_required=2, account="c-1")
+    approvals.decide(deletion, "alice", "approve")
+    approvals.decide(deletion, "bob", "approve")
+    approvals.decide(ask(approvals, "send_email", recipients=["x"]), "bob", "reject", reason="wrong customer")
+    approvals.decide(ask(approvals, "issue_refund", amount=900.0), "alice", "modify", arguments={"amount": 90.0})
+    ask(approvals, "issue_refund", amount=20.0)
+    store.shutdown()
+    yield db_url
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["gates", "report", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_report_from_a_real_store_as_json(seeded, capsys):
+    # Two days: a test run just after midnight UTC still sees the requests it made (all "today" or "yesterday").
+    code, out, err = run(capsys, "--db", seeded, "--days", "2", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    totals = report["totals"]
+    assert (totals["requested"], totals["approved"], totals["rejected"], totals["modified"], totals["pending"]) == (
+        26,
+        23,
+        1,
+        1,
+        1,
+    )
+    assert {row["action"]: row["tier"] for row in report["by_action"]}["delete_account"] == "red"
+    assert len(report["by_day"]) == 2 and sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(2.6)
+    kinds = {(s["action"], s["kind"]) for s in report["suggestions"]}
+    assert kinds == {("lookup_order", "green"), ("delete_account", "list_red")}
+    assert report["suggested_policy"]["actions"]["delete_account"] == {"tier": "red", "approvals": 2}
+    assert report["projection"]["red_asked"] == 1
+
+
+def test_the_report_as_a_table_with_the_suggested_policy_to_copy(seeded, capsys):
+    code, out, err = run(capsys, "--db", seeded, "--days", "3")
+    assert code == 0, err
+    for text in ("approval fatigue", "per day", "per action", "per tier", "lookup_order", "suggestions"):
+        assert text in out
+    policy = out.split("suggested policy\n", 1)[1]
+    assert "lookup_order:\n    tier: green" in policy
+    assert "interventions a day" in out
+
+
+def test_a_policy_file_sets_the_base_and_the_budget(seeded, tmp_path, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("budget_per_day: 30\nactions:\n  send_email: {tier: yellow, when: 'len(recipients) > 50'}\n")
+    code, out, err = run(capsys, "--db", seeded, "--days", "2", "--policy", str(policy), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["budget_per_day"] == 30
+    assert sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(26 / 30)
+    assert report["suggested_policy"]["budget_per_day"] == 30
+    assert report["suggested_policy"]["actions"]["send_email"]["when"] == "len(recipients) > 50"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("actions:\n  pay: {tier: red, when: 'amount > 1'}\n", "invalid policy"),
+        ("actions: [unclosed\n", "is not valid YAML at line"),
+    ],
+)
+def test_a_bad_policy_file_is_one_line_and_exit_2(seeded, tmp_path, capsys, text, message):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    code, out, err = run(capsys, "--db", seeded, "--policy", str(policy))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("spanguard gates: ") and message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--db", "mysql://somewhere/db"], "--db: must be a sqlite:///path or postgresql"),
+        (["--db", "sqlite:////nonexistent/dir/review.db"], "no review store at /nonexistent/dir/review.db"),
+        (["--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "cannot read approvals from"),
+        (["--days", "0"], "--days must be from 1 to 366"),
+        (["--endpoint", "http://127.0.0.1:1"], "needs a reviewer token"),
+        (["--endpoint", "http://127.0.0.1:1", "--token", "t"], "cannot reach the review service at http://127.0.0.1:1"),
+        (["--endpoint", "ftp://127.0.0.1:1", "--token", "t"], "must be an http:// or https:// URL"),
+        (["--endpoint", "http://127.0.0.1:1", "--token", "t", "--policy", "p.yaml"], "--policy applies to --db only"),
+        (["--db", "sqlite:///x.db", "--token", "t"], "--token applies to --endpoint only"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("SPANGUARD_REVIEW_TOKEN", raising=False)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("spanguard gates: ") and message in err, err
+
+
+def test_a_store_without_the_approvals_table_says_to_migrate(tmp_path, capsys):
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).execute("CREATE TABLE review_items (id INTEGER)").connection.close()
+    code, _, err = run(capsys, "--db", f"sqlite:///{path}")
+    assert code == 2 and err.count("\n") == 1
+    assert "run `spanguard review migrate` on it" in err and "approval_requests" in err
+
+
+def test_a_password_in_the_db_url_is_never_printed(capsys):
+    code, _, err = run(capsys, "--db", "postgresql+psycopg://user:hunter2@127.0.0.1:1/none")
+    assert code == 2 and "hunter2" not in err
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# --endpoint
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers GET /v1/approvals/report with what the test set, after checking the bearer token."""
+
+    status = 200
+    body: bytes = b""
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != "Bearer good":
+            self._send(401, b'{"detail": "unknown or revoked token"}')
+        elif not self.path.startswith("/v1/approvals/report"):
+            self._send(404, b'{"detail": "Not Found"}')
+        else:
+            self._send(type(self).status, type(self).body)
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def answers() -> Iterator[tuple[str, type[_Answers]]]:
+    """A real HTTP server on loopback standing in for the service's report route."""
+    handler = type("Handler", (_Answers,), {"seen": [], "status": 200, "body": b""})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_the_report_from_the_service_with_the_bearer_token(answers, capsys, monkeypatch):
+    url, handler = answers
+    handler.body = json.dumps(build_report([], days=7)).encode()
+    code, out, err = run(capsys, "--endpoint", url + "/", "--token", "good", "--days", "7", "--json")
+    assert code == 0, err
+    assert json.loads(out)["days"] == 7
+    assert handler.seen == [("/v1/approvals/report?days=7", "Bearer good")]
+    monkeypatch.setenv("SPANGUARD_REVIEW_TOKEN", "good")
+    code, out, err = run(capsys, "--endpoint", url, "--days", "7")
+    assert code == 0 and "approval fatigue" in out
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "body", "message"),
+    [
+        ("bad", 200, b"{}", "refused the token (401: unknown or revoked token)"),
+        ("good", 500, b'{"detail": "boom"}', "answered 500: boom"),
+        ("good", 200, b"<html>", "answered with something that is not JSON"),
+        ("good", 200, b'{"days": 7}', "is not a fatigue report: generated_at: Field required"),
+        ("good", 200, b"[1, 2]", "is not a fatigue report: (top level)"),
+    ],
+)
+def test_a_refusal_or_a_bad_answer_from_the_service_is_one_line_and_exit_2(
+    answers, capsys, token, status, body, message
+):
+    url, handler = answers
+    handler.status, handler.body = status, body
+    code, out, err = run(capsys, "--endpoint", url, "--token", token)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_report_with_a_bad_value_from_the_service_is_refused(answers, capsys):
+    url, handler = answers
+    report = build_report([], days=2)
+    report["by_day"][0]["requested"] = -5
+    handler.body = json.dumps(report).encode()
+    code, _, err = run(capsys, "--endpoint", url, "--token", "good")
+    assert code == 2 and "by_day.0.requested" in err
+
+
+@pytest.fixture
+def review_service(db_url) -> Iterator[tuple[str, str]]:
+    """The real review service on loopback with a reviewer token."""
+    config = ServiceConfig(db=db_url)
+    store = ReviewStore(db_url, config.policy)
+    store.migrate()
+    token = store.create_token("alice", "reviewer")
+    server = ReviewServer(config, store, port=0)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}", token
+    finally:
+        server.shutdown()
+        store.shutdown()
+
+
+def test_the_real_service_refuses_a_bad_token_with_exit_2(review_service, capsys):
+    url, _ = review_service
+    code, _, err = run(capsys, "--endpoint", url, "--token", "sgr_wrong")
+    assert code == 2 and err.count("\n") == 1
+    assert "refused the token (401" in err or "has no /v1/approvals/report" in err
