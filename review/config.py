@@ -6,13 +6,16 @@ starts; an unknown or ill-typed key is an error naming its path.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 from spanguard.review.verdicts import VerdictsConfig
+
+from spanguard import yamlconfig
+from spanguard.yamlconfig import Loading, read_config_file
 
 TIERS = ("spot_check", "factual_verification", "dual_approval")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -20,7 +23,7 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_DB_URL = "sqlite:///.spanguard/review.db"
 
 
-class ConfigError(ValueError):
+class ConfigError(yamlconfig.ConfigError):
     """A review config that cannot be used; the message names the key and what is wrong."""
 
 
@@ -111,27 +114,16 @@ class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
         return value
 
 
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
 def load_config(path: str | Path | None = None, **overrides: Any) -> ServiceConfig:
     """The service config from a YAML file (or the defaults), with command-line ``overrides`` applied on top."""
+    loading = Loading(None if path is None else os.fspath(path))
     raw: Any = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as error:
-            raise ConfigError(f"cannot read the review config {path}: {error.strerror or error}") from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise ConfigError(f"the review config {path} is not valid YAML{where}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"the review config {path} must be a mapping, not {type(raw).__name__}")
-    raw = {**raw, **{key: value for key, value in overrides.items() if value is not None}}
-    try:
-        return ServiceConfig.model_validate(raw)
-    except pydantic.ValidationError as error:
-        problems = "; ".join(f"{_path(e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"invalid review config: {problems}") from None
+        raw = loading.parse(read_config_file(path, what="review config", error=ConfigError), ConfigError)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if given and isinstance(raw, dict | None):
+        for key in given:  # a value from the command line is not at the file's line
+            loading.positions.pop((key,), None)
+        raw = {**(raw or {}), **given}
+    context = {"config_dir": None if path is None else Path(path).resolve().parent, "source": loading.source}
+    return loading.load(raw, ServiceConfig, context=context, error=ConfigError)

@@ -39,7 +39,7 @@ def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):
     assert "policy.lease_s" in error and "policy.made_up" in error
     config.write_text("policy: [unclosed\n")
     assert main(["review", "migrate", "--config", str(config)]) == 2
-    assert "not valid YAML at line" in capsys.readouterr().err
+    assert "review.yaml:2:1: YAML syntax error" in capsys.readouterr().err
     assert main(["review", "migrate", "--db", "mysql://x"]) == 2
     assert "db:" in capsys.readouterr().err
 
