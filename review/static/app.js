@@ -183,9 +183,10 @@
     }
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, signal) {
     const headers = { Accept: "application/json", Authorization: `Bearer ${state.token}` };
     const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error" };
+    if (signal) init.signal = signal; // a long poll the page stops waiting for
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -241,8 +242,16 @@
     $("signin-view").hidden = view !== "signin";
     $("queue-view").hidden = view !== "queue";
     $("item-view").hidden = view !== "item";
+    $("approvals-view").hidden = view !== "approvals";
+    $("approval-view").hidden = view !== "approval";
     $("session").hidden = view === "signin";
+    $("tabs").hidden = view === "signin";
+    const onApprovals = view === "approvals" || view === "approval";
+    $("tab-queue").setAttribute("aria-current", onApprovals ? "false" : "page");
+    $("tab-approvals").setAttribute("aria-current", onApprovals ? "page" : "false");
     document.title = view === "item" && state.item ? `#${state.item.id} – spanguard review` : "spanguard review";
+    if (view === "approval" && approvals.current) document.title = `${approvals.current.action} – spanguard review`;
+    approvalsShown(onApprovals);
     // The sign-in view keeps an #item= link, so that it opens once signed in.
     if (view === "queue" && location.hash) history.replaceState(null, "", location.pathname + location.search);
   }
@@ -274,9 +283,12 @@
     $("token").value = "";
     $("whoami").textContent = `${me.name} (${me.role})`;
     const linked = /^#item=(\d+)$/.exec(location.hash);
+    const approvalLink = APPROVAL_LINK.exec(location.hash);
     if (linked) {
       await loadQueue();
       await openItem(Number(linked[1]));
+    } else if (approvalLink || location.hash === "#approvals") {
+      await showApprovals(approvalLink ? decodeURIComponent(approvalLink[1]) : null);
     } else {
       show("queue");
       await loadQueue();
@@ -293,6 +305,7 @@
     state.held = false;
     state.claimedHere = false;
     state.queue = [];
+    forgetApprovals();
   }
 
   /** A 401 anywhere: forget the token and ask for one again. */
@@ -705,8 +718,7 @@
     $(sectionId).hidden = values.length === 0;
   }
 
-  function renderThread(turns) {
-    const thread = $("thread");
+  function renderThread(turns, thread = $("thread")) {
     clear(thread);
     const toolNames = new Map();
     turns.forEach((turn) => {
@@ -1064,6 +1076,933 @@
     focusSelectedRow();
   }
 
+  // -- approval requests (agents' gated actions) ------------------------------------------------------------------
+  //
+  // An agent's gate waits for one of these (docs/gates.md, "The approvals API"). The action's arguments and the
+  // agent's state come from the agent, redacted but untrusted like span content: text only, as above. Countdowns are
+  // the server's deadlines against this computer's clock, so a clock that is off shifts them by as much.
+
+  const APPROVAL_LINK = /^#approval=(apr_[A-Za-z0-9_-]{1,64})$/;
+  const APPROVAL_STATUSES = new Set(["pending", "approved", "rejected", "modified", "timed_out"]);
+  const APPROVAL_WORDS = { approve: "approved", reject: "rejected", modify: "modified" };
+  const APPROVAL_PAGE = 100;
+  const REFRESH_MS = 15000; // the list (or the open request) is re-read this often, for new requests and escalations
+  const DUE_REREAD_MS = 5000; // a deadline passed here: re-read until the server's timer has acted on it
+  const JSON_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
+  const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+  // A reason that is a risk code (`rule:payment-tool`, `unpinned_model`) rather than the policy's sentence.
+  const RISK_CODE = /^[a-z][a-z0-9_]*(:[A-Za-z0-9_.-]+)?$/;
+  const ABSENT = Symbol("absent");
+
+  const approvals = {
+    list: [],
+    status: "pending",
+    hasMore: false,
+    selected: 0,
+    request: 0, // only the latest list request's answer is shown
+    current: null, // the open request
+    base: null, // the arguments a decision approves now: the request's, or the ones a reviewer modified
+    fields: [], // the argument form: [{key, kind, input, error}]
+    clocks: [], // countdowns on the page: [{node, request, kind}]
+    due: new Map(), // "id kind" -> when this page last re-read a request whose deadline it saw pass
+    ticker: null,
+    refresher: null,
+    watch: null, // the AbortController of the open request's long poll
+  };
+
+  const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+  const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+  const idOf = (value) => (typeof value === "string" || typeof value === "number" ? String(value) : null);
+
+  function forgetApprovals() {
+    stopWatching();
+    if (approvals.refresher) clearInterval(approvals.refresher);
+    approvals.refresher = null;
+    approvals.list = [];
+    approvals.current = null;
+    approvals.due.clear();
+    $("approvals-count").hidden = true;
+  }
+
+  /** Called by show(): countdowns tick only while an approvals view is on screen; the periodic re-read always runs. */
+  function approvalsShown(on) {
+    if (on && !approvals.ticker) approvals.ticker = setInterval(tick, 1000);
+    if (!on && approvals.ticker) {
+      clearInterval(approvals.ticker);
+      approvals.ticker = null;
+    }
+    if (on) $("flash").hidden = true; // a message of another view would cover this one's title
+    if (!on || state.view !== "approval") stopWatching();
+    if (state.me && !approvals.refresher) approvals.refresher = setInterval(refreshQuietly, REFRESH_MS);
+  }
+
+  // -- countdowns
+
+  function clockText(ms) {
+    const total = Math.floor(ms / 1000);
+    const two = (n) => String(n).padStart(2, "0");
+    const days = Math.floor(total / 86400);
+    const hours = Math.floor((total % 86400) / 3600);
+    const minutes = Math.floor((total % 3600) / 60);
+    if (days) return `${days} d ${hours} h ${two(minutes)} min`;
+    if (hours) return `${hours}:${two(minutes)}:${two(total % 60)}`;
+    return `${minutes}:${two(total % 60)}`;
+  }
+
+  /** What the countdown to a request's soft or hard deadline says at `now`: [text, class, due]. */
+  function countdown(request, kind, now) {
+    const pending = request.status === "pending";
+    if (kind === "soft" && request.escalated_at) return [`escalated ${age(request.escalated_at)} ago`, "escalated", false];
+    if (!pending) return [request.status === "timed_out" && kind === "hard" ? "timed out" : "–", "off", false];
+    const deadline = Date.parse(kind === "soft" ? request.soft_deadline : request.hard_deadline);
+    if (isNaN(deadline)) return ["?", "off", false];
+    const left = deadline - now;
+    const verb = kind === "soft" ? "escalates" : request.on_hard_timeout === "proceed" ? "proceeds" : "denied";
+    if (left <= 0) return [kind === "soft" ? "escalating now" : "timing out now", "due", true];
+    return [`${verb} in ${clockText(left)}`, left < 60000 ? "soon" : "", false];
+  }
+
+  function countdownNode(request, kind) {
+    const node = el("span", "countdown");
+    const deadline = kind === "soft" ? request.soft_deadline : request.hard_deadline;
+    node.title = `${kind} deadline ${formatTime(deadline)} (the server's time, counted down with this computer's clock)`;
+    approvals.clocks.push({ node, request, kind });
+    setCountdown(node, request, kind, Date.now());
+    return node;
+  }
+
+  function setCountdown(node, request, kind, now) {
+    const [text, className, due] = countdown(request, kind, now);
+    if (node.textContent !== text) node.textContent = text;
+    node.className = `countdown${className ? ` countdown-${className}` : ""}`;
+    return due;
+  }
+
+  function tick() {
+    const now = Date.now();
+    approvals.clocks = approvals.clocks.filter((clock) => clock.node.isConnected);
+    let reread = false;
+    approvals.clocks.forEach(({ node, request, kind }) => {
+      if (!setCountdown(node, request, kind, now)) return;
+      // The deadline passed here: the server's timer escalates (or times out) the request soon; re-read it.
+      const key = `${request.id} ${kind}`;
+      if (now - (approvals.due.get(key) || 0) >= DUE_REREAD_MS) {
+        approvals.due.set(key, now);
+        reread = true;
+      }
+    });
+    if (reread) refreshQuietly();
+  }
+
+  // -- the list
+
+  function approvalsQuery(offset) {
+    const params = new URLSearchParams();
+    if (approvals.status) params.set("status", approvals.status);
+    params.set("limit", String(APPROVAL_PAGE));
+    params.set("offset", String(offset));
+    return `/v1/approvals?${params}`;
+  }
+
+  /** Pending first (the service puts escalated ones on top), then the rest, each in the service's order. */
+  function pendingFirst(list) {
+    const rank = (r) => (r.status === "pending" ? (r.escalated_at ? 0 : 1) : 2);
+    return list
+      .map((request, index) => [request, index])
+      .sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1])
+      .map(([request]) => request);
+  }
+
+  async function loadApprovals(append, quiet) {
+    if (!quiet) showError("approvals-error", "");
+    const request = ++approvals.request;
+    let data;
+    try {
+      data = await api("GET", approvalsQuery(append ? approvals.list.length : 0));
+    } catch (error) {
+      if (request === approvals.request && !quiet) report(error, "approvals-error");
+      return;
+    }
+    if (request !== approvals.request) return;
+    const found = Array.isArray(data && data.items) ? data.items.filter(isObject) : [];
+    const selectedId = approvals.list[approvals.selected] && approvals.list[approvals.selected].id;
+    approvals.list = pendingFirst(append ? approvals.list.concat(found) : found);
+    approvals.hasMore = found.length === APPROVAL_PAGE;
+    const kept = approvals.list.findIndex((r) => r.id === selectedId);
+    approvals.selected = kept >= 0 ? kept : Math.min(approvals.selected, Math.max(0, approvals.list.length - 1));
+    if (approvals.status === "pending") setPendingCount(approvals.list.length, approvals.hasMore);
+    if (state.view === "approvals") renderApprovals();
+  }
+
+  function setPendingCount(count, more) {
+    const badge = $("approvals-count");
+    badge.textContent = `${count}${more ? "+" : ""}`;
+    badge.title = `${badge.textContent} pending`;
+    badge.hidden = count === 0;
+  }
+
+  async function loadPendingCount() {
+    try {
+      const data = await api("GET", `/v1/approvals?status=pending&limit=${APPROVAL_PAGE}`);
+      const found = Array.isArray(data && data.items) ? data.items : [];
+      setPendingCount(found.length, found.length === APPROVAL_PAGE);
+    } catch (_) {
+      // The count is a hint: the list says what went wrong when it is opened.
+    }
+  }
+
+  function refreshQuietly() {
+    if (!state.me || state.busy) return;
+    if (state.view === "approvals") loadApprovals(false, true);
+    else if (state.view === "approval") reloadCurrent();
+    else loadPendingCount();
+  }
+
+  function renderApprovals() {
+    const body = $("approvals-rows");
+    const focused = document.activeElement && document.activeElement.closest("tr.approval-row");
+    clear(body);
+    approvals.clocks = [];
+    approvals.list.forEach((request, index) => {
+      const escalated = request.status === "pending" && !!request.escalated_at;
+      const row = el("tr", `queue-row approval-row${escalated ? " escalated" : ""}`);
+      row.tabIndex = 0;
+      row.dataset.index = String(index);
+      const label = `${request.action}, ${request.tier}, ${approvalStatusWord(request)}${escalated ? ", escalated" : ""}`;
+      row.setAttribute("aria-label", label);
+      if (index === approvals.selected) row.classList.add("selected");
+
+      const action = el("td", "action-cell");
+      action.appendChild(el("code", "action-name", request.action));
+      if (escalated) action.appendChild(el("span", "badge escalated-badge", "escalated"));
+      row.appendChild(action);
+      const tier = el("td");
+      tier.appendChild(riskBadge(request.tier));
+      row.appendChild(tier);
+      row.appendChild(el("td", "num", progressText(request)));
+      const soft = el("td", "num");
+      soft.appendChild(countdownNode(request, "soft"));
+      row.appendChild(soft);
+      const hard = el("td", "num");
+      hard.appendChild(countdownNode(request, "hard"));
+      row.appendChild(hard);
+      const reasons = el("td");
+      const reasonList = el("div", "reason-cell");
+      (Array.isArray(request.reasons) ? request.reasons : []).forEach((reason) =>
+        reasonList.appendChild(el("div", "reason-line", reason)),
+      );
+      reasons.appendChild(reasonList);
+      row.appendChild(reasons);
+      const ageCell = el("td", "age", age(request.created_at));
+      ageCell.title = formatTime(request.created_at);
+      row.appendChild(ageCell);
+      const status = el("td");
+      status.appendChild(approvalStatus(request));
+      row.appendChild(status);
+      body.appendChild(row);
+    });
+    $("approvals-empty").hidden = approvals.list.length > 0;
+    $("approvals-table").hidden = approvals.list.length === 0;
+    $("approvals-more").hidden = !approvals.hasMore;
+    if (focused) focusApprovalRow();
+  }
+
+  function approvalRows() {
+    return [...$("approvals-rows").querySelectorAll("tr.approval-row")];
+  }
+
+  function selectApprovalRow(index, focus) {
+    const all = approvalRows();
+    if (!all.length) return;
+    approvals.selected = Math.max(0, Math.min(index, all.length - 1));
+    all.forEach((row, i) => row.classList.toggle("selected", i === approvals.selected));
+    if (focus) all[approvals.selected].focus();
+    all[approvals.selected].scrollIntoView({ block: "nearest" });
+  }
+
+  function focusApprovalRow() {
+    if (approvalRows().length) selectApprovalRow(approvals.selected, true);
+    else $("approvals-title").focus();
+  }
+
+  function approvalStatusWord(request) {
+    return request.status === "timed_out" ? "timed out" : String(request.status);
+  }
+
+  function approvalStatus(request) {
+    const known = APPROVAL_STATUSES.has(request.status) ? request.status : "unknown";
+    return el("span", `status approval-status-${known}`, approvalStatusWord(request));
+  }
+
+  function approversOf(request) {
+    return Array.isArray(request.approvers) ? request.approvers.map(String) : [];
+  }
+
+  /** "1 of 2 approvals: alice". */
+  function progressText(request) {
+    const approvers = approversOf(request);
+    const required = Number(request.approvals_required) || 1;
+    const names = approvers.length ? `: ${approvers.join(", ")}` : "";
+    return `${approvers.length} of ${required} approval${required === 1 ? "" : "s"}${names}`;
+  }
+
+  async function showApprovals(openId) {
+    await loadApprovals();
+    if (!state.me) return;
+    if (openId) {
+      await openApproval(openId);
+      return;
+    }
+    approvals.current = null;
+    show("approvals");
+    renderApprovals();
+    history.replaceState(null, "", "#approvals");
+    focusApprovalRow();
+    loadReport();
+  }
+
+  /** From any view: the approval requests (and request `id` of them, when given); an item left is given back. */
+  async function toApprovals(id) {
+    await leaveItem();
+    if (!state.me) return;
+    state.item = null;
+    await showApprovals(id);
+  }
+
+  async function backToApprovals() {
+    approvals.current = null;
+    show("approvals");
+    history.replaceState(null, "", "#approvals");
+    renderApprovals();
+    focusApprovalRow();
+    await loadApprovals(false, true);
+  }
+
+  // -- one request
+
+  async function openApproval(id) {
+    let request;
+    setBusy(true);
+    try {
+      request = await api("GET", `/v1/approvals/${encodeURIComponent(id)}`);
+    } catch (error) {
+      report(error, state.view === "approvals" ? "approvals-error" : state.view === "approval" ? "approval-error" : null);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    const index = rememberApproval(request);
+    if (index >= 0) approvals.selected = index;
+    approvals.current = request;
+    showError("approval-error", "");
+    $("approval-result").hidden = true;
+    $("approval-reject-reason").value = "";
+    renderApproval(request, false);
+    show("approval");
+    history.replaceState(null, "", `#approval=${encodeURIComponent(request.id)}`);
+    $("approval-title").focus();
+    watchApproval(request.id);
+  }
+
+  function rememberApproval(request) {
+    const index = approvals.list.findIndex((entry) => entry.id === request.id);
+    if (index >= 0) approvals.list[index] = request;
+    return index;
+  }
+
+  async function moveApproval(step) {
+    const current = approvals.current ? approvals.list.findIndex((r) => r.id === approvals.current.id) : -1;
+    const target = (current < 0 ? approvals.selected : current) + step;
+    if (target < 0 || target >= approvals.list.length) {
+      showError("approval-error", step > 0 ? "This is the last request of the list." : "This is the first request.");
+      return;
+    }
+    approvals.selected = target;
+    await openApproval(approvals.list[target].id);
+  }
+
+  /** Re-reads the open request (its deadline passed, or a decision may have come from elsewhere), keeping edits. */
+  async function reloadCurrent() {
+    const open = approvals.current;
+    if (!open) return;
+    let request;
+    try {
+      request = await api("GET", `/v1/approvals/${encodeURIComponent(open.id)}`);
+    } catch (_) {
+      return; // the next re-read tries again; a 401 already went back to sign-in
+    }
+    if (approvals.current && approvals.current.id === request.id) updateCurrent(request);
+  }
+
+  function updateCurrent(request) {
+    rememberApproval(request);
+    approvals.current = request;
+    renderApproval(request, true);
+  }
+
+  function stopWatching() {
+    if (approvals.watch) approvals.watch.abort();
+    approvals.watch = null;
+  }
+
+  /** Long polls the open request while it is pending, so a decision made elsewhere (or a time-out) shows at once. */
+  async function watchApproval(id) {
+    stopWatching();
+    const controller = new AbortController();
+    approvals.watch = controller;
+    const { signal } = controller;
+    let failures = 0;
+    while (!signal.aborted && state.me && approvals.current && approvals.current.id === id) {
+      if (approvals.current.status !== "pending") return;
+      let request;
+      try {
+        request = await api("GET", `/v1/approvals/${encodeURIComponent(id)}?wait=30`, undefined, signal);
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted || (error.status >= 400 && error.status < 500)) return;
+        failures += 1; // the service is down or restarting: wait longer each time, up to a minute
+        await new Promise((resolve) => setTimeout(resolve, Math.min(60000, 2000 * 2 ** failures)));
+        continue;
+      }
+      if (signal.aborted || !approvals.current || approvals.current.id !== id) return;
+      if (request.status !== approvals.current.status || canonical(request) !== canonical(approvals.current)) {
+        updateCurrent(request);
+      }
+    }
+  }
+
+  function renderApproval(request, keepEdits) {
+    const me = state.me ? state.me.name : "";
+    const approvers = approversOf(request);
+    const required = Number(request.approvals_required) || 1;
+    const pending = request.status === "pending";
+    const escalated = pending && !!request.escalated_at;
+    const model = isObject(request.state) ? request.state : {};
+    approvals.clocks = [];
+
+    const title = $("approval-title");
+    clear(title);
+    title.appendChild(el("code", "action-name", request.action));
+    title.appendChild(document.createTextNode(" "));
+    if (escalated) title.appendChild(el("span", "badge escalated-badge", "escalated"));
+    title.appendChild(el("span", "muted approval-id", ` · ${request.id}`));
+
+    const meta = $("approval-meta");
+    clear(meta);
+    const field = (label, ...values) => {
+      const group = el("div", "meta-field");
+      group.appendChild(el("dt", null, label));
+      const dd = el("dd");
+      values.forEach((value) => dd.appendChild(typeof value === "string" ? document.createTextNode(value) : value));
+      group.appendChild(dd);
+      meta.appendChild(group);
+    };
+    field("Tier", riskBadge(request.tier));
+    field("Status", approvalStatus(request));
+    field("Approvals", progressText(request));
+    field("Soft timeout", countdownNode(request, "soft"));
+    const hard = request.on_hard_timeout === "proceed" ? "then proceeds" : "then denied";
+    field("Hard timeout", countdownNode(request, "hard"), el("span", "muted", ` (${hard})`));
+    field("Requested", formatTime(request.created_at));
+    field("Models", (Array.isArray(model.models) ? model.models.map(String) : []).join(", ") || "–");
+    field("Session", request.session_id ? el("code", null, request.session_id) : "–");
+    if (request.trace_id) field("Trace", el("code", "trace-id", request.trace_id));
+    if (request.digest) {
+      const digest = el("code", "digest", `${String(request.digest).slice(0, 12)}…`);
+      digest.title = `argument digest ${request.digest}: the approval is bound to these exact arguments`;
+      field("Digest", digest);
+    }
+
+    // The banner: why this request is read-only, or what is left to do.
+    let message = null;
+    let readOnly = !pending;
+    if (request.status === "timed_out") {
+      const after = request.on_hard_timeout === "proceed" ? "the action may proceed" : "the action was denied";
+      message = `Timed out: no person decided before the hard timeout, so ${after}.`;
+    } else if (request.status === "rejected") {
+      message = `Rejected${request.reason ? `: ${request.reason}` : "."}`;
+    } else if (!pending) {
+      message = `Decided: ${approvalStatusWord(request)}${approvers.length ? ` by ${approvers.join(", ")}` : ""}.`;
+    } else if (approvers.includes(me)) {
+      const left = Math.max(0, required - approvers.length);
+      message = `You approved this request: ${left} more reviewer${left === 1 ? "" : "s"} must approve it (you may still modify or reject it).`;
+      readOnly = false;
+    } else if (escalated) {
+      message = `Escalated ${age(request.escalated_at)} ago: nobody decided within the soft timeout.`;
+    } else if (required > 1) {
+      message = `${required} different reviewers must approve this request.`;
+    }
+    const banner = $("approval-banner");
+    banner.textContent = message || "";
+    banner.hidden = !message;
+    banner.classList.toggle("banner-readonly", readOnly);
+    banner.classList.toggle("banner-escalated", escalated && !approvers.includes(me));
+
+    const reasons = $("approval-reasons");
+    clear(reasons);
+    const reasonList = Array.isArray(request.reasons) ? request.reasons : [];
+    reasonList.forEach((reason) => {
+      const li = el("li");
+      if (typeof reason === "string" && RISK_CODE.test(reason)) {
+        li.appendChild(chip(reason));
+        li.appendChild(el("span", "muted", " (a risk code: this page has no text for it)"));
+      } else {
+        li.appendChild(el("span", "reason-text", reason));
+      }
+      reasons.appendChild(li);
+    });
+    if (!reasonList.length) reasons.appendChild(el("li", "muted", "No reason was given."));
+
+    // The arguments a decision approves: a reviewer's modified ones once there are some.
+    const base = isObject(request.decided_arguments) ? request.decided_arguments : request.arguments;
+    const baseChanged = !approvals.base || canonical(base) !== canonical(approvals.base);
+    if (!keepEdits || baseChanged) renderArgumentEditor(isObject(base) ? base : {});
+    const note = $("approval-modified-note");
+    clear(note);
+    if (isObject(request.decided_arguments) && isObject(request.arguments)) {
+      const changes = diffArguments(request.arguments, request.decided_arguments);
+      const who = modifierOf(request);
+      note.appendChild(document.createTextNode(`${who || "A reviewer"} modified the arguments: `));
+      note.appendChild(el("span", "diff-inline", changes.map(changeText).join("; ") || "no change"));
+    }
+    note.hidden = !isObject(request.decided_arguments);
+    if (keepEdits && baseChanged && approvals.current) {
+      showError("approval-error", "Another reviewer modified the arguments meanwhile: your edits were replaced.");
+    }
+    setEditorEnabled(pending);
+
+    const turns = messageTurns(Array.isArray(model.messages) ? model.messages : []);
+    const thread = $("approval-thread");
+    if (turns.length) renderThread(turns, thread);
+    else {
+      clear(thread);
+      thread.appendChild(el("p", "muted", "The agent sent no messages with this request."));
+    }
+    renderList("approval-tools", "approval-tools-section", Array.isArray(model.tool_calls) ? model.tool_calls : [], renderToolRecord);
+    const context = $("approval-context");
+    clear(context);
+    const contextEntries = isObject(model.context) ? Object.entries(model.context) : [];
+    contextEntries.forEach(([key, value]) => {
+      context.appendChild(el("dt", null, key));
+      const dd = el("dd");
+      dd.appendChild(appendMarked(el("pre", "context-value"), pretty(value)));
+      context.appendChild(dd);
+    });
+    $("approval-context-section").hidden = contextEntries.length === 0;
+    renderList("approval-history", "approval-history-section", Array.isArray(request.decisions) ? request.decisions : [], renderApprovalDecision);
+
+    $("approval-progress").textContent = progressText(request);
+    $("approval-decision-fields").disabled = !pending;
+    $("approval-approve").disabled = !pending || approvers.includes(me);
+    $("approval-approve").title = approvers.includes(me) ? "You already approved this request" : "Approve (a)";
+    const position = approvals.list.findIndex((r) => r.id === request.id);
+    $("approval-position").textContent = position >= 0 ? `${position + 1} of ${approvals.list.length}` : "";
+    $("approval-prev").disabled = position <= 0;
+    $("approval-next").disabled = position < 0 || position >= approvals.list.length - 1;
+    if (state.view === "approval") document.title = `${request.action} – spanguard review`;
+  }
+
+  function modifierOf(request) {
+    const decisions = Array.isArray(request.decisions) ? request.decisions.filter(isObject) : [];
+    const last = decisions.filter((d) => d.outcome === "modify").pop();
+    return last ? String(last.reviewer) : null;
+  }
+
+  function renderApprovalDecision(decision) {
+    const known = APPROVAL_WORDS[decision.outcome] ? decision.outcome : "other";
+    const li = el("li", `decision-record outcome-${known === "modify" ? "correct" : known}`);
+    const head = el("div", "decision-head");
+    head.appendChild(el("strong", null, decision.reviewer));
+    head.appendChild(document.createTextNode(` ${APPROVAL_WORDS[decision.outcome] || decision.outcome}`));
+    head.appendChild(el("span", "muted", ` · ${formatTime(decision.at)}`));
+    li.appendChild(head);
+    if (decision.reason) li.appendChild(el("div", "decision-text", decision.reason));
+    if (isObject(decision.arguments)) {
+      li.appendChild(appendMarked(el("pre", "decision-text arguments"), pretty(decision.arguments)));
+    }
+    return li;
+  }
+
+  /** One of the agent's earlier tool calls, as the agent recorded it: its name, arguments and result. */
+  function renderToolRecord(call) {
+    const box = el("article", "turn turn-tool");
+    const head = el("header", "turn-head");
+    const record = isObject(call) ? call : { result: call };
+    const fn = isObject(record.function) ? record.function : {};
+    head.appendChild(el("code", "tool-name", record.name || fn.name || record.tool || "(unnamed tool)"));
+    const id = idOf(record.id) || idOf(record.call_id) || idOf(record.tool_call_id);
+    if (id) head.appendChild(el("span", "muted", id));
+    box.appendChild(head);
+    const rest = { ...record };
+    ["name", "function", "tool", "id", "call_id", "tool_call_id"].forEach((key) => delete rest[key]);
+    const args = rest.arguments !== undefined ? rest.arguments : rest.input !== undefined ? rest.input : fn.arguments;
+    delete rest.arguments;
+    delete rest.input;
+    const section = (label, value) => {
+      if (value === undefined || value === null) return;
+      box.appendChild(el("div", "tool-call-head muted", label));
+      box.appendChild(appendMarked(el("pre", "arguments"), pretty(value)));
+    };
+    section("arguments", args);
+    const result = ["result", "output", "response", "content"].find((key) => rest[key] !== undefined);
+    if (result) {
+      section(result, rest[result]);
+      delete rest[result];
+    }
+    if (Object.keys(rest).length) section("more", rest);
+    return box;
+  }
+
+  // -- the agent's messages as the item view's turns
+
+  function turnOf(role, content, toolCallId) {
+    return { role, content, model: null, tool_calls: [], tool_call_id: toolCallId || null, finish_reason: null, redacted: [] };
+  }
+
+  function textOrJson(value) {
+    return typeof value === "string" ? value : value === undefined || value === null ? "" : pretty(value);
+  }
+
+  /**
+   * The agent's messages as turns, read in the shapes agents send: the GenAI conventions' (`parts`), OpenAI chat's
+   * (`content`, `tool_calls` with `function`, `tool` messages), Anthropic's (`tool_use` / `tool_result` blocks) and the
+   * Responses API's (`function_call` / `function_call_output` items). Anything else is shown as JSON.
+   */
+  function messageTurns(messages) {
+    const turns = [];
+    messages.forEach((message) => {
+      if (!isObject(message)) {
+        turns.push(turnOf("other", textOrJson(message)));
+        return;
+      }
+      const role = typeof message.role === "string" ? message.role.toLowerCase() : message.type ? "assistant" : "other";
+      const turn = turnOf(role, "");
+      const texts = [];
+      const after = [];
+      let parts = Array.isArray(message.parts) ? message.parts : Array.isArray(message.content) ? message.content : null;
+      if (!parts && message.type) parts = [message]; // a Responses API item
+      if (parts) {
+        parts.forEach((part) => {
+          if (typeof part === "string") texts.push(part);
+          if (!isObject(part)) return;
+          const type = part.type;
+          if (type === "tool_call" || type === "tool_use" || type === "function_call") {
+            const args = part.arguments !== undefined ? part.arguments : part.input;
+            turn.tool_calls.push({ id: idOf(part.id) || idOf(part.call_id), name: part.name, arguments: args });
+          } else if (type === "tool_call_response" || type === "tool_result" || type === "function_call_output") {
+            const value = [part.response, part.content, part.output].find((v) => v !== undefined);
+            after.push(turnOf("tool", textOrJson(value), idOf(part.id) || idOf(part.tool_use_id) || idOf(part.call_id)));
+          } else if (typeof part.content === "string" || typeof part.text === "string") {
+            texts.push(typeof part.content === "string" ? part.content : part.text);
+          } else {
+            texts.push(pretty(part));
+          }
+        });
+      } else if (message.content !== undefined && message.content !== null) {
+        texts.push(textOrJson(message.content));
+      }
+      (Array.isArray(message.tool_calls) ? message.tool_calls : []).filter(isObject).forEach((call) => {
+        const fn = isObject(call.function) ? call.function : {};
+        const args = fn.arguments !== undefined ? fn.arguments : call.arguments;
+        turn.tool_calls.push({ id: idOf(call.id), name: fn.name || call.name, arguments: args });
+      });
+      turn.content = texts.join("\n");
+      if (role === "tool") turn.tool_call_id = idOf(message.tool_call_id);
+      if (typeof message.model === "string") turn.model = message.model;
+      if (typeof message.finish_reason === "string") turn.finish_reason = message.finish_reason;
+      if (turn.content || turn.tool_calls.length || !after.length) turns.push(turn);
+      turns.push(...after);
+    });
+    turns.forEach((turn) => {
+      const text = [turn.content, ...turn.tool_calls.map((call) => pretty(call.arguments))].join("\n");
+      turn.redacted = [...new Set([...text.matchAll(PLACEHOLDER)].map((match) => match[1]))];
+    });
+    return turns;
+  }
+
+  // -- the argument editor: a field per argument, the whole object as JSON, and the changes
+
+  function kindOf(value) {
+    if (typeof value === "string") return "string";
+    if (typeof value === "number") return "number";
+    if (typeof value === "boolean") return "boolean";
+    return "json";
+  }
+
+  function renderArgumentEditor(base) {
+    approvals.base = base;
+    $("approval-json").value = JSON.stringify(base, null, 2);
+    showError("approval-json-error", "");
+    renderArgumentFields(base);
+    updateDiff();
+  }
+
+  function renderArgumentFields(value) {
+    const box = $("approval-args");
+    clear(box);
+    approvals.fields = [];
+    const entries = Object.entries(value);
+    if (!entries.length) box.appendChild(el("p", "muted", "No arguments (add some as JSON below)."));
+    entries.forEach(([key, current], index) => {
+      const kind = kindOf(current);
+      const row = el("div", "arg-field");
+      const id = `approval-arg-${index}`;
+      const label = el("label", "arg-name", key);
+      label.htmlFor = id;
+      row.appendChild(label);
+      let input;
+      if (kind === "boolean") {
+        input = document.createElement("select");
+        ["true", "false"].forEach((word) => {
+          const option = el("option", null, word);
+          option.value = word;
+          input.appendChild(option);
+        });
+        input.value = String(current);
+      } else if (kind === "json" || current.length > 80 || current.includes("\n")) {
+        input = document.createElement("textarea");
+        input.value = kind === "json" ? JSON.stringify(current, null, 2) : current;
+        input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
+      } else {
+        input = document.createElement("input");
+        input.type = "text";
+        input.value = String(current);
+        if (kind === "number") input.inputMode = "decimal";
+      }
+      input.id = id;
+      input.className = `arg-input arg-${kind}`;
+      input.spellcheck = false;
+      input.setAttribute("autocomplete", "off");
+      const what = kind === "json" ? (Array.isArray(current) ? "list, as JSON" : current === null ? "null, as JSON" : "object, as JSON") : kind;
+      row.appendChild(el("span", "arg-kind muted", what));
+      row.appendChild(input);
+      const error = el("span", "arg-error");
+      error.id = `${id}-error`;
+      error.hidden = true;
+      input.setAttribute("aria-describedby", error.id);
+      row.appendChild(error);
+      input.addEventListener("input", onFieldInput);
+      input.addEventListener("change", onFieldInput);
+      box.appendChild(row);
+      approvals.fields.push({ key, kind, input, error });
+    });
+  }
+
+  function fieldValue(field) {
+    const text = field.input.value;
+    if (field.kind === "string") return { value: text };
+    if (field.kind === "boolean") return { value: text === "true" };
+    if (field.kind === "number") {
+      const trimmed = text.trim();
+      if (!JSON_NUMBER.test(trimmed)) return { error: "enter a number, such as 100 or 12.5" };
+      const number = Number(trimmed);
+      return isFinite(number) ? { value: number } : { error: "the number is too large" };
+    }
+    try {
+      return { value: JSON.parse(text) };
+    } catch (error) {
+      return { error: `not valid JSON (${error.message})` };
+    }
+  }
+
+  /** The form's object, or the first field that does not hold a value of its kind. */
+  function readFields() {
+    const entries = [];
+    let invalid = null;
+    approvals.fields.forEach((field) => {
+      const result = fieldValue(field);
+      field.error.textContent = result.error || "";
+      field.error.hidden = !result.error;
+      field.input.setAttribute("aria-invalid", result.error ? "true" : "false");
+      if (result.error && !invalid) invalid = { error: `${field.key}: ${result.error}.`, focus: field.input };
+      entries.push([field.key, result.value]);
+    });
+    return invalid || { value: Object.fromEntries(entries) }; // fromEntries: a "__proto__" key stays a key
+  }
+
+  function describeJson(value) {
+    if (Array.isArray(value)) return "a list";
+    if (value === null) return "null";
+    return typeof value === "string" ? "a string" : typeof value === "number" ? "a number" : "true or false";
+  }
+
+  function parseArguments(text) {
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return { error: `The arguments are not valid JSON: ${error.message}.` };
+    }
+    if (!isObject(value)) {
+      return { error: `The arguments must be a JSON object ({"name": value, ...}), not ${describeJson(value)}.` };
+    }
+    return { value };
+  }
+
+  function onFieldInput() {
+    const result = readFields();
+    if (!result.error) {
+      $("approval-json").value = JSON.stringify(result.value, null, 2);
+      showError("approval-json-error", "");
+    }
+    updateDiff();
+  }
+
+  function onJsonInput() {
+    const result = parseArguments($("approval-json").value);
+    showError("approval-json-error", result.error || "");
+    if (!result.error) renderArgumentFields(result.value);
+    updateDiff();
+  }
+
+  /** The edited arguments, or what is wrong with them (and where to go to fix it). */
+  function editedArguments() {
+    const fields = readFields();
+    if (fields.error) return fields;
+    const json = $("approval-json");
+    const result = parseArguments(json.value);
+    if (result.error) {
+      $("approval-json-box").open = true;
+      return { error: result.error, focus: json };
+    }
+    return result;
+  }
+
+  function updateDiff() {
+    const result = editedArguments();
+    const changes = result.error ? [] : diffArguments(approvals.base || {}, result.value);
+    const body = $("approval-diff");
+    clear(body);
+    changes.forEach((change) => {
+      const row = el("tr");
+      row.appendChild(el("td", "diff-path", change.path));
+      row.appendChild(appendMarked(el("td", "diff-old"), shownJson(change.before)));
+      row.appendChild(appendMarked(el("td", "diff-new"), shownJson(change.after)));
+      body.appendChild(row);
+    });
+    $("approval-diff-box").hidden = changes.length === 0;
+    const badge = $("approval-edited");
+    badge.hidden = !changes.length && !result.error;
+    badge.textContent = result.error ? "edited: not valid" : `edited: ${changes.length} change${changes.length === 1 ? "" : "s"}`;
+    return { result, changes };
+  }
+
+  function setEditorEnabled(enabled) {
+    approvals.fields.forEach((field) => (field.input.disabled = !enabled));
+    $("approval-json").disabled = !enabled;
+    $("approval-undo").disabled = !enabled;
+  }
+
+  /** The leaves that differ between two JSON values: [{path, before, after}], ABSENT for a key or item not there. */
+  function diffArguments(before, after, path = "", out = []) {
+    if (isObject(before) && isObject(after)) {
+      const keys = Object.keys(before).concat(Object.keys(after).filter((key) => !has(before, key)));
+      keys.forEach((key) => {
+        const step = IDENTIFIER.test(key) ? (path ? `${path}.${key}` : key) : `${path}[${JSON.stringify(key)}]`;
+        diffArguments(has(before, key) ? before[key] : ABSENT, has(after, key) ? after[key] : ABSENT, step, out);
+      });
+    } else if (Array.isArray(before) && Array.isArray(after)) {
+      for (let i = 0; i < Math.max(before.length, after.length); i++) {
+        diffArguments(i < before.length ? before[i] : ABSENT, i < after.length ? after[i] : ABSENT, `${path}[${i}]`, out);
+      }
+    } else if (before === ABSENT || after === ABSENT ? before !== after : canonical(before) !== canonical(after)) {
+      out.push({ path: path || "(the arguments)", before, after });
+    }
+    return out;
+  }
+
+  /** JSON with sorted keys, so that two values compare equal whatever their key order. */
+  function canonical(value) {
+    if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+    if (isObject(value)) {
+      const keys = Object.keys(value).sort();
+      return `{${keys.map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`).join(",")}}`;
+    }
+    return value === undefined ? "null" : JSON.stringify(value);
+  }
+
+  function shownJson(value) {
+    return value === ABSENT ? "(absent)" : JSON.stringify(value);
+  }
+
+  function changeText(change) {
+    return `${change.path}: ${shownJson(change.before)} → ${shownJson(change.after)}`;
+  }
+
+  // -- deciding
+
+  async function decideApproval(outcome) {
+    const request = approvals.current;
+    if (!request || request.status !== "pending" || state.busy || state.view !== "approval") return;
+    const me = state.me ? state.me.name : "";
+    showError("approval-error", "");
+    $("approval-result").hidden = true;
+    const fail = (message, focus) => {
+      showError("approval-error", message);
+      if (focus) focus.focus();
+    };
+    const body = { outcome };
+    const { result, changes } = updateDiff();
+    if (outcome === "approve") {
+      if (approversOf(request).includes(me)) return fail("You already approved this request: another reviewer must.");
+      if (result.error || changes.length) {
+        return fail(
+          "You edited the arguments: submit them with Modify, or undo the edits to approve them as they are.",
+          $("approval-modify"),
+        );
+      }
+    } else if (outcome === "reject") {
+      const reason = $("approval-reject-reason").value.trim();
+      if (!reason) return fail("Write the reason for the rejection: the agent is told it.", $("approval-reject-reason"));
+      body.reason = reason;
+    } else {
+      if (result.error) return fail(result.error, result.focus);
+      if (!changes.length) {
+        const first = approvals.fields.length ? approvals.fields[0].input : $("approval-json");
+        return fail("The arguments are unchanged: edit them first (or approve).", first);
+      }
+      body.arguments = result.value;
+    }
+    setBusy(true);
+    let updated;
+    try {
+      updated = await api("POST", `/v1/approvals/${encodeURIComponent(request.id)}/decision`, body);
+      if (!isObject(updated) || updated.id !== request.id) {
+        updated = await api("GET", `/v1/approvals/${encodeURIComponent(request.id)}`);
+      }
+    } catch (error) {
+      report(error, "approval-error");
+      if (error instanceof ApiError && error.status === 409) await reloadCurrent();
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (!approvals.current || approvals.current.id !== request.id) return;
+    rememberApproval(updated);
+    approvals.current = updated;
+    if (outcome === "reject") $("approval-reject-reason").value = "";
+    renderApproval(updated, false);
+    const box = $("approval-result");
+    box.textContent = decisionMessage(outcome, updated);
+    box.hidden = false;
+    $("approval-title").focus();
+    if (updated.status === "pending") watchApproval(updated.id);
+    loadPendingCount();
+  }
+
+  function decisionMessage(outcome, request) {
+    const progress = progressText(request);
+    if (outcome === "reject") return "Rejected: the agent is told your reason and does not run the action.";
+    if (request.status === "pending") {
+      const left = Math.max(0, (Number(request.approvals_required) || 1) - approversOf(request).length);
+      const what = outcome === "modify" ? "the edited arguments" : "this request";
+      return `You approved ${what}: ${progress}; ${left} more reviewer${left === 1 ? "" : "s"} must approve.`;
+    }
+    if (request.status === "modified") return `Modified (${progress}): the agent runs the action with your arguments.`;
+    if (request.status === "approved") return `Approved (${progress}): the agent may run the action.`;
+    return `Recorded; the request is now ${approvalStatusWord(request)}.`;
+  }
+
   // -- keyboard -----------------------------------------------------------------------------------------------------
 
   function isTyping(target) {
@@ -1102,6 +2041,28 @@
     if (key === "?") {
       event.preventDefault();
       toggleHelp();
+      return;
+    }
+    if ((state.view === "queue" || state.view === "approvals") && (key === "q" || key === "p")) {
+      event.preventDefault();
+      act(key === "q" ? backToQueue : () => showApprovals(null));
+      return;
+    }
+    if (state.view === "approvals") {
+      if (key === "j" || key === "k") {
+        event.preventDefault();
+        selectApprovalRow(approvals.selected + (key === "j" ? 1 : -1), true);
+      } else if (key === "Enter" && (event.target === document.body || event.target.classList.contains("approval-row"))) {
+        const entry = approvals.list[approvals.selected];
+        if (entry) {
+          event.preventDefault();
+          act(() => openApproval(entry.id));
+        }
+      }
+      return;
+    }
+    if (state.view === "approval") {
+      onApprovalKey(event);
       return;
     }
     if (state.view === "queue") {
@@ -1158,6 +2119,101 @@
         setLikert(key);
         break;
       default:
+    }
+  }
+
+  // -- the fatigue report's chart: interventions per day against the budget
+
+  const CHART = { width: 720, height: 170, left: 34, right: 8, top: 10, bottom: 24 };
+
+  async function loadReport() {
+    let report;
+    try {
+      report = await api("GET", "/v1/approvals/report?days=30");
+    } catch (_) {
+      $("fatigue").hidden = true; // a service without the report (or a hiccup): the list stands without it
+      return;
+    }
+    if (state.view !== "approvals") return;
+    renderReport(report);
+  }
+
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG, tag);
+    Object.entries(attributes || {}).forEach(([name, value]) => node.setAttribute(name, String(value)));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  function renderReport(report) {
+    const days = (isObject(report) && Array.isArray(report.by_day) ? report.by_day : []).filter(isObject);
+    const budget = Number(report && report.budget_per_day);
+    const box = $("fatigue-chart");
+    clear(box);
+    if (!days.length || !(budget > 0)) {
+      $("fatigue").hidden = true;
+      return;
+    }
+    const count = (day) => Math.max(0, Number(day.requested) || 0);
+    const counts = days.map(count);
+    const most = Math.max(...counts, budget);
+    const { width, height, left, right, top, bottom } = CHART;
+    const plotHeight = height - top - bottom;
+    const step = (width - left - right) / days.length;
+    const y = (value) => top + plotHeight - (value / most) * plotHeight;
+    const over = counts.filter((n) => n > budget).length;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
+    const summary = `${counts.reduce((a, b) => a + b, 0)} interventions in ${days.length} days; busiest day ${Math.max(...counts)}; ${over} day${over === 1 ? "" : "s"} over the budget of ${budget} a day.`;
+    chart.setAttribute("aria-label", summary);
+    chart.appendChild(svg("line", { x1: left, x2: width - right, y1: y(0), y2: y(0), class: "chart-axis" }));
+    [0, most].forEach((value) =>
+      chart.appendChild(svg("text", { x: left - 4, y: y(value) + 4, class: "chart-label chart-label-y" }, value)),
+    );
+    days.forEach((day, index) => {
+      const n = counts[index];
+      const x = left + index * step + step * 0.15;
+      const bar = svg("rect", {
+        x,
+        y: y(n),
+        width: Math.max(1, step * 0.7),
+        height: Math.max(0, y(0) - y(n)),
+        class: n > budget ? "chart-bar chart-bar-over" : "chart-bar",
+      });
+      const date = typeof day.date === "string" ? day.date : "";
+      bar.appendChild(svg("title", {}, `${date}: ${n} intervention${n === 1 ? "" : "s"} (budget ${budget})`));
+      chart.appendChild(bar);
+      if (index % 7 === 0 || index === days.length - 1) {
+        chart.appendChild(svg("text", { x: x + step * 0.35, y: height - 6, class: "chart-label" }, date.slice(5)));
+      }
+    });
+    chart.appendChild(svg("line", { x1: left, x2: width - right, y1: y(budget), y2: y(budget), class: "chart-budget" }));
+    chart.appendChild(
+      svg("text", { x: width - right, y: y(budget) - 4, class: "chart-label chart-label-budget" }, `budget ${budget}/day`),
+    );
+    box.appendChild(chart);
+    $("fatigue-summary").textContent = summary;
+    $("fatigue").hidden = false;
+  }
+
+  function onApprovalKey(event) {
+    const key = event.key;
+    const pending = approvals.current && approvals.current.status === "pending";
+    if (key === "Escape") {
+      event.preventDefault();
+      act(backToApprovals);
+    } else if (key === "j" || key === "k") {
+      event.preventDefault();
+      act(() => moveApproval(key === "j" ? 1 : -1));
+    } else if (key === "a") {
+      event.preventDefault();
+      act(() => decideApproval("approve"));
+    } else if (key === "e" && pending) {
+      event.preventDefault();
+      (approvals.fields.length ? approvals.fields[0].input : $("approval-json")).focus();
+      if (!approvals.fields.length) $("approval-json-box").open = true;
+    } else if (key === "r" && pending) {
+      event.preventDefault();
+      $("approval-reject-reason").focus();
     }
   }
 
@@ -1221,8 +2277,49 @@
     $("thumbs-down").addEventListener("click", () => setThumbs(state.thumbs === "down" ? null : "down"));
     $("release").addEventListener("click", () => act(release));
     $("claim").addEventListener("click", () => state.item && act(() => openItem(state.item.id)));
+    $("tab-queue").addEventListener("click", () => act(backToQueue));
+    $("tab-approvals").addEventListener("click", () => act(() => toApprovals(null)));
+    $("a-status").addEventListener("change", () => {
+      approvals.status = $("a-status").value;
+      approvals.selected = 0;
+      loadApprovals();
+    });
+    $("approvals-refresh").addEventListener("click", () => loadApprovals());
+    $("approvals-more").addEventListener("click", () => loadApprovals(true));
+    $("approvals-rows").addEventListener("click", (event) => {
+      const row = event.target.closest("tr.approval-row");
+      if (!row) return;
+      approvals.selected = Number(row.dataset.index);
+      const entry = approvals.list[approvals.selected];
+      if (entry) act(() => openApproval(entry.id));
+    });
+    $("approvals-rows").addEventListener("focusin", (event) => {
+      const row = event.target.closest("tr.approval-row");
+      if (row) selectApprovalRow(Number(row.dataset.index), false);
+    });
+    $("approval-back").addEventListener("click", () => act(backToApprovals));
+    $("approval-prev").addEventListener("click", () => act(() => moveApproval(-1)));
+    $("approval-next").addEventListener("click", () => act(() => moveApproval(1)));
+    $("approval-decision").addEventListener("submit", (event) => event.preventDefault());
+    $("approval-approve").addEventListener("click", () => act(() => decideApproval("approve")));
+    $("approval-modify").addEventListener("click", () => act(() => decideApproval("modify")));
+    $("approval-reject").addEventListener("click", () => act(() => decideApproval("reject")));
+    $("approval-json").addEventListener("input", onJsonInput);
+    $("approval-undo").addEventListener("click", () => {
+      renderArgumentEditor(approvals.base || {});
+      showError("approval-error", "");
+    });
     document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", () => {
+      const approvalLink = APPROVAL_LINK.exec(location.hash);
+      if (approvalLink && state.me && (!approvals.current || approvals.current.id !== approvalLink[1])) {
+        act(() => toApprovals(approvalLink[1]));
+        return;
+      }
+      if (location.hash === "#approvals" && state.me && state.view !== "approvals") {
+        act(() => toApprovals(null));
+        return;
+      }
       const linked = /^#item=(\d+)$/.exec(location.hash);
       if (linked && state.me && (!state.item || state.item.id !== Number(linked[1]))) {
         act(() => openItem(Number(linked[1])));
