@@ -3,27 +3,43 @@
 The policy maps actions to tiers (red always asks, yellow asks when its condition holds, green never asks), gives a
 default tier to unlisted actions, the number of distinct approvers a red action needs, and per-tier soft and hard
 timeouts. :func:`decide` is pure: the action, its arguments and an optional tier override in, the gate's decision
-out; anything it cannot judge asks a person. Behaviour: docs/gates.md ("Policy").
+out; anything it cannot judge asks a person. :func:`load_policy` reads a policy file through the shared config loader
+and :func:`policy_from_env` the one ``SPANGUARD_GATE_POLICY`` names. Behaviour: docs/gates.md ("Policy").
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from spanguard.instrumentation.gate_conditions import Condition, ConditionError
 
 from spanguard.durations import Duration
+from spanguard.yamlconfig import load_data, load_file, load_text
 
-__all__ = ["ActionPolicy", "GateDecision", "GatePolicy", "TierTimeouts", "decide"]
+__all__ = [
+    "POLICY_ENV",
+    "ActionPolicy",
+    "GateDecision",
+    "GatePolicy",
+    "TierTimeouts",
+    "decide",
+    "load_policy",
+    "policy_from_env",
+    "policy_from_mapping",
+    "policy_from_text",
+]
 
 Tier = Literal["green", "yellow", "red"]
 HardTimeoutOutcome = Literal["deny", "proceed"]
 
 DEFAULT_SOFT_TIMEOUT = 15 * 60.0  # seconds: the request escalates
 DEFAULT_HARD_TIMEOUT = 4 * 3600.0  # seconds: the request is denied (a yellow one may proceed, if the policy says so)
+POLICY_ENV: Final = "SPANGUARD_GATE_POLICY"
+"""The environment variable naming the policy file (unset or empty: the default policy)."""
 
 
 class TierTimeouts(BaseModel, frozen=True, extra="forbid"):
@@ -108,6 +124,33 @@ class GatePolicy(BaseModel, frozen=True, extra="forbid"):
     def timeouts(self, tier: Tier) -> TierTimeouts:
         """The timeouts of a tier (the defaults where the policy sets none)."""
         return self.tiers.get(tier, TierTimeouts()) if tier != "green" else TierTimeouts()
+
+
+def load_policy(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> GatePolicy:
+    """The policy in the YAML file at ``path`` (empty: the defaults); a ``spanguard.yamlconfig.ConfigError`` whose
+    lines read ``policy.yaml:7:11: actions.issue_refund.when: condition ...`` when it cannot be read or used."""
+    return load_file(path, GatePolicy, what="gate policy", environ=environ)
+
+
+def policy_from_text(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None) -> GatePolicy:
+    """The policy in YAML ``text`` (see :func:`load_policy`); ``source`` names it in messages."""
+    return load_text(text, GatePolicy, source=source, environ=environ)
+
+
+def policy_from_mapping(data: Mapping[str, Any]) -> GatePolicy:
+    """The policy in an already parsed mapping; the ``ConfigError`` names each bad key's path (no positions)."""
+    return load_data(data, GatePolicy)
+
+
+def policy_from_env(environ: Mapping[str, str] | None = None) -> GatePolicy:
+    """The policy in the file ``SPANGUARD_GATE_POLICY`` names, or the default policy when it is unset or empty.
+
+    A file that is named but cannot be read or used raises the ``ConfigError``: never the default in its place, so
+    that a gate with a broken policy fails closed.
+    """
+    env = os.environ if environ is None else environ
+    path = env.get(POLICY_ENV, "")
+    return load_policy(path, environ=env) if path.strip() else GatePolicy()
 
 
 @dataclass(frozen=True)

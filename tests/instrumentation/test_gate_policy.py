@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from spanguard.instrumentation.gate_policy import GatePolicy, decide
+from spanguard.instrumentation.gate_policy import (
+    POLICY_ENV,
+    GatePolicy,
+    decide,
+    load_policy,
+    policy_from_env,
+    policy_from_mapping,
+    policy_from_text,
+)
+
+from spanguard.yamlconfig import ConfigError
 
 POLICY = GatePolicy.model_validate(
     {
@@ -97,3 +109,117 @@ def test_a_bad_policy_is_refused_with_the_path_of_what_is_wrong(policy: dict, wh
     with pytest.raises(ValidationError) as info:
         GatePolicy.model_validate(policy)
     assert any(tuple(error["loc"])[: len(where)] == where for error in info.value.errors()), info.value.errors()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Policy files (through spanguard.yamlconfig)
+
+POLICY_FILE = """\
+version: 1
+default_tier: yellow
+tiers:
+  yellow: {soft_timeout: 10m, hard_timeout: 1h, on_hard_timeout: proceed}
+actions:
+  issue_refund:
+    tier: yellow
+    when: "amount > ${env:REFUND_LIMIT:-100}"
+  delete_account: {tier: red, approvals: 2}
+  lookup_order: green
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def refused(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path)
+    return caught.value
+
+
+def test_a_policy_file_loads_and_decides(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, POLICY_FILE), environ={})
+    assert decide(policy, "issue_refund", {"amount": 150}).asks
+    assert not decide(policy, "issue_refund", {"amount": 50}).asks
+    assert decide(policy, "delete_account", {}).approvals == 2
+    assert decide(policy, "issue_refund", {"amount": 150}).soft_timeout_s == 600.0
+    assert not decide(policy, "lookup_order", {}).asks
+    raised = load_policy(write(tmp_path, POLICY_FILE), environ={"REFUND_LIMIT": "500"})
+    assert not decide(raised, "issue_refund", {"amount": 150}).asks
+
+
+def test_an_empty_policy_file_is_the_default_policy(tmp_path: Path) -> None:
+    assert load_policy(write(tmp_path, "")) == GatePolicy()
+
+
+def test_a_bad_condition_is_reported_at_its_file_line_column_and_path(tmp_path: Path) -> None:
+    path = write(tmp_path, POLICY_FILE.replace('"amount > ${env:REFUND_LIMIT:-100}"', "'amount >'"))
+    error = refused(path)
+    (problem,) = error.problems
+    assert (problem.path, problem.line, problem.column) == ("actions.issue_refund.when", 8, 5)
+    assert str(error).startswith(f"{path}:8:5: actions.issue_refund.when: condition 'amount >' ")
+
+
+def test_an_unknown_key_in_a_policy_file_names_the_keys_it_takes(tmp_path: Path) -> None:
+    error = refused(
+        write(tmp_path, POLICY_FILE.replace("  lookup_order: green", "  lookup_order: {tier: green, if: x}"))
+    )
+    assert error.errors == [("actions.lookup_order.if", "unknown key 'if'; known keys: tier, when, approvals")]
+    assert error.problems[0].line == 10
+
+
+def test_a_red_tier_that_would_proceed_unapproved_is_refused(tmp_path: Path) -> None:
+    error = refused(write(tmp_path, "tiers:\n  red: {hard_timeout: 1h, on_hard_timeout: proceed}\n"))
+    (problem,) = error.problems
+    assert (problem.path, problem.line) == ("tiers", 1)
+    assert "tiers.red.on_hard_timeout must be 'deny'" in problem.message
+
+
+def test_every_problem_of_a_policy_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    text = "version: 2\nbudget_per_day: 0\nactions:\n  a: {tier: purple}\n  a: green\n"
+    error = refused(write(tmp_path, text))
+    assert [(p.line, p.path) for p in error.problems] == [
+        (1, "version"),
+        (2, "budget_per_day"),
+        (4, "actions.a.tier"),
+        (5, "actions.a"),
+    ]
+    assert "duplicate key 'a' (first defined at line 4, column 3)" in error.problems[3].message
+
+
+def test_a_policy_file_that_cannot_be_read_is_refused_naming_it(tmp_path: Path) -> None:
+    error = refused(tmp_path / "missing.yaml")
+    assert str(error).startswith(f"{tmp_path / 'missing.yaml'}: cannot read the gate policy")
+
+
+def test_policy_text_and_mappings_are_refused_with_paths(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^p\.yaml:1:29: actions\.x\.when: condition"):
+        policy_from_text("actions: {x: {tier: yellow, when: 'open(1)'}}", source="p.yaml")
+    with pytest.raises(ConfigError) as caught:
+        policy_from_mapping({"actions": {"x": {"tier": "red", "approvals": 9}}})
+    assert caught.value.errors[0][0] == "actions.x.approvals"
+    assert policy_from_mapping({"actions": {"x": "green"}}).actions["x"].tier == "green"
+
+
+def test_the_environment_names_the_policy_file(tmp_path: Path) -> None:
+    path = write(tmp_path, POLICY_FILE)
+    assert policy_from_env({POLICY_ENV: str(path)}).actions["delete_account"].approvals == 2
+    assert policy_from_env({}) == GatePolicy()
+    assert policy_from_env({POLICY_ENV: "  "}) == GatePolicy()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(None, "cannot read the gate policy"), ("actions: [a\n", "YAML syntax error"), ("tiers: {red: x}\n", "tiers.red")],
+)
+def test_a_policy_the_environment_names_but_that_cannot_be_used_raises_never_the_default(
+    tmp_path: Path, text: str | None, expected: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        policy_from_env({POLICY_ENV: str(path)})
