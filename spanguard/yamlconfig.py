@@ -359,6 +359,11 @@ def _joined(outer: str, inner: str) -> str:
     return outer + inner if inner.startswith("[") else f"{outer}.{inner}"
 
 
+Check = Callable[[Any], Iterable[tuple[KeyPath, str]]]
+"""Checks across a validated config that its model cannot make with a path (distinct names in a list):
+``config -> (path, message)`` per problem."""
+
+
 class Loading:
     """One load of one document: its plain values, each path's position, the problems found so far.
 
@@ -398,12 +403,13 @@ class Loading:
     # -- problems
 
     def position(self, path: KeyPath) -> tuple[int, int] | None:
-        """The line and column of ``path``'s key (or list item), else of its nearest parent that has one."""
+        """The line and column of ``path``'s key (or list item), else of its nearest parent that has one, else of
+        the document."""
         for end in range(len(path), 0, -1):
             found = self.positions.get(path[:end])
             if found is not None:
                 return found
-        return None
+        return self.root_position
 
     def _problem(self, path: KeyPath, message: str, mark: Any, severity: Literal["error", "warning"]) -> Problem:
         pos = (mark.line + 1, mark.column + 1) if mark is not None else self.position(path)
@@ -635,6 +641,35 @@ class Loading:
             return None
         return value
 
+    # -- the whole document
+
+    def load(
+        self,
+        data: Any,
+        model: type[M],
+        *,
+        base: KeyPath = (),
+        context: Mapping[str, Any] | None = None,
+        error: type[ConfigError] = ConfigError,
+        check: Check | None = None,
+    ) -> M:
+        """``data``, the document's plain value (``None``: empty, every default), validated by ``model``; raises
+        ``error`` with every problem found, those recorded while parsing included."""
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            mark = self.root_position
+            where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, None) if mark is not None else None
+            self.error(base, f"the top level must be a mapping, not {kind_of(data)}", where)
+            raise self.fail(error)
+        config = self.validate(model, data, base, dict(context or {}))
+        if config is not None and check is not None:
+            for path, message in check(config):
+                self.error((*base, *path), message)
+        if config is None or self.problems:
+            raise self.fail(error)
+        return config
+
     # -- pydantic errors to YAML paths
 
     def validate(self, model: type[M], raw: Any, base: KeyPath = (), context: Any = None) -> M | None:
@@ -676,7 +711,7 @@ class Loading:
                 for problem in nested.problems:
                     if problem.source is None:
                         problem = replace(here, path=_joined(here.path, problem.path), message=problem.message)
-                    elif problem.line is None:  # the other file as a whole (unreadable): said where it is named
+                    elif problem.line is None and not problem.path:  # the other file unreadable: said where named
                         problem = replace(here, message=str(problem))
                     self.problems.append(problem)
                 continue
@@ -708,37 +743,6 @@ def read_config_file(
         ) from None
 
 
-Check = Callable[[Any], Iterable[tuple[KeyPath, str]]]
-"""Checks across a validated config that its model cannot make with a path (distinct names in a list):
-``config -> (path, message)`` per problem."""
-
-
-def _finish(
-    loading: Loading,
-    data: Any,
-    model: type[M],
-    *,
-    base: KeyPath,
-    context: Mapping[str, Any] | None,
-    error: type[ConfigError],
-    check: Check | None,
-) -> M:
-    if data is None:
-        data = {}  # an empty document: every default
-    if not isinstance(data, Mapping):
-        mark = loading.root_position
-        where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, None) if mark is not None else None
-        loading.error(base, f"the top level must be a mapping, not {kind_of(data)}", where)
-        raise loading.fail(error)
-    config = loading.validate(model, data, base, dict(context or {}))
-    if config is not None and check is not None:
-        for path, message in check(config):
-            loading.error((*base, *path), message)
-    if config is None or loading.problems:
-        raise loading.fail(error)
-    return config
-
-
 def load_text(
     text: str,
     model: type[M],
@@ -761,7 +765,7 @@ def load_text(
     loading = Loading(source, environ, describe=describe)
     data = loading.parse(text, error)
     full = {"config_dir": None if config_dir is None else Path(config_dir), "source": source, **(context or {})}
-    return _finish(loading, data, model, base=base, context=full, error=error, check=check)
+    return loading.load(data, model, base=base, context=full, error=error, check=check)
 
 
 def load_file(
@@ -806,4 +810,4 @@ def load_data(
     """An already parsed mapping validated by ``model``, with the loader's messages (paths, no positions)."""
     loading = Loading(None, {}, describe=describe)
     full = {"config_dir": None, "source": None, **(context or {})}
-    return _finish(loading, data, model, base=base, context=full, error=error, check=check)
+    return loading.load(data, model, base=base, context=full, error=error, check=check)
