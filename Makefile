@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/redaction_leaks.py
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/review.py
+	$(BIN)/python bench/gates_sim.py
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md

@@ -328,6 +328,12 @@ def _nice_below(value: float) -> float | None:
         exponent += 1
 
 
+def percent(share: float) -> str:
+    """A share as a percentage with one decimal where it matters: 99.7 % is not shown as 100 %."""
+    text = f"{share:.1%}"
+    return text.replace(".0%", "%")
+
+
 def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:g}"
 
@@ -409,8 +415,8 @@ def _suggest(
                     action=action,
                     kind="fix_prompt_or_policy",
                     tier=tier,
-                    reason=f"rejected or modified in {troubled:.0%} of {ended} requests (at least {FIX_SHARE:.0%}): "
-                    "the agent proposes this action wrongly often; fix its prompt or the policy",
+                    reason=f"rejected or modified in {percent(troubled)} of {ended} requests (at least "
+                    f"{percent(FIX_SHARE)}): the agent proposes it wrongly often; fix its prompt or the policy",
                     requests=ended,
                     approved_unchanged_share=unchanged,
                     rejected_or_modified_share=troubled,
@@ -428,7 +434,7 @@ def _suggest(
                     kind="raise_threshold",
                     tier="yellow",
                     condition=condition,
-                    reason=f"approved unchanged in {unchanged:.0%} of {ended} requests; every rejection or "
+                    reason=f"approved unchanged in {percent(unchanged)} of {ended} requests; every rejection or "
                     f"modification had {threshold.feature} above {_number(threshold.value)}, and "
                     f"{threshold.spared} requests were at or below it",
                     requests=ended,
@@ -448,7 +454,7 @@ def _suggest(
                     action=action,
                     kind="green",
                     tier="yellow",
-                    reason=f"approved unchanged in {unchanged:.0%} of {ended} requests ({why})",
+                    reason=f"approved unchanged in {percent(unchanged)} of {ended} requests ({why})",
                     requests=ended,
                     approved_unchanged_share=unchanged,
                     rejected_or_modified_share=troubled,

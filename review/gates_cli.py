@@ -102,8 +102,7 @@ def read_report(db: str | None, *, days: int, policy_file: str | None = None, no
     try:
         load_config(None, db=url)  # the service's own check of a store URL
     except ConfigError as error:
-        message = str(error).replace("invalid review config: db: ", "--db: ").replace("Value error, ", "")
-        raise GatesError(message) from None
+        raise GatesError(str(error)) from None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         path = Path(url.removeprefix("sqlite:///")).expanduser()
         if not path.is_file():  # never create an empty store just to report on it
@@ -194,7 +193,9 @@ def _duration(seconds: float | None) -> str:
 
 
 def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    from spanguard.review.fatigue import percent
+
+    return "-" if value is None else percent(value)
 
 
 # (report field, column heading): short headings, so the tables fit an 80-column terminal without cutting names.

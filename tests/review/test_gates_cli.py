@@ -123,7 +123,7 @@ def test_a_bad_policy_file_is_one_line_and_exit_2(seeded, tmp_path, capsys, text
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--db", "mysql://somewhere/db"], "--db: must be a sqlite:///path or postgresql"),
+        (["--db", "mysql://somewhere/db"], "must be a sqlite:///path or postgresql"),
         (["--db", "sqlite:////nonexistent/dir/review.db"], "no review store at /nonexistent/dir/review.db"),
         (["--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "cannot read approvals from"),
         (["--days", "0"], "--days must be from 1 to 366"),
