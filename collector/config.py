@@ -20,10 +20,9 @@ A component id is ``type`` or ``type/name``; its settings are validated by its f
 path (``exporters.otlp/phoenix.tls.insecure``) and, when known, ``line:column``. ``docs/collector-config.md`` is the
 reference for users; the decisions taken here are listed there too.
 
-Loading is in three steps: the YAML is composed into nodes (so every value keeps its position and duplicate keys are
-seen), the nodes are turned into plain values (YAML 1.2 core scalars: only ``true``/``false`` are booleans) with
-``${env:VAR}`` references expanded inside string values, and the plain values are validated: the top level and
-``service`` here, each component by its factory's model.
+The YAML (positions, duplicate keys, ``${env:VAR}``, pydantic errors as paths) is read by the shared loader,
+:mod:`spanguard.yamlconfig`; what is validated here is the top level and ``service``, and each component by its
+factory's model.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from spanguard import yamlconfig
 from spanguard.durations import Duration, parse_duration
-from spanguard.yamlconfig import KeyPath, Loading, Problem, format_path, kind_of, read_config_file
+from spanguard.yamlconfig import KeyPath, Loading, Problem, kind_of, read_config_file
 
 __all__ = [
     "KINDS",
@@ -59,7 +58,6 @@ __all__ = [
     "TelemetryConfig",
     "default_registry",
     "factories",
-    "format_path",
     "load_config",
     "load_config_text",
     "main_validate",
