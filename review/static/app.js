@@ -1172,6 +1172,11 @@
   }
 
   function setCountdown(node, request, kind, now) {
+    if (kind === "age") {
+      const text = age(request.created_at);
+      if (node.textContent !== text) node.textContent = text;
+      return false;
+    }
     const [text, className, due] = countdown(request, kind, now);
     if (node.textContent !== text) node.textContent = text;
     node.className = `countdown${className ? ` countdown-${className}` : ""}`;
@@ -1288,13 +1293,16 @@
       row.appendChild(hard);
       const reasons = el("td");
       const reasonList = el("div", "reason-cell");
-      (Array.isArray(request.reasons) ? request.reasons : []).forEach((reason) =>
-        reasonList.appendChild(el("div", "reason-line", reason)),
-      );
+      (Array.isArray(request.reasons) ? request.reasons : []).forEach((reason) => {
+        const line = el("div", "reason-line", reason);
+        line.title = String(reason); // the whole sentence, where the cell cuts it
+        reasonList.appendChild(line);
+      });
       reasons.appendChild(reasonList);
       row.appendChild(reasons);
       const ageCell = el("td", "age", age(request.created_at));
       ageCell.title = formatTime(request.created_at);
+      approvals.clocks.push({ node: ageCell, request, kind: "age" });
       row.appendChild(ageCell);
       const status = el("td");
       status.appendChild(approvalStatus(request));
@@ -1501,8 +1509,7 @@
     field("Status", approvalStatus(request));
     field("Approvals", progressText(request));
     field("Soft timeout", countdownNode(request, "soft"));
-    const hard = request.on_hard_timeout === "proceed" ? "then proceeds" : "then denied";
-    field("Hard timeout", countdownNode(request, "hard"), el("span", "muted", ` (${hard})`));
+    field("Hard timeout", countdownNode(request, "hard")); // "denied in" or "proceeds in": what the time-out does
     field("Requested", formatTime(request.created_at));
     field("Models", (Array.isArray(model.models) ? model.models.map(String) : []).join(", ") || "–");
     field("Session", request.session_id ? el("code", null, request.session_id) : "–");
@@ -1759,7 +1766,7 @@
           input.appendChild(option);
         });
         input.value = String(current);
-      } else if (kind === "json" || current.length > 80 || current.includes("\n")) {
+      } else if (kind === "json" || (kind === "string" && (current.length > 80 || current.includes("\n")))) {
         input = document.createElement("textarea");
         input.value = kind === "json" ? JSON.stringify(current, null, 2) : current;
         input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
@@ -2182,7 +2189,8 @@
       const date = typeof day.date === "string" ? day.date : "";
       bar.appendChild(svg("title", {}, `${date}: ${n} intervention${n === 1 ? "" : "s"} (budget ${budget})`));
       chart.appendChild(bar);
-      if (index % 7 === 0 || index === days.length - 1) {
+      const last = index === days.length - 1;
+      if (last || (index % 7 === 0 && days.length - 1 - index >= 4)) {
         chart.appendChild(svg("text", { x: x + step * 0.35, y: height - 6, class: "chart-label" }, date.slice(5)));
       }
     });
