@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+from spanguard.review.approvals_api import add_approval_routes
 from spanguard.review.config import ServiceConfig
 from spanguard.review.conversation import assemble
 from spanguard.review.schemas import (
@@ -247,6 +249,16 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     """The review service's ASGI app on ``store`` (already migrated); ``emitter`` sends verdicts over OTLP."""
     metrics = ReviewMetrics(store)
     policy = store.policy
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The approvals' timers and PostgreSQL listener run while the app serves (ReviewServer runs the lifespan).
+        app.state.approvals.start()
+        try:
+            yield
+        finally:
+            app.state.approvals.stop()
+
     app = FastAPI(
         title="spanguard review service",
         version=__version__,
@@ -254,6 +266,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         docs_url=None,
         redoc_url=None,
         responses=_ERRORS,
+        lifespan=lifespan,
     )
     app.state.store, app.state.metrics, app.state.config = store, metrics, config
 
@@ -501,6 +514,10 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
                 for e in store.audit(item, limit=limit)
             ]
         )
+
+    app.state.approvals = add_approval_routes(
+        app, store, config=config.approvals, caller=caller, registry=metrics.registry, emitter=emitter
+    )
 
     # -- the page -----------------------------------------------------------------------------------------------------
 

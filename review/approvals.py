@@ -570,8 +570,13 @@ class ApprovalStore:
             query = select(ApprovalAudit).where(ApprovalAudit.approval_id == approval_id)
             return list(session.scalars(query.order_by(ApprovalAudit.id).limit(limit)))
 
-    def history(self, since: dt.datetime | None = None, *, limit: int = 1_000_000) -> list[dict[str, Any]]:
-        """Requests created at or after ``since`` as plain dicts, oldest first: the fatigue report's records."""
+    def history(
+        self, since: dt.datetime | None = None, *, arguments: bool = False, limit: int = 1_000_000
+    ) -> list[dict[str, Any]]:
+        """Requests created at or after ``since`` as plain dicts, oldest first: the fatigue report's records.
+
+        With ``arguments`` each also has the call's (redacted) ``arguments``, which the report re-decides the policy
+        on."""
         columns = (
             ApprovalRequest.id,
             ApprovalRequest.action,
@@ -582,11 +587,23 @@ class ApprovalStore:
             ApprovalRequest.decided_at,
             ApprovalRequest.escalated_at,
             ApprovalRequest.decided_arguments.is_not(None),
+            *((ApprovalRequest.arguments,) if arguments else ()),
         )
         query = select(*columns).order_by(ApprovalRequest.created_at, ApprovalRequest.id).limit(limit)
         if since is not None:
             query = query.where(ApprovalRequest.created_at >= since)
-        keys = ("id", "action", "tier", "status", "approvals_required", "created_at", "decided_at", "escalated_at")
+        keys = (
+            "id",
+            "action",
+            "tier",
+            "status",
+            "approvals_required",
+            "created_at",
+            "decided_at",
+            "escalated_at",
+            "modified",
+            *(("arguments",) if arguments else ()),
+        )
         with self.store._sessions() as session:
             rows = session.execute(query).all()
-        return [{**dict(zip(keys, row[:-1], strict=True)), "modified": bool(row[-1])} for row in rows]
+        return [{**dict(zip(keys, row, strict=True)), "modified": bool(row[8])} for row in rows]

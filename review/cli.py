@@ -99,6 +99,7 @@ class ReviewServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._emitter: Any = None
+        self._app: Any = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -124,13 +125,14 @@ class ReviewServer:
             except OSError:
                 sock.close()
                 raise
+            # The lifespan starts and stops the approvals' timers and listener with the server.
             server = uvicorn.Server(
-                uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False)
+                uvicorn.Config(app, lifespan="on", log_config=None, access_log=False, server_header=False)
             )
             thread = threading.Thread(
                 target=server.run, kwargs={"sockets": [sock]}, name="spanguard-review-http", daemon=True
             )
-            self._server, self._thread = server, thread
+            self._server, self._thread, self._app = server, thread, app
             thread.start()
             deadline = time.monotonic() + 10
             while not server.started:
@@ -138,6 +140,11 @@ class ReviewServer:
                     raise OSError(f"the review service on {self.host}:{self.requested_port} failed to start")
                 time.sleep(0.005)
             self.port = sock.getsockname()[1]
+
+    @property
+    def app(self) -> Any:
+        """The ASGI app being served (None before start and after shutdown)."""
+        return self._app
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl-C raises KeyboardInterrupt here, in the main thread)."""
@@ -149,6 +156,9 @@ class ReviewServer:
         with self._lock:
             server, thread, self._server, self._thread = self._server, self._thread, None, None
             emitter, self._emitter = self._emitter, None
+            app, self._app = self._app, None
+        if app is not None:
+            app.state.approvals.close_waiters()  # long polls answer now, or uvicorn would wait up to a minute for them
         if server is not None and thread is not None:
             server.should_exit = True
             thread.join(timeout)

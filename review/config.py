@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+from spanguard.instrumentation.gate_policy import GatePolicy
 from spanguard.review.verdicts import VerdictsConfig
 
 from spanguard import yamlconfig
@@ -76,12 +77,45 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         return list(self.checklists.get(tier, []))
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+class ApprovalsConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Approval gates in the service: how often timers run, long polls re-read, and where escalations are announced.
+
+    ``webhook_url`` receives a Slack-compatible JSON post (``{"text": ...}`` and structured fields, never arguments
+    or state) when a request escalates; ``page_url`` is the link in it (``{id}`` is replaced by the request's id).
+    ``policy`` is the gate policy the fatigue report suggests changes to (its ``budget_per_day`` included).
+    Behaviour: docs/gates.md ("In the review service").
+    """
+
+    timer_interval_s: float = pydantic.Field(1.0, gt=0, le=3600)
+    reread_interval_s: float = pydantic.Field(
+        2.0, gt=0, le=60, description="how often a long poll re-reads the store (the safety net for missed wakeups)"
+    )
+    listen: bool = pydantic.Field(True, description="on PostgreSQL, wake long polls by LISTEN/NOTIFY")
+    webhook_url: str | None = None
+    webhook_timeout_s: float = pydantic.Field(5.0, gt=0, le=120)
+    webhook_retries: int = pydantic.Field(3, ge=0, le=10)
+    page_url: str | None = None
+    policy: GatePolicy | None = None
+
+    @pydantic.field_validator("webhook_url", "page_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+
 class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """The review service: its store, policy, where verdicts go, and the limits on requests."""
 
     db: str = DEFAULT_DB_URL
     policy: ReviewPolicy = ReviewPolicy()
     verdicts: VerdictsConfig = VerdictsConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
     trace_url_template: str | None = pydantic.Field(
         None, description="a link to the trace in the backend, e.g. http://127.0.0.1:6006/.../{trace_id}"
     )

@@ -16,9 +16,10 @@ span evaluated, flags sampled), so every backend shows the human verdict beside 
 - ``human_checklist.<item>`` (label pass/fail, value 1/0), one per checklist item answered.
 
 Every event also has ``spanguard.review.reviewer``, ``spanguard.review.item_id`` and, when known,
-``gen_ai.response.id``. Its body is a short line made from those controlled values only (``human_review: reject``),
-so log views that show the body are readable. :func:`evaluation_events` is that mapping, pure and testable without
-the SDK.
+``gen_ai.response.id``. An approval gate's decision is one ``human_approval`` event (approve 1.0, reject 0.0, modify
+0.5) with ``spanguard.gate.approval_id`` instead of the item id, linked to the gate's span. Its body is a short line
+made from those controlled values only (``human_review: reject``), so log views that show the body are readable.
+:func:`evaluation_events` is that mapping, pure and testable without the SDK.
 
 :class:`VerdictEmitter` sends the events over OTLP (gRPC or HTTP/protobuf) with the OpenTelemetry SDK's own
 ``LoggerProvider`` (never the global one), ``BatchLogRecordProcessor`` and official OTLP log exporters. ``emit`` never
@@ -53,6 +54,7 @@ from spanguard.semconv import (
     GEN_AI_EVALUATION_SCORE_LABEL,
     GEN_AI_EVALUATION_SCORE_VALUE,
     GEN_AI_RESPONSE_ID,
+    SPANGUARD_GATE_APPROVAL_ID,
     SPANGUARD_REVIEW_ITEM_ID,
     SPANGUARD_REVIEW_REVIEWER,
 )
@@ -61,6 +63,8 @@ import spanguard
 from spanguard._logging import safe_url
 
 __all__ = [
+    "APPROVAL_OUTCOME_SCORES",
+    "HUMAN_APPROVAL",
     "HUMAN_CHECKLIST_PREFIX",
     "HUMAN_LIKERT",
     "HUMAN_REVIEW",
@@ -76,6 +80,7 @@ __all__ = [
 logger = logging.getLogger("spanguard.review.verdicts")
 
 HUMAN_REVIEW = "human_review"
+HUMAN_APPROVAL = "human_approval"
 HUMAN_THUMBS = "human_thumbs"
 HUMAN_LIKERT = "human_likert"
 HUMAN_CHECKLIST_PREFIX = "human_checklist."
@@ -84,6 +89,9 @@ SCOPE_NAME = "spanguard.review"
 
 OUTCOME_SCORES: Mapping[str, float] = {"approve": 1.0, "reject": 0.0, "correct": 0.5}
 """The decision's ``gen_ai.evaluation.score.value``: a correction is half-way (usable only after a human fix)."""
+
+APPROVAL_OUTCOME_SCORES: Mapping[str, float] = {"approve": 1.0, "reject": 0.0, "modify": 0.5}
+"""An approval gate's decision (``human_approval``) scored the same way: a modify ran only after a human edit."""
 
 _THUMBS = {"up": 1.0, "down": 0.0}
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -171,9 +179,9 @@ class Verdict:
     text and never exported.
     """
 
-    trace_id: str
+    trace_id: str | None
     span_id: str | None
-    item_id: int
+    item_id: int | None
     reviewer: str
     outcome: str
     reason: str | None = None
@@ -181,6 +189,8 @@ class Verdict:
     checklist: Mapping[str, bool] = field(default_factory=dict)
     comment: str | None = None
     response_id: str | None = None
+    approval_id: str | None = None
+    """Set for an approval gate's decision (then ``item_id`` is None): the event is ``human_approval``."""
 
 
 Event = tuple[dict[str, Any], str | None]
@@ -192,8 +202,11 @@ def _event(verdict: Verdict, name: str, label: str, value: float) -> Event:
         GEN_AI_EVALUATION_SCORE_LABEL: label,
         GEN_AI_EVALUATION_SCORE_VALUE: float(value),
         SPANGUARD_REVIEW_REVIEWER: verdict.reviewer,
-        SPANGUARD_REVIEW_ITEM_ID: int(verdict.item_id),
     }
+    if verdict.item_id is not None:
+        attributes[SPANGUARD_REVIEW_ITEM_ID] = int(verdict.item_id)
+    if verdict.approval_id is not None:
+        attributes[SPANGUARD_GATE_APPROVAL_ID] = verdict.approval_id
     if verdict.response_id:
         attributes[GEN_AI_RESPONSE_ID] = verdict.response_id
     return attributes, f"{name}: {label}"
@@ -207,9 +220,9 @@ def _rating_event(verdict: Verdict, key: str, value: Any) -> Event | None:
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
             return _event(verdict, HUMAN_LIKERT, str(value), float(value))
     else:
-        logger.info("verdict on review item %s: an unknown rating left out", verdict.item_id)
+        logger.info("verdict on review item %s: an unknown rating left out", _item(verdict))
         return None
-    logger.info("verdict on review item %s: rating %r has an invalid value, left out", verdict.item_id, key)
+    logger.info("verdict on review item %s: rating %r has an invalid value, left out", _item(verdict), key)
     return None
 
 
@@ -220,16 +233,18 @@ def evaluation_events(verdict: Verdict) -> list[Event]:
     rating, an out-of-range value, a checklist item that is not a code or not a boolean) are left out and noted.
     Free text (the reason when it is not a code, the comment) is never part of any event.
     """
-    if verdict.outcome not in OUTCOME_SCORES:
-        raise ValueError(f"unknown outcome {verdict.outcome!r}; expected one of {', '.join(OUTCOME_SCORES)}")
-    decision = _event(verdict, HUMAN_REVIEW, verdict.outcome, OUTCOME_SCORES[verdict.outcome])
+    approval = verdict.approval_id is not None
+    name, scores = (HUMAN_APPROVAL, APPROVAL_OUTCOME_SCORES) if approval else (HUMAN_REVIEW, OUTCOME_SCORES)
+    if verdict.outcome not in scores:
+        raise ValueError(f"unknown outcome {verdict.outcome!r}; expected one of {', '.join(scores)}")
+    decision = _event(verdict, name, verdict.outcome, scores[verdict.outcome])
     if verdict.reason is not None:
         if isinstance(verdict.reason, str) and _CODE.match(verdict.reason):
             decision[0][GEN_AI_EVALUATION_EXPLANATION] = verdict.reason
         else:
             logger.warning(
                 "verdict on review item %s: the reason is not a reason code (free text?); left out of the event",
-                verdict.item_id,
+                _item(verdict),
             )
     events = [decision]
     for key, value in verdict.ratings.items():
@@ -238,7 +253,7 @@ def evaluation_events(verdict: Verdict) -> list[Event]:
             events.append(rating)
     for key, passed in verdict.checklist.items():
         if not isinstance(key, str) or not _CODE.match(key) or not isinstance(passed, bool):
-            logger.info("verdict on review item %s: a checklist entry is not code -> bool, left out", verdict.item_id)
+            logger.info("verdict on review item %s: a checklist entry is not code -> bool, left out", _item(verdict))
             continue
         events.append(_event(verdict, HUMAN_CHECKLIST_PREFIX + key, "pass" if passed else "fail", float(passed)))
     return events
@@ -255,14 +270,14 @@ def parent_context(verdict: Verdict) -> Context:
         int(verdict.trace_id, 16) if isinstance(verdict.trace_id, str) and _TRACE_ID.match(verdict.trace_id) else 0
     )
     if not trace_id:
-        logger.warning("verdict on review item %s: invalid trace id, emitted without a parent", verdict.item_id)
+        logger.warning("verdict on review item %s: invalid trace id, emitted without a parent", _item(verdict))
         return trace.set_span_in_context(trace.INVALID_SPAN, Context())
     span_id = 0
     if verdict.span_id is not None:
         if isinstance(verdict.span_id, str) and _SPAN_ID.match(verdict.span_id):
             span_id = int(verdict.span_id, 16)
         if not span_id:
-            logger.warning("verdict on review item %s: invalid span id, linked to the trace only", verdict.item_id)
+            logger.warning("verdict on review item %s: invalid span id, linked to the trace only", _item(verdict))
     span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     return trace.set_span_in_context(NonRecordingSpan(span_context), Context())
 
@@ -426,7 +441,8 @@ class VerdictEmitter:
 
 def _item(verdict: Any) -> str:
     item_id = getattr(verdict, "item_id", None)
-    return str(item_id) if isinstance(item_id, int) else "?"
+    approval_id = getattr(verdict, "approval_id", None)
+    return str(item_id) if isinstance(item_id, int) else approval_id if isinstance(approval_id, str) else "?"
 
 
 def _otlp_exporter(config: VerdictsConfig) -> LogRecordExporter:
