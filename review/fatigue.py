@@ -444,11 +444,12 @@ def _suggest(
             )
         else:
             actions[action] = {"tier": "green"}
-            why = (
-                "never rejected or modified"
-                if not troubled
-                else "no numeric argument separates the few rejected or modified ones"
-            )
+            if not troubled:
+                why = "never rejected or modified"
+            elif all(r.arguments is None for r in records):
+                why = "the records carry no arguments to find a threshold in"
+            else:
+                why = "no numeric argument separates the few rejected or modified ones"
             suggestions.append(
                 Suggestion(
                     action=action,

@@ -229,6 +229,8 @@ def test_a_green_suggestion_that_lets_a_rejection_through_says_so():
     (suggestion,) = out["suggestions"]
     assert suggestion["kind"] == "green" and "no numeric argument separates" in suggestion["reason"]
     assert out["projection"]["unasked_rejected_or_modified"] == 1
+    bare = [{k: v for k, v in r.items() if k != "arguments"} for r in records]
+    assert "the records carry no arguments" in report(bare)["suggestions"][0]["reason"]
 
 
 def test_an_empty_history_gives_an_empty_report_with_every_day():
