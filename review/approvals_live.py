@@ -155,7 +155,9 @@ class NotifyListener(_Worker):
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5, application_name=self.name
+                ) as connection:
                     connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.listening.set()
                     if backoff > 0.5:
