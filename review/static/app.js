@@ -75,6 +75,16 @@
     return parent;
   }
 
+  /** A label and its values (text or nodes) in a <dl> of meta fields. */
+  function metaField(meta, label, values) {
+    const group = el("div", "meta-field");
+    group.appendChild(el("dt", null, label));
+    const dd = el("dd");
+    values.forEach((value) => dd.appendChild(typeof value === "string" ? document.createTextNode(value) : value));
+    group.appendChild(dd);
+    meta.appendChild(group);
+  }
+
   function chip(text, className) {
     return el("span", `chip${className ? ` ${className}` : ""}`, text);
   }
@@ -458,11 +468,15 @@
   }
 
   function selectRow(index, focus) {
-    const all = rows();
+    selectIn(rows(), state, index, focus);
+  }
+
+  /** Marks row `index` of `all` selected (in `holder.selected`), scrolled into view and, with `focus`, focused. */
+  function selectIn(all, holder, index, focus) {
     if (!all.length) return;
-    state.selected = Math.max(0, Math.min(index, all.length - 1));
-    all.forEach((row, i) => row.classList.toggle("selected", i === state.selected));
-    const row = all[state.selected];
+    holder.selected = Math.max(0, Math.min(index, all.length - 1));
+    all.forEach((row, i) => row.classList.toggle("selected", i === holder.selected));
+    const row = all[holder.selected];
     if (focus) row.focus();
     row.scrollIntoView({ block: "nearest" });
   }
@@ -640,14 +654,7 @@
 
     const meta = $("item-meta");
     clear(meta);
-    const field = (label, ...values) => {
-      const group = el("div", "meta-field");
-      group.appendChild(el("dt", null, label));
-      const dd = el("dd");
-      values.forEach((value) => dd.appendChild(typeof value === "string" ? document.createTextNode(value) : value));
-      group.appendChild(dd);
-      meta.appendChild(group);
-    };
+    const field = (label, ...values) => metaField(meta, label, values);
     field("Tier", tierBadge(item.tier));
     field("Risk", riskBadge(item.risk_tier));
     const reasons = el("span", "chips");
@@ -1320,12 +1327,7 @@
   }
 
   function selectApprovalRow(index, focus) {
-    const all = approvalRows();
-    if (!all.length) return;
-    approvals.selected = Math.max(0, Math.min(index, all.length - 1));
-    all.forEach((row, i) => row.classList.toggle("selected", i === approvals.selected));
-    if (focus) all[approvals.selected].focus();
-    all[approvals.selected].scrollIntoView({ block: "nearest" });
+    selectIn(approvalRows(), approvals, index, focus);
   }
 
   function focusApprovalRow() {
@@ -1497,14 +1499,7 @@
 
     const meta = $("approval-meta");
     clear(meta);
-    const field = (label, ...values) => {
-      const group = el("div", "meta-field");
-      group.appendChild(el("dt", null, label));
-      const dd = el("dd");
-      values.forEach((value) => dd.appendChild(typeof value === "string" ? document.createTextNode(value) : value));
-      group.appendChild(dd);
-      meta.appendChild(group);
-    };
+    const field = (label, ...values) => metaField(meta, label, values);
     field("Tier", riskBadge(request.tier));
     field("Status", approvalStatus(request));
     field("Approvals", progressText(request));
