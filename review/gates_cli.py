@@ -72,23 +72,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_policy(path: str) -> Any:
-    import yaml
-    from pydantic import ValidationError
-    from spanguard.instrumentation.gate_policy import GatePolicy
+    from spanguard.instrumentation.gate_policy import load_policy
+
+    from spanguard.yamlconfig import ConfigError
 
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise GatesError(f"cannot read the policy {path}: {error.strerror or error}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise GatesError(f"the policy {path} is not valid YAML{where}") from None
-    try:
-        return GatePolicy.model_validate(raw if raw is not None else {})
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
-        raise GatesError(f"invalid policy {path}: {problems}") from None
+        return load_policy(path)
+    except ConfigError as error:
+        # One line: the problems (each "file:line:column: path: what") joined.
+        raise GatesError(f"invalid gate policy: {'; '.join(str(p) for p in error.problems)}") from None
 
 
 def read_report(db: str | None, *, days: int, policy_file: str | None = None, now: dt.datetime | None = None) -> dict:
@@ -116,7 +108,7 @@ def read_report(db: str | None, *, days: int, policy_file: str | None = None, no
     except (SQLAlchemyError, ImportError, ValueError) as error:
         raise GatesError(f"--db {safe_url(url)}: {type(error).__name__}: {_first_line(error)}") from None
     try:
-        records = ApprovalStore(store).history(window_start(now, days))
+        records = ApprovalStore(store).history(window_start(now, days), arguments=True)
     except SQLAlchemyError as error:
         hint = " (run `spanguard review migrate` on it)" if "approval_requests" in str(error) else ""
         reason = _first_line(getattr(error, "orig", None) or error)

@@ -39,8 +39,8 @@ def ask(approvals: ApprovalStore, action: str, *, tier: str = "yellow", approval
 
 @pytest.fixture
 def seeded(db_url) -> Iterator[str]:
-    """A store with today's history: 22 lookups approved, a red deletion approved by two, a rejected e-mail, an
-    edited refund and a refund still pending."""
+    """A store with today's history: 22 lookups approved, a red deletion approved by two, a rejected e-mail, 20
+    refunds of $10 to $200 approved, one of $900 edited, and one still pending."""
     store = ReviewStore(db_url)
     store.migrate()
     approvals = ApprovalStore(store)
@@ -50,6 +50,8 @@ def seeded(db_url) -> Iterator[str]:
     approvals.decide(deletion, "alice", "approve")
     approvals.decide(deletion, "bob", "approve")
     approvals.decide(ask(approvals, "send_email", recipients=["x"]), "bob", "reject", reason="wrong customer")
+    for n in range(20):
+        approvals.decide(ask(approvals, "issue_refund", amount=10.0 * (n + 1)), "bob", "approve")
     approvals.decide(ask(approvals, "issue_refund", amount=900.0), "alice", "modify", arguments={"amount": 90.0})
     ask(approvals, "issue_refund", amount=20.0)
     store.shutdown()
@@ -66,21 +68,27 @@ def test_the_report_from_a_real_store_as_json(seeded, capsys):
     # Two days: a test run just after midnight UTC still sees the requests it made (all "today" or "yesterday").
     code, out, err = run(capsys, "--db", seeded, "--days", "2", "--json")
     assert code == 0, err
-    report = json.loads(out)
+    check_seeded_report(json.loads(out))
+
+
+def check_seeded_report(report: dict) -> None:
     totals = report["totals"]
     assert (totals["requested"], totals["approved"], totals["rejected"], totals["modified"], totals["pending"]) == (
-        26,
-        23,
+        46,
+        43,
         1,
         1,
         1,
     )
     assert {row["action"]: row["tier"] for row in report["by_action"]}["delete_account"] == "red"
-    assert len(report["by_day"]) == 2 and sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(2.6)
+    assert len(report["by_day"]) == 2 and sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(4.6)
     kinds = {(s["action"], s["kind"]) for s in report["suggestions"]}
-    assert kinds == {("lookup_order", "green"), ("delete_account", "list_red")}
-    assert report["suggested_policy"]["actions"]["delete_account"] == {"tier": "red", "approvals": 2}
+    assert kinds == {("lookup_order", "green"), ("delete_account", "list_red"), ("issue_refund", "raise_threshold")}
+    actions = report["suggested_policy"]["actions"]
+    assert actions["delete_account"] == {"tier": "red", "approvals": 2}
+    assert actions["issue_refund"] == {"tier": "yellow", "when": "amount > 500"}  # from the stored arguments
     assert report["projection"]["red_asked"] == 1
+    assert "900" not in json.dumps(report)  # arguments are not copied into the report
 
 
 def test_the_report_as_a_table_with_the_suggested_policy_to_copy(seeded, capsys):
@@ -100,7 +108,7 @@ def test_a_policy_file_sets_the_base_and_the_budget(seeded, tmp_path, capsys):
     assert code == 0, err
     report = json.loads(out)
     assert report["budget_per_day"] == 30
-    assert sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(26 / 30)
+    assert sum(day["budget_share"] for day in report["by_day"]) == pytest.approx(46 / 30)
     assert report["suggested_policy"]["budget_per_day"] == 30
     assert report["suggested_policy"]["actions"]["send_email"]["when"] == "len(recipients) > 50"
 
@@ -108,8 +116,8 @@ def test_a_policy_file_sets_the_base_and_the_budget(seeded, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("actions:\n  pay: {tier: red, when: 'amount > 1'}\n", "invalid policy"),
-        ("actions: [unclosed\n", "is not valid YAML at line"),
+        ("actions:\n  pay: {tier: red, when: 'amount > 1'}\n", "policy.yaml:2:3: actions.pay: 'when' applies"),
+        ("actions: [unclosed\n", "policy.yaml:2:1: YAML syntax error"),
     ],
 )
 def test_a_bad_policy_file_is_one_line_and_exit_2(seeded, tmp_path, capsys, text, message):
@@ -242,23 +250,32 @@ def test_a_report_with_a_bad_value_from_the_service_is_refused(answers, capsys):
 
 
 @pytest.fixture
-def review_service(db_url) -> Iterator[tuple[str, str]]:
-    """The real review service on loopback with a reviewer token."""
-    config = ServiceConfig(db=db_url)
-    store = ReviewStore(db_url, config.policy)
-    store.migrate()
-    token = store.create_token("alice", "reviewer")
+def review_service(seeded) -> Iterator[tuple[str, dict[str, str]]]:
+    """The real review service on loopback over the seeded store, with a reviewer and an ingest token."""
+    config = ServiceConfig(db=seeded)
+    store = ReviewStore(seeded, config.policy)
+    tokens = {"reviewer": store.create_token("alice", "reviewer"), "ingest": store.create_token("agent", "ingest")}
     server = ReviewServer(config, store, port=0)
     server.start()
     try:
-        yield f"http://127.0.0.1:{server.port}", token
+        yield f"http://127.0.0.1:{server.port}", tokens
     finally:
         server.shutdown()
         store.shutdown()
 
 
-def test_the_real_service_refuses_a_bad_token_with_exit_2(review_service, capsys):
-    url, _ = review_service
-    code, _, err = run(capsys, "--endpoint", url, "--token", "sgr_wrong")
-    assert code == 2 and err.count("\n") == 1
-    assert "refused the token (401" in err or "has no /v1/approvals/report" in err
+def test_the_report_from_the_real_service(review_service, capsys):
+    url, tokens = review_service
+    code, out, err = run(capsys, "--endpoint", url, "--token", tokens["reviewer"], "--days", "2", "--json")
+    assert code == 0, err
+    check_seeded_report(json.loads(out))
+    code, out, err = run(capsys, "--endpoint", url, "--token", tokens["reviewer"], "--days", "2")
+    assert code == 0 and "issue_refund:\n    tier: yellow\n    when: amount > 500" in out
+
+
+@pytest.mark.parametrize(("who", "status"), [("nobody", "401"), ("ingest", "403")])
+def test_the_real_service_refuses_a_bad_token_or_an_agents_with_exit_2(review_service, capsys, who, status):
+    url, tokens = review_service
+    code, out, err = run(capsys, "--endpoint", url, "--token", tokens.get(who, "sgr_wrong"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"refused the token ({status}" in err
