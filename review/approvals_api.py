@@ -164,13 +164,16 @@ class ApprovalsRuntime:
 
     def _fired(self, fired: Timers) -> None:
         now = _now()
-        for approval_id in fired.escalated:
-            request = self.approvals.get(approval_id)
-            self.metrics.escalations.labels(*self.metrics.labels(request)).inc()
-            if self.webhook is not None:
+        for approval_id, escalated in [*((i, True) for i in fired.escalated), *((i, False) for i in fired.timed_out)]:
+            try:  # one request that cannot be read again must not cost the others their webhook
+                request = self.approvals.get(approval_id)
+            except Exception as error:
+                logger.warning("approvals: %s changed but was not read back (%s)", approval_id, type(error).__name__)
+                continue
+            counter = self.metrics.escalations if escalated else self.metrics.timeouts
+            counter.labels(*self.metrics.labels(request)).inc()
+            if escalated and self.webhook is not None:
                 self.webhook.send(request, now)
-        for approval_id in fired.timed_out:
-            self.metrics.timeouts.labels(*self.metrics.labels(self.approvals.get(approval_id))).inc()
 
 
 def add_approval_routes(

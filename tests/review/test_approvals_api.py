@@ -23,7 +23,7 @@ from otlp_logs import attributes_of
 from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.approvals_live import EscalationWebhook
 from spanguard.review.cli import ReviewServer
-from spanguard.review.config import ServiceConfig
+from spanguard.review.config import ConfigError, ServiceConfig, load_config
 from spanguard.review.store import ReviewStore
 from spanguard.review.verdicts import VerdictsConfig
 
@@ -538,3 +538,32 @@ def test_the_openapi_document_lists_the_approvals_routes(service):
         "/v1/approvals/{approval_id}/consume",
         "/v1/approvals/{approval_id}/audit",
     } <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "named"),
+    [
+        ("approvals: {webhook_url: 'ftp://hooks.example/x'}", "approvals.webhook_url"),
+        ("approvals: {timer_interval_s: 0}", "approvals.timer_interval_s"),
+        ("approvals: {webhook_retries: 11}", "approvals.webhook_retries"),
+        ("approvals: {page_url: 'not a url'}", "approvals.page_url"),
+        ("approvals: {policy: {tiers: {red: {on_hard_timeout: proceed}}}}", "approvals.policy.tiers"),
+        ("approvals: {webhook: 'x'}", "approvals.webhook"),
+    ],
+)
+def test_a_bad_approvals_config_is_refused_at_load_naming_the_key(tmp_path, yaml_text, named):
+    path = tmp_path / "review.yaml"
+    path.write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert named in str(error.value)
+
+
+def test_the_background_parts_stop_idempotently_and_the_server_then_stops(make_service):
+    service = make_service(approvals={"timer_interval_s": 0.05})
+    runtime = service.server.app.state.approvals
+    runtime.stop(timeout=5)
+    runtime.stop(timeout=5)  # again, as the lifespan's shutdown will: nothing to do
+    assert not runtime.timers._thread and runtime.waiters.closed
+    service.server.shutdown()
+    service.server.shutdown()
