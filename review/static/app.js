@@ -1407,6 +1407,7 @@
     showError("approval-error", "");
     $("approval-result").hidden = true;
     $("approval-reject-reason").value = "";
+    $("approval-modify-reason").value = "";
     renderApproval(request, false);
     show("approval");
     history.replaceState(null, "", `#approval=${encodeURIComponent(request.id)}`);
@@ -1964,6 +1965,8 @@
         return fail("The arguments are unchanged: edit them first (or approve).", first);
       }
       body.arguments = result.value;
+      const why = $("approval-modify-reason").value.trim();
+      if (why) body.reason = why;
     }
     setBusy(true);
     let updated;
@@ -1982,7 +1985,7 @@
     if (!approvals.current || approvals.current.id !== request.id) return;
     rememberApproval(updated);
     approvals.current = updated;
-    if (outcome === "reject") $("approval-reject-reason").value = "";
+    $(outcome === "modify" ? "approval-modify-reason" : "approval-reject-reason").value = "";
     renderApproval(updated, false);
     const box = $("approval-result");
     box.textContent = decisionMessage(outcome, updated);

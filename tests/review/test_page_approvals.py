@@ -293,13 +293,16 @@ def test_modify_shows_the_changes_and_sends_the_edited_arguments(tab: Tab, servi
     expect(diff.nth(3)).to_have_text('note(absent)"partial"')
     expect(page.get_by_label("note", exact=True)).to_have_value("partial")  # the fields follow the JSON
 
+    page.fill("#approval-modify-reason", "Only one unit arrived broken.")
     page.click("#approval-modify")
     expect(page.locator("#approval-result")).to_contain_text("Modified (1 of 1 approval: alice)")
     expect(page.locator("#approval-modified-note")).to_contain_text("alice modified the arguments: amount: 250 → 100")
     expect(amount).to_be_disabled()
     done = service.get(request["id"])
     assert (done["status"], done["decided_arguments"], done["arguments"]) == ("modified", edited, arguments)
-    assert done["decisions"][0]["reviewer"] == "alice"
+    [decision] = done["decisions"]
+    assert (decision["reviewer"], decision["outcome"], decision["arguments"]) == ("alice", "modify", edited)
+    assert decision["reason"] == "Only one unit arrived broken."
 
 
 def test_reject_needs_a_reason_and_a_decision_made_elsewhere_shows_at_once(tab: Tab, service: Service) -> None:
