@@ -10,6 +10,7 @@ reach a decision denies. Behaviour: docs/gates.md.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 import inspect
@@ -70,6 +71,7 @@ __all__ = [
     "await_approval",
     "configure",
     "gate",
+    "last_grant",
     "resume",
     "submit",
     "wait",
@@ -85,6 +87,7 @@ DEFAULT_RECORDS_DIR: Final = ".spanguard/approvals"
 POLL_S: Final = 30.0  # one long poll's wait; re-issued until a decision or the hard timeout
 GRACE_S: Final = 30.0  # past the hard timeout, how long the app still waits for the service's own time-out
 _SKIPPED_PARAMETERS: Final = frozenset({"self", "cls"})
+_last_grant: contextvars.ContextVar[Granted | None] = contextvars.ContextVar("spanguard_last_grant", default=None)
 
 
 # -- errors -----------------------------------------------------------------------------------------------------------
@@ -495,11 +498,11 @@ class _Call:
             deciders = [d for d in record.get("decisions") or [] if isinstance(d, Mapping)]
             reviewer = next((d.get("reviewer") for d in reversed(deciders) if d.get("outcome") == "reject"), None)
             reason = record.get("reason") or "no reason given"
-            return self.fail(ApprovalRejected(self.action, approval_id, str(reason), reviewer), GATE_OUTCOME_REJECTED)
+            rejected = ApprovalRejected(self.action, approval_id, str(reason), reviewer)
+            return self.fail(rejected, GATE_OUTCOME_REJECTED, record)
         if status == "timed_out" and record.get("on_hard_timeout") != "proceed":
-            return self.fail(
-                ApprovalTimeout(self.action, approval_id, time.monotonic() - self.started), GATE_OUTCOME_TIMED_OUT
-            )
+            timeout = ApprovalTimeout(self.action, approval_id, time.monotonic() - self.started)
+            return self.fail(timeout, GATE_OUTCOME_TIMED_OUT, record)
         return None
 
     def arguments_to_run(self, record: Mapping[str, Any], status: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -552,13 +555,18 @@ class _Call:
             changes=changes or {},
         )
 
-    def fail(self, error: ApprovalError, outcome: str = GATE_OUTCOME_UNAVAILABLE) -> ApprovalError:
+    def fail(
+        self,
+        error: ApprovalError,
+        outcome: str = GATE_OUTCOME_UNAVAILABLE,
+        record: Mapping[str, Any] | None = None,
+    ) -> ApprovalError:
         """End the span with ``outcome`` and the error's type; the error, for the caller to raise."""
         error.action = error.action or self.action
         error.approval_id = error.approval_id or self.approval_id
         self.span.set_attribute(ERROR_TYPE, f"spanguard.{type(error).__name__}")
         self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        self._finish(outcome, None)
+        self._finish(outcome, record)
         return error
 
     def leave_pending(self) -> None:
@@ -865,6 +873,11 @@ class approval:
         return None
 
 
+def last_grant() -> Granted | None:
+    """The grant of the latest gated call in this context (after ``@gate``: tell the model what a reviewer changed)."""
+    return _last_grant.get()
+
+
 def gate(
     action: str | None = None,
     *,
@@ -896,7 +909,9 @@ def gate(
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
                 bound, arguments = bind(args, kwargs)
+                _last_grant.set(None)
                 async with approval(name, arguments, tier=tier, context=context) as granted:
+                    _last_grant.set(granted)
                     new_args, new_kwargs = call_with(bound, granted)
                     return await fn(*new_args, **new_kwargs)
 
@@ -905,7 +920,9 @@ def gate(
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             bound, arguments = bind(args, kwargs)
+            _last_grant.set(None)
             with approval(name, arguments, tier=tier, context=context) as granted:
+                _last_grant.set(granted)
                 new_args, new_kwargs = call_with(bound, granted)
                 return fn(*new_args, **new_kwargs)
 

@@ -18,6 +18,7 @@ from spanguard.instrumentation.gate import (
     Granted,
     approval,
     gate,
+    last_grant,
     resume,
 )
 from spanguard.instrumentation.models import UnpinnedModelError
@@ -36,6 +37,7 @@ __all__ = [
     "gate",
     "instrument",
     "is_instrumented",
+    "last_grant",
     "resume",
     "session",
     "tool",
