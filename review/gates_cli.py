@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--endpoint", help="the review service's URL (asks GET /v1/approvals/report)")
     report.add_argument("--token", help=f"a reviewer token for --endpoint (default: ${TOKEN_ENV})")
     report.add_argument("--days", type=int, default=30, help="the last N UTC days, today included (default 30)")
+    report.add_argument(
+        "--config", help="the review service's config: its store (unless --db) and approvals.policy (--db only)"
+    )
     report.add_argument("--policy", help="the gate policy in force (YAML), the base of the suggested one (--db only)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= args.days <= 366:
             raise GatesError(f"--days must be from 1 to 366, not {args.days}")
         if args.endpoint:
-            if args.policy:
-                raise GatesError("--policy applies to --db only: the service reports with its own policy")
+            if args.policy or args.config:
+                raise GatesError("--policy and --config apply to --db only: the service reports with its own policy")
             token = args.token or os.environ.get(TOKEN_ENV)
             if not token:
                 raise GatesError(f"--endpoint needs a reviewer token: --token or ${TOKEN_ENV}")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.token:
                 raise GatesError("--token applies to --endpoint only")
-            report = read_report(args.db, days=args.days, policy_file=args.policy)
+            report = read_report(args.db, days=args.days, policy_file=args.policy, config_file=args.config)
     except GatesError as error:
         print(f"spanguard gates: {error}", file=sys.stderr)
         return 2
@@ -83,18 +86,27 @@ def _load_policy(path: str) -> Any:
         raise GatesError(f"invalid gate policy: {'; '.join(str(p) for p in error.problems)}") from None
 
 
-def read_report(db: str | None, *, days: int, policy_file: str | None = None, now: dt.datetime | None = None) -> dict:
-    """The report built from the approvals store at ``db`` (the review service's default store when None)."""
-    from spanguard.review.config import DEFAULT_DB_URL, ConfigError, load_config
+def read_report(
+    db: str | None,
+    *,
+    days: int,
+    policy_file: str | None = None,
+    config_file: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
+    """The report built from the approvals store at ``db`` (else the review config's store, else the default one);
+    the policy is ``policy_file``'s, else the review config's ``approvals.policy``, else the default policy."""
+    from spanguard.instrumentation.gate_policy import GatePolicy
+    from spanguard.review.config import ConfigError, load_config
     from spanguard.review.fatigue import build_report, window_start
     from sqlalchemy.exc import SQLAlchemyError
 
-    policy = _load_policy(policy_file) if policy_file else None
-    url = db or DEFAULT_DB_URL
     try:
-        load_config(None, db=url)  # the service's own check of a store URL
+        config = load_config(config_file, db=db)  # also the service's own check of a store URL
     except ConfigError as error:
-        raise GatesError(str(error)) from None
+        raise GatesError(" ".join(str(error).split("\n"))) from None
+    policy = _load_policy(policy_file) if policy_file else config.approvals.policy
+    url = config.db
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         path = Path(url.removeprefix("sqlite:///")).expanduser()
         if not path.is_file():  # never create an empty store just to report on it
@@ -115,8 +127,8 @@ def read_report(db: str | None, *, days: int, policy_file: str | None = None, no
         raise GatesError(f"cannot read approvals from {safe_url(url)}{hint}: {reason}") from None
     finally:
         store.shutdown()
-    budget = policy.budget_per_day if policy is not None else 10
-    return build_report(records, budget_per_day=budget, policy=policy, now=now, days=days)
+    policy = policy or GatePolicy()
+    return build_report(records, budget_per_day=policy.budget_per_day, policy=policy, now=now, days=days)
 
 
 def fetch_report(endpoint: str, token: str, *, days: int) -> dict:

@@ -113,6 +113,17 @@ def test_a_policy_file_sets_the_base_and_the_budget(seeded, tmp_path, capsys):
     assert report["suggested_policy"]["actions"]["send_email"]["when"] == "len(recipients) > 50"
 
 
+def test_the_review_config_gives_the_store_and_the_policy(seeded, tmp_path, capsys):
+    config = tmp_path / "review.yaml"
+    config.write_text(f"db: {seeded}\napprovals:\n  policy:\n    budget_per_day: 23\n")
+    code, out, err = run(capsys, "--config", str(config), "--days", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["budget_per_day"] == 23
+    config.write_text("approvals:\n  policy:\n    budget_per_day: 0\n")
+    code, out, err = run(capsys, "--config", str(config), "--db", seeded)
+    assert code == 2 and err.count("\n") == 1 and "approvals.policy.budget_per_day" in err
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -138,7 +149,8 @@ def test_a_bad_policy_file_is_one_line_and_exit_2(seeded, tmp_path, capsys, text
         (["--endpoint", "http://127.0.0.1:1"], "needs a reviewer token"),
         (["--endpoint", "http://127.0.0.1:1", "--token", "t"], "cannot reach the review service at http://127.0.0.1:1"),
         (["--endpoint", "ftp://127.0.0.1:1", "--token", "t"], "must be an http:// or https:// URL"),
-        (["--endpoint", "http://127.0.0.1:1", "--token", "t", "--policy", "p.yaml"], "--policy applies to --db only"),
+        (["--endpoint", "http://127.0.0.1:1", "--token", "t", "--policy", "p.yaml"], "apply to --db only"),
+        (["--endpoint", "http://127.0.0.1:1", "--token", "t", "--config", "r.yaml"], "apply to --db only"),
         (["--db", "sqlite:///x.db", "--token", "t"], "--token applies to --endpoint only"),
     ],
 )
