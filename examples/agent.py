@@ -1,5 +1,9 @@
 """A small multi-turn customer-support agent, instrumented with one line: ``spanguard.instrument()``.
 
+Its refunds go through an approval gate (``@spanguard.gate``): with ``SPANGUARD_REVIEW_ENDPOINT`` and
+``SPANGUARD_REVIEW_TOKEN`` set (``make demo`` sets them), a refund over the policy's threshold
+(``examples/gate-policy.yaml``) waits for a reviewer; without a review service it is denied, and the model is told.
+
 It uses the real OpenAI SDK. With ``OPENAI_BASE_URL`` unset it starts the local fake provider
 (``fake_provider.py``) and scripts its answers, so it runs anywhere without a key or a network.
 
@@ -40,7 +44,23 @@ TOOLS = [
                 "required": ["order_id"],
             },
         },
-    }
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "issue_refund",
+            "description": "Refund an amount of an order to the customer's card.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "amount": {"type": "number"},
+                    "reason": {"type": "string"},
+                },
+                "required": ["order_id", "amount"],
+            },
+        },
+    },
 ]
 # Each conversation: (session id, user id, the user's turns).
 CONVERSATIONS = [
@@ -55,6 +75,28 @@ def lookup_order(order_id: str) -> dict[str, Any]:
     return ORDERS.get(order_id, {"status": "unknown"})
 
 
+@spanguard.gate(action="issue_refund")
+@spanguard.tool
+def issue_refund(order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
+    """Refund ``amount`` of an order (only once a reviewer approved it, when the policy asks)."""
+    return {"refunded": amount, "order_id": order_id, "currency": "EUR"}
+
+
+def call_tool(name: str, arguments: dict[str, Any]) -> str:
+    """Run one tool the model called; a refusal by the approval gate is told to the model, honestly."""
+    if name == "lookup_order":
+        return json.dumps(lookup_order(**arguments))
+    if name == "issue_refund":
+        try:
+            result = json.dumps(issue_refund(**arguments))
+        except spanguard.ApprovalError as refused:
+            return refused.message_for_model
+        granted = spanguard.last_grant()
+        note = granted.message_for_model if granted is not None else None
+        return f"{result}\n{note}" if note else result
+    return json.dumps({"error": f"unknown tool {name}"})
+
+
 def script_fake_provider(fake: Any) -> None:
     """Queue the answers the fake provider gives, in the order the agent asks."""
     from fake_provider import text, tool_call
@@ -64,7 +106,12 @@ def script_fake_provider(fake: Any) -> None:
         text("Your order A-1001 has shipped with DHL and arrives tomorrow."),
         text("Done: I sent the tracking link to your email."),
         tool_call("lookup_order", {"order_id": "A-1002"}, call_id="call_order_1002"),
-        text("Sorry! A-1002 is delayed (UPS, 5 days). I have flagged the double charge for a refund."),
+        tool_call(
+            "issue_refund",
+            {"order_id": "A-1002", "amount": 89.9, "reason": "double charge"},
+            call_id="call_refund_1002",
+        ),
+        text("Sorry! A-1002 is delayed (UPS, 5 days). I have refunded the double charge of 89.90 EUR."),
     )
 
 
@@ -78,8 +125,8 @@ def run_turn(client: openai.OpenAI, messages: list[dict[str, Any]]) -> str:
             return message.content or ""
         messages.append(message.model_dump(exclude_none=True))
         for call in message.tool_calls:
-            result = lookup_order(**json.loads(call.function.arguments))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+            result = call_tool(call.function.name, json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
     return "(gave up after five tool rounds)"
 
 

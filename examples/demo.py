@@ -2,10 +2,12 @@
 
 1. Starts the collector (``examples/collector-demo.yaml``) on its default ports, plus Arize Phoenix when it is
    installed in ``.venv-phoenix`` (``make test`` creates it), with an ``otlp/phoenix`` exporter to it.
-2. Runs ``examples/agent.py`` with the one line ``spanguard.instrument()``, exporting OTLP to the collector, content
-   capture on (so in-process redaction is on too).
-3. Starts the review service (``spanguard review serve``) on SQLite at ``.spanguard/demo/review.db``, with an ingest
-   token for the collector's ``review`` exporter and a reviewer token for you.
+2. Starts the review service (``spanguard review serve``) on SQLite at ``.spanguard/demo/review.db``, with ingest
+   tokens for the collector's ``review`` exporter and for the agent's approval gate, and a reviewer token for you.
+3. Runs ``examples/agent.py`` with the one line ``spanguard.instrument()``, exporting OTLP to the collector, content
+   capture on (so in-process redaction is on too). Its refund waits at its approval gate
+   (``examples/gate-policy.yaml``); the demo shows the pending request and approves it through the approvals API, as a
+   reviewer would, and the refund then runs.
 4. Stops the collector with SIGTERM (it drains its queues, so the review items are delivered) and prints the traces
    kept, their risk and review tiers, what was redacted, and the review queue: the page's address and the token.
 """
@@ -72,8 +74,8 @@ def review_command(*args: str) -> list[str]:
     return [str(SPANGUARD), "review", *args, "--db", f"sqlite:///{DEMO_DIR / 'review.db'}"]
 
 
-def start_review(console: Console) -> tuple[subprocess.Popen[bytes], str, str] | None:
-    """Start the review service on a fresh SQLite store; (process, ingest token, reviewer token), or None."""
+def start_review(console: Console) -> tuple[subprocess.Popen[bytes], str, str, str] | None:
+    """Start the review service on a fresh SQLite store; (process, ingest, agent and reviewer tokens), or None."""
     for stale in DEMO_DIR.glob("review.db*"):
         stale.unlink()
 
@@ -85,6 +87,7 @@ def start_review(console: Console) -> tuple[subprocess.Popen[bytes], str, str] |
 
     try:
         ingest, reviewer = token("ingest", "demo-collector"), token("reviewer", "demo-reviewer")
+        agent = token("ingest", "support-agent")
     except RuntimeError as error:
         console.print(f"[red]The review store could not be created: {error}[/red]")
         return None
@@ -97,7 +100,44 @@ def start_review(console: Console) -> tuple[subprocess.Popen[bytes], str, str] |
         process.terminate()
         console.print(f"[red]The review service did not start; see {DEMO_DIR / 'review.log'}[/red]")
         return None
-    return process, ingest, reviewer
+    return process, ingest, agent, reviewer
+
+
+def approve_when_asked(console: Console, token: str, agent: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Wait for the agent's approval request, show it, and approve it through the API as the demo reviewer."""
+    import httpx
+
+    base = f"http://127.0.0.1:{REVIEW_PORT}/v1/approvals"
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + seconds
+    pending: list[dict[str, Any]] = []
+    while not pending and agent.poll() is None and time.monotonic() < deadline:
+        body = httpx.get(base, params={"status": "pending"}, headers=headers, timeout=10).json()
+        pending = body["items"]
+        if not pending:
+            time.sleep(0.2)
+    if not pending:
+        console.print("[yellow]The agent asked for no approval.[/yellow]")
+        return
+    request = pending[0]
+    table = Table(title="approval gate: the agent is waiting for a person")
+    for column in ("approval", "action", "tier", "arguments (redacted)", "why it asks", "hard timeout"):
+        table.add_column(column)
+    table.add_row(
+        request["id"],
+        request["action"],
+        request["tier"],
+        ", ".join(f"{k}={v}" for k, v in request["arguments"].items()),
+        "; ".join(request["reasons"]),
+        request["hard_deadline"],
+    )
+    console.print(table)
+    time.sleep(1.0)  # the agent is blocked in its long poll meanwhile
+    decided = httpx.post(f"{base}/{request['id']}/decision", json={"outcome": "approve"}, headers=headers, timeout=10)
+    console.print(
+        f"approved by [bold]demo-reviewer[/bold] (POST /v1/approvals/{request['id']}/decision: "
+        f"{decided.status_code}, status {decided.json().get('status')}); the agent resumes and the refund runs"
+    )
 
 
 def review_queue(token: str) -> list[dict[str, Any]]:
@@ -152,7 +192,7 @@ def main() -> int:
         if phoenix is not None:
             phoenix.terminate()
         return 1
-    review_service, ingest_token, reviewer_token = review
+    review_service, ingest_token, agent_token, reviewer_token = review
     config = collector_config(phoenix is not None)
     env = {**os.environ, "SPANGUARD_DEMO_DIR": str(DEMO_DIR), "SPANGUARD_REVIEW_TOKEN": ingest_token}
     collector = subprocess.Popen(
@@ -172,10 +212,21 @@ def main() -> int:
             "OTEL_SERVICE_NAME": "support-agent",
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
             "OTEL_METRICS_EXPORTER": "none",
+            "SPANGUARD_REVIEW_ENDPOINT": f"http://127.0.0.1:{REVIEW_PORT}",
+            "SPANGUARD_REVIEW_TOKEN": agent_token,
+            "SPANGUARD_GATE_POLICY": str(ROOT / "examples" / "gate-policy.yaml"),
+            "SPANGUARD_GATE_DIR": str(DEMO_DIR / "approvals"),
         }
         agent_env.pop("OPENAI_BASE_URL", None)
         console.rule("the example agent (real OpenAI SDK -> local fake provider), spanguard.instrument() on")
-        subprocess.run([sys.executable, str(ROOT / "examples" / "agent.py")], env=agent_env, check=True)
+        agent = subprocess.Popen([sys.executable, str(ROOT / "examples" / "agent.py")], env=agent_env)
+        try:
+            approve_when_asked(console, reviewer_token, agent)
+            if agent.wait(timeout=120) != 0:
+                raise subprocess.CalledProcessError(agent.returncode, "examples/agent.py")
+        finally:
+            if agent.poll() is None:
+                agent.kill()
         console.print("[dim]waiting for tail sampling to decide (decision_wait 3s)...[/dim]")
         time.sleep(4.5)
     finally:
