@@ -19,7 +19,7 @@ own refund limit) is rejected with probability 0.25 and reduced (modified) with 
 recipients is rejected with 0.2 and trimmed (modified) with 0.2. ``delete_account`` is rejected in 8 % of requests
 (the wrong account), ``pay_new_payee`` rejected in 15 % and modified in 8 % (a wrong amount or payee): often enough
 to be named for a prompt fix. Decision times are log-normal, median 4 minutes, sigma 1.2 (about 14 % escalate at
-15 minutes, a few in a hundred thousand time out at 4 hours). Troubles are modelled only above an amount or a
+15 minutes, about 3 in 10,000 time out at 4 hours). Troubles are modelled only above an amount or a
 recipient count; reviewers who also rejected some small refunds would make the report's threshold rule (the round
 number below the smallest rejected or modified value) suggest a lower threshold, or green with those rejections let
 through, which the report then counts and says.

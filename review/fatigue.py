@@ -28,7 +28,11 @@ __all__ = [
     "FIX_SHARE",
     "MIN_REQUESTS",
     "FatigueReport",
+    "RecordError",
     "build_report",
+    "percent",
+    "percentile",
+    "suggested_policy",
     "window_start",
 ]
 
@@ -47,6 +51,7 @@ _FEATURE_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # usable in 
 
 # --------------------------------------------------------------------------------------------------------------------
 # The report's shape: one definition for the service's answer and for the CLI reading it back (untrusted JSON).
+# Unknown keys are ignored rather than refused, so a CLI can read the report of a newer service.
 
 
 class Counts(BaseModel, extra="ignore"):
