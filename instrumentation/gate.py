@@ -29,7 +29,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from spanguard.instrumentation import gate_state
 from spanguard.instrumentation.gate_client import ApprovalsClient, AsyncApprovalsClient, ServiceError
 from spanguard.instrumentation.gate_digest import DigestError, argument_digest
-from spanguard.instrumentation.gate_policy import GateDecision, GatePolicy, Tier, decide
+from spanguard.instrumentation.gate_policy import POLICY_ENV, GateDecision, GatePolicy, Tier, decide, load_policy
 from spanguard.instrumentation.gate_state import LocalRecord, LocalRecords, capture, redact_for_review
 from spanguard.instrumentation.session import current_session
 from spanguard.semconv import (
@@ -81,7 +81,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ENDPOINT_ENV: Final = "SPANGUARD_REVIEW_ENDPOINT"
 TOKEN_ENV: Final = "SPANGUARD_REVIEW_TOKEN"
-POLICY_ENV: Final = "SPANGUARD_GATE_POLICY"
 RECORDS_ENV: Final = "SPANGUARD_GATE_DIR"
 DEFAULT_RECORDS_DIR: Final = ".spanguard/approvals"
 POLL_S: Final = 30.0  # one long poll's wait; re-issued until a decision or the hard timeout
@@ -201,11 +200,9 @@ def _load_policy(source: GatePolicy | str | Path | None) -> tuple[GatePolicy | N
     if isinstance(source, GatePolicy):
         return source, None
     try:
-        from spanguard.instrumentation.gate_policy import load_policy
-
         return (load_policy(source) if source else GatePolicy()), None
     except Exception as error:  # any failure to load is a gate that cannot decide: it denies, saying why
-        return None, f"the gate policy {source} does not load: {error}"
+        return None, f"the gate policy does not load: {error}"
 
 
 def _settings() -> _Settings:

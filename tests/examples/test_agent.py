@@ -12,7 +12,7 @@ from otlp_sink import OtlpSink, ReceivedSpan
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "examples" / "agent.py"
-VOLATILE = {"gen_ai.response.id", "gen_ai.response.time_to_first_chunk", "server.port"}
+VOLATILE = {"gen_ai.response.id", "gen_ai.response.time_to_first_chunk", "server.port", "spanguard.gate.wait.duration"}
 
 
 def run_agent(command: list[str], sink: OtlpSink) -> list[ReceivedSpan]:
@@ -54,8 +54,12 @@ def test_one_line_form_and_opentelemetry_instrument_give_the_same_spans():
         zero_code = run_agent(
             [str(instrument_bin), sys.executable, str(AGENT), "--quiet", "--no-instrument"], zero_code_sink
         )
-    assert len(one_line) == 9  # 2 agents, 2 tools, 5 chat calls
+    assert len(one_line) == 11  # 2 agents, 2 lookups, 6 chat calls, 1 refund gate
     assert shape(one_line) == shape(zero_code)
+    # No review service is set here, so the refund's gate fails closed: the refund never runs.
+    (gate,) = [s for s in one_line if s.name == "gate issue_refund"]
+    assert gate.attributes["spanguard.gate.outcome"] == "unavailable"
+    assert not [s for s in one_line if s.name == "execute_tool issue_refund"]
     chat = [s for s in one_line if s.name == "chat gpt-4o-mini"]
     assert {s.attributes["gen_ai.conversation.id"] for s in chat} == {"conv-001", "conv-002"}
     assert all("gen_ai.input.messages" in s.attributes for s in chat)
