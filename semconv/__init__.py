@@ -201,7 +201,12 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         "string",
         "On a gate span: not_required, pending, approved, modified, proceeded, rejected, timed_out or unavailable.",
     ),
-    Attribute(SPANGUARD_GATE_APPROVAL_ID, "string", "On a gate span: the approval request's id in the review service."),
+    Attribute(
+        SPANGUARD_GATE_APPROVAL_ID,
+        "string",
+        "On a gate span, and on the gen_ai.evaluation.result event of a decision on it: the approval request's id "
+        "in the review service.",
+    ),
     Attribute(
         SPANGUARD_GATE_APPROVERS, "string[]", "On a gate span: the reviewers who approved (their tokens' names)."
     ),
