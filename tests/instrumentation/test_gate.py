@@ -539,3 +539,38 @@ def test_an_old_local_record_without_a_version_is_read(tmp_path: Path) -> None:
     )
     record = LocalRecords(tmp_path).load("apr_old")
     assert record is not None and record.schema_version == 1 and record.action == "a"
+
+
+# -- the decorator's arguments ------------------------------------------------------------------------------------
+
+
+def test_the_decorator_binds_defaults_leaves_self_out_and_calls_with_the_granted_arguments(gates) -> None:
+    class Shop:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        @spanguard.gate(action="lookup_order")
+        def lookup(self, order_id: str, *, verbose: bool = False, **extra: Any) -> str:
+            self.calls.append((order_id, verbose, extra))
+            return order_id
+
+    shop = Shop()
+    assert shop.lookup("A-20", note="x") == "A-20"
+    assert shop.calls == [("A-20", False, {"note": "x"})]
+    span = gate_span(gates)
+    assert span.attributes[SPANGUARD_GATE_OUTCOME] == "not_required"
+    assert span.attributes[SPANGUARD_GATE_ARGUMENT_DIGEST] == argument_digest(
+        "lookup_order", {"order_id": "A-20", "verbose": False, "extra": {"note": "x"}}, None
+    )
+
+
+def test_an_async_gate_the_policy_does_not_ask_for_runs_at_once(gates, service) -> None:
+    before = len(service.approvals())
+    assert asyncio.run(issue_refund_async("A-21", 10.0)) == {"refunded": 10.0, "order_id": "A-21"}
+    assert len(service.approvals()) == before
+
+
+def test_a_gate_without_an_action_name_is_refused(gates) -> None:
+    with pytest.raises(ValueError, match="action"):
+        with spanguard.approval("", {}):
+            pass
