@@ -1,4 +1,5 @@
-"""The frameworks' own virtual environment: LangChain, LangGraph and the OpenAI Agents SDK on top of the project's SDKs.
+"""The frameworks' own virtual environment: LangChain, LangGraph (with its SQLite checkpointer) and the OpenAI Agents
+SDK on top of the project's SDKs.
 
 The venv reads the project's environment (spanguard, the ``openai``/``anthropic`` SDKs, OpenTelemetry) through a
 ``.pth`` file and holds only the frameworks and what they bring, so the frameworks never change what the other tests
@@ -16,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-REQUIREMENTS = ("langchain-openai>=1.0", "langgraph>=1.0", "openai-agents>=0.20")
+REQUIREMENTS = (
+    "langchain-openai>=1.0",
+    "langgraph>=1.0",
+    "langgraph-checkpoint-sqlite>=2",  # a checkpointer that outlives the process, for the gate resume tests
+    "openai-agents>=0.20",
+)
 VENV = Path(__file__).resolve().parents[1] / ".venvs" / "frameworks"
 
 
