@@ -3,7 +3,7 @@
 ``python gate_scenarios.py NAME [--resume APPROVAL_ID] [--checkpoint PATH] [--thread ID] [--forge same|other]`` runs an
 agent whose refund tool is gated, against the fake provider and the review service named by
 ``SPANGUARD_REVIEW_ENDPOINT`` / ``SPANGUARD_REVIEW_TOKEN``, and prints one JSON object: the final answer, the calls the
-tool ran, what the model was told after each tool call, and the gate spans.
+tool ran, what the model was told after each tool call, the gate spans and LangGraph's interrupt values.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from spanguard import ApprovalError
 
 DONE = "The refund is settled."
 ASK = "Refund 250 on order 42."
-REFUND = {"order_id": "42", "amount": 250}
+REFUND = {"order_id": "42", "amount": 250, "note": "receipt to jane.doe@example.com"}
 SESSION = "conv-42"
 
 
@@ -47,9 +47,9 @@ def _told(fake: FakeProvider) -> list[str]:
 
 
 def _refund_tool(runs: list[dict[str, Any]]) -> Any:
-    def issue_refund(order_id: str, amount: float) -> str:
+    def issue_refund(order_id: str, amount: float, note: str = "") -> str:
         """Refund an amount on an order."""
-        runs.append({"order_id": order_id, "amount": amount})
+        runs.append({"order_id": order_id, "amount": amount, "note": note})
         return f"refunded {amount:g} on order {order_id}"
 
     return issue_refund
@@ -75,8 +75,17 @@ def agents_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[dict
         fake.script(text(DONE))
         return str(resume_run_sync(options.resume, agent).final_output)  # outside the session: the gate finds it
     fake.script(tool_call("issue_refund", REFUND), text(DONE))
+    if options.by_hand:  # the SDK's own approval, not spanguard's: the gated tool must refuse to run
+        result = agents.Runner.run_sync(agent, ASK)
+        state = result.to_state()
+        for interruption in result.interruptions:
+            state.approve(interruption)
+        return str(agents.Runner.run_sync(agent, state).final_output)
     with spanguard.session(SESSION):
         return str(run_with_approvals_sync(agent, ASK).final_output)
+
+
+seen: list[Any] = []  # the interrupt values the graph stopped with
 
 
 def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
@@ -90,10 +99,10 @@ def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[d
     refund = _refund_tool(runs)
 
     @tool
-    def issue_refund(order_id: str, amount: float) -> str:
+    def issue_refund(order_id: str, amount: float, note: str = "") -> str:
         """Refund an amount on an order."""
         try:
-            granted = gate_interrupt("issue_refund", {"order_id": order_id, "amount": amount})
+            granted = gate_interrupt("issue_refund", {"order_id": order_id, "amount": amount, "note": note})
         except ApprovalError as error:
             return error.message_for_model
         result = refund(**granted.arguments)
@@ -110,6 +119,7 @@ def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[d
         interrupts = graph.get_state(config).interrupts
         if not interrupts:
             raise SystemExit("the graph did not stop at the gate")
+        seen.extend(i.value for i in interrupts)
         approval_id = interrupts[0].value[APPROVAL_ID_KEY]
         if options.forge == "other":
             command = Command(resume={APPROVAL_ID_KEY: "apr_forged", "status": "approved"})
@@ -130,6 +140,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("name", choices=sorted(SCENARIOS))
     parser.add_argument("--resume", help="an approval id: continue the run that asked it")
     parser.add_argument("--plain", action="store_true", help="agents: the policy's needs_approval without gated_tool")
+    parser.add_argument("--by-hand", action="store_true", help="agents: approve with the SDK's state.approve()")
     parser.add_argument("--checkpoint", help="langgraph: the SQLite checkpointer's file")
     parser.add_argument("--thread", default="thread-1", help="langgraph: the thread id")
     parser.add_argument("--forge", choices=["same", "other"], help="langgraph: resume with a forged value")
@@ -144,7 +155,7 @@ def main(argv: list[str]) -> None:
         told = _told(fake)
     provider.force_flush()
     gates = [dict(s.attributes or {}) for s in exporter.get_finished_spans() if s.name.startswith("gate ")]
-    print(json.dumps({"output": output, "runs": runs, "told": told, "gates": gates}, default=list))
+    print(json.dumps({"output": output, "runs": runs, "told": told, "gates": gates, "interrupts": seen}, default=list))
 
 
 if __name__ == "__main__":

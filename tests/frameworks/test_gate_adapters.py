@@ -19,6 +19,8 @@ from gate_harness import Service, start_service
 
 SCENARIOS = Path(__file__).with_name("gate_scenarios.py")
 RUN_S = 180  # a bound against hangs only
+NOTE = "receipt to jane.doe@example.com"
+RAN = {"order_id": "42", "amount": 250, "note": NOTE}
 
 
 @pytest.fixture
@@ -67,13 +69,19 @@ def every_request(service: Service) -> list[dict[str, Any]]:
     return service.approvals("pending,approved,rejected,modified,timed_out")
 
 
-def approve_when_asked(service: Service, process: subprocess.Popen[str], outcome: str = "approve", **body: Any):
-    """Decide the refund's request once the scenario asked it (as a person would, later); the request as asked."""
+def approve_when_asked(
+    service: Service, process: subprocess.Popen[str], outcome: str = "approve", *, amount: float | None = None, **body
+) -> dict[str, Any]:
+    """Decide the refund's request once the scenario asked it (as a person would, later); the request as asked.
+
+    ``amount``: modify the amount, leaving the other fields as the reviewer sees them (redacted)."""
     try:
         asked = service.wait_for_pending("issue_refund", timeout=120)
     except AssertionError:
         process.kill()
         raise AssertionError(process.communicate()[1][-3000:]) from None
+    if amount is not None:
+        body["arguments"] = {**asked["arguments"], "amount": amount}
     response = service.decide("alice", asked["id"], outcome, **body)
     assert response.status_code == 200, response.text
     return asked
@@ -86,12 +94,12 @@ def test_agents_a_gated_tool_runs_once_after_a_person_approves(framework_python,
     process = start(framework_python, env, "agents_gate")
     asked = approve_when_asked(service, process)
     result = finish(process)
-    assert result["runs"] == [{"order_id": "42", "amount": 250}]
+    assert result["runs"] == [RAN]
     assert result["output"] == "The refund is settled."
     assert result["told"] == ["refunded 250 on order 42"]
     (request,) = every_request(service)
     assert request["id"] == asked["id"] and request["consumed_at"]
-    assert asked["arguments"] == {"order_id": "42", "amount": 250}
+    assert asked["arguments"]["amount"] == 250 and "jane.doe@example.com" not in json.dumps(asked)
     assert asked["session_id"] == "conv-42" and asked["state"]["context"]["framework"] == "openai-agents"
     assert [g["spanguard.gate.outcome"] for g in result["gates"]] == ["pending", "approved"]
 
@@ -107,9 +115,9 @@ def test_agents_a_rejected_call_does_not_run_and_the_model_is_told_why(framework
 
 def test_agents_a_modified_call_runs_with_the_reviewers_arguments_and_says_so(framework_python, service, env):
     process = start(framework_python, env, "agents_gate")
-    approve_when_asked(service, process, "modify", arguments={"order_id": "42", "amount": 100})
+    approve_when_asked(service, process, "modify", amount=100)
     result = finish(process)
-    assert result["runs"] == [{"order_id": "42", "amount": 100}]
+    assert result["runs"] == [{**RAN, "amount": 100}]  # the note the reviewer saw redacted runs as the model wrote it
     (told,) = result["told"]
     assert "changed" in told and "250" in told and "100" in told and told.endswith("refunded 100 on order 42")
     assert every_request(service)[0]["consumed_at"]
@@ -119,7 +127,7 @@ def test_agents_a_modify_the_sdk_cannot_apply_is_not_run_and_the_model_is_told_t
     framework_python, service, env
 ):
     process = start(framework_python, env, "agents_gate", "--plain")
-    approve_when_asked(service, process, "modify", arguments={"order_id": "42", "amount": 100})
+    approve_when_asked(service, process, "modify", amount=100)
     result = finish(process)
     assert result["runs"] == []
     (told,) = result["told"]
@@ -131,7 +139,27 @@ def test_agents_a_call_the_policy_lets_through_runs_without_a_request(framework_
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nactions:\n  issue_refund: {tier: yellow, when: 'amount > 500'}\n")
     result = run(framework_python, {**env, "SPANGUARD_GATE_POLICY": str(policy)}, "agents_gate")
-    assert result["runs"] == [{"order_id": "42", "amount": 250}]
+    assert result["runs"] == [RAN]
+    assert every_request(service) == []
+
+
+def test_agents_no_decision_in_time_does_not_run_and_the_model_is_told_nobody_decided(
+    framework_python, service, env, tmp_path
+):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ntiers:\n  yellow: {soft_timeout: 1s, hard_timeout: 2s}\n")
+    result = run(framework_python, {**env, "SPANGUARD_GATE_POLICY": str(policy)}, "agents_gate")
+    assert result["runs"] == []
+    (told,) = result["told"]
+    assert "no one decided" in told and "Nobody rejected it" in told
+    assert every_request(service)[0]["status"] == "timed_out"
+
+
+def test_agents_a_gated_tool_approved_by_hand_instead_of_through_spanguard_does_not_run(framework_python, service, env):
+    result = run(framework_python, env, "agents_gate", "--by-hand")
+    assert result["runs"] == []
+    (told,) = result["told"]
+    assert "did not run" in told and "approval through spanguard" in told
     assert every_request(service) == []
 
 
@@ -151,7 +179,7 @@ def test_agents_a_run_killed_while_waiting_resumes_from_its_saved_state_without_
     process.wait(timeout=RUN_S)
     assert service.decide("alice", asked["id"], "approve").status_code == 200
     result = run(framework_python, env, "agents_gate", "--resume", asked["id"])
-    assert result["runs"] == [{"order_id": "42", "amount": 250}]
+    assert result["runs"] == [RAN]
     assert result["output"] == "The refund is settled."
     (request,) = every_request(service)
     assert request["id"] == asked["id"] and request["consumed_at"]
@@ -183,11 +211,15 @@ def test_langgraph_a_gate_interrupts_and_the_tool_runs_after_approval_with_one_r
     process = start(framework_python, env, *graph_args(tmp_path))
     asked = approve_when_asked(service, process)
     result = finish(process)
-    assert result["runs"] == [{"order_id": "42", "amount": 250.0}]
+    assert result["runs"] == [RAN]
     assert result["output"] == "The refund is settled."
     (request,) = every_request(service)  # the tool ran again from its start on resume and found the same request
     assert request["id"] == asked["id"] and request["consumed_at"]
     assert asked["state"]["context"]["framework"] == "langgraph" and asked["state"]["context"]["thread_id"]
+    (stopped_with,) = result["interrupts"]
+    assert stopped_with["spanguard_approval_id"] == asked["id"] and stopped_with["action"] == "issue_refund"
+    assert stopped_with["arguments"] == asked["arguments"]  # redacted, as the reviewer sees them
+    assert "jane.doe@example.com" not in json.dumps(stopped_with)
 
 
 def test_langgraph_a_rejected_gate_does_not_run_the_tool_and_the_model_is_told(
@@ -203,9 +235,9 @@ def test_langgraph_a_rejected_gate_does_not_run_the_tool_and_the_model_is_told(
 
 def test_langgraph_a_modified_gate_runs_the_reviewers_arguments(framework_python, service, env, tmp_path):
     process = start(framework_python, env, *graph_args(tmp_path))
-    approve_when_asked(service, process, "modify", arguments={"order_id": "42", "amount": 100})
+    approve_when_asked(service, process, "modify", amount=100)
     result = finish(process)
-    assert result["runs"] == [{"order_id": "42", "amount": 100}]
+    assert result["runs"] == [{**RAN, "amount": 100}]
     assert "changed" in result["told"][0]
 
 
@@ -234,7 +266,7 @@ def test_langgraph_a_graph_killed_while_waiting_resumes_from_its_checkpointer_wi
     process.wait(timeout=RUN_S)
     assert service.decide("alice", asked["id"], "approve").status_code == 200
     result = run(framework_python, env, *graph_args(tmp_path, "--resume", asked["id"]))
-    assert result["runs"] == [{"order_id": "42", "amount": 250.0}]
+    assert result["runs"] == [RAN]
     assert result["output"] == "The refund is settled."
     (request,) = every_request(service)
     assert request["id"] == asked["id"] and request["consumed_at"]
