@@ -9,6 +9,7 @@ tool ran, what the model was told after each tool call, the gate spans and LangG
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -132,7 +133,40 @@ def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[d
         return str(state["messages"][-1].content)
 
 
-SCENARIOS = {"agents_gate": agents_gate, "langgraph_gate": langgraph_gate}
+def langgraph_gate_async(fake: FakeProvider, options: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
+    """LangGraph, async: an async tool calls agate_interrupt; resumed in process with decision_command."""
+    from langchain_core.tools import tool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent
+    from spanguard.instrumentation.gate_langgraph import APPROVAL_ID_KEY, agate_interrupt, decision_command
+
+    refund = _refund_tool(runs)
+
+    @tool
+    async def issue_refund(order_id: str, amount: float, note: str = "") -> str:
+        """Refund an amount on an order."""
+        try:
+            granted = await agate_interrupt("issue_refund", {"order_id": order_id, "amount": amount, "note": note})
+        except ApprovalError as error:
+            return error.message_for_model
+        return refund(**granted.arguments)
+
+    async def run() -> str:
+        config = {"configurable": {"thread_id": options.thread}}
+        graph = create_react_agent(_chat_openai(fake), [issue_refund], checkpointer=InMemorySaver())
+        fake.script(tool_call("issue_refund", REFUND), text(DONE))
+        await graph.ainvoke({"messages": [("user", ASK)]}, config)
+        (stopped,) = (await graph.aget_state(config)).interrupts
+        seen.append(stopped.value)
+        command = await asyncio.to_thread(decision_command, stopped.value[APPROVAL_ID_KEY], interrupt_id=stopped.id)
+        state = await graph.ainvoke(command, config)
+        return str(state["messages"][-1].content)
+
+    with spanguard.session(SESSION):
+        return asyncio.run(run())
+
+
+SCENARIOS = {"agents_gate": agents_gate, "langgraph_gate": langgraph_gate, "langgraph_gate_async": langgraph_gate_async}
 
 
 def main(argv: list[str]) -> None:

@@ -222,6 +222,19 @@ def test_langgraph_a_gate_interrupts_and_the_tool_runs_after_approval_with_one_r
     assert "jane.doe@example.com" not in json.dumps(stopped_with)
 
 
+def test_langgraph_an_async_gate_interrupts_and_runs_after_approval_resumed_by_decision_command(
+    framework_python, service, env
+):
+    process = start(framework_python, env, "langgraph_gate_async")
+    asked = approve_when_asked(service, process)
+    result = finish(process)
+    assert result["runs"] == [RAN]
+    assert result["output"] == "The refund is settled."
+    (request,) = every_request(service)
+    assert request["id"] == asked["id"] and request["consumed_at"]
+    assert result["interrupts"][0]["spanguard_approval_id"] == asked["id"]
+
+
 def test_langgraph_a_rejected_gate_does_not_run_the_tool_and_the_model_is_told(
     framework_python, service, env, tmp_path
 ):
