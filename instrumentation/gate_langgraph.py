@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from spanguard.instrumentation import gate
 from spanguard.instrumentation.gate import (
     ApprovalUnavailable,
     Granted,
@@ -82,10 +83,12 @@ def _request_key(action: str, arguments: Mapping[str, Any], thread_id: str, name
 
 def _interrupt_value(pending: Pending) -> dict[str, Any]:
     """What the graph's caller sees: the request's id and what it asks, the arguments redacted as reviewers see them."""
-    try:
-        shown = redact_for_review({"arguments": pending.arguments}).get("arguments")
-    except Exception:  # the interrupt value is kept in the checkpointer and shown to the caller: nothing unredacted
-        shown = None
+    shown: Any = pending.arguments
+    if gate._settings().redact:  # SPANGUARD_REDACT=false shows reviewers the arguments as they are: here too
+        try:
+            shown = redact_for_review({"arguments": pending.arguments}).get("arguments")
+        except Exception:  # the value is kept in the checkpointer and shown to the graph's caller: nothing unredacted
+            shown = None
     return {
         APPROVAL_ID_KEY: pending.approval_id,
         "action": pending.action,
