@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,12 +22,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector
 from spanguard.review.approvals_api import add_approval_routes
 from spanguard.review.config import ServiceConfig
 from spanguard.review.conversation import assemble
+from spanguard.review.gauges import StoreGauge
 from spanguard.review.schemas import (
     ITEM_ID,
     NO_NUL,
@@ -111,28 +110,9 @@ class ReviewMetrics:
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
             registry=self.registry,
         )
-        self.registry.register(_QueueSizes(store))
-
-
-class _QueueSizes(Collector):
-    def __init__(self, store: ReviewStore) -> None:
-        self._store = store
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "spanguard_review_items", "Review items by tier and status.", labels=["tier", "status"]
+        self.registry.register(
+            StoreGauge("spanguard_review_items", "Review items by tier and status.", ["tier", "status"], store.counts)
         )
-        try:
-            counts = self._store.counts()
-        except Exception:
-            logger.warning("review metrics: the store did not answer")
-            counts = {}
-        for (tier, status), count in sorted(counts.items()):
-            family.add_metric([tier, status], count)
-        yield family
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        return []
 
 
 # -- middleware -------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Response
@@ -20,8 +20,6 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from spanguard.review.approval_schemas import (
     ApprovalAuditList,
     ApprovalAuditOut,
@@ -35,6 +33,7 @@ from spanguard.review.approval_schemas import (
 from spanguard.review.approvals import APPROVAL_STATUSES, ApprovalRequest, ApprovalStore, NewApproval, Timers
 from spanguard.review.approvals_live import EscalationWebhook, NotifyListener, TimerThread, Waiters
 from spanguard.review.config import ApprovalsConfig
+from spanguard.review.gauges import StoreGauge
 from spanguard.review.schemas import NO_NUL, ErrorOut
 from spanguard.review.store import Principal, ReviewError, ReviewStore, _now
 from spanguard.review.verdicts import Verdict, VerdictEmitter
@@ -88,7 +87,14 @@ class ApprovalMetrics:
             buckets=(5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400),
             registry=registry,
         )
-        registry.register(_Pending(approvals))
+        registry.register(
+            StoreGauge(
+                "spanguard_review_approvals_pending",
+                "Pending approval requests.",
+                ["tier", "escalated"],
+                lambda: {(tier, str(esc).lower()): n for (tier, esc), n in approvals.pending_counts().items()},
+            )
+        )
         self._actions: set[str] = set()
 
     def labels(self, request: ApprovalRequest) -> tuple[str, str]:
@@ -99,27 +105,6 @@ class ApprovalMetrics:
                 return "other", request.tier
             self._actions.add(action)
         return action, request.tier
-
-
-class _Pending(Collector):
-    def __init__(self, approvals: ApprovalStore) -> None:
-        self._approvals = approvals
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "spanguard_review_approvals_pending", "Pending approval requests.", labels=["tier", "escalated"]
-        )
-        try:
-            counts = self._approvals.pending_counts()
-        except Exception:
-            logger.warning("approval metrics: the store did not answer")
-            counts = {}
-        for (tier, escalated), count in sorted(counts.items()):
-            family.add_metric([tier, str(escalated).lower()], count)
-        yield family
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        return []
 
 
 class ApprovalsRuntime:
