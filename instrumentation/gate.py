@@ -70,8 +70,10 @@ __all__ = [
     "approval",
     "await_approval",
     "configure",
+    "current_policy",
     "gate",
     "last_grant",
+    "redacting",
     "resume",
     "submit",
     "wait",
@@ -233,6 +235,16 @@ def _settings() -> _Settings:
     with _settings_lock:
         _cached = (key, settings)
     return settings
+
+
+def current_policy() -> GatePolicy | None:
+    """The gate policy in effect (``configure()`` over ``SPANGUARD_GATE_POLICY``); None when it does not load."""
+    return _settings().policy
+
+
+def redacting() -> bool:
+    """Whether approval requests are redacted before they leave the process."""
+    return _settings().redact
 
 
 # -- results ----------------------------------------------------------------------------------------------------------
@@ -795,7 +807,9 @@ def resume(approval_id: str, *, wait: bool = True) -> Resumed:
     client = ApprovalsClient(settings.endpoint, settings.token)
     try:
         record = client.get(approval_id)
-        deadline = time.monotonic() + float(record.get("hard_timeout_s") or 0) + GRACE_S
+        hard_deadline = _wall(record.get("hard_deadline"))
+        left = hard_deadline - time.time() if hard_deadline is not None else float(record.get("hard_timeout_s") or 0)
+        deadline = time.monotonic() + max(0.0, left) + GRACE_S
         while wait and record.get("status") == "pending" and time.monotonic() < deadline:
             try:
                 record = client.get(approval_id, wait_s=min(settings.poll_s, deadline - time.monotonic()))

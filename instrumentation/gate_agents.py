@@ -82,7 +82,7 @@ def needs_approval(
 
 
 def _asks(action: str, arguments: Any, tier: Tier | None) -> bool:
-    policy = gate._settings().policy  # what submit() will decide with: configure() over SPANGUARD_GATE_POLICY
+    policy = gate.current_policy()  # what submit() will decide with: configure() over SPANGUARD_GATE_POLICY
     if policy is None:
         return True
     return decide(policy, action, arguments, tier=tier).asks

@@ -84,7 +84,7 @@ def _request_key(action: str, arguments: Mapping[str, Any], thread_id: str, name
 def _interrupt_value(pending: Pending) -> dict[str, Any]:
     """What the graph's caller sees: the request's id and what it asks, the arguments redacted as reviewers see them."""
     shown: Any = pending.arguments
-    if gate._settings().redact:  # SPANGUARD_REDACT=false shows reviewers the arguments as they are: here too
+    if gate.redacting():  # SPANGUARD_REDACT=false shows reviewers the arguments as they are: here too
         try:
             shown = redact_for_review({"arguments": pending.arguments}).get("arguments")
         except Exception:  # the value is kept in the checkpointer and shown to the graph's caller: nothing unredacted
