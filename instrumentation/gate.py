@@ -86,6 +86,7 @@ TOKEN_ENV: Final = "SPANGUARD_REVIEW_TOKEN"
 RECORDS_ENV: Final = "SPANGUARD_GATE_DIR"
 DEFAULT_RECORDS_DIR: Final = ".spanguard/approvals"
 POLL_S: Final = 30.0  # one long poll's wait; re-issued until a decision or the hard timeout
+MIN_POLL_S: Final = 1.0  # the least time between two polls, whatever the service does with ``wait``
 GRACE_S: Final = 30.0  # past the hard timeout, how long the app still waits for the service's own time-out
 _SKIPPED_PARAMETERS: Final = frozenset({"self", "cls"})
 _last_grant: contextvars.ContextVar[Granted | None] = contextvars.ContextVar("spanguard_last_grant", default=None)
@@ -606,11 +607,14 @@ class _Call:
                 remaining = self.deadline() - time.monotonic()
                 if remaining <= 0:
                     raise self._no_decision()
+                asked = time.monotonic()
                 try:
                     record = client.get(self.approval_id or "", wait_s=min(self.settings.poll_s, remaining))
                 except ServiceError as error:
                     self._outage(error)
                     time.sleep(min(self.settings.poll_s, max(0.1, remaining), 2.0))
+                else:
+                    time.sleep(_early(record, asked))
         finally:
             client.close()
 
@@ -625,11 +629,14 @@ class _Call:
                 remaining = self.deadline() - time.monotonic()
                 if remaining <= 0:
                     raise self._no_decision()
+                asked = time.monotonic()
                 try:
                     record = await client.get(self.approval_id or "", wait_s=min(self.settings.poll_s, remaining))
                 except ServiceError as error:
                     self._outage(error)
                     await asyncio.sleep(min(self.settings.poll_s, max(0.1, remaining), 2.0))
+                else:
+                    await asyncio.sleep(_early(record, asked))
         finally:
             await client.aclose()
 
@@ -681,6 +688,14 @@ class _Call:
         except ServiceError as error:
             raise self._consume_failed(error) from None
         return self._after_consume(record, status)
+
+
+def _early(record: Mapping[str, Any], asked: float) -> float:
+    """How long to pause before the next poll: a long poll that came back pending at once (a proxy that drops the
+    query, a service that does not wait) must not turn into a busy poll."""
+    if record.get("status") != "pending":
+        return 0.0
+    return max(0.0, MIN_POLL_S - (time.monotonic() - asked))
 
 
 def _client(settings: _Settings, call: _Call) -> ApprovalsClient:

@@ -574,3 +574,51 @@ def test_a_gate_without_an_action_name_is_refused(gates) -> None:
     with pytest.raises(ValueError, match="action"):
         with spanguard.approval("", {}):
             pass
+
+
+def test_a_service_that_answers_pending_at_once_is_not_busy_polled(instrument, tmp_path, monkeypatch) -> None:
+    """A proxy that drops ``?wait=`` (or a service that ignores it) answers at once: the gate still paces its polls."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    polls: list[str] = []
+    record = {"id": "apr_impatient", "status": "pending", "hard_deadline": None, "on_hard_timeout": "deny"}
+
+    class Impatient(BaseHTTPRequestHandler):
+        def _answer(self, status: int) -> None:
+            body = json.dumps(record).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self._answer(201)
+
+        def do_GET(self) -> None:
+            polls.append(self.path)
+            self._answer(200)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Impatient)
+    Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(gate_module, "GRACE_S", 0.0)
+    try:
+        instrument(
+            review_endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+            review_token="sgr_x",
+            gate_policy=GatePolicy.model_validate({"tiers": {"yellow": {"soft_timeout": "1s", "hard_timeout": "3s"}}}),
+        )
+        gate_module.configure(records_dir=tmp_path)
+        with pytest.raises(spanguard.ApprovalTimeout):
+            with spanguard.approval("tag_ticket", {"ticket": 1}):
+                raise AssertionError("must not run")
+        assert 1 <= len(polls) <= 6, len(polls)  # paced at one a second, not thousands
+    finally:
+        gate_module.reset_configuration()
+        server.shutdown()
+        server.server_close()
