@@ -130,7 +130,8 @@ def _tool_calls(messages: list[Any]) -> list[dict[str, Any]]:
                     order.append(call_id)
                     calls[call_id] = {"id": call_id, "name": None, "arguments": None}
                 calls[call_id]["result"] = part.get("response")
-    return [calls[call_id] for call_id in order]
+    # Earlier calls with their results: a call without one yet is the pending call itself (or one beside it).
+    return [calls[call_id] for call_id in order if "result" in calls[call_id]]
 
 
 def capture(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
