@@ -220,6 +220,11 @@ class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer_provider = kwargs.get("tracer_provider")
         ensure_session_processor(tracer_provider)
         self._redacting_provider = None
+        from spanguard.instrumentation import gate_state
+
+        if os.environ.get(gate_state.ENDPOINT_ENV):
+            # opentelemetry-instrument never calls spanguard.instrument(): gates learn the conversation here too.
+            gate_state.enable_recording()
         if options.redact:
             enable_redaction(tracer_provider, options.ner_model)
             self._redacting_provider = tracer_provider or trace.get_tracer_provider()

@@ -30,7 +30,7 @@ from spanguard.instrumentation import gate_state
 from spanguard.instrumentation.gate_client import ApprovalsClient, AsyncApprovalsClient, ServiceError
 from spanguard.instrumentation.gate_digest import DigestError, argument_digest
 from spanguard.instrumentation.gate_policy import POLICY_ENV, GateDecision, GatePolicy, Tier, decide, load_policy
-from spanguard.instrumentation.gate_state import LocalRecord, LocalRecords, capture, redact_for_review
+from spanguard.instrumentation.gate_state import ENDPOINT_ENV, LocalRecord, LocalRecords, capture, redact_for_review
 from spanguard.instrumentation.session import current_session
 from spanguard.semconv import (
     ERROR_TYPE,
@@ -81,7 +81,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ENDPOINT_ENV: Final = "SPANGUARD_REVIEW_ENDPOINT"
 TOKEN_ENV: Final = "SPANGUARD_REVIEW_TOKEN"
 RECORDS_ENV: Final = "SPANGUARD_GATE_DIR"
 DEFAULT_RECORDS_DIR: Final = ".spanguard/approvals"

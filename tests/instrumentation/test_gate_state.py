@@ -54,3 +54,16 @@ def test_nothing_is_remembered_when_recording_is_off() -> None:
     assert not gate_state.recording()
     with spanguard.session("conv-off"):
         assert gate_state.capture()["messages"] == []
+
+
+def test_the_zero_code_instrumentor_records_for_gates_when_a_review_endpoint_is_set(monkeypatch, telemetry) -> None:
+    from spanguard.instrumentation.openai import OpenAIInstrumentor
+
+    gate_state.enable_recording(False)
+    monkeypatch.setenv("SPANGUARD_REVIEW_ENDPOINT", "http://127.0.0.1:8080")
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    try:
+        assert gate_state.recording()
+    finally:
+        instrumentor.uninstrument()
