@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from spanguard.review.approvals_api import add_approval_routes
 from spanguard.review.config import ServiceConfig
 from spanguard.review.conversation import assemble
+from spanguard.review.datasets_api import add_dataset_routes
 from spanguard.review.gauges import StoreGauge
 from spanguard.review.schemas import (
     ITEM_ID,
@@ -498,6 +499,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     app.state.approvals = add_approval_routes(
         app, store, config=config.approvals, caller=caller, registry=metrics.registry, emitter=emitter
     )
+    add_dataset_routes(app, store, caller=caller)
 
     # -- the page -----------------------------------------------------------------------------------------------------
 
@@ -516,7 +518,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             allow_credentials=False,
         )

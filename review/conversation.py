@@ -89,9 +89,12 @@ def placeholders(text: str) -> list[str]:
     return sorted(set(_PLACEHOLDER.findall(text)))
 
 
-def assemble(spans: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Assemble the ReviewSpans of one trace (any order, duplicates and malformed spans allowed) for review."""
-    notes = _Notes()
+def assemble(spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = CONTENT_LIMIT) -> dict[str, Any]:
+    """Assemble the ReviewSpans of one trace (any order, duplicates and malformed spans allowed) for review.
+
+    ``content_limit`` caps each content for the page; ``None`` keeps contents whole (dataset export).
+    """
+    notes = _Notes(content_limit)
     read = _read_spans(spans, notes)
     llm_spans = sorted((s for s in read if s.is_llm), key=_by_start)
     tool_spans = sorted((s for s in read if s.operation == TOOL_OPERATION), key=_by_start)
@@ -129,7 +132,9 @@ def assemble(spans: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 class _Notes:
     """Short, deduplicated notes about what could not be read; bounded so hostile input cannot flood them."""
 
-    def __init__(self) -> None:
+    def __init__(self, content_limit: int | None = CONTENT_LIMIT) -> None:
+        # Carried by the notes because every reader of content already takes them.
+        self.content_limit = content_limit
         self.items: list[str] = []
         self._seen: set[str] = set()
         self._dropped = 0
@@ -850,9 +855,10 @@ def _canonical(value: Any) -> str | None:
 
 
 def _cap(text: str, span: _Span, notes: _Notes) -> str:
-    if len(text) > CONTENT_LIMIT:
-        notes.add(f"span {span.span_id}: a content over {CONTENT_LIMIT} characters was truncated")
-        text = text[:CONTENT_LIMIT] + TRUNCATED
+    limit = notes.content_limit
+    if limit is not None and len(text) > limit:
+        notes.add(f"span {span.span_id}: a content over {limit} characters was truncated")
+        text = text[:limit] + TRUNCATED
     return _clean(text)
 
 
@@ -867,6 +873,6 @@ def _plain(value: Any, span: _Span, notes: _Notes) -> Any:
     except (ValueError, TypeError, RecursionError):
         # NaN, non-JSON objects or absurd nesting: shown as text, so the page's own JSON encoding cannot fail.
         return _cap(_render(value), span, notes)
-    if len(text) > CONTENT_LIMIT:
+    if notes.content_limit is not None and len(text) > notes.content_limit:
         return _cap(text, span, notes)
     return json.loads(_clean(text))

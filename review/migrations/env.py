@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from spanguard.review import approvals  # noqa: F401  (its tables are on Base's metadata)
+from spanguard.review import approvals, datasets  # noqa: F401  (their tables are on Base's metadata)
 from spanguard.review.store import Base
 
 connection = context.config.attributes.get("connection")

@@ -10,7 +10,7 @@ from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.store import Base, Decision, IngestItem, ReviewStore
 from sqlalchemy import text
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_matches_the_models(db_url):
