@@ -30,6 +30,7 @@ __all__ = [
     "API_KEY_ENV",
     "Caller",
     "EndpointTarget",
+    "NotCalled",
     "PythonTarget",
     "Target",
     "TargetError",
@@ -56,6 +57,10 @@ class TargetFailed(Exception):
         self.attempts = attempts
         self.detail = detail
         super().__init__(f"{what} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {detail}")
+
+
+class NotCalled(Exception):
+    """The call was not made: an earlier case's target failed on every attempt, so the run stops."""
 
 
 class Target(Protocol):
@@ -259,25 +264,34 @@ class Caller:
         self.backoff = backoff
         self.calls = 0
         """Attempts made so far (each retry counts)."""
+        self.failure: TargetFailed | None = None
+        """The first call that failed on every attempt; later calls are :class:`NotCalled`."""
         self._limit = asyncio.Semaphore(concurrency)
         self._retryable = getattr(target, "retryable", lambda error: True)
 
     async def __call__(self, case_id: str, messages: list[dict[str, Any]]) -> Message:
-        """The target's answer for one case; :class:`TargetFailed` when every attempt failed."""
+        """The target's answer for one case; :class:`TargetFailed` when every attempt failed, :class:`NotCalled`
+        once another call has."""
 
         async def attempt() -> Message:
             self.calls += 1
             return await self.target(messages)
 
         async with self._limit:
-            return await call_with_retries(
-                attempt,
-                what=f"the target on {case_id}",
-                timeout=self.timeout,
-                retries=self.retries,
-                backoff=self.backoff,
-                retryable=self._retryable,
-            )
+            if self.failure is not None:
+                raise NotCalled(case_id)
+            try:
+                return await call_with_retries(
+                    attempt,
+                    what=f"the target on {case_id}",
+                    timeout=self.timeout,
+                    retries=self.retries,
+                    backoff=self.backoff,
+                    retryable=self._retryable,
+                )
+            except TargetFailed as error:
+                self.failure = self.failure or error
+                raise
 
     async def close(self) -> None:
         """Release the target's resources (an endpoint's connections)."""
