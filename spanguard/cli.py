@@ -1,4 +1,4 @@
-"""The ``spanguard`` command line: attributes, collector, review and gates subcommands."""
+"""The ``spanguard`` command line: attributes, collector, review, gates and dataset subcommands."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spanguard.review.gates_cli import add_arguments as add_gates_arguments
 
     add_gates_arguments(commands.add_parser("gates", help="approval gates: the approval-fatigue report"))
+    from spanguard.review.datasets_cli import add_arguments as add_dataset_arguments
+
+    add_dataset_arguments(commands.add_parser("dataset", help="export reviewed items as eval, SFT or DPO data"))
     return parser
 
 
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from spanguard.review.gates_cli import run as run_gates
 
         return run_gates(args)
+    if args.command == "dataset":
+        from spanguard.review.datasets_cli import run as run_dataset
+
+        return run_dataset(args)
     parser.print_help()
     return 0
 
