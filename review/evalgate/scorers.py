@@ -606,10 +606,15 @@ def _json_validator(case_id: str, at: tuple[str | int, ...], schema: Any) -> Any
 
 
 def _compile(case_id: str, at: tuple[str | int, ...], pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print the pattern to stderr
     try:
-        return re2.compile(pattern)
+        return re2.compile(pattern, options=options)
     except re2.error as exc:
-        raise ScorerError(case_id, at, f"not a valid RE2 regular expression ({exc})") from None
+        # RE2 says "what: the offending part"; keep only "what" (the part is the dataset's text).
+        detail = exc.args[0] if exc.args else b""
+        what = (detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)).split(":")[0]
+        raise ScorerError(case_id, at, f"not a valid RE2 regular expression ({what or 'parse error'})") from None
 
 
 def _from_assertion(case: EvalCase, index: int, assertion: Assertion, config: ScorersConfig, name: str) -> Scorer:
