@@ -193,7 +193,8 @@
     }
   }
 
-  async function api(method, path, body, signal) {
+  /** The API's JSON answer (or, with `raw`, the successful Response itself, for a download). */
+  async function api(method, path, body, signal, raw) {
     const headers = { Accept: "application/json", Authorization: `Bearer ${state.token}` };
     const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error" };
     if (signal) init.signal = signal; // a long poll the page stops waiting for
@@ -207,6 +208,7 @@
     } catch (_) {
       throw new ApiError(0, "the review service cannot be reached");
     }
+    if (raw && response.ok) return response;
     let data = null;
     if ((response.headers.get("content-type") || "").includes("application/json")) {
       try {
@@ -254,13 +256,19 @@
     $("item-view").hidden = view !== "item";
     $("approvals-view").hidden = view !== "approvals";
     $("approval-view").hidden = view !== "approval";
+    $("datasets-view").hidden = view !== "datasets";
+    $("dataset-view").hidden = view !== "dataset";
     $("session").hidden = view === "signin";
     $("tabs").hidden = view === "signin";
     const onApprovals = view === "approvals" || view === "approval";
-    $("tab-queue").setAttribute("aria-current", onApprovals ? "false" : "page");
+    const onDatasets = view === "datasets" || view === "dataset";
+    $("tab-queue").setAttribute("aria-current", onApprovals || onDatasets ? "false" : "page");
     $("tab-approvals").setAttribute("aria-current", onApprovals ? "page" : "false");
+    $("tab-datasets").setAttribute("aria-current", onDatasets ? "page" : "false");
+    if (onDatasets) $("flash").hidden = true; // a message of another view would cover this one's title
     document.title = view === "item" && state.item ? `#${state.item.id} – spanguard review` : "spanguard review";
     if (view === "approval" && approvals.current) document.title = `${approvals.current.action} – spanguard review`;
+    if (view === "dataset" && datasets.current) document.title = `${datasets.current} – spanguard review`;
     approvalsShown(onApprovals);
     // The sign-in view keeps an #item= link, so that it opens once signed in.
     if (view === "queue" && location.hash) history.replaceState(null, "", location.pathname + location.search);
@@ -294,11 +302,14 @@
     $("whoami").textContent = `${me.name} (${me.role})`;
     const linked = /^#item=(\d+)$/.exec(location.hash);
     const approvalLink = APPROVAL_LINK.exec(location.hash);
+    const datasetLink = linkedDataset();
     if (linked) {
       await loadQueue();
       await openItem(Number(linked[1]));
     } else if (approvalLink || location.hash === "#approvals") {
       await showApprovals(approvalLink ? decodeURIComponent(approvalLink[1]) : null);
+    } else if (datasetLink || location.hash === "#datasets") {
+      await toDatasets(datasetLink);
     } else {
       show("queue");
       await loadQueue();
@@ -316,6 +327,9 @@
     state.claimedHere = false;
     state.queue = [];
     forgetApprovals();
+    datasets.list = [];
+    datasets.cases = [];
+    datasets.current = null;
   }
 
   /** A 401 anywhere: forget the token and ask for one again. */
@@ -711,6 +725,7 @@
     renderSpans(conversation.spans || []);
     renderList("history", "history-section", item.decisions || [], renderDecision);
     resetDecision(item, conversation.turns || []);
+    resetDatasetForm(item);
 
     const position = state.queue.findIndex((entry) => entry.id === item.id);
     $("item-position").textContent = position >= 0 ? `${position + 1} of ${state.queue.length}` : "";
@@ -1089,6 +1104,7 @@
   // agent's state come from the agent, redacted but untrusted like span content: text only, as above. Countdowns are
   // the server's deadlines against this computer's clock, so a clock that is off shifts them by as much.
 
+  const APPROVAL_ID = /^apr_[A-Za-z0-9_-]{1,64}$/;
   const APPROVAL_LINK = /^#approval=(apr_[A-Za-z0-9_-]{1,64})$/;
   const APPROVAL_STATUSES = new Set(["pending", "approved", "rejected", "modified", "timed_out"]);
   const APPROVAL_WORDS = { approve: "approved", reject: "rejected", modify: "modified" };
@@ -2008,6 +2024,467 @@
     return `Recorded; the request is now ${approvalStatusWord(request)}.`;
   }
 
+  // -- datasets of reviewed cases (issue 13) ------------------------------------------------------------------------
+  //
+  // A decided item becomes a case of a named dataset (POST /v1/datasets/{name}/cases, docs/datasets.md); the Datasets
+  // view lists the datasets and their cases and downloads their JSON Lines exports. Case content comes from spans and
+  // tags from reviewers: both are untrusted and shown as text only, as everywhere on the page.
+
+  // The service's rules for names and tags (docs/datasets.md, "Datasets in the review service"), checked here first.
+  const DATASET_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+  const DATASET_NAME_RULE = "1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit";
+  const RESERVED_NAMES = new Set(["export"]); // GET /v1/datasets/export is the export, not a dataset
+  const TAG = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+  const TAG_RULE = "1 to 64 of A-Z, a-z, 0-9, '_', '-', '.', ':', starting with a letter or digit";
+  const MAX_TAGS = 20;
+  const CASE_PAGE = 50;
+  const DATASET_LINK = /^#dataset=([^&]{1,200})$/;
+  const PREVIEW_CHARS = 160;
+
+  const datasets = {
+    list: [], // [{name, cases}]
+    selected: 0,
+    request: 0, // only the latest request's answer is shown
+    current: null, // the open dataset's name
+    cases: [],
+    offset: 0,
+    total: null, // the open dataset's number of cases, when the service says it
+    hasMore: false,
+    selectedCase: 0,
+    tags: [], // the add form's tags
+  };
+
+  /** The dataset a `#dataset=name` link names, or null (also for a link that is not valid percent-encoding). */
+  function linkedDataset() {
+    const match = DATASET_LINK.exec(location.hash);
+    if (!match) return null;
+    try {
+      return decodeURIComponent(match[1]);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function datasetNameError(name) {
+    if (!name) return "Choose a dataset, or type the name of a new one.";
+    if (RESERVED_NAMES.has(name)) return `"${name}" is reserved: choose another dataset name.`;
+    return DATASET_NAME.test(name) ? null : `"${name}" is not a dataset name: use ${DATASET_NAME_RULE}.`;
+  }
+
+  function tagError(tag) {
+    if (!TAG.test(tag)) return `"${tag}" is not a tag: use ${TAG_RULE}.`;
+    if (datasets.tags.includes(tag)) return `The tag "${tag}" is already there.`;
+    if (datasets.tags.length >= MAX_TAGS) return `At most ${MAX_TAGS} tags.`;
+    return null;
+  }
+
+  // -- the item view's "Add to a dataset" form
+
+  /** Called by renderItem(): the form is open on a decided item only; the chosen dataset stays from item to item. */
+  function resetDatasetForm(item) {
+    const open = item.status === "done";
+    $("dataset-add-fields").disabled = !open;
+    $("dataset-add-fields").hidden = !open;
+    $("dataset-add-closed").hidden = open;
+    $("dataset-name-rule").textContent = `Name: ${DATASET_NAME_RULE}.`;
+    $("dataset-tag-rule").textContent = `Tag: ${TAG_RULE}; at most ${MAX_TAGS}.`;
+    $("dataset-tag").value = "";
+    datasets.tags = [];
+    renderTags();
+    showError("dataset-add-error", "");
+    $("dataset-add-result").hidden = true;
+    if (open) loadDatasetNames();
+  }
+
+  /** The existing datasets as the name field's choices; a failure leaves typing a name possible. */
+  async function loadDatasetNames() {
+    let list;
+    try {
+      list = datasetList(await api("GET", "/v1/datasets"));
+    } catch (_) {
+      return;
+    }
+    const choices = $("dataset-names");
+    clear(choices);
+    list.forEach((entry) => {
+      const option = document.createElement("option");
+      option.value = entry.name;
+      option.textContent = `${entry.cases} case${entry.cases === 1 ? "" : "s"}`;
+      choices.appendChild(option);
+    });
+  }
+
+  function renderTags() {
+    const list = $("dataset-tags");
+    clear(list);
+    datasets.tags.forEach((tag, index) => {
+      const li = el("li", "chip tag-chip");
+      li.appendChild(el("span", "tag-text", tag));
+      const remove = el("button", "chip-remove", "×");
+      remove.type = "button";
+      remove.setAttribute("aria-label", `Remove the tag ${tag}`);
+      remove.title = "Remove this tag";
+      remove.addEventListener("click", () => {
+        datasets.tags.splice(index, 1);
+        renderTags();
+        $("dataset-tag").focus();
+      });
+      li.appendChild(remove);
+      list.appendChild(li);
+    });
+    list.hidden = datasets.tags.length === 0;
+  }
+
+  /** Adds the tag field's text as a chip; false (with the reason shown) when it is not a valid new tag. */
+  function addTag() {
+    const input = $("dataset-tag");
+    const tag = input.value.trim();
+    if (!tag) return true;
+    const error = tagError(tag);
+    showError("dataset-add-error", error);
+    input.setAttribute("aria-invalid", error ? "true" : "false");
+    if (error) return false;
+    datasets.tags.push(tag);
+    input.value = "";
+    renderTags();
+    return true;
+  }
+
+  function onTagKey(event) {
+    const input = event.target;
+    if (event.key === "Enter" || event.key === ",") {
+      if (event.key === "Enter" && !input.value.trim()) return; // Enter on an empty tag field submits the form
+      event.preventDefault();
+      addTag();
+    } else if (event.key === "Backspace" && !input.value && datasets.tags.length) {
+      event.preventDefault();
+      datasets.tags.pop();
+      renderTags();
+    }
+  }
+
+  function focusDatasetForm() {
+    const item = state.item;
+    if (!item) return;
+    if (item.status !== "done") {
+      $("dataset-add-result").hidden = true;
+      showError("dataset-add-error", `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`);
+      return;
+    }
+    $("dataset-name").focus();
+  }
+
+  async function addToDataset() {
+    const item = state.item;
+    if (!item || state.busy) return;
+    $("dataset-add-result").hidden = true;
+    showError("dataset-add-error", "");
+    if (item.status !== "done") {
+      showError("dataset-add-error", `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`);
+      return;
+    }
+    const nameInput = $("dataset-name");
+    const name = nameInput.value.trim();
+    const nameError = datasetNameError(name);
+    nameInput.setAttribute("aria-invalid", nameError ? "true" : "false");
+    if (nameError) {
+      showError("dataset-add-error", nameError);
+      nameInput.focus();
+      return;
+    }
+    if (!addTag()) {
+      $("dataset-tag").focus();
+      return;
+    }
+    const tags = datasets.tags.slice();
+    setBusy(true);
+    let response;
+    let answer = null;
+    try {
+      const path = `/v1/datasets/${encodeURIComponent(name)}/cases`;
+      response = await api("POST", path, { item_id: item.id, tags }, undefined, true);
+      answer = await response.json().catch(() => null);
+    } catch (error) {
+      report(error, "dataset-add-error");
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (!state.item || state.item.id !== item.id) return;
+    const box = $("dataset-add-result");
+    box.textContent = addedMessage(item, name, response.status === 201, isObject(answer) ? answer : { tags });
+    box.hidden = false;
+    datasets.tags = [];
+    renderTags();
+    loadDatasetNames();
+  }
+
+  /** What the service did: a new case (201), or the item was there already and only the tags were merged (200). */
+  function addedMessage(item, name, created, answer) {
+    const caseId = typeof answer.case_id === "string" ? ` as ${answer.case_id}` : "";
+    const tags = Array.isArray(answer.tags) ? answer.tags.map(String) : [];
+    const tagText = tags.length ? ` Its tags: ${tags.join(", ")}.` : " It has no tags.";
+    if (created) return `Added item #${item.id} to ${name}${caseId}.${tagText}`;
+    return `Item #${item.id} was already in ${name}${caseId}: not added twice, tags merged.${tagText}`;
+  }
+
+  // -- reading the service's answers
+
+  /** GET /v1/datasets (`{"datasets": [{"name", "cases", "updated_at"}]}`) as [{name, cases}]. */
+  function datasetList(data) {
+    const found = isObject(data) && Array.isArray(data.datasets) ? data.datasets : [];
+    return found
+      .filter((entry) => isObject(entry) && typeof entry.name === "string")
+      .map((entry) => ({ name: entry.name, cases: Number(entry.cases) || 0 }));
+  }
+
+  /** One case of GET /v1/datasets/{name}: its eval case id, outcome, tags, preview and source. */
+  function caseView(entry) {
+    const itemId = Number(entry.item_id);
+    const approvalId = typeof entry.approval_id === "string" && APPROVAL_ID.test(entry.approval_id) ? entry.approval_id : null;
+    return {
+      id: idOf(entry.case_id) || idOf(entry.id) || "?",
+      outcome: typeof entry.outcome === "string" ? entry.outcome : "",
+      tags: Array.isArray(entry.tags) ? entry.tags.map(String) : [],
+      preview: typeof entry.preview === "string" ? entry.preview : "",
+      itemId: Number.isInteger(itemId) && itemId > 0 ? itemId : null,
+      approvalId,
+    };
+  }
+
+  // -- the datasets view
+
+  async function loadDatasets() {
+    showError("datasets-error", "");
+    const request = ++datasets.request;
+    let data;
+    try {
+      data = await api("GET", "/v1/datasets");
+    } catch (error) {
+      if (request === datasets.request) report(error, "datasets-error");
+      return;
+    }
+    if (request !== datasets.request) return;
+    datasets.list = datasetList(data);
+    datasets.selected = Math.min(datasets.selected, Math.max(0, datasets.list.length - 1));
+    renderDatasets();
+  }
+
+  function renderDatasets() {
+    const body = $("datasets-rows");
+    clear(body);
+    datasets.list.forEach((entry, index) => {
+      const row = el("tr", "queue-row dataset-row");
+      row.tabIndex = 0;
+      row.dataset.index = String(index);
+      row.setAttribute("aria-label", `Dataset ${entry.name}, ${entry.cases} cases`);
+      if (index === datasets.selected) row.classList.add("selected");
+      const name = el("td");
+      name.appendChild(el("code", "dataset-name", entry.name));
+      row.appendChild(name);
+      row.appendChild(el("td", "num dataset-cases", String(entry.cases)));
+      body.appendChild(row);
+    });
+    $("datasets-empty").hidden = datasets.list.length > 0;
+    $("datasets-table").hidden = datasets.list.length === 0;
+  }
+
+  function datasetRows() {
+    return [...$("datasets-rows").querySelectorAll("tr.dataset-row")];
+  }
+
+  function caseRows() {
+    return [...$("cases-rows").querySelectorAll("tr.case-row")];
+  }
+
+  function focusDatasetRow() {
+    if (datasetRows().length) selectIn(datasetRows(), datasets, datasets.selected, true);
+    else $("datasets-title").focus();
+  }
+
+  /** From any view: the datasets (and dataset `name` of them, when given); an item left is given back. */
+  async function toDatasets(name) {
+    await leaveItem();
+    if (!state.me) return;
+    state.item = null;
+    if (name) {
+      await openDataset(name, 0);
+      return;
+    }
+    datasets.current = null;
+    show("datasets");
+    history.replaceState(null, "", "#datasets");
+    await loadDatasets();
+    focusDatasetRow();
+  }
+
+  async function openDataset(name, offset) {
+    showError("dataset-error", "");
+    $("dataset-result").hidden = true;
+    const request = ++datasets.request;
+    const params = new URLSearchParams({ limit: String(CASE_PAGE), offset: String(offset) });
+    let data;
+    setBusy(true);
+    try {
+      data = await api("GET", `/v1/datasets/${encodeURIComponent(name)}?${params}`);
+    } catch (error) {
+      if (request !== datasets.request) return;
+      if (state.view !== "dataset") {
+        report(error, state.view === "datasets" ? "datasets-error" : null);
+        return;
+      }
+      report(error, "dataset-error");
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (request !== datasets.request) return;
+    const found = isObject(data) && Array.isArray(data.cases) ? data.cases : [];
+    datasets.cases = found.filter(isObject).map(caseView);
+    datasets.current = name;
+    datasets.offset = offset;
+    const total = isObject(data) ? Number(data.total) : NaN;
+    datasets.total = Number.isFinite(total) ? total : null;
+    datasets.hasMore = datasets.total !== null ? offset + datasets.cases.length < datasets.total : datasets.cases.length === CASE_PAGE;
+    datasets.selectedCase = 0;
+    renderCases();
+    show("dataset");
+    history.replaceState(null, "", `#dataset=${encodeURIComponent(name)}`);
+    $("dataset-title").focus();
+  }
+
+  function renderCases() {
+    const name = datasets.current || "";
+    $("dataset-title").textContent = `Dataset ${name}`;
+    const shown = datasets.cases.length;
+    const first = shown ? datasets.offset + 1 : 0;
+    const last = datasets.offset + shown;
+    const of = datasets.total !== null ? ` of ${datasets.total}` : "";
+    $("dataset-count").textContent = shown ? `cases ${first} to ${last}${of}` : "";
+    $("cases-page").textContent = shown ? `${first} to ${last}${of}` : "";
+    $("cases-prev").disabled = datasets.offset === 0;
+    $("cases-next").disabled = !datasets.hasMore;
+    const body = $("cases-rows");
+    clear(body);
+    datasets.cases.forEach((entry, index) => {
+      const row = el("tr", "queue-row case-row");
+      row.tabIndex = 0;
+      row.dataset.index = String(index);
+      row.setAttribute("aria-label", `Case ${entry.id}, ${entry.outcome || "no outcome"}`);
+      if (index === datasets.selectedCase) row.classList.add("selected");
+      row.appendChild(el("td", "case-id", entry.id));
+      const known = OUTCOME_WORDS[entry.outcome] ? entry.outcome : "other";
+      row.appendChild(el("td", `case-outcome outcome-word-${known}`, entry.outcome || "–"));
+      const tags = el("td");
+      const chips = el("div", "chips");
+      entry.tags.forEach((tag) => chips.appendChild(chip(tag, "tag-chip")));
+      if (!entry.tags.length) chips.appendChild(el("span", "muted", "–"));
+      tags.appendChild(chips);
+      row.appendChild(tags);
+      const preview = el("td", "preview case-preview");
+      const text = entry.preview.length > PREVIEW_CHARS ? `${entry.preview.slice(0, PREVIEW_CHARS)}…` : entry.preview;
+      appendMarked(preview, text || "–");
+      preview.title = entry.preview;
+      row.appendChild(preview);
+      const source = el("td");
+      if (entry.itemId !== null) {
+        const link = el("a", "case-source", `item #${entry.itemId}`);
+        link.href = `#item=${entry.itemId}`;
+        link.title = "Open the reviewed item this case comes from";
+        source.appendChild(link);
+      } else if (entry.approvalId !== null) {
+        const link = el("a", "case-source", "approval request");
+        link.href = `#approval=${entry.approvalId}`;
+        link.title = `Open the rejected approval request ${entry.approvalId} this case comes from`;
+        source.appendChild(link);
+      } else {
+        source.appendChild(el("span", "muted", "–"));
+      }
+      row.appendChild(source);
+      body.appendChild(row);
+    });
+    $("cases-empty").hidden = shown > 0;
+    $("cases-table").hidden = shown === 0;
+  }
+
+  async function backToDatasets() {
+    datasets.current = null;
+    show("datasets");
+    history.replaceState(null, "", "#datasets");
+    renderDatasets();
+    focusDatasetRow();
+    await loadDatasets();
+  }
+
+  /** Fetches the open dataset's export of `kind` with the token (never in a URL) and saves it as a file. */
+  async function download(kind) {
+    const name = datasets.current;
+    if (!name || state.busy) return;
+    showError("dataset-error", "");
+    const result = $("dataset-result");
+    result.hidden = true;
+    const params = new URLSearchParams({ kind, dataset: name });
+    let blob;
+    let rows;
+    setBusy(true);
+    try {
+      const response = await api("GET", `/v1/datasets/export?${params}`, undefined, undefined, true);
+      blob = await response.blob();
+      rows = (await blob.text()).split("\n").filter((line) => line.trim()).length;
+    } catch (error) {
+      report(error instanceof ApiError ? error : new ApiError(0, "the download was cut off"), "dataset-error");
+      return;
+    } finally {
+      setBusy(false);
+    }
+    const file = `${name}.${kind}.jsonl`; // the name is the service's rule: safe as a file name
+    const url = URL.createObjectURL(blob);
+    const link = el("a");
+    link.href = url;
+    link.download = file;
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000); // after the browser has read it
+    const none = kind === "eval" ? "" : ": only corrected cases make SFT and preference rows";
+    result.textContent = `Saved ${file}: ${rows} line${rows === 1 ? "" : "s"}${rows ? "" : none}.`;
+    result.hidden = false;
+  }
+
+  function onDatasetsKey(event) {
+    const key = event.key;
+    if (state.view === "datasets") {
+      if (key === "j" || key === "k") {
+        event.preventDefault();
+        selectIn(datasetRows(), datasets, datasets.selected + (key === "j" ? 1 : -1), true);
+      } else if (key === "Enter" && (event.target === document.body || event.target.classList.contains("dataset-row"))) {
+        const entry = datasets.list[datasets.selected];
+        if (entry) {
+          event.preventDefault();
+          act(() => openDataset(entry.name, 0));
+        }
+      }
+      return;
+    }
+    const holder = { selected: datasets.selectedCase };
+    if (key === "Escape") {
+      event.preventDefault();
+      act(backToDatasets);
+    } else if (key === "j" || key === "k") {
+      event.preventDefault();
+      selectIn(caseRows(), holder, datasets.selectedCase + (key === "j" ? 1 : -1), true);
+      datasets.selectedCase = holder.selected;
+    } else if (key === "Enter" && (event.target === document.body || event.target.classList.contains("case-row"))) {
+      const entry = datasets.cases[datasets.selectedCase];
+      const link = entry ? caseRows()[datasets.selectedCase].querySelector("a.case-source") : null;
+      if (link) {
+        event.preventDefault();
+        link.click();
+      }
+    }
+  }
+
   // -- keyboard -----------------------------------------------------------------------------------------------------
 
   function isTyping(target) {
@@ -2048,9 +2525,14 @@
       toggleHelp();
       return;
     }
-    if ((state.view === "queue" || state.view === "approvals") && (key === "q" || key === "p")) {
+    const lists = new Set(["queue", "approvals", "datasets"]);
+    if (lists.has(state.view) && (key === "q" || key === "p" || key === "t")) {
       event.preventDefault();
-      act(key === "q" ? backToQueue : () => showApprovals(null));
+      act(key === "q" ? backToQueue : key === "p" ? () => showApprovals(null) : () => toDatasets(null));
+      return;
+    }
+    if (state.view === "datasets" || state.view === "dataset") {
+      onDatasetsKey(event);
       return;
     }
     if (state.view === "approvals") {
@@ -2113,6 +2595,10 @@
         if (!state.held) return;
         event.preventDefault();
         setThumbs(state.thumbs === (key === "u" ? "up" : "down") ? null : key === "u" ? "up" : "down");
+        break;
+      case "s":
+        event.preventDefault();
+        focusDatasetForm();
         break;
       case "1":
       case "2":
@@ -2315,6 +2801,44 @@
       renderArgumentEditor(approvals.base || {});
       showError("approval-error", "");
     });
+    $("tab-datasets").addEventListener("click", () => act(() => toDatasets(null)));
+    $("dataset-add").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act(addToDataset);
+    });
+    $("dataset-tag").addEventListener("keydown", onTagKey);
+    $("dataset-name").addEventListener("input", () => $("dataset-name").setAttribute("aria-invalid", "false"));
+    $("datasets-refresh").addEventListener("click", () => loadDatasets());
+    $("datasets-rows").addEventListener("click", (event) => {
+      const row = event.target.closest("tr.dataset-row");
+      if (!row) return;
+      datasets.selected = Number(row.dataset.index);
+      const entry = datasets.list[datasets.selected];
+      if (entry) act(() => openDataset(entry.name, 0));
+    });
+    $("datasets-rows").addEventListener("focusin", (event) => {
+      const row = event.target.closest("tr.dataset-row");
+      if (row) selectIn(datasetRows(), datasets, Number(row.dataset.index), false);
+    });
+    $("cases-rows").addEventListener("focusin", (event) => {
+      const row = event.target.closest("tr.case-row");
+      if (!row) return;
+      const holder = { selected: datasets.selectedCase };
+      selectIn(caseRows(), holder, Number(row.dataset.index), false);
+      datasets.selectedCase = holder.selected;
+    });
+    $("dataset-back").addEventListener("click", () => act(backToDatasets));
+    $("cases-prev").addEventListener("click", () => {
+      const name = datasets.current;
+      if (name) act(() => openDataset(name, Math.max(0, datasets.offset - CASE_PAGE)));
+    });
+    $("cases-next").addEventListener("click", () => {
+      const name = datasets.current;
+      if (name) act(() => openDataset(name, datasets.offset + CASE_PAGE));
+    });
+    document.querySelectorAll("button.download").forEach((button) =>
+      button.addEventListener("click", () => act(() => download(button.dataset.kind))),
+    );
     document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", () => {
       const approvalLink = APPROVAL_LINK.exec(location.hash);
@@ -2324,6 +2848,15 @@
       }
       if (location.hash === "#approvals" && state.me && state.view !== "approvals") {
         act(() => toApprovals(null));
+        return;
+      }
+      const datasetLink = linkedDataset();
+      if (datasetLink && state.me && datasets.current !== datasetLink) {
+        act(() => toDatasets(datasetLink));
+        return;
+      }
+      if (location.hash === "#datasets" && state.me && state.view !== "datasets") {
+        act(() => toDatasets(null));
         return;
       }
       const linked = /^#item=(\d+)$/.exec(location.hash);
