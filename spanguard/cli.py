@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spanguard.review.gates_cli import add_arguments as add_gates_arguments
 
     add_gates_arguments(commands.add_parser("gates", help="approval gates: the approval-fatigue report"))
+    from spanguard.review.evalgate.cli import add_arguments as add_gate_arguments
+
+    add_gate_arguments(commands.add_parser("gate", help="the CI gate: run a target on an eval dataset and score it"))
     from spanguard.review.datasets_cli import add_arguments as add_dataset_arguments
 
     add_dataset_arguments(commands.add_parser("dataset", help="export reviewed items as eval, SFT or DPO data"))
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from spanguard.review.gates_cli import run as run_gates
 
         return run_gates(args)
+    if args.command == "gate":
+        from spanguard.review.evalgate.cli import run as run_gate
+
+        return run_gate(args)
     if args.command == "dataset":
         from spanguard.review.datasets_cli import run as run_dataset
 

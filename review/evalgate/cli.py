@@ -1,0 +1,136 @@
+"""``spanguard gate``: run a target on an eval dataset in CI and exit 0 (all holds), 1 (a case, the aggregate or the
+baseline fails), 2 (a usage, config or dataset error: a bad line named with its number) or 3 (the target failed).
+
+Options override ``--config gate.yaml``; outputs (``--junit``, ``--report``, ``--summary``) are written whatever the
+decision, ``--write-baseline`` only when the gate holds. Behaviour: docs/datasets.md ("The gate").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+import pydantic
+
+__all__ = ["add_arguments", "run"]
+
+_OVERRIDES = ("target", "model", "threshold", "concurrency", "timeout", "retries", "trials", "cache")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``gate`` options to ``parser``."""
+    parser.add_argument("--dataset", required=True, help="the eval cases (JSON Lines, docs/datasets.md)")
+    parser.add_argument(
+        "--target", help="module:function, path/to/file.py:function, or an OpenAI-compatible URL (with --model)"
+    )
+    parser.add_argument("--model", help="the model a URL target is asked for")
+    parser.add_argument("--threshold", type=float, help="the aggregate threshold: the settled cases' mean score")
+    parser.add_argument("--concurrency", type=int, help="target calls at once (default 4)")
+    parser.add_argument("--timeout", type=float, help="seconds per target call attempt (default 60)")
+    parser.add_argument("--retries", type=int, help="attempts after a failed or timed-out call (default 2)")
+    parser.add_argument("--trials", type=int, help="runs of each judged scorer per case (default 1)")
+    parser.add_argument("--config", help="the gate's config (YAML): these options' defaults and the scorers' settings")
+    parser.add_argument("--cache", help="the score cache file (default .spanguard/gate-cache.json)")
+    parser.add_argument("--no-cache", action="store_true", help="score everything again; read and write no cache")
+    parser.add_argument("--junit", metavar="PATH", help="write JUnit XML")
+    parser.add_argument("--report", metavar="PATH", help="write the JSON report")
+    parser.add_argument("--summary", metavar="PATH", help="write a Markdown summary (for a pull-request comment)")
+    parser.add_argument("--baseline", metavar="REPORT", help="a passing run's JSON report: no case it passed may fail")
+    parser.add_argument("--write-baseline", metavar="PATH", help="write the JSON report here when the gate holds")
+    parser.add_argument("--quiet", action="store_true", help="no table: the decision only")
+
+
+def _fail(message: str) -> int:
+    print(f"spanguard gate: {message}", file=sys.stderr)
+    return 2
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """The config file's settings under the options given; raises ValueError with one message."""
+    from spanguard.review.evalgate.config import GateConfig, load_config
+
+    config = load_config(args.config)
+    data = config.model_dump()
+    data["scorers"] = config.scorers  # already validated (and may hold a secret the dump would lose)
+    for name in _OVERRIDES:
+        value = getattr(args, name)
+        if value is not None:
+            data[name] = value
+    if args.no_cache:
+        data["cache"] = None
+    try:
+        return GateConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [f"--{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)]
+        raise ValueError("; ".join(problems)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the gate; returns the exit code."""
+    from spanguard.review.evalgate import report
+    from spanguard.review.evalgate.dataset import DatasetError, load_dataset
+    from spanguard.review.evalgate.runner import ScoreCache, run_gate
+    from spanguard.review.evalgate.targets import Caller, TargetError, load_target
+
+    from spanguard.yamlconfig import ConfigError
+
+    try:
+        config = _settings(args)
+    except ConfigError as error:
+        return _fail(str(error))
+    except ValueError as error:
+        return _fail(str(error))
+    if not config.target:
+        return _fail("no target: give --target (or target: in --config)")
+    try:
+        dataset = load_dataset(args.dataset)
+    except DatasetError as error:
+        return _fail(f"invalid dataset ({len(error.problems) + error.more} problems):\n{error}")
+    try:
+        baseline = report.load_baseline(args.baseline) if args.baseline else None
+    except report.BaselineError as error:
+        return _fail(str(error))
+    try:
+        target = load_target(config.target, model=config.model, timeout=config.timeout)
+    except TargetError as error:
+        return _fail(str(error))
+    cache = ScoreCache(config.cache)
+    if cache.problem:
+        print(f"spanguard gate: warning: {cache.problem}", file=sys.stderr)
+    caller = Caller(
+        target,
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        retries=config.retries,
+        backoff=config.backoff,
+    )
+    result = asyncio.run(run_gate(dataset, caller, config, cache=cache))
+    verdict = report.decide(result, baseline)
+    data = report.report_data(result, verdict)
+    try:
+        if args.junit:
+            report.write_text(args.junit, report.junit_xml(result, verdict))
+        if args.report:
+            report.write_text(args.report, json.dumps(data, indent=2) + "\n")
+        if args.summary:
+            report.write_text(args.summary, report.markdown_summary(result, verdict))
+        if args.write_baseline:
+            if verdict.passed:
+                report.write_text(args.write_baseline, json.dumps(data, indent=2) + "\n")
+            else:
+                print(
+                    f"spanguard gate: {args.write_baseline} not written: a failing run never becomes the baseline",
+                    file=sys.stderr,
+                )
+    except OSError as error:
+        print(f"spanguard gate: cannot write an output: {error.strerror or error}", file=sys.stderr)
+        return 3 if verdict.exit_code == 3 else 2
+    if args.quiet:
+        state = "passed" if verdict.passed else f"failed (exit {verdict.exit_code}): " + "; ".join(verdict.reasons)
+        print(f"spanguard gate {state}")
+    else:
+        report.render_table(result, verdict)
+    return verdict.exit_code
