@@ -127,8 +127,6 @@ class Score:
     reason: str
     skipped: bool = False
     """The scorer was not needed (the judge, when the checks settled the case): left out of the case's score."""
-    lean: bool | None = None
-    """For a check that cannot settle the case: which way it leans (compared with the judge's verdict)."""
 
 
 @dataclass(frozen=True)
@@ -468,8 +466,7 @@ class Similar(Scorer):
         if value >= self.threshold:
             return Score(value, True, reason)
         if self.floor is not None and value >= self.floor:
-            midpoint = (self.floor + self.threshold) / 2
-            return Score(value, None, reason + f", floor {self.floor:g}: cannot settle", lean=value >= midpoint)
+            return Score(value, None, reason + f", floor {self.floor:g}: cannot settle")
         return Score(value, False, reason)
 
 
@@ -499,10 +496,11 @@ class NotOriginal(Scorer):
 class JudgeScorer(Scorer):
     """The LLM judge, asked only where the case's checks cannot settle it.
 
-    A failed check settles the case (the judge is skipped). Passing checks settle it too when the judge only backs
-    the defaults; an assertion's judge is asked whenever no check failed. A judged case is pending human (passed
-    None) when the judge's confidence is under its calibrated threshold, when the case has a safety-sensitive tag,
-    or when the judge disagrees with the checks.
+    A failed check settles the case (the judge is not asked). When the judge backs the defaults, passing checks
+    settle it too, and the judge decides only what they cannot (a similarity between the floor and the threshold);
+    a ``judge`` assertion is asked whenever no check failed. A judged case is pending human (passed None) when the
+    judge's confidence is under its calibrated threshold, when the case has a safety-sensitive tag, or when the
+    judge fails an output that checks passed.
     """
 
     kind = "judge"
@@ -531,7 +529,7 @@ class JudgeScorer(Scorer):
         if self.fallback and not unsettled:
             return Score(1.0, None, "not asked: the checks settled the case", skipped=True)
         verdict = judge_for(self.config).judge(
-            case.messages(), output, reference=_as_dict(case.expected_output), rubric=self.rubric
+            case.messages(), _as_dict(output) or {}, reference=_as_dict(case.expected_output), rubric=self.rubric
         )
         return self._layered(case, verdict, results)
 
@@ -543,9 +541,10 @@ class JudgeScorer(Scorer):
         sensitive = sorted(set(case.tags) & set(self.config.safety_tags))
         if sensitive:
             return Score(value, None, f"{said} on a safety-sensitive case ({', '.join(sensitive)}): pending human")
-        leans = [result.lean if result.passed is None else result.passed for result in results]
-        if any(lean is not None and lean != verdict.passed for lean in leans):
-            return Score(value, None, f"{said} disagrees with the checks: pending human")
+        if not self.fallback and not verdict.passed and any(result.passed for result in results):
+            # No check failed (else the judge is not asked): a judge failing what checks passed needs a person. The
+            # defaults' passing checks (not the rejected output, not the refused call) do not vouch for it.
+            return Score(value, None, f"{said} disagrees with the checks that passed: pending human")
         return Score(value, verdict.passed, said)
 
 
@@ -779,6 +778,9 @@ def aggregate(
     of the settled ones is under the case's threshold (the case's own, else ``config.case_threshold``); pending human
     (None) when a scorer cannot settle it, or none can; passes otherwise."""
     used = [(scorer, score) for scorer, score in scored if not score.skipped]
+    if any(isinstance(scorer, JudgeScorer) and score.passed is not None for scorer, score in used):
+        # The judge settled what the checks could not: their "cannot settle" is answered.
+        used = [(s, score) for s, score in used if isinstance(s, JudgeScorer) or score.passed is not None]
     settled = [(scorer, score) for scorer, score in used if score.passed is not None]
     total = sum(scorer.weight for scorer, _ in settled)
     if not settled:

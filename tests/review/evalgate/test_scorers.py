@@ -18,7 +18,10 @@ ORIGINAL = "Sydney is the capital."
 
 
 def make_case(**fields: Any) -> EvalCase:
-    data: dict[str, Any] = {"id": "case_1", "input": {"messages": [{"role": "user", "content": "Capital of Australia?"}]}}
+    data: dict[str, Any] = {
+        "id": "case_1",
+        "input": {"messages": [{"role": "user", "content": "Capital of Australia?"}]},
+    }
     data.update(fields)
     return EvalCase.model_validate(data)
 
@@ -146,7 +149,8 @@ def test_tool_not_called() -> None:
 
 
 def test_normalise_folds_case_whitespace_punctuation_and_unicode_forms() -> None:
-    assert normalise("  Ｃａｎｂｅｒｒａ,\tis   the CAPITAL!  ") == "canberra is the capital"
+    fullwidth = "".join(chr(ord(ch) + 0xFEE0) for ch in "Canberra")  # fullwidth forms: NFKC folds them to ASCII
+    assert normalise(f"  {fullwidth},\tis   the CAPITAL!  ") == "canberra is the capital"
     assert normalise("ﬁne — “quoted”") == normalise("fine quoted")
 
 
