@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/gates_sim.py
+	$(BIN)/python bench/dataset_export.py
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md

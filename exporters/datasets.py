@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from spanguard.review.conversation import assemble
+from spanguard.review.conversation import thread
 
 __all__ = [
     "KINDS",
@@ -187,7 +187,7 @@ def _genai_turns(messages: Sequence[Any]) -> list[dict[str, Any]]:
         "name": "chat",
         "attributes": {"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(list(messages))},
     }
-    return assemble([span], content_limit=None)["turns"]
+    return thread([span])[0]
 
 
 # --- cases ----------------------------------------------------------------------------------------------------------
@@ -211,14 +211,13 @@ def _checklist(decisions: Sequence[ReviewDecision]) -> dict[str, bool]:
 
 def item_case(item: ReviewedItem) -> dict[str, Any]:
     """The eval case of a reviewed item (docs/datasets.md, "The eval case")."""
-    conversation = assemble(item.spans, content_limit=None)
-    messages, output, model = _split(conversation["turns"])
+    turns, models = thread(item.spans)
+    messages, output, model = _split(turns)
     decisions = list(item.decisions)
     final = decisions[-1] if decisions else None
     correction = item.golden if item.outcome == "correct" else None
     if correction is None and item.outcome == "correct" and final is not None:
         correction = final.correction
-    models = conversation["models"]
     return {
         "schema_version": SCHEMA_VERSION,
         "id": case_id(f"review_item:{item.trace_id}"),

@@ -46,6 +46,7 @@ __all__ = [
     "TRUNCATED",
     "assemble",
     "placeholders",
+    "thread",
 ]
 
 CONTENT_LIMIT: Final = 20_000
@@ -96,12 +97,7 @@ def assemble(spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = 
     """
     notes = _Notes(content_limit)
     read = _read_spans(spans, notes)
-    llm_spans = sorted((s for s in read if s.is_llm), key=_by_start)
-    tool_spans = sorted((s for s in read if s.operation == TOOL_OPERATION), key=_by_start)
-    calls = [_read_llm(span, notes) for span in llm_spans]
-    if calls and not any(call.has_content for call in calls):
-        notes.add("no message content was recorded (content capture is off)")
-    executions, requests = _match_tools(tool_spans, calls, notes)
+    calls, executions, requests = _calls(read, notes)
     starts = [s.start for s in read if s.start is not None]
     ends = [s.end for s in read if s.end is not None]
     started = min(starts) if starts else None
@@ -124,6 +120,27 @@ def assemble(spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = 
         "spans": _timing_tree(read, notes),
         "notes": notes.items,
     }
+
+
+def thread(
+    spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Only what :func:`assemble` gives as ``turns`` and ``models``, contents whole by default: the dataset export
+    reads thousands of traces a second and needs none of the page's other views."""
+    notes = _Notes(content_limit)
+    calls, executions, _ = _calls(_read_spans(spans, notes), notes)
+    return _thread(calls, executions), _distinct(call.model for call in calls)
+
+
+def _calls(read: list[_Span], notes: _Notes) -> tuple[list[_Call], list[_Execution], list[_Request]]:
+    """The model calls read, by start, and the tool spans tied to the calls' requests."""
+    llm_spans = sorted((s for s in read if s.is_llm), key=_by_start)
+    tool_spans = sorted((s for s in read if s.operation == TOOL_OPERATION), key=_by_start)
+    calls = [_read_llm(span, notes) for span in llm_spans]
+    if calls and not any(call.has_content for call in calls):
+        notes.add("no message content was recorded (content capture is off)")
+    executions, requests = _match_tools(tool_spans, calls, notes)
+    return calls, executions, requests
 
 
 # --- reading spans ----------------------------------------------------------------------------------------------

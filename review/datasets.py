@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, get_args
 
 from spanguard.exporters.datasets import (
@@ -539,6 +539,12 @@ def export_rows(
 ) -> Iterator[tuple[dict[str, Any] | None, int]]:
     """Each source's exported line (None when ``kind`` has none for it) and how many sources were read so far:
     reviewed items by id, then rejected approval requests by id, so the same store exports the same file."""
+    # Only corrected items (and approved ones, for sft with include_approved) can give sft and preference rows:
+    # narrowed in the query, so the others are not read and converted for nothing.
+    useful = {"eval": OUTCOMES, "sft": ("correct", "approve") if include_approved else ("correct",)}
+    wanted = useful.get(kind, ("correct",))
+    outcomes = tuple(o for o in (filters.outcomes or OUTCOMES) if o in wanted)
+    filters = replace(filters, outcomes=outcomes or ("none",))
     read = 0
     for item in _items(store, filters, batch):
         read += 1
