@@ -113,10 +113,16 @@ def test_a_decided_item_is_added_with_two_tags_and_adding_it_again_makes_no_dupl
     expect(page.locator("#dataset-add-fields")).to_be_visible()
     expect(page.locator("#dataset-add-closed")).to_be_hidden()
 
-    # `s` goes to the dataset's name; a name the service would refuse is refused here first, saying the rule.
+    # The help lists the new keys; `s` goes to the dataset's name.
     page.locator("#item-title").focus()
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_contain_text("on a decided item: add it to a dataset")
+    expect(page.locator("#help")).to_contain_text("the review queue / the approval requests / the datasets")
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_hidden()
     page.keyboard.press("s")
     expect(page.locator("#dataset-name")).to_be_focused()
+    # A name the service would refuse is refused here first, saying the rule.
     page.keyboard.type("Geo Regressions")
     page.click("#dataset-submit")
     expect(page.locator("#dataset-add-error")).to_contain_text('"Geo Regressions" is not a dataset name: use 1 to 64')
@@ -316,3 +322,21 @@ def test_untrusted_tags_and_span_content_are_shown_as_text(tab: Tab, service: Se
     assert page.locator("img").count() == 0
     assert page.locator("script").count() == 1  # the page's own app.js
     assert tab.dialogs == []
+
+
+def test_a_refusal_by_the_service_is_said_in_the_panel(tab: Tab, service: Service) -> None:
+    service.ingest("full", "How do I reset my password?", "Use the reset link on the sign-in page.")
+    service.decide("full", "approve")
+    tags = [f"t{n}" for n in range(20)]
+    service.add("full-tags", "full", tags)  # the most tags a case may have
+    page = tab.page
+    open_item(page, service, "full")
+    page.fill("#dataset-name", "full-tags")
+    add_tag(page, "one-more")
+    page.click("#dataset-submit")
+    # Each tag is valid, but the merged case would have 21: the service says so, and the page shows it.
+    expect(page.locator("#dataset-add-error")).to_contain_text("at most 20 tags")
+    expect(page.locator("#dataset-add-result")).to_be_hidden()
+    assert service.dataset("full-tags")["cases"][0]["tags"] == tags
+    # The chips stay, so the reviewer can remove one and try again.
+    expect(page.locator("#dataset-tags .tag-text")).to_have_text(["one-more"])
