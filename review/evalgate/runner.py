@@ -366,9 +366,11 @@ async def run_gate(
     *,
     scorers: Any = default_scorers,
     cache: ScoreCache | None = None,
+    save_cache: bool = True,
 ) -> RunResult:
     """Run ``caller``'s target on every case of ``dataset`` and score each output with ``scorers`` (a module or
-    object with ``for_case`` and ``aggregate``); the cache is saved at the end, whatever happened."""
+    object with ``for_case`` and ``aggregate``); the cache is saved at the end, whatever happened (unless
+    ``save_cache`` is false: the caller saves it)."""
     cache = cache if cache is not None else ScoreCache(config.cache)
     run = _Run(config, caller, scorers, cache)
     started, clock = time.time(), time.perf_counter()
@@ -376,7 +378,8 @@ async def run_gate(
         outcomes = await asyncio.gather(*(run.case(case, dataset.lines.get(case.id)) for case in dataset.cases))
     finally:
         await caller.close()
-        cache.save()
+        if save_cache:
+            cache.save()
     return RunResult(
         dataset=dataset,
         target=caller.target.description,
