@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 ENDPOINT_ENV: Final = "SPANGUARD_REVIEW_ENDPOINT"  # set: gates ask there, so calls are remembered for them
+TOKEN_ENV: Final = "SPANGUARD_REVIEW_TOKEN"  # the ingest token gates ask with
 RECORD_SCHEMA_VERSION: Final = 1
 _SESSIONS: Final = 256  # conversations remembered per process
 _MESSAGES: Final = 200  # messages kept per conversation (the latest)

@@ -19,6 +19,7 @@ import pytest
 from fake_provider import text, tool_call
 from gate_harness import Service, join_reviewer, reviewer, start_service, start_webhook
 from spanguard.instrumentation import gate as gate_module
+from spanguard.instrumentation import gate_call
 from spanguard.instrumentation.gate_digest import argument_digest
 from spanguard.instrumentation.gate_policy import GatePolicy
 from spanguard.semconv import (
@@ -608,7 +609,7 @@ def test_a_service_that_answers_pending_at_once_is_not_busy_polled(instrument, t
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Impatient)
     Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(gate_module, "GRACE_S", 0.0)
+    monkeypatch.setattr(gate_call, "GRACE_S", 0.0)
     try:
         instrument(
             review_endpoint=f"http://127.0.0.1:{server.server_address[1]}",
