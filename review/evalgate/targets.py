@@ -17,6 +17,7 @@ import inspect
 import os
 import random
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
@@ -140,6 +141,38 @@ async def call_with_retries(
         await asyncio.sleep(backoff * 2 ** (attempt - 1) * random.uniform(0.75, 1.25))
 
 
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # timed out and cancelled: the late answer is dropped
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+async def _in_daemon_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a thread of its own. A thread cannot be cancelled: after a timeout the call goes on in
+    the background, so it is a daemon thread, which neither the event loop's end nor the interpreter's waits for
+    (``asyncio.to_thread`` would hold the command until a hung target returned)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def work() -> None:
+        try:
+            value, error = function(*args), None
+        except Exception as exc:
+            value, error = None, exc
+        except BaseException as exc:  # sys.exit() in a target is its failure, not the gate's end
+            value, error = None, RuntimeError(f"the target raised {type(exc).__name__}")
+        try:
+            loop.call_soon_threadsafe(_settle, future, value, error)
+        except RuntimeError:  # the loop has closed: nobody waits for this answer any more
+            pass
+
+    threading.Thread(target=work, name="spanguard-gate-target", daemon=True).start()
+    return await future
+
+
 class PythonTarget:
     """A Python function, sync or async, called with the messages; a sync one runs in a worker thread."""
 
@@ -152,10 +185,12 @@ class PythonTarget:
 
     async def __call__(self, messages: list[dict[str, Any]]) -> Message:
         if self._is_async:
-            value = await self.function(messages)
+            try:
+                value = await self.function(messages)
+            except SystemExit:
+                raise RuntimeError("the target raised SystemExit") from None
         else:
-            # A thread cannot be cancelled: on a timeout the call finishes in the background and its answer is lost.
-            value = await asyncio.to_thread(self.function, messages)
+            value = await _in_daemon_thread(self.function, messages)
         if inspect.isawaitable(value):
             value = await value
         return as_output(value)
