@@ -2050,7 +2050,7 @@
     offset: 0,
     total: null, // the open dataset's number of cases, when the service says it
     hasMore: false,
-    selectedCase: 0,
+    caseAt: { selected: 0 }, // the selected case row (selectIn's holder)
     tags: [], // the add form's tags
   };
 
@@ -2163,26 +2163,22 @@
     }
   }
 
+  /** True for a decided item; otherwise the form says why it cannot be added (the service would answer 409). */
+  function addable(item) {
+    $("dataset-add-result").hidden = true;
+    const decided = item.status === "done";
+    const why = `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`;
+    showError("dataset-add-error", decided ? "" : why);
+    return decided;
+  }
+
   function focusDatasetForm() {
-    const item = state.item;
-    if (!item) return;
-    if (item.status !== "done") {
-      $("dataset-add-result").hidden = true;
-      showError("dataset-add-error", `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`);
-      return;
-    }
-    $("dataset-name").focus();
+    if (state.item && addable(state.item)) $("dataset-name").focus();
   }
 
   async function addToDataset() {
     const item = state.item;
-    if (!item || state.busy) return;
-    $("dataset-add-result").hidden = true;
-    showError("dataset-add-error", "");
-    if (item.status !== "done") {
-      showError("dataset-add-error", `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`);
-      return;
-    }
+    if (!item || state.busy || !addable(item)) return;
     const nameInput = $("dataset-name");
     const name = nameInput.value.trim();
     const nameError = datasetNameError(name);
@@ -2241,14 +2237,14 @@
   /** One case of GET /v1/datasets/{name}: its eval case id, outcome, tags, preview and source. */
   function caseView(entry) {
     const itemId = Number(entry.item_id);
-    const approvalId = typeof entry.approval_id === "string" && APPROVAL_ID.test(entry.approval_id) ? entry.approval_id : null;
+    const approval = typeof entry.approval_id === "string" && APPROVAL_ID.test(entry.approval_id);
     return {
       id: idOf(entry.case_id) || idOf(entry.id) || "?",
       outcome: typeof entry.outcome === "string" ? entry.outcome : "",
       tags: Array.isArray(entry.tags) ? entry.tags.map(String) : [],
       preview: typeof entry.preview === "string" ? entry.preview : "",
       itemId: Number.isInteger(itemId) && itemId > 0 ? itemId : null,
-      approvalId,
+      approvalId: approval ? entry.approval_id : null,
     };
   }
 
@@ -2345,8 +2341,9 @@
     datasets.offset = offset;
     const total = isObject(data) ? Number(data.total) : NaN;
     datasets.total = Number.isFinite(total) ? total : null;
-    datasets.hasMore = datasets.total !== null ? offset + datasets.cases.length < datasets.total : datasets.cases.length === CASE_PAGE;
-    datasets.selectedCase = 0;
+    const shown = offset + datasets.cases.length;
+    datasets.hasMore = datasets.total !== null ? shown < datasets.total : datasets.cases.length === CASE_PAGE;
+    datasets.caseAt.selected = 0;
     renderCases();
     show("dataset");
     history.replaceState(null, "", `#dataset=${encodeURIComponent(name)}`);
@@ -2371,7 +2368,7 @@
       row.tabIndex = 0;
       row.dataset.index = String(index);
       row.setAttribute("aria-label", `Case ${entry.id}, ${entry.outcome || "no outcome"}`);
-      if (index === datasets.selectedCase) row.classList.add("selected");
+      if (index === datasets.caseAt.selected) row.classList.add("selected");
       row.appendChild(el("td", "case-id", entry.id));
       const known = OUTCOME_WORDS[entry.outcome] ? entry.outcome : "other";
       row.appendChild(el("td", `case-outcome outcome-word-${known}`, entry.outcome || "–"));
@@ -2452,13 +2449,18 @@
     result.hidden = false;
   }
 
+  /** Enter on the page itself or on a row of `rowClass` opens the selected row (not on a button or a link). */
+  function onRow(event, rowClass) {
+    return event.target === document.body || event.target.classList.contains(rowClass);
+  }
+
   function onDatasetsKey(event) {
     const key = event.key;
     if (state.view === "datasets") {
       if (key === "j" || key === "k") {
         event.preventDefault();
         selectIn(datasetRows(), datasets, datasets.selected + (key === "j" ? 1 : -1), true);
-      } else if (key === "Enter" && (event.target === document.body || event.target.classList.contains("dataset-row"))) {
+      } else if (key === "Enter" && onRow(event, "dataset-row")) {
         const entry = datasets.list[datasets.selected];
         if (entry) {
           event.preventDefault();
@@ -2467,17 +2469,16 @@
       }
       return;
     }
-    const holder = { selected: datasets.selectedCase };
+    const at = datasets.caseAt;
     if (key === "Escape") {
       event.preventDefault();
       act(backToDatasets);
     } else if (key === "j" || key === "k") {
       event.preventDefault();
-      selectIn(caseRows(), holder, datasets.selectedCase + (key === "j" ? 1 : -1), true);
-      datasets.selectedCase = holder.selected;
-    } else if (key === "Enter" && (event.target === document.body || event.target.classList.contains("case-row"))) {
-      const entry = datasets.cases[datasets.selectedCase];
-      const link = entry ? caseRows()[datasets.selectedCase].querySelector("a.case-source") : null;
+      selectIn(caseRows(), at, at.selected + (key === "j" ? 1 : -1), true);
+    } else if (key === "Enter" && onRow(event, "case-row")) {
+      const row = caseRows()[at.selected];
+      const link = row ? row.querySelector("a.case-source") : null;
       if (link) {
         event.preventDefault();
         link.click();
@@ -2822,10 +2823,7 @@
     });
     $("cases-rows").addEventListener("focusin", (event) => {
       const row = event.target.closest("tr.case-row");
-      if (!row) return;
-      const holder = { selected: datasets.selectedCase };
-      selectIn(caseRows(), holder, Number(row.dataset.index), false);
-      datasets.selectedCase = holder.selected;
+      if (row) selectIn(caseRows(), datasets.caseAt, Number(row.dataset.index), false);
     });
     $("dataset-back").addEventListener("click", () => act(backToDatasets));
     $("cases-prev").addEventListener("click", () => {

@@ -264,12 +264,16 @@ def test_the_datasets_view_lists_datasets_cases_and_downloads_jsonl(tab: Tab, se
     # The token went in a header only: never into a URL or the page's storage besides the session's own.
     assert service.tokens["alice"] not in page.url
 
-    # The source link opens the reviewed item; Esc from a dataset goes back to the datasets.
+    # Esc from a dataset goes back to the datasets; on a case, Enter follows its link to the reviewed item.
     page.keyboard.press("Escape")
     expect(page.locator("#datasets-view")).to_be_visible()
     page.locator("tr.dataset-row").nth(index).click()
     expect(page.locator("#dataset-view")).to_be_visible()
-    first.locator("a.case-source").click()
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(cases.first).to_be_focused()
+    expect(page.locator("tr.case-row.selected")).to_contain_text(capital["case_id"])
+    page.keyboard.press("Enter")
     expect(page.locator("#item-title")).to_contain_text(f"Item #{service.items['capital']} ")
 
 
