@@ -155,7 +155,8 @@ def decide(run: RunResult, baseline: Baseline | None = None) -> GateVerdict:
     broken = run.count(CaseStatus.TARGET_FAILED)
     if broken:
         verdict.exit_code = EXIT_TARGET_FAILED
-        verdict.reasons.append(f"the target failed on {broken} case{'s' if broken != 1 else ''}: {run.target_error}")
+        first = run.target_error or next(c.reason for c in run.cases if c.status is CaseStatus.TARGET_FAILED)
+        verdict.reasons.append(f"the target failed on {broken} case{'s' if broken != 1 else ''}: {first}")
         not_run = run.count(CaseStatus.NOT_RUN)
         if not_run:
             verdict.reasons.append(f"{not_run} case{'s' if not_run != 1 else ''} not run")
