@@ -2169,7 +2169,13 @@
     const decided = item.status === "done";
     const why = `Item #${item.id} is not decided yet: only a decided item can be added to a dataset.`;
     showError("dataset-add-error", decided ? "" : why);
+    if (!decided) inView("dataset-add-error");
     return decided;
+  }
+
+  /** The form is at the foot of the side panel, which scrolls: its message is brought into view. */
+  function inView(id) {
+    $(id).scrollIntoView({ block: "nearest" });
   }
 
   function focusDatasetForm() {
@@ -2202,6 +2208,7 @@
       answer = await response.json().catch(() => null);
     } catch (error) {
       report(error, "dataset-add-error");
+      inView("dataset-add-error");
       return;
     } finally {
       setBusy(false);
@@ -2210,6 +2217,7 @@
     const box = $("dataset-add-result");
     box.textContent = addedMessage(item, name, response.status === 201, isObject(answer) ? answer : { tags });
     box.hidden = false;
+    inView("dataset-add-result");
     datasets.tags = [];
     renderTags();
     loadDatasetNames();
@@ -2320,21 +2328,23 @@
     const request = ++datasets.request;
     const params = new URLSearchParams({ limit: String(CASE_PAGE), offset: String(offset) });
     let data;
+    let failed = null;
     setBusy(true);
     try {
       data = await api("GET", `/v1/datasets/${encodeURIComponent(name)}?${params}`);
     } catch (error) {
-      if (request !== datasets.request) return;
-      if (state.view !== "dataset") {
-        report(error, state.view === "datasets" ? "datasets-error" : null);
-        return;
-      }
-      report(error, "dataset-error");
-      return;
+      failed = error;
     } finally {
       setBusy(false);
     }
     if (request !== datasets.request) return;
+    if (failed) {
+      // A link to a dataset that is not there (or not valid) opens the list, saying why.
+      if (state.me && state.view !== "dataset" && state.view !== "datasets") await toDatasets(null);
+      if (state.view === "datasets") history.replaceState(null, "", "#datasets");
+      report(failed, state.view === "dataset" ? "dataset-error" : "datasets-error");
+      return;
+    }
     const found = isObject(data) && Array.isArray(data.cases) ? data.cases : [];
     datasets.cases = found.filter(isObject).map(caseView);
     datasets.current = name;

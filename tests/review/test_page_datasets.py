@@ -156,6 +156,7 @@ def test_a_decided_item_is_added_with_two_tags_and_adding_it_again_makes_no_dupl
     result = page.locator("#dataset-add-result")
     expect(result).to_contain_text(f"Added item #{item_id} to geo-regressions as case_")
     expect(result).to_contain_text("Its tags: geography, capital:au.")
+    expect(result).to_be_in_viewport()
     expect(page.locator("#dataset-add-error")).to_be_hidden()
     expect(chips).to_have_count(0)
     # The message is in the panel: nothing covers the item's title.
@@ -194,6 +195,7 @@ def test_an_undecided_item_offers_no_add_and_s_says_why(tab: Tab, service: Servi
         expect(page.locator("#dataset-add-error")).to_have_text(
             f"Item #{service.items[key]} is not decided yet: only a decided item can be added to a dataset."
         )
+        expect(page.locator("#dataset-add-error")).to_be_in_viewport()
         expect(page.locator("#item-title")).to_be_focused()
         page.keyboard.press("Escape")  # back to the queue, giving the item back
         expect(page.locator("#queue-view")).to_be_visible()
@@ -344,3 +346,15 @@ def test_a_refusal_by_the_service_is_said_in_the_panel(tab: Tab, service: Servic
     assert service.dataset("full-tags")["cases"][0]["tags"] == tags
     # The chips stay, so the reviewer can remove one and try again.
     expect(page.locator("#dataset-tags .tag-text")).to_have_text(["one-more"])
+
+
+def test_a_link_to_a_dataset_that_is_not_there_opens_the_list_saying_so(tab: Tab, service: Service) -> None:
+    page = tab.page
+    sign_in(page, service, path="/#dataset=no-such-set")
+    expect(page.locator("#datasets-view")).to_be_visible()
+    expect(page.locator("#datasets-error")).to_contain_text("no dataset no-such-set")
+    assert page.url.endswith("#datasets")
+    # A name the service refuses is said as the service says it, naming the path.
+    page.evaluate("() => { location.hash = '#dataset=Not%20Valid'; }")
+    expect(page.locator("#datasets-error")).to_contain_text("path.name")
+    assert page.url.endswith("#datasets")
