@@ -519,11 +519,27 @@ def _approvals(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterato
         after = ids[-1]
 
 
-def count_sources(store: ReviewStore, filters: ExportFilter) -> int:
-    """How many reviewed items and rejected approval requests the export with ``filters`` reads (for a progress bar)."""
+def _narrowed(filters: ExportFilter, kind: ExportKind, include_approved: bool) -> ExportFilter | None:
+    """``filters`` keeping only the outcomes that can give a ``kind`` line, or None when none can.
+
+    Only corrected items (and approved ones, for sft with ``include_approved``) give sft and preference rows: narrowed
+    in the query, so the others are neither read nor converted for nothing (approval requests give neither).
+    """
+    wanted = {"eval": OUTCOMES, "sft": ("correct", "approve") if include_approved else ("correct",)}
+    outcomes = tuple(o for o in (filters.outcomes or OUTCOMES) if o in wanted.get(kind, ("correct",)))
+    return replace(filters, outcomes=outcomes) if outcomes else None
+
+
+def count_sources(
+    store: ReviewStore, filters: ExportFilter, kind: ExportKind = "eval", *, include_approved: bool = False
+) -> int:
+    """How many reviewed items and rejected approval requests :func:`export_rows` reads (for a progress bar)."""
+    narrowed = _narrowed(filters, kind, include_approved)
+    if narrowed is None:
+        return 0
     with store._sessions() as session:
-        total = session.scalar(select(func.count()).select_from(_item_query(filters).subquery())) or 0
-        approvals = _approval_query(filters)
+        total = session.scalar(select(func.count()).select_from(_item_query(narrowed).subquery())) or 0
+        approvals = _approval_query(narrowed)
         if approvals is not None:
             total += session.scalar(select(func.count()).select_from(approvals.subquery())) or 0
     return total
@@ -539,12 +555,10 @@ def export_rows(
 ) -> Iterator[tuple[dict[str, Any] | None, int]]:
     """Each source's exported line (None when ``kind`` has none for it) and how many sources were read so far:
     reviewed items by id, then rejected approval requests by id, so the same store exports the same file."""
-    # Only corrected items (and approved ones, for sft with include_approved) can give sft and preference rows:
-    # narrowed in the query, so the others are not read and converted for nothing.
-    useful = {"eval": OUTCOMES, "sft": ("correct", "approve") if include_approved else ("correct",)}
-    wanted = useful.get(kind, ("correct",))
-    outcomes = tuple(o for o in (filters.outcomes or OUTCOMES) if o in wanted)
-    filters = replace(filters, outcomes=outcomes or ("none",))
+    narrowed = _narrowed(filters, kind, include_approved)
+    if narrowed is None:
+        return
+    filters = narrowed
     read = 0
     for item in _items(store, filters, batch):
         read += 1

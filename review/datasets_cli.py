@@ -112,7 +112,7 @@ def _from_db(args: argparse.Namespace, filters: Any) -> tuple[int, int]:
     except (SQLAlchemyError, ImportError, ValueError) as error:
         raise DatasetError(f"--db {safe_url(url)}: {type(error).__name__}: {_first_line(error)}") from None
     try:
-        total = count_sources(store, filters)
+        total = count_sources(store, filters, args.kind, include_approved=args.include_approved)
 
         def rows(progress: Callable[[int], None]) -> Iterator[dict[str, Any] | None]:
             for line, read in export_rows(store, args.kind, filters, include_approved=args.include_approved):

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from approvals_helpers import Service, approval_body, start_service, stop_service
 from spanguard.exporters.datasets import case_id
+from spanguard.review.datasets import ExportFilter, count_sources, export_rows
+from sqlalchemy import event
 
 from spanguard.cli import main
 
@@ -90,6 +92,7 @@ def export(service: Service, who: str = "alice", **params: Any) -> list[dict]:
         response = client.get("/v1/datasets/export", params=params)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/x-ndjson"
+    assert "content-length" not in response.headers  # streamed (chunked), not built whole first
     return [json.loads(line) for line in response.text.splitlines()]
 
 
@@ -301,6 +304,36 @@ def test_bad_export_parameters_are_422_naming_them(service, params, where):
         response = client.get("/v1/datasets/export", params=params)
     assert response.status_code == 422
     assert where in response.json()["detail"]
+
+
+def test_the_reader_asks_three_queries_a_batch_not_one_per_item(service):
+    for outcome in ("approve", "correct", "reject", "approve", "correct", "approve", "reject"):
+        reviewed(service, outcome)
+    rejected_approval(service)
+    selects: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(service.store.engine, "before_cursor_execute", count)
+    try:
+        lines = [line for line, _ in export_rows(service.store, "eval", ExportFilter(), batch=3)]
+        small = len(selects)
+        selects.clear()
+        assert len([line for line, _ in export_rows(service.store, "eval", ExportFilter(), batch=1000)]) == 8
+        large = len(selects)
+    finally:
+        event.remove(service.store.engine, "before_cursor_execute", count)
+    assert len(lines) == 8
+    # Items: 3 batches of (items, decisions, tags) and the empty read that ends them; approvals: 1 batch of
+    # (requests, decisions, tags) and its end.
+    assert small == 3 * 3 + 1 + 3 + 1
+    assert large == 3 + 1 + 3 + 1
+    assert count_sources(service.store, ExportFilter()) == 8
+    assert count_sources(service.store, ExportFilter(), "preference") == 2
+    assert count_sources(service.store, ExportFilter(), "sft", include_approved=True) == 5
+    assert count_sources(service.store, ExportFilter(outcomes=("reject",)), "sft") == 0
 
 
 # --- the command line -----------------------------------------------------------------------------------------------
