@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import re2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from spanguard.instrumentation.content import parse_arguments
 
 from spanguard.yamlconfig import format_path
 
@@ -207,15 +208,6 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _tool_calls(message: Output | None) -> list[tuple[str, Any]]:
     """``(name, parsed arguments)`` per tool call of ``message``, in the OpenAI format or as ``{name, arguments}``."""
     calls: list[tuple[str, Any]] = []
@@ -225,7 +217,7 @@ def _tool_calls(message: Output | None) -> list[tuple[str, Any]]:
         function = call.get("function") if isinstance(call.get("function"), Mapping) else call
         name = function.get("name")
         if isinstance(name, str):
-            calls.append((name, _arguments(function.get("arguments", {}))))
+            calls.append((name, parse_arguments(function.get("arguments", {}))))
     return calls
 
 
@@ -730,7 +722,7 @@ def _defaults(case: EvalCase, config: ScorersConfig) -> list[Scorer]:
     names = [scorer.name for scorer in scorers]
     for call in case.rejected_tool_calls:
         weight, threshold = setting("not-rejected-call", 1.0)
-        arguments = _arguments(call.arguments)
+        arguments = parse_arguments(call.arguments)
         scorers.append(
             ToolCalled(
                 _unique(names, f"not-rejected-call:{call.name}"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fake_provider import FakeProvider, error, text
+from scorer_cases import CORRECTION, corrected, make_case, say
 from spanguard.review.evalgate.dataset import EvalCase
 from spanguard.review.evalgate.judge import (
     DEFAULT_RUBRIC,
@@ -23,8 +24,6 @@ from spanguard.review.evalgate.scorers import ScorersConfig, aggregate, for_case
 
 from spanguard.yamlconfig import ConfigError, load_text
 
-CORRECTION = "Canberra is the capital of Australia."
-
 
 def answer(verdict: str = "pass", confidence: float = 0.95, reasoning: str = "matches the reference") -> Any:
     return text(json.dumps({"verdict": verdict, "confidence": confidence, "reasoning": reasoning}))
@@ -35,26 +34,8 @@ def judge_config(fake: FakeProvider, **settings: Any) -> JudgeConfig:
     return JudgeConfig.model_validate({**base, **settings})
 
 
-def make_case(**fields: Any) -> EvalCase:
-    data: dict[str, Any] = {
-        "id": "case_1",
-        "input": {"messages": [{"role": "user", "content": "What is the capital of Australia?"}]},
-    }
-    data.update(fields)
-    return EvalCase.model_validate(data)
-
-
-def corrected(**fields: Any) -> EvalCase:
-    return make_case(
-        outcome="correct",
-        original_output={"role": "assistant", "content": "Sydney is the capital."},
-        expected_output={"role": "assistant", "content": CORRECTION},
-        **fields,
-    )
-
-
 def verdict_of(case: EvalCase, output: str, config: ScorersConfig) -> Any:
-    message = {"role": "assistant", "content": output}
+    message = say(output)
     pairs = [(scorer, scorer.score(case, message)) for scorer in for_case(case, config)]
     return aggregate(case, pairs, config=config), pairs
 

@@ -3,46 +3,15 @@ exported dataset (corrected, approved, rejected action), similarity with and wit
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+from scorer_cases import CORRECTION, ORIGINAL, corrected, make_case, say
 from spanguard.review.evalgate import scorers
 from spanguard.review.evalgate.dataset import EvalCase, Message
 from spanguard.review.evalgate.scorers import Score, ScorerError, ScorersConfig, aggregate, for_case, normalise
 
 from spanguard.yamlconfig import ConfigError, load_text
-
-CORRECTION = "Canberra is the capital of Australia."
-ORIGINAL = "Sydney is the capital."
-
-
-def make_case(**fields: Any) -> EvalCase:
-    data: dict[str, Any] = {
-        "id": "case_1",
-        "input": {"messages": [{"role": "user", "content": "Capital of Australia?"}]},
-    }
-    data.update(fields)
-    return EvalCase.model_validate(data)
-
-
-def corrected(**fields: Any) -> EvalCase:
-    return make_case(
-        outcome="correct",
-        original_output={"role": "assistant", "content": ORIGINAL},
-        expected_output={"role": "assistant", "content": CORRECTION},
-        **fields,
-    )
-
-
-def say(text: str | None, *calls: tuple[str, Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if calls:
-        message["tool_calls"] = [
-            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-            for i, (name, args) in enumerate(calls)
-        ]
-    return message
 
 
 def run(case: EvalCase, output: Any, config: ScorersConfig | None = None) -> scorers.CaseVerdict:
