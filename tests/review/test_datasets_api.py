@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -371,6 +375,36 @@ def test_a_cli_export_replaces_the_file_whole_and_a_failed_one_leaves_it(service
     assert out.read_bytes() == first
     assert os.listdir(tmp_path / "out") == ["cases.jsonl"]  # no temporary file left behind
     capsys.readouterr()
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_and_not_otherwise(service, tmp_path):
+    for _ in range(3):
+        reviewed(service)
+    command = [sys.executable, "-m", "spanguard.cli", "dataset", "export", "--db", service.store.url]
+    leader, follower = pty.openpty()
+    try:
+        on_terminal = subprocess.run(
+            [*command, "--out", str(tmp_path / "a.jsonl")], stderr=follower, stdout=subprocess.DEVNULL, timeout=120
+        )
+        os.close(follower)
+        drawn = b""
+        while select.select([leader], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    piped = subprocess.run([*command, "--out", str(tmp_path / "b.jsonl")], capture_output=True, timeout=120)
+    assert on_terminal.returncode == 0 and piped.returncode == 0
+    assert b"exporting" in drawn and b"3/3" in drawn
+    assert piped.stderr.decode().splitlines() == [
+        f"wrote 3 eval line(s) from 3 reviewed source(s) to {tmp_path / 'b.jsonl'}"
+    ]
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize(
