@@ -2135,19 +2135,23 @@
     list.hidden = datasets.tags.length === 0;
   }
 
-  /** Adds the tag field's text as a chip; false (with the reason shown) when it is not a valid new tag. */
+  /**
+   * Adds the tag field's tags (comma-separated, as pasted) as chips, up to the first that is not a valid new tag,
+   * which stays in the field with the reason shown; false then.
+   */
   function addTag() {
     const input = $("dataset-tag");
-    const tag = input.value.trim();
-    if (!tag) return true;
-    const error = tagError(tag);
+    const pending = input.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+    let error = null;
+    while (pending.length && !error) {
+      error = tagError(pending[0]);
+      if (!error) datasets.tags.push(pending.shift());
+    }
+    input.value = pending.join(", ");
     showError("dataset-add-error", error);
     input.setAttribute("aria-invalid", error ? "true" : "false");
-    if (error) return false;
-    datasets.tags.push(tag);
-    input.value = "";
     renderTags();
-    return true;
+    return !error;
   }
 
   function onTagKey(event) {

@@ -338,14 +338,18 @@ def test_a_refusal_by_the_service_is_said_in_the_panel(tab: Tab, service: Servic
     page = tab.page
     open_item(page, service, "full")
     page.fill("#dataset-name", "full-tags")
-    add_tag(page, "one-more")
+    add_tag(page, "one-more, another,bad tag")  # pasted: each valid one becomes a chip, the first bad one stays
+    expect(page.locator("#dataset-tags .tag-text")).to_have_text(["one-more", "another"])
+    expect(page.locator("#dataset-tag")).to_have_value("bad tag")
+    expect(page.locator("#dataset-add-error")).to_contain_text('"bad tag" is not a tag')
+    page.fill("#dataset-tag", "")
     page.click("#dataset-submit")
-    # Each tag is valid, but the merged case would have 21: the service says so, and the page shows it.
+    # Each tag is valid, but the merged case would have 22: the service says so, and the page shows it.
     expect(page.locator("#dataset-add-error")).to_contain_text("at most 20 tags")
     expect(page.locator("#dataset-add-result")).to_be_hidden()
     assert service.dataset("full-tags")["cases"][0]["tags"] == tags
     # The chips stay, so the reviewer can remove one and try again.
-    expect(page.locator("#dataset-tags .tag-text")).to_have_text(["one-more"])
+    expect(page.locator("#dataset-tags .tag-text")).to_have_text(["one-more", "another"])
 
 
 def test_a_link_to_a_dataset_that_is_not_there_opens_the_list_saying_so(tab: Tab, service: Service) -> None:
