@@ -36,6 +36,7 @@ __all__ = [
     "RejectedToolCall",
     "ToolCall",
     "ToolFunction",
+    "error_path",
     "load_dataset",
     "parse_lines",
 ]
@@ -200,7 +201,8 @@ def _message(err: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _path(loc: Sequence[str | int]) -> str:
+def error_path(loc: Sequence[str | int]) -> str:
+    """A pydantic error location as a field path (``input.messages[0].role``), union member tags left out."""
     # Union member tags ('str', 'list[dict[str,any]]') name no field: leave them out of the path.
     parts = [part for part in loc if isinstance(part, int) or not any(c in part for c in "[]")]
     parts = [part for part in parts if part not in ("str", "int", "float", "bool", "none", "function-after")]
@@ -245,7 +247,7 @@ def parse_lines(lines: Sequence[str | bytes], source: str = "<cases>") -> list[t
         except pydantic.ValidationError as exc:
             seen: set[str] = set()
             for err in exc.errors(include_url=False, include_input=False):
-                path = _path(err["loc"])
+                path = error_path(err["loc"])
                 if path not in seen:  # a union's members each complain about the same field: once is enough
                     seen.add(path)
                     problems.append((number, path, _message(err)))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 import pydantic
-from spanguard.review.evalgate.dataset import Message
+from spanguard.review.evalgate.dataset import Message, error_path
 
 from spanguard._logging import safe_url
 
@@ -99,7 +99,7 @@ def as_output(value: Any) -> Message:
     try:
         message = Message.model_validate(data)
     except pydantic.ValidationError as exc:
-        fields = ", ".join(sorted({".".join(str(p) for p in err["loc"]) or "message" for err in exc.errors()}))
+        fields = ", ".join(sorted({error_path(err["loc"]) or "message" for err in exc.errors()}))
         raise _NotAnOutput(f"the target returned a message that is not valid ({fields})") from None
     if message.role != "assistant":
         raise _NotAnOutput(f"the target returned a {message.role!r} message, not an assistant one")
