@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+from spanguard.yamlconfig import relative_to_config
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -64,6 +66,8 @@ class JudgeConfig(BaseModel):
     """A judged case with one of these tags is pending human whatever the judge says (safety-sensitive topics)."""
     mcc_floor: float = Field(0.4, ge=-1, le=1)
     """A judge whose measured MCC against people is below this may not gate (see ``judge_eval.judge_may_gate``)."""
+    evaluation: str | None = None
+    """The ``spanguard judge-eval --report`` file that measured this judge (relative to the config file)."""
     defaults: bool = True
     """Whether the judge backs the default checks of a case without assertions where they cannot settle it."""
     retries: int = Field(2, ge=0, le=10)
@@ -73,6 +77,11 @@ class JudgeConfig(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=600)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(400, ge=16, le=8192)
+
+    @field_validator("evaluation")
+    @classmethod
+    def _relative_to_the_config(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(relative_to_config(value, info.context))
 
 
 @dataclass(frozen=True)

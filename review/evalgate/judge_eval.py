@@ -11,13 +11,17 @@ Clopper-Pearson lower bound). Behaviour: docs/datasets.md ("Scorers and the judg
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from .dataset import EvalCase
-from .judge import Judge, JudgeAnswerError
+from .judge import Judge, JudgeAnswerError, JudgeConfig, JudgeUnavailable
 
 __all__ = [
     "Calibration",
@@ -25,13 +29,17 @@ __all__ = [
     "JudgeEvalReport",
     "Labelled",
     "Metrics",
+    "add_arguments",
     "calibrate",
     "clopper_pearson_lower",
     "confusion",
     "evaluate_judge",
+    "judge_gate_check",
     "judge_may_gate",
     "labelled",
     "metrics",
+    "run",
+    "summary",
 ]
 
 DEFAULT_TARGET: Final = 0.9
@@ -274,6 +282,8 @@ class Labelled:
 class JudgeEvalReport:
     """The judge measured on a labelled dataset: metrics, calibration, the gating rule's answer, the cases."""
 
+    model: str
+    """The judge model measured (a report counts only for that model)."""
     metrics: Metrics
     calibration: Calibration
     may_gate: bool
@@ -333,4 +343,97 @@ def evaluate_judge(
         step=step,
     )
     may, reason = judge_may_gate(result, judge.config.mcc_floor if floor is None else floor)
-    return JudgeEvalReport(result, calibration, may, reason, judged, errors, skipped)
+    return JudgeEvalReport(judge.config.model, result, calibration, may, reason, judged, errors, skipped)
+
+
+def judge_gate_check(config: JudgeConfig) -> tuple[bool, str]:
+    """Whether the configured judge may gate, from the ``judge-eval`` report its ``evaluation`` names: a judge never
+    measured, measured as another model, or whose MCC is under ``mcc_floor`` may not."""
+    if config.evaluation is None:
+        return False, (
+            "the judge has not been measured against people: run spanguard judge-eval --report PATH and set "
+            "scorers.judge.evaluation to PATH"
+        )
+    try:
+        data = json.loads(Path(config.evaluation).read_text("utf-8"))
+        counts = data["metrics"]["confusion"]
+        matrix = Confusion(**{key: int(counts[key]) for key in ("tp", "fp", "tn", "fn")})
+        model = data["model"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problem = type(exc).__name__
+        return False, f"the judge's evaluation {config.evaluation} cannot be read ({problem}): it may not gate"
+    if model != config.model:
+        return False, f"the judge's evaluation measured {model!r}, not {config.model!r}: it may not gate"
+    # The metrics are computed again from the counts: a report edited by hand cannot raise its own MCC.
+    return judge_may_gate(metrics(matrix), config.mcc_floor)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``judge-eval`` options to ``parser``."""
+    parser.add_argument("--dataset", required=True, help="reviewed eval cases (JSON Lines): the human labels")
+    parser.add_argument("--config", help="the gate's config (YAML) whose scorers.judge is measured")
+    parser.add_argument("--judge", metavar="MODEL", help="the judge model (overrides scorers.judge.model)")
+    parser.add_argument("--base-url", help="the judge's OpenAI-compatible endpoint (overrides scorers.judge.base_url)")
+    parser.add_argument("--target", type=float, default=DEFAULT_TARGET, help="agreement to guarantee (default 0.9)")
+    parser.add_argument(
+        "--confidence", type=float, default=DEFAULT_CONFIDENCE, help="confidence of that guarantee (default 0.95)"
+    )
+    parser.add_argument("--report", metavar="PATH", help="write the JSON report (scorers.judge.evaluation reads it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure the judge; exit 0 when it may gate, 1 when it may not, 2 for a usage, config or dataset error, 3 when
+    its endpoint failed."""
+    from .config import load_config
+    from .dataset import DatasetError, load_dataset
+
+    try:
+        judge_config = load_config(args.config).scorers.judge
+        overrides = {k: v for k, v in (("model", args.judge), ("base_url", args.base_url)) if v is not None}
+        if judge_config is None:
+            if "model" not in overrides:
+                raise ValueError("no judge: set scorers.judge in --config, or --judge MODEL")
+            judge_config = JudgeConfig.model_validate(overrides)
+        elif overrides:
+            judge_config = JudgeConfig.model_validate({**judge_config.model_dump(), **overrides})
+        if not 0 < args.target < 1 or not 0 < args.confidence < 1:
+            raise ValueError("--target and --confidence must be between 0 and 1")
+        dataset = load_dataset(args.dataset)
+    except (ValueError, DatasetError) as exc:  # ConfigError and pydantic's ValidationError are ValueErrors
+        print(f"spanguard judge-eval: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate_judge(dataset.cases, Judge(judge_config), target=args.target, confidence=args.confidence)
+    except JudgeUnavailable as exc:
+        print(f"spanguard judge-eval: {exc}", file=sys.stderr)
+        return 3
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", "utf-8")
+    print(summary(report))
+    return 0 if report.may_gate else 1
+
+
+def summary(report: JudgeEvalReport) -> str:
+    """The report in a few lines for a terminal."""
+    m, c, cal = report.metrics, report.metrics.confusion, report.calibration
+    lines = [
+        f"judge {report.model}: {m.n} labelled cases judged"
+        + (f", {len(report.errors)} without a usable verdict" if report.errors else ""),
+        f"  confusion (pass positive): tp {c.tp}  fp {c.fp}  tn {c.tn}  fn {c.fn}",
+        f"  MCC {m.mcc:.3f}  balanced accuracy {m.balanced_accuracy:.3f}  precision {m.precision:.3f}  "
+        f"recall {m.recall:.3f}",
+        *(f"  note: {note}" for note in m.notes),
+    ]
+    if cal.threshold is None:
+        lines.append(f"  calibration: {cal.note}")
+    else:
+        lines.append(
+            f"  calibration: confidence_threshold {cal.threshold:g} keeps {cal.coverage:.0%} of cases with agreement "
+            f"{cal.agreement:.3f} (at least {cal.lower_bound:.3f} with {cal.confidence:g} confidence)"
+        )
+    lines.append(f"  {report.reason}")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ run against the fake provider."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -11,16 +12,20 @@ from typing import Any
 
 import pytest
 from fake_provider import FakeProvider, error, text
+from spanguard.review.evalgate.config import load_config
 from spanguard.review.evalgate.dataset import EvalCase
 from spanguard.review.evalgate.judge import Judge, JudgeConfig, JudgeUnavailable
 from spanguard.review.evalgate.judge_eval import (
     Confusion,
+    add_arguments,
     calibrate,
     clopper_pearson_lower,
     confusion,
     evaluate_judge,
+    judge_gate_check,
     judge_may_gate,
     metrics,
+    run,
 )
 
 
@@ -257,3 +262,106 @@ def test_evaluate_judge_raises_when_the_endpoint_fails(fake: FakeProvider) -> No
     fake.script(error(502), error(502))
     with pytest.raises(JudgeUnavailable):
         evaluate_judge([case("a", "approve")], Judge(config))
+
+
+# ------------------------------------------------------------------------------------ the gate's check, the CLI
+
+
+def write_report(path: Any, model: str = "m", **counts: int) -> str:
+    matrix = {"tp": 0, "fp": 0, "tn": 0, "fn": 0, **counts}
+    path.write_text(json.dumps({"model": model, "metrics": {"confusion": matrix, "mcc": 1.0}}))
+    return str(path)
+
+
+def test_a_judge_never_measured_may_not_gate() -> None:
+    may, reason = judge_gate_check(JudgeConfig(model="m"))
+    assert may is False and "run spanguard judge-eval --report PATH" in reason
+
+
+def test_the_gate_check_reads_the_report_and_computes_the_mcc_again(tmp_path: Any) -> None:
+    good = write_report(tmp_path / "good.json", tp=5, tn=5)
+    assert judge_gate_check(JudgeConfig(model="m", evaluation=good))[0] is True
+    # The stored "mcc": 1.0 is not believed: the counts give 0.41, under the floor.
+    weak = write_report(tmp_path / "weak.json", tp=3, fp=1, tn=4, fn=2)
+    may, reason = judge_gate_check(JudgeConfig(model="m", evaluation=weak, mcc_floor=0.5))
+    assert may is False and "0.41, below the floor 0.5" in reason
+
+
+def test_a_report_of_another_model_or_unreadable_does_not_count(tmp_path: Any) -> None:
+    other = write_report(tmp_path / "other.json", model="gpt-4o", tp=5, tn=5)
+    may, reason = judge_gate_check(JudgeConfig(model="m", evaluation=other))
+    assert may is False and "measured 'gpt-4o', not 'm'" in reason
+    (tmp_path / "bad.json").write_text("{not json")
+    assert judge_gate_check(JudgeConfig(model="m", evaluation=str(tmp_path / "bad.json")))[0] is False
+    assert judge_gate_check(JudgeConfig(model="m", evaluation=str(tmp_path / "missing.json")))[0] is False
+
+
+def test_the_evaluation_path_is_relative_to_the_config_file(tmp_path: Any) -> None:
+    (tmp_path / "gate.yaml").write_text("scorers:\n  judge: {model: m, evaluation: judge.json}\n")
+    config = load_config(tmp_path / "gate.yaml")
+    assert config.scorers.judge.evaluation == str(tmp_path / "judge.json")
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return run(parser.parse_args(list(argv)))
+
+
+def labelled_file(tmp_path: Any, n: int = 4) -> str:
+    lines = [
+        case(f"c{i}", "approve" if i % 2 == 0 else "reject", "Canberra." if i % 2 == 0 else "Sydney.").model_dump_json()
+        for i in range(n)
+    ]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_the_cli_measures_a_good_judge_writes_its_report_and_lets_it_gate(
+    fake: FakeProvider, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        f"scorers:\n  judge: {{model: m, base_url: '{fake.openai_base_url}', api_key: k, evaluation: judge.json}}\n"
+    )
+    fake.script(answer("pass"), answer("fail"), answer("pass"), answer("fail"))
+    code = cli("--dataset", labelled_file(tmp_path), "--config", str(config), "--report", str(tmp_path / "judge.json"))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tp 2  fp 0  tn 2  fn 0" in out and "MCC 1.000" in out
+    assert "4 labelled cases cannot show it, at least 100 are needed" in out
+    assert judge_gate_check(load_config(config).scorers.judge) == (
+        True,
+        "the judge's MCC against people is 1.00, at or above the floor 0.4",
+    )
+
+
+def test_the_cli_exits_1_for_a_judge_that_may_not_gate(
+    fake: FakeProvider, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    fake.script(answer("fail"), answer("pass"), answer("fail"), answer("pass"))  # wrong every time
+    code = cli("--dataset", labelled_file(tmp_path), "--judge", "m", "--base-url", fake.openai_base_url)
+    assert code == 1
+
+
+def test_the_cli_exits_2_for_a_bad_dataset_line_or_no_judge(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(case("a", "approve").model_dump_json() + "\n{oops\n")
+    assert cli("--dataset", str(bad), "--judge", "m") == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err
+    assert cli("--dataset", str(bad)) == 2
+    assert "no judge" in capsys.readouterr().err
+
+
+def test_the_cli_exits_3_when_the_judge_endpoint_fails(
+    fake: FakeProvider, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        f"scorers:\n  judge: {{model: m, base_url: '{fake.openai_base_url}', retries: 1, backoff_s: 0}}\n"
+    )
+    fake.script(error(500), error(500))
+    assert cli("--dataset", labelled_file(tmp_path), "--config", str(config)) == 3
