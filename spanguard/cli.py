@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spanguard.review.evalgate.cli import add_arguments as add_gate_arguments
 
     add_gate_arguments(commands.add_parser("gate", help="the CI gate: run a target on an eval dataset and score it"))
+    from spanguard.review.evalgate.judge_eval import add_arguments as add_judge_eval_arguments
+
+    add_judge_eval_arguments(commands.add_parser("judge-eval", help="measure the gate's LLM judge against people"))
     from spanguard.review.datasets_cli import add_arguments as add_dataset_arguments
 
     add_dataset_arguments(commands.add_parser("dataset", help="export reviewed items as eval, SFT or DPO data"))
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from spanguard.review.evalgate.cli import run as run_gate
 
         return run_gate(args)
+    if args.command == "judge-eval":
+        from spanguard.review.evalgate.judge_eval import run as run_judge_eval
+
+        return run_judge_eval(args)
     if args.command == "dataset":
         from spanguard.review.datasets_cli import run as run_dataset
 
