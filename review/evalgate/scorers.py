@@ -45,6 +45,7 @@ __all__ = [
     "for_case",
     "normalise",
     "similarity",
+    "similarity_method",
 ]
 
 Output = Any
@@ -155,6 +156,7 @@ class Scorer(ABC):
     """The scorer's type, as assertions and the config's ``weights``/``thresholds`` name it."""
     deterministic: bool = True
     """False for the judge: ``--trials`` runs it several times."""
+    uses_similarity: bool = False
 
     def __init__(self, name: str, weight: float, threshold: float) -> None:
         self.name = name
@@ -173,6 +175,8 @@ class Scorer(ABC):
     def cache_key(self) -> str:
         """A string naming the scorer's whole setting: a cached score is reused only under the same one."""
         settings = {k: v for k, v in vars(self).items() if k not in ("name", "weight")}
+        if self.uses_similarity:  # a score measured with WordLlama is not one measured on tokens
+            settings["similarity"] = similarity_method()
         return f"{self.kind}:" + json.dumps(settings, sort_keys=True, default=_describe)
 
     def __repr__(self) -> str:
@@ -273,6 +277,11 @@ class _Embedder:
 
 
 _embedder = _Embedder()
+
+
+def similarity_method() -> str:
+    """How :func:`similarity` measures on this machine: ``wordllama``, or ``tokens`` without it."""
+    return "wordllama" if _embedder.get() is not None else "tokens"
 
 
 def _tokens(text: str) -> Counter[str]:
@@ -436,6 +445,8 @@ class Similar(Scorer):
     the case: the judge decides.
     """
 
+    uses_similarity = True
+
     def __init__(
         self,
         name: str,
@@ -467,6 +478,7 @@ class NotOriginal(Scorer):
     the same (at the threshold) while closer to the original than to the correction."""
 
     kind = "not-original"
+    uses_similarity = True
 
     def score(self, case: EvalCase, output: Output) -> Score:
         """0 when the output reproduces the rejected original, else 1."""
@@ -511,6 +523,11 @@ class JudgeScorer(Scorer):
     ) -> None:
         super().__init__(name, weight, threshold)
         self.config, self.checks, self.rubric, self.fallback = config, list(checks), rubric, fallback
+
+    @property
+    def uses_similarity(self) -> bool:  # type: ignore[override]
+        """Whether one of the checks it is layered over measures similarity."""
+        return any(check.uses_similarity for check in self.checks)
 
     def score(self, case: EvalCase, output: Output) -> Score:
         """The judge's score, skipped when the checks settle the case, None when people must decide."""

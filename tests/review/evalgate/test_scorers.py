@@ -349,3 +349,12 @@ def test_aggregate_ignores_skipped_scores_and_pends_on_unsettled_ones() -> None:
     assert aggregate(case, [settled, skipped]).passed is True
     assert aggregate(case, [settled, pending]).passed is None
     assert aggregate(case, [(scorer, Score(0.0, False, "no")), pending]).passed is False
+
+
+def test_a_similarity_cache_key_names_how_similarity_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = corrected(assertions=[{"type": "similar-to-correction"}, {"type": "contains", "value": "a"}])
+    contains, similar = sorted(for_case(case, ScorersConfig()), key=lambda s: s.name)
+    with_embeddings = (similar.cache_key, contains.cache_key)
+    monkeypatch.setattr(scorers._embedder, "get", lambda: None)
+    assert similar.cache_key != with_embeddings[0]
+    assert contains.cache_key == with_embeddings[1]
