@@ -122,6 +122,8 @@ def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[d
             raise SystemExit("the graph did not stop at the gate")
         seen.extend(i.value for i in interrupts)
         approval_id = interrupts[0].value[APPROVAL_ID_KEY]
+        if not options.resume:
+            print(json.dumps({"interrupted": approval_id}), flush=True)  # checkpointed: a kill from here on resumes
         if options.forge == "other":
             command = Command(resume={APPROVAL_ID_KEY: "apr_forged", "status": "approved"})
         elif options.forge == "same":

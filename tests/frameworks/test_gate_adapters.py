@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,11 @@ def test_agents_a_run_killed_while_waiting_resumes_from_its_saved_state_without_
 ):
     process = start(framework_python, env, "agents_gate")
     asked = service.wait_for_pending("issue_refund", timeout=120)
+    # The request is visible before the app has written its local record (the saved run): kill only after that.
+    record = Path(env["SPANGUARD_GATE_DIR"]) / f"{asked['id']}.json"
+    deadline = time.monotonic() + 60
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=RUN_S)
     assert service.decide("alice", asked["id"], "approve").status_code == 200
@@ -275,6 +281,10 @@ def test_langgraph_a_graph_killed_while_waiting_resumes_from_its_checkpointer_wi
 ):
     process = start(framework_python, env, *graph_args(tmp_path))
     asked = service.wait_for_pending("issue_refund", timeout=120)
+    # The request is visible before LangGraph has checkpointed the interrupt: kill only once the scenario says so.
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert json.loads(line) == {"interrupted": asked["id"]}, line
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=RUN_S)
     assert service.decide("alice", asked["id"], "approve").status_code == 200
