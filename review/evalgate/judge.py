@@ -200,6 +200,9 @@ class Judge:
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
                 last = type(exc).__name__
                 continue
+            except openai.APIError as exc:  # an answer the SDK cannot read as a chat completion
+                last = type(exc).__name__
+                continue
             if not response.choices:
                 return None
             return response.choices[0].message.content

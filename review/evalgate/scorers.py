@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
@@ -200,9 +199,6 @@ def _describe(value: Any) -> Any:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Text, normalisation and similarity
-
-
-_PUNCTUATION_OR_SPACE: Final = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def normalise(text: str) -> str:
