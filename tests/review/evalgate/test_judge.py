@@ -187,7 +187,7 @@ def test_without_a_judge_the_band_fails(fake: FakeProvider) -> None:
     assert verdict_of(corrected(), "It is Canberra.", ScorersConfig())[0].passed is False
 
 
-def test_a_judge_that_only_backs_nothing_is_off_with_defaults_false(fake: FakeProvider) -> None:
+def test_a_judge_with_defaults_false_is_not_added_to_the_default_scorers(fake: FakeProvider) -> None:
     config = layered(fake, defaults=False)
     assert [s.name for s in for_case(corrected(), config)] == ["matches-correction", "not-original"]
 
