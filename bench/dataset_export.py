@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spanguard.exporters.datasets import encode_line
 from spanguard.review.datasets import DatasetCase, export_rows, parse_filter
 from spanguard.review.store import DecisionRecord, ReviewItem, ReviewStore
 from sqlalchemy import insert
@@ -165,7 +166,7 @@ def timed(store: ReviewStore, out: Path, kind: str, **filters: Any) -> tuple[int
         for line, count in export_rows(store, kind, parse_filter(**filters)):  # type: ignore[arg-type]
             read = count
             if line is not None:
-                handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                handle.write(encode_line(line) + "\n")
                 written += 1
     return read, written, time.perf_counter() - started, time.process_time() - cpu
 

@@ -25,6 +25,7 @@ __all__ = [
     "ReviewedItem",
     "approval_case",
     "case_id",
+    "encode_line",
     "genai_to_openai",
     "item_case",
     "preference_row",
@@ -324,6 +325,17 @@ def preference_row(case: Mapping[str, Any]) -> dict[str, Any] | None:
         "preferred_output": [_message(case["expected_output"])],
         "non_preferred_output": [_message(case["original_output"])],
     }
+
+
+def encode_line(line: Mapping[str, Any]) -> str:
+    """One JSON Lines line, without its newline: compact JSON that UTF-8 can carry. A lone surrogate (a reviewer's
+    text may hold one: JSON allows its escape) keeps its ``\\u`` escape, where writing it raw would fail mid-file."""
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(line, separators=(",", ":"))
+    return text
 
 
 def row(case: Mapping[str, Any], kind: ExportKind, *, include_approved: bool = False) -> dict[str, Any] | None:

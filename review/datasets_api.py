@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ import pydantic
 from fastapi import Depends, FastAPI, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
-from spanguard.exporters.datasets import ExportKind
+from spanguard.exporters.datasets import ExportKind, encode_line
 from spanguard.review.datasets import DatasetStore, check_name, export_rows, parse_filter
 from spanguard.review.schemas import ITEM_ID, NO_NUL, ErrorOut
 from spanguard.review.store import ITEM_ID_MAX, Principal, ReviewError, ReviewStore
@@ -137,7 +136,7 @@ def add_dataset_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
             buffer: list[str] = []
             for line, _ in itertools.chain([first] if first is not None else [], rows):
                 if line is not None:
-                    buffer.append(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+                    buffer.append(encode_line(line))
                 if len(buffer) >= 200:
                     yield ("\n".join(buffer) + "\n").encode("utf-8")
                     buffer.clear()

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from spanguard.exporters.datasets import KINDS
+from spanguard.exporters.datasets import KINDS, encode_line
 from spanguard.review.gates_cli import TOKEN_ENV, _detail, _first_line
 
 from spanguard._logging import safe_url
@@ -193,7 +193,7 @@ def _write(
 
             for line in rows(seen):
                 if line is not None:
-                    handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    handle.write(encode_line(line) + "\n")
                     written += 1
         os.replace(handle.name, target)
     except OSError as error:

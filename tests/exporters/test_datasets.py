@@ -26,6 +26,7 @@ from spanguard.exporters.datasets import (
     ReviewedItem,
     approval_case,
     case_id,
+    encode_line,
     genai_to_openai,
     item_case,
     preference_row,
@@ -488,6 +489,15 @@ def test_preference_rows_prefer_the_correction_over_the_original_and_match_opena
     assert line["non_preferred_output"] == [{"role": "assistant", "content": "Sydney is the capital."}]
     assert line["input"]["messages"] == case["input"]["messages"]
     assert preference_row(item_case(reviewed(simple_trace(), "approve"))) is None
+
+
+def test_a_lone_surrogate_in_a_reviewers_text_is_written_as_its_escape():
+    correct = decision("correct", correction="broken \ud800 text")
+    case = item_case(reviewed(simple_trace(), "correct", [correct], golden="broken \ud800 text"))
+    line = encode_line(case)
+    line.encode("utf-8")
+    assert "\\ud800" in line and json.loads(line) == case
+    assert encode_line({"text": "Crème brûlée"}) == '{"text":"Crème brûlée"}'  # UTF-8 kept as it is otherwise
 
 
 def test_an_unknown_kind_is_refused():
