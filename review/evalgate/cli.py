@@ -85,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if not config.target:
         return _fail("no target: give --target (or target: in --config)")
+    judge = getattr(config.scorers, "judge", None)
+    if judge is not None:
+        from spanguard.review.evalgate.judge_eval import judge_gate_check
+
+        # A judge that has not been shown to agree with people may not decide a merge.
+        may_gate, why = judge_gate_check(judge)
+        if not may_gate:
+            return _fail(f"the judge may not gate: {why}")
     try:
         dataset = load_dataset(args.dataset)
     except DatasetError as error:

@@ -347,3 +347,15 @@ def test_the_gate_and_the_gates_report_are_both_commands(tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "spanguard.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert " gate " in out.stdout and " gates " in out.stdout
+
+
+def test_a_judge_never_measured_against_people_may_not_gate(tmp_path, cases):
+    config = tmp_path / "gate.yaml"
+    config.write_text("scorers:\n  judge:\n    model: judge-model\n    base_url: http://127.0.0.1:9/v1\n")
+    log = tmp_path / "calls.log"
+    result = gate(
+        "--dataset", str(cases), "--target", target("fixed"), "--config", str(config), cwd=tmp_path, calls=log
+    )
+    assert result.returncode == 2
+    assert "the judge may not gate: the judge has not been measured against people" in result.stderr
+    assert calls(log, "fixed") == 0
