@@ -4,7 +4,8 @@ A fresh SQLite store (migrated) is seeded with N reviewed items (default 100,000
 bulk inserts (``insert(ReviewItem)`` and ``insert(DecisionRecord)``, executemany, 5,000 rows a transaction), before
 the clock starts. The mix: 70 % one ``chat`` span (system, user, answer), 30 % an agent trace (a chat asking for a
 tool, the tool span, a chat answering); 60 % approved, 25 % corrected, 15 % rejected; one in ten dual approval with two
-decisions; one in five in a dataset with a tag. Then, timed: ``export_rows`` for ``eval``, ``sft`` and ``preference``
+decisions; one in five in a dataset with a tag (half of those are agent traces, so that run converts heavier
+items than the others). Then, timed: ``export_rows`` for ``eval``, ``sft`` and ``preference``
 over every item, each line encoded as the CLI writes it (to a file on the same disk), and ``eval --dataset``.
 Prints items/s for each (sft and preference read only the items that can give
 a row: corrected ones), wall-clock and per CPU second. Always exits 0: a benchmark reports, it does not assert.
