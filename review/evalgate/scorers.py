@@ -128,6 +128,8 @@ class Score:
     reason: str
     skipped: bool = False
     """The scorer was not needed (the judge, when the checks settled the case): left out of the case's score."""
+    reasoning: str = ""
+    """The judge's own words (free text: it may quote the case, so it goes to a review item, never to a log)."""
 
 
 @dataclass(frozen=True)
@@ -540,17 +542,21 @@ class JudgeScorer(Scorer):
 
     def _layered(self, case: EvalCase, verdict: JudgeVerdict, results: Sequence[Score]) -> Score:
         said = f"judge: {'pass' if verdict.passed else 'fail'} (confidence {verdict.confidence:.2f})"
-        value = 1.0 if verdict.passed else 0.0
+        value, why = 1.0 if verdict.passed else 0.0, verdict.reasoning
         if verdict.confidence < self.threshold:
-            return Score(value, None, f"{said} under the calibrated threshold {self.threshold:g}: pending human")
+            return Score(
+                value, None, f"{said} under the calibrated threshold {self.threshold:g}: pending human", reasoning=why
+            )
         sensitive = sorted(set(case.tags) & set(self.config.safety_tags))
         if sensitive:
-            return Score(value, None, f"{said} on a safety-sensitive case ({', '.join(sensitive)}): pending human")
+            return Score(
+                value, None, f"{said} on a safety-sensitive case ({', '.join(sensitive)}): pending human", reasoning=why
+            )
         if not self.fallback and not verdict.passed and any(result.passed for result in results):
             # No check failed (else the judge is not asked): a judge failing what checks passed needs a person. The
             # defaults' passing checks (not the rejected output, not the refused call) do not vouch for it.
-            return Score(value, None, f"{said} disagrees with the checks that passed: pending human")
-        return Score(value, verdict.passed, said)
+            return Score(value, None, f"{said} disagrees with the checks that passed: pending human", reasoning=why)
+        return Score(value, verdict.passed, said, reasoning=why)
 
 
 # --------------------------------------------------------------------------------------------------------------------
