@@ -86,6 +86,8 @@ class ScorerResult:
     agreement: float | None = None
     """The share of trials that agree with the most common verdict (1.0: all agree)."""
     error: str | None = None
+    reasoning: str = ""
+    """The judge's own words (free text, never logged): what a person reading a pending case is shown."""
 
 
 @dataclass
@@ -98,6 +100,8 @@ class CaseOutcome:
     reason: str = ""
     scorers: list[ScorerResult] = field(default_factory=list)
     output_sha256: str | None = None
+    output: dict[str, Any] | None = None
+    """The target's output (OpenAI chat message), kept for a pending-human case only: escalation sends it."""
     duration_s: float = 0.0
     line: int | None = None
     tags: tuple[str, ...] = ()
@@ -268,6 +272,8 @@ class _Run:
                 self.cache.hits -= 1
         self.scorer_calls += 1
         async with self.scoring:
+            if self.caller.stopped is not None and not getattr(scorer, "deterministic", True):
+                raise NotCalled(case.id)  # the judge's endpoint is down: asking it again only waits longer
             if getattr(scorer, "deterministic", True):
                 result = scorer.score(case, output)
             else:  # a judge: a network call, kept off the event loop
@@ -287,7 +293,7 @@ class _Run:
         trials = 1 if getattr(scorer, "deterministic", True) else self.config.trials
         try:
             pairs = [await self.score(scorer, case, output, digest, trial) for trial in range(trials)]
-        except self.unavailable:
+        except (NotCalled, *self.unavailable):
             raise
         except Exception as error:
             reason = _short(f"{type(error).__name__}: {error}")
@@ -298,7 +304,7 @@ class _Run:
         if trials == 1 or skipped:  # a judge the checks made unnecessary was not asked: nothing to vote on
             s = scores[0]
             result = ScorerResult(name, weight, threshold, float(s.score), s.passed, _short(s.reason), cached, skipped)
-            return result, s
+            return dataclasses.replace(result, reasoning=str(getattr(s, "reasoning", ""))), s
         value, passed, reason, agreement = _combine(scores, self.config.majority)
         first = next((s for s in scores if s.passed is passed), scores[0])
         combined = (
@@ -316,6 +322,7 @@ class _Run:
             cached,
             trials=tuple(s.passed for s in scores),
             agreement=agreement,
+            reasoning=str(getattr(first, "reasoning", "")),
         )
         return result, combined
 
@@ -328,10 +335,15 @@ class _Run:
             scorers = list(self.provider.for_case(case, self.config.scorers))
             results = [await self.scorer_result(scorer, case, output, digest) for scorer in scorers]
         except NotCalled:
-            outcome.reason = "not run: the run stopped after the target failed"
+            outcome.reason = (
+                "not run: the run stopped after the target failed"
+                if self.caller.failure
+                else ("not run: the run stopped after the judge's endpoint failed")
+            )
             return outcome
         except self.unavailable as error:
             outcome.status, outcome.reason = CaseStatus.TARGET_FAILED, _short(error)
+            self.caller.stop(outcome.reason)
             return outcome
         except Exception as error:  # for_case refused the case: no verdict, and the gate fails
             outcome.status, outcome.reason = CaseStatus.ERROR, _short(f"scorers: {type(error).__name__}: {error}")
@@ -356,6 +368,8 @@ class _Run:
         outcome.status = (
             CaseStatus.PENDING_HUMAN if passed is None else CaseStatus.PASSED if passed else CaseStatus.FAILED
         )
+        if passed is None:
+            outcome.output = output.model_dump(exclude_none=True)
         return outcome
 
 

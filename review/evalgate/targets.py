@@ -301,6 +301,8 @@ class Caller:
         """Attempts made so far (each retry counts)."""
         self.failure: TargetFailed | None = None
         """The first call that failed on every attempt; later calls are :class:`NotCalled`."""
+        self.stopped: str | None = None
+        """Why the run stopped making calls, when something other than the target stopped it."""
         self._limit = asyncio.Semaphore(concurrency)
         self._retryable = getattr(target, "retryable", lambda error: True)
 
@@ -313,7 +315,7 @@ class Caller:
             return await self.target(messages)
 
         async with self._limit:
-            if self.failure is not None:
+            if self.failure is not None or self.stopped is not None:
                 raise NotCalled(case_id)
             try:
                 return await call_with_retries(
@@ -327,6 +329,10 @@ class Caller:
             except TargetFailed as error:
                 self.failure = self.failure or error
                 raise
+
+    def stop(self, reason: str) -> None:
+        """Make no more calls (the judge's endpoint is down: every case would fail the same way)."""
+        self.stopped = self.stopped or reason
 
     async def close(self) -> None:
         """Release the target's resources (an endpoint's connections)."""

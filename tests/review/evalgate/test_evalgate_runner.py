@@ -280,3 +280,15 @@ def test_a_judge_endpoint_that_keeps_failing_exits_3(tmp_path, fake):
     assert "judge" in run.cases[0].reason
     assert len(fake.requests) == 3
     assert decide(run).exit_code == EXIT_TARGET_FAILED
+
+
+def test_after_the_judge_endpoint_fails_the_cases_not_started_are_not_run(tmp_path, fake):
+    fake.script(error(500), error(502), error(503))
+    cases = [{**JUDGE_CASE, "id": f"case_{n}"} for n in range(4)]
+    config = judge_config(fake, retries=2)
+    config.concurrency = 1  # one judge call at a time, so which case meets the failure is known
+    run = run_gate_sync(dataset(tmp_path, *cases), Caller(answering()), config)
+    statuses = [c.status for c in run.cases]
+    assert sorted(statuses) == sorted([CaseStatus.TARGET_FAILED] + [CaseStatus.NOT_RUN] * 3)
+    assert all("judge's endpoint failed" in c.reason for c in run.cases if c.status is CaseStatus.NOT_RUN)
+    assert len(fake.requests) == 3
