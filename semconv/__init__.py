@@ -119,6 +119,11 @@ SPANGUARD_GATE_APPROVALS_REQUIRED: Final = "spanguard.gate.approvals_required"
 SPANGUARD_GATE_ARGUMENT_DIGEST: Final = "spanguard.gate.argument_digest"
 SPANGUARD_GATE_WAIT_DURATION: Final = "spanguard.gate.wait.duration"
 SPANGUARD_GATE_ESCALATED: Final = "spanguard.gate.escalated"
+SPANGUARD_EVAL_CASE_ID: Final = "spanguard.eval.case_id"
+SPANGUARD_EVAL_DATASET_SHA256: Final = "spanguard.eval.dataset_sha256"
+SPANGUARD_EVAL_TARGET: Final = "spanguard.eval.target"
+SPANGUARD_EVAL_JUDGE_REASONING: Final = "spanguard.eval.judge.reasoning"
+SPANGUARD_EVAL_SCORER_REASONS: Final = "spanguard.eval.scorer_reasons"
 
 GATE_OUTCOME_NOT_REQUIRED: Final = "not_required"
 GATE_OUTCOME_PENDING: Final = "pending"
@@ -229,6 +234,28 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
         "int",
         "On a gen_ai.evaluation.result event of a human verdict: the id of the review item (the reviewed trace) "
         "in the review store.",
+    ),
+    Attribute(
+        SPANGUARD_EVAL_CASE_ID,
+        "string",
+        "The eval case's id: on the root span of a review item spanguard gate escalated (a pending-human case), and "
+        "on the gen_ai.evaluation.result event of a judge's verdict.",
+    ),
+    Attribute(
+        SPANGUARD_EVAL_DATASET_SHA256,
+        "string",
+        "On the root span of an escalated eval case: the SHA-256 of the dataset file the case came from.",
+    ),
+    Attribute(SPANGUARD_EVAL_TARGET, "string", "On the root span of an escalated eval case: the target that answered."),
+    Attribute(
+        SPANGUARD_EVAL_JUDGE_REASONING,
+        "string",
+        "On the chat span of an escalated eval case: the LLM judge's own reasoning (free text; may quote the case).",
+    ),
+    Attribute(
+        SPANGUARD_EVAL_SCORER_REASONS,
+        "string[]",
+        "On the chat span of an escalated eval case: each scorer's short reason, as 'name: reason'.",
     ),
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""
