@@ -17,6 +17,7 @@ import pytest
 from approvals_helpers import Service, approval_body, start_service, stop_service
 from spanguard.exporters.datasets import case_id
 from spanguard.review.datasets import ExportFilter, count_sources, export_rows
+from spanguard.review.store import Decision, ReviewStore
 from sqlalchemy import event
 
 from spanguard.cli import main
@@ -426,6 +427,8 @@ def test_cli_errors_about_the_source_and_the_destination_are_one_line_and_exit_2
     out = str(tmp_path / "x.jsonl")
     cases = [
         (["--db", f"sqlite:///{tmp_path / 'none.db'}", "--out", out], "no review store at"),
+        (["--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "--out", out], "cannot read the review store"),
+        (["--db", "mysql://x", "--out", out], "db:"),
         (["--endpoint", service.url, "--out", out], "--endpoint needs a reviewer token"),
         (["--endpoint", service.url, "--token", service.tokens["ingest"], "--out", out], "refused the token (403"),
         (["--endpoint", "ftp://example.org", "--token", "t", "--out", out], "must be an http:// or https:// URL"),
@@ -437,3 +440,17 @@ def test_cli_errors_about_the_source_and_the_destination_are_one_line_and_exit_2
         assert main(["dataset", "export", *arguments]) == 2
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_exporting_from_a_store_before_the_datasets_migration_says_to_migrate(tmp_path, capsys):
+    store = ReviewStore(f"sqlite:///{tmp_path / 'old.db'}")
+    store.migrate("0003")
+    spans = item_body("Capital of Australia?", "Sydney.")["spans"]
+    item = store.ingest(spans[0]["trace_id"], tier="spot_check", risk_tier="green", reasons=[], spans=spans, actor="x")
+    assert store.claim(item, "alice")
+    store.decide(item, "alice", Decision("approve", checklist=CHECKLIST))
+    store.shutdown()
+    arguments = ["dataset", "export", "--db", f"sqlite:///{tmp_path / 'old.db'}", "--out", str(tmp_path / "x.jsonl")]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "run `spanguard review migrate` on it" in error and error.count("\n") == 1
