@@ -88,6 +88,8 @@ class ScorerResult:
     error: str | None = None
     reasoning: str = ""
     """The judge's own words (free text, never logged): what a person reading a pending case is shown."""
+    judged: bool = False
+    """An LLM judge's result (it was asked): what becomes a ``gen_ai.evaluation.result`` event."""
 
 
 @dataclass
@@ -304,7 +306,8 @@ class _Run:
         if trials == 1 or skipped:  # a judge the checks made unnecessary was not asked: nothing to vote on
             s = scores[0]
             result = ScorerResult(name, weight, threshold, float(s.score), s.passed, _short(s.reason), cached, skipped)
-            return dataclasses.replace(result, reasoning=str(getattr(s, "reasoning", ""))), s
+            judged = not getattr(scorer, "deterministic", True) and not skipped
+            return dataclasses.replace(result, reasoning=str(getattr(s, "reasoning", "")), judged=judged), s
         value, passed, reason, agreement = _combine(scores, self.config.majority)
         first = next((s for s in scores if s.passed is passed), scores[0])
         combined = (
@@ -323,6 +326,7 @@ class _Run:
             trials=tuple(s.passed for s in scores),
             agreement=agreement,
             reasoning=str(getattr(first, "reasoning", "")),
+            judged=True,
         )
         return result, combined
 
