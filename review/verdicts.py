@@ -389,6 +389,22 @@ class VerdictEmitter:
             logger.warning("verdict on review item %s not sent: %s", _item(verdict), type(error).__name__)
             self._count_failure()
             return
+        self._send(events, context, f"review item {_item(verdict)}")
+
+    def emit_events(self, events: Sequence[Event], context: Context, *, about: str) -> None:
+        """Queue ``gen_ai.evaluation.result`` events built elsewhere (a judge's verdicts) in ``context``; never raises.
+
+        ``about`` names what they evaluate in a log line (an id, never content).
+        """
+        if self._provider is None:
+            return
+        if self._shut:
+            logger.warning("verdict events on %s not sent: the emitter is shut down", about)
+            self._count_failure(len(events))
+            return
+        self._send(events, context, about)
+
+    def _send(self, events: Sequence[Event], context: Context, about: str) -> None:
         now = time.time_ns()
         for attributes, body in events:
             try:
@@ -403,7 +419,7 @@ class VerdictEmitter:
                     event_name=GEN_AI_EVALUATION_RESULT,
                 )
             except Exception as error:
-                logger.warning("a verdict event of review item %s not sent: %s", _item(verdict), type(error).__name__)
+                logger.warning("a verdict event of %s not sent: %s", about, type(error).__name__)
                 self._count_failure()
             else:
                 with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -41,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="REPORT", help="a passing run's JSON report: no case it passed may fail")
     parser.add_argument("--write-baseline", metavar="PATH", help="write the JSON report here when the gate holds")
     parser.add_argument("--quiet", action="store_true", help="no table: the decision only")
+    parser.add_argument(
+        "--review-endpoint",
+        metavar="URL",
+        help="send pending-human cases to this review service (default $SPANGUARD_REVIEW_ENDPOINT)",
+    )
+    parser.add_argument("--review-token", metavar="T", help="its ingest token (default $SPANGUARD_REVIEW_TOKEN)")
+    parser.add_argument(
+        "--verdicts-endpoint",
+        metavar="HOST:PORT",
+        help="send the judge's verdicts as gen_ai.evaluation.result events (OTLP gRPC)",
+    )
 
 
 def _fail(message: str) -> int:
@@ -68,6 +80,50 @@ def _settings(args: argparse.Namespace) -> Any:
         raise ValueError("; ".join(problems)) from None
 
 
+def _destinations(args: argparse.Namespace) -> tuple[tuple[str, str] | None, Any]:
+    """The review service (endpoint, token) and the verdicts' OTLP config the options name; ValueError if invalid."""
+    from spanguard.review.evalgate.escalate import ENDPOINT_ENV, TOKEN_ENV
+    from spanguard.review.verdicts import VerdictsConfig
+
+    endpoint = args.review_endpoint or os.environ.get(ENDPOINT_ENV) or None
+    token = args.review_token or os.environ.get(TOKEN_ENV) or None
+    review = None
+    if endpoint is not None:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"--review-endpoint: not an http:// or https:// URL ({ENDPOINT_ENV})")
+        if token is None:
+            raise ValueError(f"--review-endpoint needs an ingest token: give --review-token or set {TOKEN_ENV}")
+        review = (endpoint, token)
+    verdicts = None
+    if args.verdicts_endpoint:
+        try:
+            verdicts = VerdictsConfig(endpoint=args.verdicts_endpoint)
+        except pydantic.ValidationError as exc:
+            raise ValueError(f"--verdicts-endpoint: {exc.errors(include_url=False)[0]['msg']}") from None
+    return review, verdicts
+
+
+def _hand_over(result: Any, data: dict[str, Any], review: tuple[str, str] | None, verdicts: Any) -> None:
+    """Pending-human cases to people, judge verdicts to OTLP; a failure is one line on stderr and counts in ``data``."""
+    if review is not None:
+        from spanguard.review.evalgate.escalate import escalate
+
+        escalation = escalate(result, *review)
+        data["escalation"] = escalation.as_report()
+        if escalation.failed:
+            print(
+                f"spanguard gate: {escalation.failed} pending-human case(s) not sent to review: {escalation.error}",
+                file=sys.stderr,
+            )
+    if verdicts is not None:
+        from spanguard.review.evalgate.judge_events import send_judge_events
+
+        sent = send_judge_events(result, verdicts)
+        data["judge_events"] = sent.as_report()
+        if sent.failed:
+            print(f"spanguard gate: {sent.failed} judge verdict event(s) not exported", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit code."""
     from spanguard.review.evalgate import report
@@ -85,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if not config.target:
         return _fail("no target: give --target (or target: in --config)")
+    try:
+        review, verdicts = _destinations(args)
+    except ValueError as error:
+        return _fail(str(error))
     judge = getattr(config.scorers, "judge", None)
     if judge is not None:
         from spanguard.review.evalgate.judge_eval import judge_gate_check
@@ -118,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     result = asyncio.run(run_gate(dataset, caller, config, cache=cache))
     verdict = report.decide(result, baseline)
     data = report.report_data(result, verdict)
+    _hand_over(result, data, review, verdicts)
     try:
         if args.junit:
             report.write_text(args.junit, report.junit_xml(result, verdict))
