@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -210,8 +210,17 @@ def _checklist(decisions: Sequence[ReviewDecision]) -> dict[str, bool]:
     return merged
 
 
-def item_case(item: ReviewedItem) -> dict[str, Any]:
-    """The eval case of a reviewed item (docs/datasets.md, "The eval case")."""
+def _as_typed(text: str) -> str:
+    return text
+
+
+def _typed(text: str | None, redact: Callable[[str], str]) -> str | None:
+    return redact(text) if text else text
+
+
+def item_case(item: ReviewedItem, redact: Callable[[str], str] = _as_typed) -> dict[str, Any]:
+    """The eval case of a reviewed item (docs/datasets.md, "The eval case"); ``redact`` is applied to what reviewers
+    typed (the correction, the reason's text), since the store redacted only what telemetry brought."""
     turns, models = thread(item.spans)
     messages, output, model = _split(turns)
     decisions = list(item.decisions)
@@ -219,6 +228,7 @@ def item_case(item: ReviewedItem) -> dict[str, Any]:
     correction = item.golden if item.outcome == "correct" else None
     if correction is None and item.outcome == "correct" and final is not None:
         correction = final.correction
+    correction = _typed(correction, redact)
     return {
         "schema_version": SCHEMA_VERSION,
         "id": case_id(f"review_item:{item.trace_id}"),
@@ -226,7 +236,7 @@ def item_case(item: ReviewedItem) -> dict[str, Any]:
         "original_output": output,
         "outcome": item.outcome,
         "reason": final.reason if final else None,
-        "reason_text": final.reason_text if final else None,
+        "reason_text": _typed(final.reason_text, redact) if final else None,
         "expected_output": {"role": "assistant", "content": correction} if correction else None,
         "rejected_tool_calls": [],
         "ratings": _ratings(decisions),
@@ -245,8 +255,9 @@ def item_case(item: ReviewedItem) -> dict[str, Any]:
     }
 
 
-def approval_case(request: RejectedApproval) -> dict[str, Any]:
-    """The eval case of a rejected approval request: the refused call is a ``rejected_tool_calls`` entry."""
+def approval_case(request: RejectedApproval, redact: Callable[[str], str] = _as_typed) -> dict[str, Any]:
+    """The eval case of a rejected approval request: the refused call is a ``rejected_tool_calls`` entry (``redact``:
+    as for :func:`item_case`, on the reviewer's reason)."""
     state = request.state if isinstance(request.state, Mapping) else {}
     raw = state.get("messages")
     turns = _genai_turns(raw if isinstance(raw, list) else [])
@@ -272,7 +283,7 @@ def approval_case(request: RejectedApproval) -> dict[str, Any]:
         "original_output": output,
         "outcome": "reject",
         "reason": None,
-        "reason_text": request.reason,
+        "reason_text": _typed(request.reason, redact),
         "expected_output": None,
         "rejected_tool_calls": [{"name": request.action, "arguments": arguments}],
         "ratings": {},

@@ -454,3 +454,18 @@ def test_exporting_from_a_store_before_the_datasets_migration_says_to_migrate(tm
     assert main(arguments) == 2
     error = capsys.readouterr().err
     assert "run `spanguard review migrate` on it" in error and error.count("\n") == 1
+
+
+def test_what_reviewers_typed_is_redacted_in_every_export_kind(service):
+    """The store redacted the telemetry; a correction or a reason a reviewer typed may still hold an address."""
+    reviewed(
+        service,
+        "correct",
+        correction="Write to jane.doe@example.com or call 212-555-0134.",
+        reason_text="the agent leaked 4111 1111 1111 1111",
+    )
+    for kind in ("eval", "sft", "preference"):
+        text = json.dumps(export(service, kind=kind))
+        assert "jane.doe@example.com" not in text and "212-555-0134" not in text
+        assert "4111 1111 1111 1111" not in text
+        assert "<EMAIL_ADDRESS>" in text or "EMAIL_ADDRESS" in text
