@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/gates_sim.py
 	$(BIN)/python bench/dataset_export.py
+	$(BIN)/python bench/gate_overhead.py
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md
