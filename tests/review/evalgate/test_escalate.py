@@ -156,7 +156,7 @@ def run_cli(tmp_path: Path, fake, *extra: str):
 
 def test_the_gate_escalates_and_a_bad_service_is_one_line_and_the_same_exit_code(tmp_path, fake, service):
     plain, _ = run_cli(tmp_path, fake)
-    assert plain.returncode in (0, 1), plain.stderr
+    assert plain.returncode == 0, plain.stderr  # a pending-human case does not fail the gate
     good, report = run_cli(tmp_path, fake, "--review-endpoint", service.base, "--review-token", service.tokens["agent"])
     assert good.returncode == plain.returncode, good.stderr
     assert report["escalation"]["sent"] == 1 and report["escalation"]["failed"] == 0
@@ -216,7 +216,7 @@ def test_an_unreachable_receiver_is_counted_not_raised(tmp_path, fake):
 def test_the_gate_sends_judge_verdicts_with_verdicts_endpoint(tmp_path, fake, grpc_receiver):
     endpoint, received = grpc_receiver
     result, report = run_cli(tmp_path, fake, "--verdicts-endpoint", endpoint)
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode == 0, result.stderr
     assert report["judge_events"] == {"emitted": 1, "failed": 0}
     assert [attributes_of(r)["spanguard.eval.case_id"] for _, _, r in received.records()] == ["case_judged"]
 
