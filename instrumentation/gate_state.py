@@ -151,24 +151,15 @@ def capture(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-_redactor_lock = threading.Lock()
-_redactor: Any = None
-
-
 def _shared_redactor() -> Any:
-    """The redactor of in-process span redaction when there is one, else one of the gate's own (built once)."""
-    global _redactor
+    """The redactor of in-process span redaction when there is one (its settings), else the process-wide default."""
     from spanguard.instrumentation import _base
+    from spanguard.processors.redaction import default_redactor
 
     with _base._processor_lock:
         for _, redactor, _count in _base._redaction.values():
             return redactor
-    with _redactor_lock:
-        if _redactor is None:
-            from spanguard.processors.redaction import RedactionConfig, Redactor
-
-            _redactor = Redactor(RedactionConfig())
-        return _redactor
+    return default_redactor()
 
 
 def redact_for_review(values: Mapping[str, Any]) -> dict[str, Any]:

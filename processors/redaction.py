@@ -48,6 +48,7 @@ from spanguard.semconv import (
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_SYSTEM_INSTRUCTIONS,
     GEN_AI_TOOL_DEFINITIONS,
+    SPANGUARD_FREE_TEXT_ATTRIBUTES,
     SPANGUARD_REDACTION_COUNT,
     SPANGUARD_REDACTION_ENTITIES,
 )
@@ -135,7 +136,8 @@ DEFAULT_NEVER_SCAN: Final[tuple[str, ...]] = (
     "*.trace_id",
     "*.span_id",
 )
-"""Ids, model names and enumerations: never personal data, and ids must stay intact for sampling and sessions."""
+"""Ids, model names and enumerations: never personal data, and ids must stay intact for sampling and sessions
+(``spanguard.*`` except the free-text attributes of ``SPANGUARD_FREE_TEXT_ATTRIBUTES``, which are always scanned)."""
 
 DEFAULT_ALWAYS_DROP: Final[tuple[str, ...]] = (
     "http.request.header.authorization",
@@ -1206,7 +1208,9 @@ class Redactor:
         dirty = bool(self.config.scan_names) and bool(key) and self._holds_something(key, word_set)
         if self._always_drop is not None and self._always_drop.match(key):
             return _KeyInfo(_DROP, None, word_set, False)
-        if key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key)):
+        # spanguard's own attributes are ids, tiers and codes, except the few that hold free text: those are scanned.
+        passed = key.startswith("spanguard.") or (self._never_scan is not None and self._never_scan.match(key))
+        if passed and key not in SPANGUARD_FREE_TEXT_ATTRIBUTES:
             return _KeyInfo(_NEVER, None, word_set, False)
         if key.lower() in self._url_keys:
             return _KeyInfo(_URL, URL_QUERY, word_set, dirty)
@@ -2225,3 +2229,19 @@ def _load_ner(model: str) -> Any:
             keep.add(name)
     nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in keep])
     return nlp
+
+
+_default_lock = threading.Lock()
+_default: Redactor | None = None
+
+
+def default_redactor() -> Redactor:
+    """One process-wide redactor with the default settings minus names and places (which need a NER model), built on
+    first use: for content that reaches a person outside a span pipeline (approval requests, dataset exports,
+    escalated eval cases)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            entities = tuple(e for e in DEFAULT_ENTITIES if e not in NER_ENTITIES)
+            _default = Redactor(RedactionConfig(entities=entities))
+        return _default

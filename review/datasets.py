@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, get_args
@@ -570,22 +569,12 @@ def export_rows(
         yield row(approval_case(request, redact), kind, include_approved=include_approved), read
 
 
-_redactor_lock = threading.Lock()
-_redactor: Any = None
-
-
 def reviewer_text_redactor() -> Callable[[str], str]:
-    """Redaction of what reviewers typed (corrections, reasons), built once: the store redacted only telemetry, and
-    a correction may repeat an address the model leaked. A text whose redaction fails is dropped, never kept."""
-    global _redactor
-    with _redactor_lock:
-        if _redactor is None:
-            from spanguard.processors.redaction import DEFAULT_ENTITIES, NER_ENTITIES, RedactionConfig, Redactor
+    """Redaction of what reviewers typed (corrections, reasons): the store redacted only telemetry, and a correction
+    may repeat an address the model leaked. A text whose redaction fails is dropped, never kept."""
+    from spanguard.processors.redaction import default_redactor
 
-            # Without a NER model names and places are not found anyway; asking for them only prints a warning.
-            entities = tuple(e for e in DEFAULT_ENTITIES if e not in NER_ENTITIES)
-            _redactor = Redactor(RedactionConfig(entities=entities))
-    redactor = _redactor
+    redactor = default_redactor()
 
     def redact(text: str) -> str:
         return redactor.redact_text(text).text

@@ -260,6 +260,12 @@ SPANGUARD_ATTRIBUTES: Final[tuple[Attribute, ...]] = (
 )
 """Every ``spanguard.*`` attribute the code may emit, declared once."""
 
+SPANGUARD_FREE_TEXT_ATTRIBUTES: Final[frozenset[str]] = frozenset(
+    {SPANGUARD_EVAL_JUDGE_REASONING, SPANGUARD_EVAL_SCORER_REASONS}
+)
+"""The ``spanguard.*`` attributes that hold free text (a judge's words may quote what it judged): redaction scans them,
+where it passes every other ``spanguard.*`` attribute (ids, tiers, codes) through."""
+
 
 def _names_in(module: object) -> frozenset[str]:
     return frozenset(

@@ -116,6 +116,10 @@ def review_item(run: RunResult, outcome: CaseOutcome) -> dict[str, Any]:
     }
     if reasoning:
         chat_attributes[SPANGUARD_EVAL_JUDGE_REASONING] = "\n".join(reasoning)
+    # The item goes straight to people, not through the collector: redacted here as the pipeline would.
+    from spanguard.processors.redaction import default_redactor
+
+    chat_attributes = default_redactor().redact_attributes(chat_attributes).attributes
     spans = [
         {
             "trace_id": trace_id,

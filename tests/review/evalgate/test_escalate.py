@@ -224,3 +224,18 @@ def test_the_gate_sends_judge_verdicts_with_verdicts_endpoint(tmp_path, fake, gr
 def test_a_bad_verdicts_endpoint_is_a_usage_error(tmp_path, fake):
     result, _ = run_cli(tmp_path, fake, "--verdicts-endpoint", "no port here")
     assert result.returncode == 2 and "--verdicts-endpoint" in result.stderr
+
+
+def test_an_escalated_case_is_redacted_before_it_reaches_people(tmp_path, fake, service):
+    """Escalated items skip the collector, so the gate redacts them: a target that echoes an address leaks nothing."""
+    leaky = case("case_leaky", "Mail jane.doe@example.com the receipt", assertions=[{"type": "judge"}])
+    fake.script(unsure("It mailed jane.doe@example.com as asked."))
+    config = GateConfig.model_validate({"cache": None, "scorers": {"judge": judge_settings(fake)}})
+    dataset = load_dataset(write_cases(tmp_path / "cases.jsonl", leaky))
+    target = PythonTarget(lambda messages: "Sent to jane.doe@example.com.", "test:echo")
+    run = run_gate_sync(dataset, Caller(target), config)
+    sent = escalate(run, service.base, service.tokens["agent"])
+    assert sent.sent == 1
+    stored = json.dumps(service.store.get(sent.item_ids["case_leaky"]).spans)
+    assert "jane.doe@example.com" not in stored
+    assert "EMAIL_ADDRESS" in stored
