@@ -390,6 +390,7 @@ def run(args: argparse.Namespace) -> int:
     its endpoint failed."""
     from .config import load_config
     from .dataset import DatasetError, load_dataset
+    from .report import EXIT_FAILED, EXIT_OK, EXIT_TARGET_FAILED, EXIT_USAGE
 
     try:
         judge_config = load_config(args.config).scorers.judge
@@ -405,16 +406,16 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset)
     except (ValueError, DatasetError) as exc:  # ConfigError and pydantic's ValidationError are ValueErrors
         print(f"spanguard judge-eval: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         report = evaluate_judge(dataset.cases, Judge(judge_config), target=args.target, confidence=args.confidence)
     except JudgeUnavailable as exc:
         print(f"spanguard judge-eval: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_TARGET_FAILED
     if args.report:
         Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", "utf-8")
     print(summary(report))
-    return 0 if report.may_gate else 1
+    return EXIT_OK if report.may_gate else EXIT_FAILED
 
 
 def summary(report: JudgeEvalReport) -> str:
