@@ -31,6 +31,7 @@ __all__ = [
     "Metrics",
     "add_arguments",
     "calibrate",
+    "calibrated_threshold",
     "clopper_pearson_lower",
     "confusion",
     "evaluate_judge",
@@ -366,6 +367,21 @@ def judge_gate_check(config: JudgeConfig) -> tuple[bool, str]:
         return False, f"the judge's evaluation measured {model!r}, not {config.model!r}: it may not gate"
     # The metrics are computed again from the counts: a report edited by hand cannot raise its own MCC.
     return judge_may_gate(metrics(matrix), config.mcc_floor)
+
+
+def calibrated_threshold(config: JudgeConfig) -> float | None:
+    """The confidence threshold the judge's ``evaluation`` report calibrated (1.0 when no threshold reached the
+    target: the judge then abstains on every case); None when the report has no calibration."""
+    if config.evaluation is None:
+        return None
+    try:
+        calibration = json.loads(Path(config.evaluation).read_text("utf-8"))["calibration"]
+        threshold = calibration["threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if threshold is None:
+        return 1.0
+    return float(threshold) if isinstance(threshold, (int, float)) and 0 <= threshold <= 1 else None
 
 
 # --------------------------------------------------------------------------------------------------------------------

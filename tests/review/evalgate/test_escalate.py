@@ -239,3 +239,26 @@ def test_an_escalated_case_is_redacted_before_it_reaches_people(tmp_path, fake, 
     stored = json.dumps(service.store.get(sent.item_ids["case_leaky"]).spans)
     assert "jane.doe@example.com" not in stored
     assert "EMAIL_ADDRESS" in stored
+
+
+def test_the_judges_calibrated_threshold_from_judge_eval_applies_unless_the_config_sets_one(tmp_path, fake):
+    """judge-eval calibrated 0.95: a verdict at confidence 0.9 is left to people; a config's own threshold wins."""
+    evaluation = tmp_path / "judge-eval.json"
+    report = {"model": "judge-model", "metrics": {"confusion": {"tp": 20, "fp": 0, "tn": 20, "fn": 0}}}
+    evaluation.write_text(json.dumps({**report, "calibration": {"threshold": 0.95}}), "utf-8")
+    cases = write_cases(tmp_path / "cases.jsonl", JUDGED)
+    settings = judge_settings(fake)
+
+    def run_with(*extra_lines: str) -> dict[str, Any]:
+        config = tmp_path / "gate.yaml"
+        lines = ["scorers:", "  judge:", *(f"    {key}: {value}" for key, value in settings.items()), *extra_lines]
+        config.write_text("\n".join([*lines, f"    evaluation: {evaluation}", ""]), "utf-8")
+        fake.script(text(json.dumps({"verdict": "pass", "confidence": 0.9, "reasoning": "Canberra is right."})))
+        out = tmp_path / "report.json"
+        args = ("--dataset", str(cases), "--target", target("fixed"), "--config", str(config), "--report", str(out))
+        result = gate(*args, "--quiet", "--no-cache", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return json.loads(out.read_text("utf-8"))
+
+    assert [c["status"] for c in run_with()["cases"]] == ["pending_human"]
+    assert [c["status"] for c in run_with("    confidence_threshold: 0.5")["cases"]] == ["passed"]
