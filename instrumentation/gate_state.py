@@ -163,8 +163,9 @@ def _shared_redactor() -> Any:
 
 
 def redact_for_review(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` (JSON values) redacted as span attributes are; a value that fails redaction is dropped (None)."""
-    encoded = {key: json.dumps(value, ensure_ascii=False, allow_nan=False) for key, value in values.items()}
+    """``values`` redacted as span attributes are (a value that is not JSON, such as a date, as its text); a value that
+    fails redaction is dropped (None)."""
+    encoded = {key: json.dumps(v, ensure_ascii=False, allow_nan=False, default=str) for key, v in values.items()}
     redacted = _shared_redactor().redact_attributes(encoded).attributes
     out: dict[str, Any] = {}
     for key in values:

@@ -67,3 +67,14 @@ def test_the_zero_code_instrumentor_records_for_gates_when_a_review_endpoint_is_
         assert gate_state.recording()
     finally:
         instrumentor.uninstrument()
+
+
+def test_a_context_value_that_is_not_json_is_shown_as_text_and_still_redacted() -> None:
+    import datetime as dt
+
+    shown = gate_state.redact_for_review(
+        {"arguments": {"n": 1}, "state": {"context": {"when": dt.date(2026, 12, 3), "who": "jane.doe@example.com"}}}
+    )
+    assert shown["arguments"] == {"n": 1}
+    assert shown["state"]["context"]["when"] == "2026-12-03"
+    assert "jane.doe@example.com" not in json.dumps(shown)
