@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ from pydantic import (
     StrictStr,
     field_validator,
     model_validator,
+)
+from spanguard.processors.session_memory import (
+    SessionMemory,
+    normalize_question,
+    question_digest,
+    tool_call_digest,
 )
 from spanguard.processors.view import SpanView, with_attributes
 
@@ -70,6 +77,9 @@ DETECTOR_REASONS: Final[dict[str, str]] = {
     "low_confidence": "The mean token log-probability of the responses is below the threshold.",
     "long_session": "The trace made more LLM calls, or ran longer, than configured.",
     "approval_gate": "The trace holds an approval gate: an agent action that waits for a person.",
+    "repeated_tool_call_across_turns": "A tool was called with the same arguments in several turns of one session.",
+    "repeated_user_question": "The user asked again a question the agent already answered earlier in the session.",
+    "turn_budget": "The session went past its configured number of user turns.",
 }
 """Each built-in detector's name (also its reason code, except ``sensitive_topics``) and what it means."""
 
@@ -596,6 +606,56 @@ class LongSessionConfig(BaseModel, frozen=True, extra="forbid"):
         return value
 
 
+class RepeatedToolCallAcrossTurnsConfig(BaseModel, frozen=True, extra="forbid"):
+    """The same tool with the same arguments in ``min_traces`` or more traces (turns) of one session."""
+
+    enabled: StrictBool = True
+    tier: Tier = "yellow"
+    min_traces: StrictInt = Field(3, ge=2)
+
+
+class RepeatedUserQuestionConfig(BaseModel, frozen=True, extra="forbid"):
+    """The user asks again, in a later trace of the session, a question an earlier trace already answered."""
+
+    enabled: StrictBool = True
+    tier: Tier = "yellow"
+    similarity: Number = 0.9
+    """Least token-set (Jaccard) similarity of two normalised questions for them to count as the same question."""
+
+    @field_validator("similarity")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError(f"should be greater than 0 and at most 1, got {value!r}")
+        return value
+
+
+class TurnBudgetConfig(BaseModel, frozen=True, extra="forbid"):
+    """A session of more than ``max_turns`` user turns (traces)."""
+
+    enabled: StrictBool = True
+    tier: Tier = "yellow"
+    max_turns: StrictInt = Field(20, ge=1)
+
+
+class SessionMemoryConfig(BaseModel, frozen=True, extra="forbid"):
+    """Bounds of what the cross-turn detectors remember per session (digests only, in this process)."""
+
+    max_sessions: StrictInt = Field(10_000, ge=1)
+    """Sessions remembered at most; the least recently seen is forgotten first."""
+    ttl_s: Number = 3600.0
+    """Seconds after its last trace at which a session is forgotten (its next trace starts a new count)."""
+    max_entries_per_session: StrictInt = Field(1_000, ge=1)
+    """Tool-call digests, question digests and trace ids kept per session, each; the oldest is forgotten first."""
+
+    @field_validator("ttl_s")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"should be greater than 0, got {value!r}")
+        return value
+
+
 class ApprovalGateConfig(BaseModel, frozen=True, extra="forbid"):
     """Approval gates always make their trace red; this detector cannot be switched off or lowered."""
 
@@ -621,6 +681,11 @@ class DetectorsConfig(BaseModel, frozen=True, extra="forbid"):
     low_confidence: LowConfidenceConfig = LowConfidenceConfig()
     long_session: LongSessionConfig = LongSessionConfig()
     approval_gate: ApprovalGateConfig = ApprovalGateConfig()
+    repeated_tool_call_across_turns: RepeatedToolCallAcrossTurnsConfig = RepeatedToolCallAcrossTurnsConfig()
+    repeated_user_question: RepeatedUserQuestionConfig = RepeatedUserQuestionConfig()
+    turn_budget: TurnBudgetConfig = TurnBudgetConfig()
+    session_memory: SessionMemoryConfig = SessionMemoryConfig()
+    """Not a detector: the bounds of the memory the three cross-turn detectors above share."""
 
 
 class RiskConfig(BaseModel, frozen=True, extra="forbid"):
@@ -751,6 +816,8 @@ _TOOL_NAME: Final = semconv.GEN_AI_TOOL_NAME
 _OPERATION: Final = semconv.GEN_AI_OPERATION_NAME
 _TOOL_ARGUMENTS: Final = semconv.GEN_AI_TOOL_CALL_ARGUMENTS
 _OUTPUT_MESSAGES: Final = semconv.GEN_AI_OUTPUT_MESSAGES
+_INPUT_MESSAGES: Final = semconv.GEN_AI_INPUT_MESSAGES
+_CONVERSATION_ID: Final = semconv.GEN_AI_CONVERSATION_ID
 _PINNED: Final = semconv.SPANGUARD_MODEL_PINNED
 _GATE: Final = semconv.SPANGUARD_APPROVAL_GATE
 _RISK_TIER: Final = semconv.SPANGUARD_RISK_TIER
@@ -936,7 +1003,18 @@ _NONE: Final[frozenset[int]] = frozenset()
 class _TraceState:
     """What the trace-level detectors accumulate while the spans go by."""
 
-    __slots__ = ("end", "llm_calls", "llm_tool_calls", "logprob_count", "logprob_sum", "start", "tool_calls")
+    __slots__ = (
+        "end",
+        "inputs",
+        "llm_calls",
+        "llm_tool_calls",
+        "logprob_count",
+        "logprob_sum",
+        "outputs",
+        "sessions",
+        "start",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.tool_calls: Counter[tuple[str, str | None]] = Counter()
@@ -946,6 +1024,10 @@ class _TraceState:
         self.llm_calls = 0
         self.start: int | None = None
         self.end: int | None = None
+        # For the cross-turn detectors: the trace's sessions and its raw input and output messages.
+        self.sessions: set[str] = set()
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
 
 
 class RiskClassifier:
@@ -953,11 +1035,16 @@ class RiskClassifier:
 
     ``config`` may also be anything :func:`load_risk_config` takes (a path or a parsed mapping).
 
-    Everything is compiled in the constructor; :meth:`classify` keeps no state between calls, so one classifier may
-    serve several threads.
+    Everything is compiled in the constructor. The only state kept between calls is the cross-turn detectors'
+    session memory (digests, bounded, locked; ``clock`` times its TTL), so one classifier may serve several threads.
     """
 
-    def __init__(self, config: RiskConfig | str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: RiskConfig | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = load_risk_config(config)
         detectors = self.config.detectors
         self._rules: list[tuple[int, str, Callable[[SpanView], bool]]] = [
@@ -975,6 +1062,23 @@ class RiskClassifier:
         self._low = detectors.low_confidence if detectors.low_confidence.enabled else None
         self._long = detectors.long_session if detectors.long_session.enabled else None
         self._llm_operations = frozenset(self._long.llm_operations) if self._long else frozenset()
+        self._repeated_call = (
+            detectors.repeated_tool_call_across_turns if detectors.repeated_tool_call_across_turns.enabled else None
+        )
+        self._repeated_question = detectors.repeated_user_question if detectors.repeated_user_question.enabled else None
+        self._turn_budget = detectors.turn_budget if detectors.turn_budget.enabled else None
+        memory = detectors.session_memory
+        self.session_memory: SessionMemory | None = (
+            SessionMemory(
+                max_sessions=memory.max_sessions,
+                ttl_s=memory.ttl_s,
+                max_entries_per_session=memory.max_entries_per_session,
+                clock=clock,
+            )
+            if self._repeated_call or self._repeated_question or self._turn_budget
+            else None
+        )
+        """What the cross-turn detectors remember of each session (``None`` when they are all off)."""
 
     # -- per span
 
@@ -1004,19 +1108,22 @@ class RiskClassifier:
         attributes = span.attributes
         operation = attributes.get(_OPERATION)
         loop = self._loop
-        if loop is not None:
+        if loop is not None or self._repeated_call is not None:
             tool = attributes.get(_TOOL_NAME)
             if isinstance(tool, str) and operation in (None, _EXECUTE_TOOL):
                 arguments = _content_value(span, _TOOL_ARGUMENTS)
                 if arguments is not None:
                     state.tool_calls[(tool, _normalized_arguments(arguments, cache))] += 1
-                elif loop.count_without_arguments:
+                elif loop is not None and loop.count_without_arguments:
                     state.tool_calls[(tool, None)] += 1
+        if loop is not None:
             if loop.include_llm_tool_calls:
                 output = _content_value(span, _OUTPUT_MESSAGES)
                 if isinstance(output, str) and "tool_call" in output:
                     for name, arguments in _requested_tool_calls(_parsed(output, cache)):
                         state.llm_tool_calls[(name, _normalized_arguments(arguments, cache))] += 1
+        if self.session_memory is not None:
+            self._observe_turn(span, state, cache)
         if self._low is not None:
             logprob = attributes.get(SPANGUARD_RESPONSE_LOGPROB_MEAN)
             if isinstance(logprob, (int, float)) and not isinstance(logprob, bool) and math.isfinite(logprob):
@@ -1030,6 +1137,50 @@ class RiskClassifier:
                 state.start = start if state.start is None else min(state.start, start)
             if end > 0:
                 state.end = end if state.end is None else max(state.end, end)
+
+    def _observe_turn(self, span: SpanView, state: _TraceState, cache: dict[str, Any]) -> None:
+        session = span.attributes.get(_CONVERSATION_ID)
+        if isinstance(session, str) and session:
+            state.sessions.add(session)
+        if self._repeated_question is None:
+            return
+        # Kept raw and parsed only if the trace turns out to belong to a session: other traces pay nothing.
+        inputs = _content_value(span, _INPUT_MESSAGES)
+        if isinstance(inputs, str):
+            state.inputs.append(inputs)
+        outputs = _content_value(span, _OUTPUT_MESSAGES)
+        if isinstance(outputs, str):
+            state.outputs.append(outputs)
+
+    def _session_hits(
+        self, trace_id: str, state: _TraceState, cache: dict[str, Any], hits: list[tuple[int, str]]
+    ) -> None:
+        memory = self.session_memory
+        if memory is None or not state.sessions:
+            return
+        calls = self._repeated_call
+        question = self._repeated_question
+        budget = self._turn_budget
+        digests = [tool_call_digest(tool, arguments) for tool, arguments in state.tool_calls if arguments is not None]
+        asked = {normalize_question(_last_user_text(_parsed(raw, cache))) for raw in state.inputs}
+        questions = [question_digest(text) for text in asked if text]
+        answered = any(_has_answer(_parsed(raw, cache)) for raw in state.outputs)
+        for session in sorted(state.sessions):
+            found = memory.record(
+                session,
+                trace_id,
+                tool_calls=digests if calls is not None else (),
+                questions=questions,
+                answered=answered,
+                similarity=question.similarity if question is not None else 1.0,
+                tool_call_cap=calls.min_traces if calls is not None else 2,
+            )
+            if calls is not None and found.max_tool_call_traces >= calls.min_traces:
+                hits.append((_RANK[calls.tier], "repeated_tool_call_across_turns"))
+            if question is not None and found.repeated_question:
+                hits.append((_RANK[question.tier], "repeated_user_question"))
+            if budget is not None and found.turns > budget.max_turns:
+                hits.append((_RANK[budget.tier], "turn_budget"))
 
     def _trace_hits(self, state: _TraceState, hits: list[tuple[int, str]]) -> None:
         loop = self._loop
@@ -1062,6 +1213,8 @@ class RiskClassifier:
             self._span_hits(span, cache, hits)
             self._observe(span, state, cache)
         self._trace_hits(state, hits)
+        if spans:
+            self._session_hits(spans[0].trace_id, state, cache, hits)
         return _risk(hits)
 
     def annotate(self, spans: Sequence[SpanView], risk: TraceRisk) -> list[SpanView]:
@@ -1096,6 +1249,41 @@ def _requested_tool_calls(messages: Any) -> Iterable[tuple[str, Any]]:
         for part in parts:
             if isinstance(part, dict) and part.get("type") == "tool_call" and isinstance(part.get("name"), str):
                 yield part["name"], part.get("arguments")
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """The text of one message: its ``text`` parts (conventions' parts format), or a plain string ``content``."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    parts = message.get("parts")
+    if not isinstance(parts, list):
+        return ""
+    return "\n".join(
+        part["content"]
+        for part in parts
+        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("content"), str)
+    )
+
+
+def _last_user_text(messages: Any) -> str:
+    """The text of the last ``user`` message of input messages: this turn's question (earlier ones are history)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _message_text(message)
+    return ""
+
+
+def _has_answer(messages: Any) -> bool:
+    """Whether output messages hold text from the model (an answer, not only tool calls)."""
+    if not isinstance(messages, list):
+        return False
+    return any(
+        isinstance(message, dict) and message.get("role", "assistant") == "assistant" and _message_text(message).strip()
+        for message in messages
+    )
 
 
 def _compile_rule(rule: Rule) -> Callable[[SpanView], bool]:
