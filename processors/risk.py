@@ -1,10 +1,13 @@
 """Risk classification: give each trace a tier (green < yellow < red) and the reasons for it.
 
 Pure logic over :class:`~spanguard.processors.view.SpanView`; the SDK and OTLP adapters feed it. A trace's tier is the
-highest tier of its spans (rules and per-span detectors) and of the trace-level detectors (agent loops, low
-confidence, over-long sessions). Reasons are short, stable codes: ``rule:<name>`` for a YAML rule, the detector's name
-(``error_status``, ``unpinned_model``, ``approval_gate``, ``agent_loop``, ``low_confidence``, ``long_session``) and
-``topic:<category>`` for safety-sensitive topics. :meth:`RiskConfig.explain` turns a code into its human text.
+highest tier of its spans (rules and per-span detectors), of the trace-level detectors (agent loops, low
+confidence, over-long sessions) and of the cross-turn detectors, which compare it with earlier traces of its session
+(a bounded per-process memory of digests, ``session_memory.py``). Reasons are short, stable codes: ``rule:<name>`` for
+a YAML rule, the detector's name (``error_status``, ``unpinned_model``, ``approval_gate``, ``agent_loop``,
+``low_confidence``, ``long_session``, ``repeated_tool_call_across_turns``, ``repeated_user_question``,
+``turn_budget``) and ``topic:<category>`` for safety-sensitive topics. :meth:`RiskConfig.explain` turns a code into
+its human text.
 
 Configuration is YAML (``docs/risk.md``; the packaged default is ``risk_default.yaml`` next to this module). Everything
 that can be checked is checked at load, with the YAML path of the bad value (and the file, line and column when the
