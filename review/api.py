@@ -46,6 +46,7 @@ from spanguard.review.schemas import (
     ItemSummary,
     Me,
 )
+from spanguard.review.sessions_api import add_session_routes
 from spanguard.review.store import (
     ITEM_ID_MAX,
     STATUSES,
@@ -500,6 +501,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         app, store, config=config.approvals, caller=caller, registry=metrics.registry, emitter=emitter
     )
     add_dataset_routes(app, store, caller=caller)
+    add_session_routes(app, store, caller=caller)
 
     # -- the page -----------------------------------------------------------------------------------------------------
 

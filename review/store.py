@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from spanguard.review.config import ReviewPolicy
 from spanguard.review.conversation import assemble
+from spanguard.semconv import GEN_AI_CONVERSATION_ID, USER_ID
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -56,6 +57,8 @@ ITEM_ID_MAX = 2**63 - 1  # ids are positive 64-bit signed integers
 # The largest id each database's id column holds (INTEGER: 64-bit on SQLite, 32-bit on PostgreSQL).
 _COLUMN_ID_MAX = {"sqlite": ITEM_ID_MAX, "postgresql": 2**31 - 1}
 MIGRATIONS = Path(__file__).with_name("migrations")
+SESSION_ID_MAX = 200
+"""The longest conversation id (and user id) an item keeps in its indexed columns."""
 
 
 def _now() -> dt.datetime:
@@ -97,6 +100,10 @@ class ReviewItem(Base):
     golden: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The trace's session (docs/review.md, "Sessions"): its conversation id, or its own trace id when it has none.
+    conversation_id: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
+    session_key: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
 
 
 class DecisionRecord(Base):
@@ -252,6 +259,32 @@ def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
     return _without_nul(list(conversation["models"])[:20]), _without_nul(preview)
 
 
+def is_session_id(value: object) -> bool:
+    """Whether ``value`` can be a conversation or user id: 1 to 200 characters, none of them a control character."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= SESSION_ID_MAX
+        and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value)
+    )
+
+
+def session_ids(spans: Sequence[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The conversation id and user id of a trace: the first valid value of each among its spans' attributes.
+
+    A value that is not an id (:func:`is_session_id`: too long, control characters) counts as absent; the span still
+    holds it, only the item is not grouped by it.
+    """
+    found: dict[str, str | None] = {GEN_AI_CONVERSATION_ID: None, USER_ID: None}
+    for span in spans:
+        attributes = span.get("attributes") or {}
+        for name, value in found.items():
+            if value is None and is_session_id(attributes.get(name)):
+                found[name] = attributes[name]
+        if None not in found.values():
+            break
+    return found[GEN_AI_CONVERSATION_ID], found[USER_ID]
+
+
 class ReviewStore:
     """Review items in a SQL database (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
 
@@ -381,6 +414,7 @@ class ReviewStore:
         if item is None:
             spans = list({span.get("span_id"): span for span in reversed(new.spans)}.values())[::-1]
             models, preview = _summary(spans)
+            conversation_id, user_id = session_ids(spans)
             item = ReviewItem(
                 trace_id=new.trace_id,
                 tier=new.tier,
@@ -394,6 +428,9 @@ class ReviewStore:
                 preview=preview,
                 status="pending",
                 approvals=[],
+                conversation_id=conversation_id,
+                user_id=user_id,
+                session_key=conversation_id or new.trace_id,
             )
             session.add(item)
             session.flush()
@@ -416,6 +453,11 @@ class ReviewStore:
             item.risk_tier, item.risk_rank = new.risk_tier, _RISK_RANK[new.risk_tier]
         item.models, item.preview = _summary(item.spans)
         item.models_index = _index(item.models)
+        # Later spans may bring the ids (the root span often ends, and arrives, last): the trace then joins its session.
+        conversation_id, user_id = session_ids(fresh)
+        if item.conversation_id is None and conversation_id is not None:
+            item.conversation_id = item.session_key = conversation_id
+        item.user_id = item.user_id or user_id
         item.updated_at = _now()
         self._audit(session, item, actor, "merge", before)
         return item.id, False

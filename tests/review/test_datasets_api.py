@@ -17,8 +17,8 @@ import pytest
 from approvals_helpers import Service, approval_body, start_service, stop_service
 from spanguard.exporters.datasets import case_id
 from spanguard.review.datasets import ExportFilter, count_sources, export_rows
-from spanguard.review.store import Decision, ReviewStore
-from sqlalchemy import event
+from spanguard.review.store import ReviewStore
+from sqlalchemy import event, text
 
 from spanguard.cli import main
 
@@ -445,10 +445,24 @@ def test_cli_errors_about_the_source_and_the_destination_are_one_line_and_exit_2
 def test_exporting_from_a_store_before_the_datasets_migration_says_to_migrate(tmp_path, capsys):
     store = ReviewStore(f"sqlite:///{tmp_path / 'old.db'}")
     store.migrate("0003")
-    spans = item_body("Capital of Australia?", "Sydney.")["spans"]
-    item = store.ingest(spans[0]["trace_id"], tier="spot_check", risk_tier="green", reasons=[], spans=spans, actor="x")
-    assert store.claim(item, "alice")
-    store.decide(item, "alice", Decision("approve", checklist=CHECKLIST))
+    body = item_body("Capital of Australia?", "Sydney.")
+    # In SQL: today's models map columns that later migrations add (0005's sessions), which a 0003 table lacks.
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO review_items (id, trace_id, tier, risk_tier, risk_rank, reasons, spans, status, outcome,"
+                " created_at, updated_at, decided_at, approvals) VALUES (1, :t, 'spot_check', 'green', 0, '[]', :s,"
+                " 'done', 'approve', :now, :now, :now, '[]')"
+            ),
+            {"t": body["trace_id"], "s": json.dumps(body["spans"]), "now": "2026-11-01 10:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO decisions (item_id, reviewer, outcome, ratings, checklist, at)"
+                " VALUES (1, 'alice', 'approve', '{}', :c, :now)"
+            ),
+            {"c": json.dumps(CHECKLIST), "now": "2026-11-01 10:00:00"},
+        )
     store.shutdown()
     arguments = ["dataset", "export", "--db", f"sqlite:///{tmp_path / 'old.db'}", "--out", str(tmp_path / "x.jsonl")]
     assert main(arguments) == 2

@@ -7,10 +7,10 @@ import json
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from spanguard.review.approvals import ApprovalStore, NewApproval
-from spanguard.review.store import Base, Decision, IngestItem, ReviewStore
+from spanguard.review.store import Base, Decision, ReviewStore
 from sqlalchemy import text
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_matches_the_models(db_url):
@@ -62,8 +62,15 @@ def test_an_existing_database_keeps_its_items_through_the_upgrade(db_url):
 def test_a_database_from_before_approvals_gets_their_tables_and_keeps_its_items(db_url):
     store = ReviewStore(db_url)
     store.migrate("0002")
-    spans = [{"span_id": "a", "name": "chat"}]
-    store.ingest_many([IngestItem("t" * 32, "spot_check", "green", [], spans)], actor="collector")
+    # In SQL: today's models map columns that later migrations add (0005's sessions), which a 0002 table lacks.
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO review_items (trace_id, tier, risk_tier, risk_rank, reasons, spans, status, created_at,"
+                " updated_at, approvals) VALUES (:t, 'spot_check', 'green', 0, '[]', :s, 'pending', :now, :now, '[]')"
+            ),
+            {"t": "t" * 32, "s": json.dumps([{"span_id": "a", "name": "chat"}]), "now": "2026-11-01 10:00:00"},
+        )
     store.migrate()
     assert store.revision() == HEAD
     assert [item.trace_id for item in store.list()] == ["t" * 32]
