@@ -609,19 +609,15 @@ class LongSessionConfig(BaseModel, frozen=True, extra="forbid"):
         return value
 
 
-class RepeatedToolCallAcrossTurnsConfig(BaseModel, frozen=True, extra="forbid"):
+class RepeatedToolCallAcrossTurnsConfig(TierDetector, frozen=True, extra="forbid"):
     """The same tool with the same arguments in ``min_traces`` or more traces (turns) of one session."""
 
-    enabled: StrictBool = True
-    tier: Tier = "yellow"
     min_traces: StrictInt = Field(3, ge=2)
 
 
-class RepeatedUserQuestionConfig(BaseModel, frozen=True, extra="forbid"):
+class RepeatedUserQuestionConfig(TierDetector, frozen=True, extra="forbid"):
     """The user asks again, in a later trace of the session, a question an earlier trace already answered."""
 
-    enabled: StrictBool = True
-    tier: Tier = "yellow"
     similarity: Number = 0.9
     """Least token-set (Jaccard) similarity of two normalised questions for them to count as the same question."""
 
@@ -633,11 +629,9 @@ class RepeatedUserQuestionConfig(BaseModel, frozen=True, extra="forbid"):
         return value
 
 
-class TurnBudgetConfig(BaseModel, frozen=True, extra="forbid"):
+class TurnBudgetConfig(TierDetector, frozen=True, extra="forbid"):
     """A session of more than ``max_turns`` user turns (traces)."""
 
-    enabled: StrictBool = True
-    tier: Tier = "yellow"
     max_turns: StrictInt = Field(20, ge=1)
 
 

@@ -6,7 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanguard.processors.risk import RiskClassifier, RiskConfigError, load_risk_config_text
+from spanguard.processors.sampling import SamplingConfig, TailSampler
+from spanguard.processors.sdk import RiskSamplingSpanProcessor
 from spanguard.processors.session_memory import SessionMemory, normalize_question, question_digest
 from spanguard.processors.view import SpanView
 
@@ -322,3 +327,32 @@ def test_the_packaged_default_writes_out_the_built_in_values():
     built_in = load_risk_config_text("{}").detectors
     for name in ("repeated_tool_call_across_turns", "repeated_user_question", "turn_budget", "session_memory"):
         assert getattr(default, name) == getattr(built_in, name)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# In process: the SDK's risk-sampling processor runs the same detectors
+
+
+def test_in_process_a_repeated_question_keeps_the_trace_that_repeats_it():
+    exporter = InMemorySpanExporter()
+    sampler = TailSampler(SamplingConfig(green_rate=0.0, yellow_rate=1.0), RiskClassifier(config()))
+    processor = RiskSamplingSpanProcessor(SimpleSpanProcessor(exporter), sampler)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    for question in ("Where is my order?", "Can I pay by card?", "where is my order"):
+        attributes = {
+            "gen_ai.conversation.id": "conv-sdk",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.input.messages": text_messages("user", question),
+            "gen_ai.output.messages": text_messages("assistant", "It ships tomorrow."),
+        }
+        with tracer.start_as_current_span("chat gpt-4o", attributes=attributes):
+            pass
+        assert processor.force_flush()  # decided turn by turn, as they would be at a user's pace
+    kept = exporter.get_finished_spans()
+    provider.shutdown()
+    assert len(kept) == 1
+    assert kept[0].attributes["spanguard.risk.tier"] == "yellow"
+    assert kept[0].attributes["spanguard.risk.reasons"] == ("repeated_user_question",)
+    assert json.loads(kept[0].attributes["gen_ai.input.messages"])[0]["parts"][0]["content"] == "where is my order"
