@@ -17,6 +17,9 @@ What runs, on each database (see bench/README.md for the details and how to read
   ``POST /v1/review-items/{id}/decision`` with the item's full checklist, until every item is done. Afterwards the
   store is checked: every item done with the planned outcome, two distinct approvers on every approved
   ``dual_approval`` item, no approval round decided twice, and audit entries matching what the clients saw.
+* **sessions** (SQLite only): 10k conversations of 5 traces each (``--sessions N``; 2k with ``--quick``), written
+  straight into a migrated store, then 500 sessions opened (``SessionStore.get``: every trace with its spans) and 50
+  pages listed, plain and filtered by user and status, in this process; p50/p99 printed (target: open under 100 ms p99).
 
 The service (``ReviewServer``: uvicorn on loopback) runs in a subprocess of its own (this file with a hidden
 ``--serve`` flag), as it would in production, so the clients in this process do not share its GIL; its CPU time is
@@ -1157,6 +1160,121 @@ def report(console: Any, results: list[DbResult], args: Any) -> list[str]:
 # Main
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Sessions: listing and opening on SQLite (docs/review.md, "Sessions")
+
+SESSION_TRACES = 5  # traces (turns) per session
+SESSION_TEMPLATES = 50  # distinct realistic traces, reused with new ids (building 50k agent traces would dominate)
+
+
+@dataclass
+class SessionBench:
+    sessions: int
+    traces: int
+    build_s: float
+    open_latencies: list[float] = field(default_factory=list)  # SessionStore.get, seconds
+    list_latencies: list[float] = field(default_factory=list)  # SessionStore.list (a page of 50), seconds
+    filtered_latencies: list[float] = field(default_factory=list)  # SessionStore.list(user=..., status=pending)
+
+
+def run_sessions(workdir: Path, sessions: int, say: Callable[[str], None]) -> SessionBench:
+    """``sessions`` conversations of SESSION_TRACES traces each, written straight into a migrated SQLite store (rows as
+    ``ReviewStore._ingest_one`` writes them), then sessions opened and pages listed in random order."""
+    from spanguard.review.sessions import SessionStore
+    from spanguard.review.store import ReviewItem, ReviewStore
+    from sqlalchemy import insert
+
+    url, _ = fresh_database("sqlite", workdir, "sessions")
+    store = ReviewStore(url)
+    store.migrate()
+    templates = floor_rows(store, make_items(SESSION_TEMPLATES, SEED + 1))
+    rng = random.Random(SEED)
+    started = time.perf_counter()
+    statement = insert(ReviewItem)
+    keys = [f"conv-{index:06d}" for index in range(sessions)]
+    for first in range(0, sessions, 200):
+        rows = []
+        for index in range(first, min(sessions, first + 200)):
+            for turn in range(SESSION_TRACES):
+                template = templates[(index * SESSION_TRACES + turn) % len(templates)]
+                trace = f"{rng.getrandbits(128) | 1:032x}"
+                shift = turn * 60 * 10**9  # a turn a minute
+                spans = [
+                    {
+                        **span,
+                        "trace_id": trace,
+                        "start_time_unix_nano": span.get("start_time_unix_nano", 0) + shift,
+                        "end_time_unix_nano": span.get("end_time_unix_nano", 0) + shift,
+                        "attributes": {
+                            **(span.get("attributes") or {}),
+                            "gen_ai.conversation.id": keys[index],
+                            "user.id": f"user-{index % 500}",
+                        },
+                    }
+                    for span in template["spans"]
+                ]
+                rows.append(
+                    {
+                        **template,
+                        "trace_id": trace,
+                        "spans": spans,
+                        "conversation_id": keys[index],
+                        "user_id": f"user-{index % 500}",
+                        "session_key": keys[index],
+                    }
+                )
+        with store.engine.begin() as connection:
+            connection.execute(statement, rows)
+    result = SessionBench(sessions, sessions * SESSION_TRACES, time.perf_counter() - started)
+    say(f"sessions: wrote {result.traces} traces in {result.build_s:.0f} s; opening and listing")
+    reader = SessionStore(store)
+    for _ in range(20):  # warm the page cache and the connection pool, unmeasured
+        reader.get(rng.choice(keys))
+    for _ in range(500):
+        key = rng.choice(keys)
+        start = time.perf_counter()
+        opened = reader.get(key)
+        result.open_latencies.append(time.perf_counter() - start)
+        assert opened.turns == SESSION_TRACES, key  # a wrong answer fast is no result
+    pages = max(1, sessions // 50)
+    for _ in range(50):
+        start = time.perf_counter()
+        reader.list(limit=50, offset=50 * rng.randrange(pages))
+        result.list_latencies.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        reader.list(user=f"user-{rng.randrange(500)}", status="pending", limit=50)
+        result.filtered_latencies.append(time.perf_counter() - start)
+    store.shutdown()
+    return result
+
+
+def report_sessions(console: Any, result: SessionBench) -> list[str]:
+    """Print the sessions table; return its summary line."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"sessions on sqlite: {result.sessions} sessions of {SESSION_TRACES} traces ({result.traces} items)",
+        title_justify="left",
+    )
+    for name in ("run", "calls", "p50 ms", "p99 ms", "max ms"):
+        table.add_column(name, justify="left" if name == "run" else "right")
+    for name, values in (
+        ("open a session (all its traces, with spans)", result.open_latencies),
+        ("list a page of 50 (random offset)", result.list_latencies),
+        ("list a user's pending sessions", result.filtered_latencies),
+    ):
+        table.add_row(name, str(len(values)), _ms(_pct(values, 0.5)), _ms(_pct(values, 0.99)), _ms(max(values)))
+    console.print()
+    console.print(table)
+    p99 = _pct(result.open_latencies, 0.99)
+    target = "under" if p99 < 0.1 else "OVER"
+    return [
+        f"sessions    open p50 {_ms(_pct(result.open_latencies, 0.5))} ms, p99 {_ms(p99)} ms ({target} the 100 ms "
+        f"target); list p99 {_ms(_pct(result.list_latencies, 0.99))} ms; {result.sessions} sessions of "
+        f"{SESSION_TRACES} traces on sqlite"
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
@@ -1164,6 +1282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer items (about 40 s)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both", help="which store(s)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
+    parser.add_argument("--sessions", type=int, metavar="N", help="sessions of the session run (10000; 0: none)")
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -1200,6 +1319,17 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]{kind}: error: {type(error).__name__}: {error}[/red]")
                 results.append(DbResult(kind, skipped=f"error: {type(error).__name__}: {error}"))
     summary = report(console, results, args)
+    if args.sessions is None:
+        args.sessions = 2000 if args.quick else 10_000
+    sessions = None
+    if args.sessions > 0:
+        with tempfile.TemporaryDirectory(prefix="spanguard-bench-sessions-") as tmp, console.status("sessions"):
+            try:
+                sessions = run_sessions(Path(tmp), args.sessions, console.print)
+            except Exception as error:  # a failing run is reported, the other numbers stand
+                console.print(f"[red]sessions: error: {type(error).__name__}: {error}[/red]")
+        if sessions is not None:
+            summary += report_sessions(console, sessions)
     elapsed = time.monotonic() - started
     console.print()
     console.print("[bold]summary[/bold]")
@@ -1217,6 +1347,22 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_s": elapsed,
             "summary": summary,
             "databases": [_jsonable(r) for r in results],
+            "sessions": None
+            if sessions is None
+            else {
+                "sessions": sessions.sessions,
+                "traces": sessions.traces,
+                "build_s": sessions.build_s,
+                **{
+                    f"{name}_{q}_s": _pct(values, p)
+                    for name, values in (
+                        ("open", sessions.open_latencies),
+                        ("list", sessions.list_latencies),
+                        ("list_filtered", sessions.filtered_latencies),
+                    )
+                    for q, p in (("p50", 0.5), ("p99", 0.99))
+                },
+            },
         }
         Path(args.json).write_text(json.dumps(data, indent=2, default=str))
         console.print(f"[dim]wrote {args.json}[/dim]")

@@ -198,11 +198,11 @@ class SessionStore:
         risk = func.max(ReviewItem.risk_rank)
         last = func.max(ReviewItem.updated_at)
         query = select(key).group_by(key).order_by(risk.desc(), last.desc(), key)
-        # The user and status filters pick sessions by an indexed column first, so only those are grouped.
+        # The user filter picks sessions by its index first; the rest reads the covering index of the store's model.
         if user is not None:
             query = query.where(key.in_(select(ReviewItem.session_key).where(ReviewItem.user_id == user)))
         if statuses:
-            query = query.where(key.in_(select(ReviewItem.session_key).where(ReviewItem.status.in_(statuses))))
+            query = query.having(func.max(case((ReviewItem.status.in_(statuses), 1), else_=0)) == 1)
         if tier is not None:
             rank = case(_TIER_RANK, value=ReviewItem.tier, else_=0)
             query = query.having(func.max(rank) == _TIER_RANK[tier])

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -78,6 +79,18 @@ class ReviewItem(Base):
     """One trace waiting for, or having had, human review."""
 
     __tablename__ = "review_items"
+    __table_args__ = (
+        # Covers the sessions listing (review/sessions.py): grouping by session reads this index, not the rows.
+        Index(
+            "ix_review_items_session_activity",
+            "session_key",
+            "risk_rank",
+            "updated_at",
+            "created_at",
+            "tier",
+            "status",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trace_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)

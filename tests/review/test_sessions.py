@@ -363,3 +363,9 @@ def test_the_sessions_routes_take_reviewer_tokens_as_items_do(service):
             assert client.get(route).status_code == 401
         with service.client("admin") as client:
             assert client.get(route).status_code == 200
+
+
+def test_the_openapi_document_lists_the_sessions_routes(service):
+    with service.client(None) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/sessions", "/v1/sessions/{conversation_id}"} <= set(paths)

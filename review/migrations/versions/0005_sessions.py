@@ -18,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 _COLUMNS = ("conversation_id", "user_id", "session_key")
+_ACTIVITY = ("session_key", "risk_rank", "updated_at", "created_at", "tier", "status")  # the listing's covering index
 _BATCH = 500
 
 
@@ -26,6 +27,7 @@ def upgrade() -> None:
     for column in _COLUMNS:
         op.add_column("review_items", sa.Column(column, sa.String(SESSION_ID_MAX), nullable=True))
         op.create_index(f"ix_review_items_{column}", "review_items", [column])
+    op.create_index("ix_review_items_session_activity", "review_items", list(_ACTIVITY))
     items = sa.table(
         "review_items",
         sa.column("id", sa.Integer()),
@@ -55,6 +57,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_review_items_session_activity", "review_items")
     for column in reversed(_COLUMNS):
         op.drop_index(f"ix_review_items_{column}", "review_items")
         op.drop_column("review_items", column)
