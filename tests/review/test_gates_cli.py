@@ -40,7 +40,7 @@ def ask(approvals: ApprovalStore, action: str, *, tier: str = "yellow", approval
 @pytest.fixture
 def seeded(db_url) -> Iterator[str]:
     """A store with today's history: 22 lookups approved, a red deletion approved by two, a rejected e-mail, 20
-    refunds of $10 to $200 approved, one of $900 edited, and one still pending."""
+    refunds of $10 to $200 approved, one of $913.37 edited, and one still pending."""
     store = ReviewStore(db_url)
     store.migrate()
     approvals = ApprovalStore(store)
@@ -52,7 +52,7 @@ def seeded(db_url) -> Iterator[str]:
     approvals.decide(ask(approvals, "send_email", recipients=["x"]), "bob", "reject", reason="wrong customer")
     for n in range(20):
         approvals.decide(ask(approvals, "issue_refund", amount=10.0 * (n + 1)), "bob", "approve")
-    approvals.decide(ask(approvals, "issue_refund", amount=900.0), "alice", "modify", arguments={"amount": 90.0})
+    approvals.decide(ask(approvals, "issue_refund", amount=913.37), "alice", "modify", arguments={"amount": 91.3})
     ask(approvals, "issue_refund", amount=20.0)
     store.shutdown()
     yield db_url
@@ -88,7 +88,7 @@ def check_seeded_report(report: dict) -> None:
     assert actions["delete_account"] == {"tier": "red", "approvals": 2}
     assert actions["issue_refund"] == {"tier": "yellow", "when": "amount > 500"}  # from the stored arguments
     assert report["projection"]["red_asked"] == 1
-    assert "900" not in json.dumps(report)  # arguments are not copied into the report
+    assert "913.37" not in json.dumps(report)  # arguments are not copied into the report (a value unlike any time)
 
 
 def test_the_report_as_a_table_with_the_suggested_policy_to_copy(seeded, capsys):
