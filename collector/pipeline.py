@@ -173,7 +173,9 @@ class TailSamplingStage:
     def _kept(self, decisions: Sequence[Decision]) -> list[ResourceSpans]:
         if self._telemetry is not None:
             for decision in decisions:
-                self._telemetry.decided(decision)
+                # A recalled trace was counted when it was dropped; its recall is the sampler's session_recalled.
+                if not decision.recalled:
+                    self._telemetry.decided(decision)
         kept = [view for decision in decisions if decision.keep for view in decision.spans]
         return otlp.regroup(kept) if kept else []
 

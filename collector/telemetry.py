@@ -137,7 +137,7 @@ def redaction_families(redactors: dict[str, Any]) -> Callable[[], Iterable[Any]]
 
 
 def sampling_families(samplers: dict[str, Any]) -> Callable[[], Iterable[Any]]:
-    """Scrape-time metrics of tail sampling: buffered traces, early decisions, review budget use."""
+    """Scrape-time metrics of tail sampling: buffered and held traces, early decisions, recalls, review budget use."""
 
     def families() -> Iterable[Any]:
         buffered = GaugeMetricFamily(
@@ -145,6 +145,16 @@ def sampling_families(samplers: dict[str, Any]) -> Callable[[], Iterable[Any]]:
         )
         early = CounterMetricFamily(
             "spanguard_sampling_early_decisions", "Traces decided early (memory bound).", labels=["processor"]
+        )
+        held = GaugeMetricFamily(
+            "spanguard_sampling_held_traces",
+            "Dropped traces of sessions held in case their session turns red.",
+            labels=["processor"],
+        )
+        recalled = CounterMetricFamily(
+            "spanguard_sampling_session_recalled",
+            "Held traces kept after all because their session turned red.",
+            labels=["processor"],
         )
         budget = GaugeMetricFamily(
             "spanguard_review_budget_used", "Traces sent to review today, by review tier.", labels=["processor", "tier"]
@@ -156,12 +166,14 @@ def sampling_families(samplers: dict[str, Any]) -> Callable[[], Iterable[Any]]:
             stats = stage.stats
             buffered.add_metric([name], stats.get("buffered_traces", 0))
             early.add_metric([name], stats.get("early_decisions", 0))
+            held.add_metric([name], stats.get("held_traces", 0))
+            recalled.add_metric([name], stats.get("session_recalled", 0))
             for tier, use in (stats.get("review_budget") or {}).items():
                 if isinstance(use, dict):
                     budget.add_metric([name, tier], use.get("used", 0))
                     if use.get("limit") is not None:
                         limit.add_metric([name, tier], use["limit"])
-        return [buffered, early, budget, limit]
+        return [buffered, early, held, recalled, budget, limit]
 
     return families
 

@@ -98,6 +98,7 @@ def worker_config(config: CollectorConfig, pipeline: str, index: int, workers: i
         update: dict[str, Any] = {
             "max_traces": share(settings.max_traces, 1),
             "max_spans": share(settings.max_spans, 1),
+            "session_hold_spans": share(settings.session_hold_spans, 1),
         }
         if settings.review_budget is not None:
             update["review_budget"] = {tier: share(limit) for tier, limit in settings.review_budget.items()}

@@ -14,6 +14,8 @@ The rules, in the order they apply (``docs/sampling.md`` has the rationale):
 * Red is kept (rate 1.0). A trace of a session that turned red earlier is kept (rate 1.0, reason ``session_red``).
   Otherwise yellow is kept with ``yellow_rate``, green with ``green_rate``, by :func:`should_keep` on the session id
   (``gen_ai.conversation.id``) or, without one, on the trace id: deterministic, so replicas agree without talking.
+* A dropped trace of a session is held for ``session_hold`` seconds (``session_hold_spans`` at most); if its session
+  turns red meanwhile, it is released as kept (rate 1.0, reason ``session_red``, ``Decision.recalled``).
 * A kept trace goes to review (``spanguard.review.tier``) unless that review tier's daily budget says no; it is
   kept either way.
 * Late spans of a decided trace follow the decision; a late approval-gate span of a dropped trace is the one
@@ -130,12 +132,16 @@ class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """Decisions remembered (least recently used forgotten first) so late spans follow them."""
     red_session_cache: int = Field(10_000, gt=0, strict=True)
     """Sessions remembered as red (least recently used forgotten first); their later traces are kept."""
+    session_hold: float = Field(120.0, ge=0, allow_inf_nan=False)
+    """Seconds a dropped trace of a session is held after its decision, kept if the session turns red; 0: off."""
+    session_hold_spans: int = Field(20_000, gt=0, strict=True)
+    """Spans held at most (all sessions together); at the bound the oldest held traces are dropped for good."""
     review_budget: dict[ReviewTier, Annotated[int, Field(ge=0, strict=True)]] | None = None
     """Traces per UTC day per review tier that go to review; ``None`` or a tier left out: unlimited."""
     review_reserve: float = Field(0.2, ge=0, le=1, strict=True, allow_inf_nan=False)
     """Share of each review budget held back, once the rest is used, for traces at least as risky as the day's mean."""
 
-    @field_validator("decision_wait", "root_grace", mode="before")
+    @field_validator("decision_wait", "root_grace", "session_hold", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
@@ -159,7 +165,7 @@ class TraceClassifier(Protocol):
 
 @dataclass(frozen=True)
 class Decision:
-    """What happened to one trace (or, with ``late``, to spans of a trace decided before)."""
+    """What happened to one trace (with ``late``: to late spans of a decided trace; ``recalled``: kept after all)."""
 
     trace_id: str
     keep: bool
@@ -175,6 +181,8 @@ class Decision:
     """These spans arrived after their trace was decided and follow that decision."""
     spans: tuple[SpanView, ...] = ()
     """Kept: annotated copies of the spans (the inputs are never changed). Dropped: empty."""
+    recalled: bool = False
+    """These spans were dropped before and held; they are released, kept, because their session turned red."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -203,6 +211,20 @@ class _Record:
     rate: float
     review_tier: str | None
     risk: Any
+
+
+@dataclass(slots=True)
+class _Held:
+    """A dropped trace of a session, held in case the session turns red."""
+
+    seq: int
+    trace_id: str
+    spans: list[SpanView]
+    sessions: tuple[str, ...]
+    tier: str
+    reasons: tuple[str, ...]
+    risk: Any
+    expires: float
 
 
 @dataclass(slots=True)
@@ -258,6 +280,11 @@ class TailSampler:
         self._buffered_spans = 0
         self._decided: OrderedDict[str, _Record] = OrderedDict()  # LRU
         self._red_sessions: OrderedDict[str, None] = OrderedDict()  # LRU
+        # The session hold: by time of hold, so the first entry expires first (one hold duration, monotonic clock).
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        self._held_by_session: dict[str, dict[str, None]] = {}
+        self._held_spans = 0
+        self._held_seq = 0
         self._closed = False
 
         self._day = -1
@@ -272,6 +299,9 @@ class TailSampler:
             "spans_kept": 0,
             "spans_dropped": 0,
             "session_red_kept": 0,
+            "session_recalled": 0,
+            "session_hold_evicted": 0,
+            "session_hold_expired": 0,
             "classifier_errors": 0,
         }
 
@@ -284,7 +314,7 @@ class TailSampler:
         return self._config
 
     def add(self, spans: Iterable[SpanView]) -> list[Decision]:
-        """Buffer spans; return the decisions made now: early ones (memory bounds) and late spans' (one per trace).
+        """Buffer spans; return the decisions made now: early (memory bounds), late spans' (one per trace), recalled.
 
         Raises :class:`RuntimeError` after :meth:`shutdown`.
         """
@@ -304,7 +334,7 @@ class TailSampler:
                 if now is None:
                     now = self._clock()
                 if len(self._buffers) >= config.max_traces:
-                    out.append(self._decide(next(iter(self._buffers.values())), early=True))
+                    self._decide(next(iter(self._buffers.values())), early=True, out=out)
                 buffer = _Buffer(trace_id, now + config.decision_wait)
                 self._buffers[trace_id] = buffer
                 self._push(buffer.deadline, buffer)
@@ -327,36 +357,50 @@ class TailSampler:
                     buffer.deadline = due
                     self._push(due, buffer)
             if len(buffer.spans) >= config.max_spans_per_trace:
-                out.append(self._decide(buffer, early=True))
+                self._decide(buffer, early=True, out=out)
             while self._buffered_spans > config.max_spans and self._buffers:
-                out.append(self._decide(next(iter(self._buffers.values())), early=True))
+                self._decide(next(iter(self._buffers.values())), early=True, out=out)
         for trace_id, late_spans in late.items():
-            out.append(self._follow(trace_id, late_spans))
+            self._follow(trace_id, late_spans, out)
         return out
 
     def poll(self) -> list[Decision]:
-        """Decide every buffered trace that is due now (root arrived + ``root_grace``, or ``decision_wait``)."""
+        """Decide every buffered trace that is due now (root arrived + ``root_grace``, or ``decision_wait``).
+
+        Held traces past ``session_hold`` are dropped for good first (they return no decision).
+        """
         now = self._clock()
+        self._expire_held(now)
         heap = self._heap
         out: list[Decision] = []
         while heap and heap[0][0] <= now:
             _, _, buffer = heapq.heappop(heap)
             if not buffer.decided:
-                out.append(self._decide(buffer, early=False))
+                self._decide(buffer, early=False, out=out)
         return out
 
     def flush(self) -> list[Decision]:
-        """Decide everything buffered now, oldest first (drain); decisions are not marked early."""
-        out = [self._decide(buffer, early=False) for buffer in list(self._buffers.values())]
+        """Decide everything buffered now, oldest first (drain); decisions are not marked early.
+
+        The session hold is left as it is: held traces stay held (and a red trace decided now releases its sessions').
+        """
+        out: list[Decision] = []
+        for buffer in list(self._buffers.values()):
+            self._decide(buffer, early=False, out=out)
         self._heap.clear()
         return out
 
     def shutdown(self) -> list[Decision]:
-        """Flush, then refuse further :meth:`add` calls. Idempotent: a second call returns ``[]``."""
+        """Flush, then discard the session hold and refuse further :meth:`add` calls. A second call returns ``[]``."""
         if self._closed:
             return []
         self._closed = True
-        return self.flush()
+        out = self.flush()
+        # Nothing can turn a held trace's session red any more: what is still held is dropped for good.
+        self._held.clear()
+        self._held_by_session.clear()
+        self._held_spans = 0
+        return out
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -373,6 +417,8 @@ class TailSampler:
             **self._counts,
             "decided_cache": len(self._decided),
             "red_sessions": len(self._red_sessions),
+            "held_traces": len(self._held),
+            "held_spans": self._held_spans,
             "review_day": datetime.fromtimestamp(self._day * _DAY, tz=timezone.utc).date().isoformat(),
             "review_budget": review,
         }
@@ -403,7 +449,8 @@ class TailSampler:
             return "red", (REASON_CLASSIFICATION_FAILED,), None
         return tier, reasons, risk
 
-    def _decide(self, buffer: _Buffer, *, early: bool) -> Decision:
+    def _decide(self, buffer: _Buffer, *, early: bool, out: list[Decision]) -> None:
+        """Decide a buffered trace; append its decision to ``out``, then the held traces it releases."""
         config = self._config
         trace_id = buffer.trace_id
         del self._buffers[trace_id]
@@ -419,8 +466,6 @@ class TailSampler:
 
         if tier == "red":
             keep, rate = True, 1.0
-            for session in sessions:
-                self._remember_red(session)
         elif any(self._is_red_session(session) for session in sessions):
             keep, rate = True, 1.0
             reasons = (*reasons, REASON_SESSION_RED)
@@ -430,16 +475,26 @@ class TailSampler:
             keep = should_keep(sessions[0] if sessions else trace_id, rate)
 
         review_tier = self._grant_review(tier, reasons, buffer.has_gate) if keep else None
-        self._remember(trace_id, _Record(keep, tier, reasons, rate, review_tier, risk))
+        record = _Record(keep, tier, reasons, rate, review_tier, risk)
+        self._remember(trace_id, record)
 
         self._decisions[tier]["kept" if keep else "dropped"] += 1
         self._counts["spans_kept" if keep else "spans_dropped"] += len(spans)
         if early:
             self._counts["early_decisions"] += 1
         out_spans = self._annotate(spans, risk, tier, reasons, rate, review_tier) if keep else ()
-        return Decision(trace_id, keep, tier, reasons, rate, review_tier, early, False, out_spans)
+        out.append(Decision(trace_id, keep, tier, reasons, rate, review_tier, early, False, out_spans))
+        if not keep:
+            if sessions:
+                self._hold(trace_id, spans, sessions, tier, reasons, risk)
+            return
+        if trace_id in self._held:
+            # Spans of this trace that came after its decision was forgotten, decided and held: keep them too.
+            self._release_own(trace_id, record, out)
+        if tier == "red":
+            self._turn_red(sessions, out)
 
-    def _follow(self, trace_id: str, spans: list[SpanView]) -> Decision:
+    def _follow(self, trace_id: str, spans: list[SpanView], out: list[Decision]) -> None:
         """Late spans of a decided trace: same decision and annotations (a late approval gate revives a dropped one)."""
         record = self._decided[trace_id]
         self._decided.move_to_end(trace_id)
@@ -453,11 +508,7 @@ class TailSampler:
             record = _Record(True, "red", reasons, 1.0, review_tier, record.risk)
             self._decided[trace_id] = record
             self._counts["late_gate_upgrades"] += 1
-        if record.tier == "red":
-            for span in spans:
-                session = span.attributes.get(GEN_AI_CONVERSATION_ID)
-                if session:
-                    self._remember_red(str(session))
+        sessions = sorted({str(s) for span in spans if (s := span.attributes.get(GEN_AI_CONVERSATION_ID))})
         self._counts["late_spans"] += len(spans)
         self._counts["late_spans_kept" if record.keep else "late_spans_dropped"] += len(spans)
         out_spans = (
@@ -465,9 +516,30 @@ class TailSampler:
             if record.keep
             else ()
         )
-        return Decision(
-            trace_id, record.keep, record.tier, record.reasons, record.rate, record.review_tier, False, True, out_spans
+        out.append(
+            Decision(
+                trace_id,
+                record.keep,
+                record.tier,
+                record.reasons,
+                record.rate,
+                record.review_tier,
+                False,
+                True,
+                out_spans,
+            )
         )
+        held = self._held.get(trace_id)
+        if not record.keep:
+            if held is not None:
+                # Still dropped but held: the late spans wait with the rest, in case the session turns red.
+                self._hold_more(held, spans, sessions)
+            return
+        if held is not None:
+            sessions = sorted({*sessions, *held.sessions})  # the gate's trace: its sessions turn red too
+            self._release_own(trace_id, record, out)
+        if record.tier == "red":
+            self._turn_red(sessions, out)
 
     def _annotate(
         self,
@@ -525,6 +597,117 @@ class TailSampler:
             self._red_sessions.move_to_end(session)
             return True
         return False
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # The session hold
+
+    def _hold(
+        self, trace_id: str, spans: list[SpanView], sessions: list[str], tier: str, reasons: tuple[str, ...], risk: Any
+    ) -> None:
+        """Hold a dropped trace of ``sessions`` for ``session_hold`` seconds; past the span bound the oldest go."""
+        config = self._config
+        if config.session_hold <= 0:
+            return
+        previous = self._unhold(trace_id) if trace_id in self._held else None
+        if previous is not None:
+            # Decided again after its first decision was forgotten: hold both parts together, from now.
+            spans = previous.spans + spans
+            sessions = sorted({*sessions, *previous.sessions})
+        if len(spans) > config.session_hold_spans:
+            self._counts["session_hold_evicted"] += 1
+            return
+        self._held_seq += 1
+        entry = _Held(
+            self._held_seq, trace_id, spans, tuple(sessions), tier, reasons, risk, self._clock() + config.session_hold
+        )
+        self._held[trace_id] = entry
+        self._held_spans += len(spans)
+        for session in sessions:
+            self._held_by_session.setdefault(session, {})[trace_id] = None
+        self._trim_held()
+
+    def _hold_more(self, entry: _Held, spans: list[SpanView], sessions: list[str]) -> None:
+        """Late dropped spans of a held trace join it (its time in the hold is unchanged)."""
+        entry.spans.extend(spans)
+        self._held_spans += len(spans)
+        new = [session for session in sessions if session not in entry.sessions]
+        if new:
+            entry.sessions = (*entry.sessions, *new)
+            for session in new:
+                self._held_by_session.setdefault(session, {})[entry.trace_id] = None
+        self._trim_held()
+
+    def _trim_held(self) -> None:
+        while self._held_spans > self._config.session_hold_spans and self._held:
+            self._unhold(next(iter(self._held)))
+            self._counts["session_hold_evicted"] += 1
+
+    def _expire_held(self, now: float) -> None:
+        """Drop for good the held traces whose time is up: they are first in the hold, so this costs O(due)."""
+        held = self._held
+        while held:
+            entry = next(iter(held.values()))
+            if entry.expires > now:
+                return
+            self._unhold(entry.trace_id)
+            self._counts["session_hold_expired"] += 1
+
+    def _unhold(self, trace_id: str) -> _Held:
+        entry = self._held.pop(trace_id)
+        self._held_spans -= len(entry.spans)
+        for session in entry.sessions:
+            traces = self._held_by_session.get(session)
+            if traces is not None:
+                traces.pop(trace_id, None)
+                if not traces:
+                    del self._held_by_session[session]
+        return entry
+
+    def _turn_red(self, sessions: Iterable[str], out: list[Decision]) -> None:
+        """Remember ``sessions`` as red and release their held traces as kept (``session_red``), oldest first."""
+        found: dict[str, None] = {}
+        for session in sessions:
+            self._remember_red(session)
+            found.update(self._held_by_session.get(session, {}))
+        if not found:
+            return
+        now = self._clock()
+        held = self._held
+        for trace_id in sorted(found, key=lambda t: held[t].seq):
+            entry = self._unhold(trace_id)
+            if entry.expires <= now:  # past its time, not yet polled away
+                self._counts["session_hold_expired"] += 1
+                continue
+            reasons = (*entry.reasons, REASON_SESSION_RED)
+            review_tier = self._grant_review(entry.tier, reasons, False)
+            record = _Record(True, entry.tier, reasons, 1.0, review_tier, entry.risk)
+            self._remember(trace_id, record)  # its late spans are kept from now on
+            self._counts["session_recalled"] += 1
+            out.append(self._released(entry, record))
+
+    def _release_own(self, trace_id: str, record: _Record, out: list[Decision]) -> None:
+        """Release a held trace under its own new decision (a late gate; a later part decided kept)."""
+        entry = self._unhold(trace_id)
+        if entry.expires <= self._clock():
+            self._counts["session_hold_expired"] += 1
+            return
+        out.append(self._released(entry, record))
+
+    def _released(self, entry: _Held, record: _Record) -> Decision:
+        spans = sorted(entry.spans, key=_span_order)
+        out_spans = self._annotate(spans, record.risk, record.tier, record.reasons, record.rate, record.review_tier)
+        return Decision(
+            entry.trace_id,
+            True,
+            record.tier,
+            record.reasons,
+            record.rate,
+            record.review_tier,
+            False,
+            False,
+            out_spans,
+            recalled=True,
+        )
 
     # ---------------------------------------------------------------------------------------------------------------
     # Review budget

@@ -54,7 +54,7 @@ def attributes_of(span) -> dict:
     return {kv.key: kv.value for kv in span.attributes}
 
 
-def test_the_third_trace_repeating_a_tool_call_of_its_session_turns_red_and_the_session_stays_kept():
+def test_the_third_trace_repeating_a_tool_call_of_its_session_turns_red_and_the_whole_session_is_kept():
     with OtlpSink() as sink:
         collector = Collector(load_config_text(config_text(sink)))
         collector.start()
@@ -69,9 +69,9 @@ def test_the_third_trace_repeating_a_tool_call_of_its_session_turns_red_and_the_
             user_turn(tracer, tool_call=False)  # a later turn of the red session, with nothing risky in it
             provider.shutdown()
 
-            sink.wait_for_spans(3, timeout=10)
-            deadline = time.monotonic() + 2  # room for anything that should not arrive
-            while time.monotonic() < deadline and len(sink.spans()) < 4:
+            sink.wait_for_spans(7, timeout=10)  # all four turns: 2 + 2 + 2 + 1 spans
+            deadline = time.monotonic() + 1  # room for anything that should not arrive
+            while time.monotonic() < deadline and len(sink.spans()) <= 7:
                 time.sleep(0.05)
         finally:
             collector.shutdown(timeout=5)
@@ -79,11 +79,18 @@ def test_the_third_trace_repeating_a_tool_call_of_its_session_turns_red_and_the_
     by_trace: dict[bytes, list] = {}
     for span in sink.spans():
         by_trace.setdefault(span.trace_id, []).append(span)
-    assert len(by_trace) == 2  # the first two turns were green and dropped (green_rate 0)
-    tiers = {}
-    for spans in by_trace.values():
-        attributes = attributes_of(next(s for s in spans if s.name == "invoke_agent support"))
+    roots = sorted(
+        (next(s for s in spans if s.name == "invoke_agent support") for spans in by_trace.values()),
+        key=lambda span: span.start_time_unix_nano,
+    )
+    assert [len(by_trace[root.trace_id]) for root in roots] == [2, 2, 2, 1]  # every turn kept whole, once
+    turns = []
+    for root in roots:
+        attributes = attributes_of(root)
         reasons = [value.string_value for value in attributes["spanguard.risk.reasons"].array_value.values]
-        tiers[len(spans)] = (attributes["spanguard.risk.tier"].string_value, reasons)
-    assert tiers[2] == ("red", ["repeated_tool_call_across_turns"])  # the third repeated call, with its tool span
-    assert tiers[1][1] == ["session_red"]  # the fourth turn: kept because its session turned red
+        turns.append((attributes["spanguard.risk.tier"].string_value, reasons, attributes["spanguard.sampling.rate"]))
+    # turns 1 and 2 were green and dropped (green_rate 0), held, and recalled when turn 3 turned the session red
+    assert turns[0][:2] == turns[1][:2] == ("green", ["session_red"])
+    assert turns[2][:2] == ("red", ["repeated_tool_call_across_turns"])  # the third repeated call, with its tool span
+    assert turns[3][:2] == ("green", ["session_red"])  # the fourth turn: kept because its session turned red
+    assert all(rate.double_value == 1.0 for _, _, rate in turns)

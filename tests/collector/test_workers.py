@@ -93,6 +93,7 @@ def test_worker_config_shares_budgets_and_bounds_out(tmp_path):
         config = load_config_text(_config(sink, tmp_path, workers=3))
     shares = [worker_config(config, "traces", i, 3).processors["tail_sampling"].config for i in range(3)]
     assert sum(s.max_traces for s in shares) == 1001
+    assert sum(s.session_hold_spans for s in shares) == 20_000  # the default, shared out like the other bounds
     assert sum(s.review_budget["dual_approval"] for s in shares) == 5
     assert sum(s.review_budget["spot_check"] for s in shares) == 2
     assert config.processors["tail_sampling"].config.max_traces == 1001  # the collector's own config is unchanged

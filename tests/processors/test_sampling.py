@@ -567,7 +567,7 @@ def test_session_key_is_order_independent_with_several_conversation_ids() -> Non
 
 
 def test_a_red_session_keeps_its_later_traces() -> None:
-    s = sampler(green_rate=0.0)
+    s = sampler(green_rate=0.0, session_hold=0)  # no hold: the earlier trace is not recalled (test_sampling_hold.py)
     assert not decide(s, trace(tid(1), tier="green", session="S")).keep  # before it turned red: sampled
     red = decide(s, trace(tid(2), tier="red", reasons=("leak",), session="S"))
     assert red.keep and red.tier == "red"
