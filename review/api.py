@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from spanguard.review.approvals_api import add_approval_routes
 from spanguard.review.config import ServiceConfig
-from spanguard.review.conversation import assemble
+from spanguard.review.conversation import assemble, session_conversation
 from spanguard.review.datasets_api import add_dataset_routes
 from spanguard.review.gauges import StoreGauge
 from spanguard.review.schemas import (
@@ -45,10 +45,14 @@ from spanguard.review.schemas import (
     ItemsIn,
     ItemSummary,
     Me,
+    SessionContext,
+    SessionTurn,
 )
+from spanguard.review.sessions import SessionStore
 from spanguard.review.sessions_api import add_session_routes
 from spanguard.review.store import (
     ITEM_ID_MAX,
+    KINDS,
     STATUSES,
     Conflict,
     Decision,
@@ -330,6 +334,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             checklists={
                 tier: policy.checklist(tier) for tier in ("spot_check", "factual_verification", "dual_approval")
             },
+            session_checklist=list(policy.session_checklist),
+            units=dict(policy.units),
         )
 
     @app.post(
@@ -373,10 +379,20 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         model: Annotated[str | None, Query(max_length=200), NO_NUL] = None,
         since: Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)"), NO_NUL] = None,
         until: Annotated[dt.datetime | None, Query(description="created before (ISO 8601)"), NO_NUL] = None,
+        kind: Annotated[
+            str | None,
+            Query(
+                pattern="^(trace|session)$",
+                description="trace: every trace, also those reviewed within a session; session: session items; "
+                "none: what is reviewed (session items and traces reviewed on their own)",
+            ),
+            NO_NUL,
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> ItemList:
         items = store.list(
+            kind=kind if kind in KINDS else None,  # type: ignore[arg-type]
             status=_statuses(status),
             tier=tier,
             reason=reason,
@@ -464,6 +480,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             ratings=body.ratings.model_dump(exclude_none=True),
             checklist=dict(body.checklist),
             comment=body.comment,
+            turn=body.turn,
         )
         item = store.decide(item_id, principal.name, decision)
         record = store.decisions(item_id)[-1]
@@ -471,7 +488,9 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         if record.claimed_at is not None:
             metrics.decision_seconds.observe(max(0.0, (record.at - record.claimed_at).total_seconds()))
         if emitter is not None:
-            emitter.emit(_verdict(item, record))
+            # A session item's verdict is about each of its traces: one evaluation event on each.
+            for evaluated in store.members(item.id) if item.kind == "session" else [item]:
+                emitter.emit(_verdict(evaluated, record, item_id=item.id))
         return _detail(store, item, config)
 
     @app.get("/v1/audit", tags=["review"], summary="The audit trail of an item (or of all items), oldest first.")
@@ -565,19 +584,48 @@ def _summary_fields(item: ReviewItem, config: ServiceConfig) -> dict[str, Any]:
         "created_at": _iso(item.created_at) or "",
         "updated_at": _iso(item.updated_at) or "",
         "trace_url": config.trace_url_template.replace("{trace_id}", item.trace_id)
-        if config.trace_url_template
+        if config.trace_url_template and item.kind == "trace"
         else None,
+        "kind": item.kind or "trace",
+        "conversation_id": item.conversation_id,
+        "user_id": item.user_id,
+        "session_item_id": item.session_item_id,
+        "follows_id": item.follows_id,
     }
 
 
 def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> ItemDetail:
+    conversation, context = assemble(item.spans or []), None
+    if item.kind == "session" and item.conversation_id is not None:
+        traces, earlier = SessionStore(store).review_context(item)
+        conversation = session_conversation([(t.trace_id, t.spans or []) for t in traces])
+        context = SessionContext(
+            conversation_id=item.conversation_id,
+            traces=[
+                SessionTurn(
+                    item_id=t.item_id,
+                    trace_id=t.trace_id,
+                    tier=t.tier,
+                    risk_tier=t.risk_tier,
+                    reasons=t.reasons,
+                    status=t.status,
+                    outcome=t.outcome,
+                    started_unix_nano=t.started_unix_nano,
+                    member=t.session_item_id == item.id,
+                    reviewed_in=t.session_item_id,
+                )
+                for t in traces
+            ],
+            earlier=[_summary(e, config) for e in earlier],
+        )
     return ItemDetail(
         **_summary_fields(item, config),
-        conversation=assemble(item.spans or []),
+        conversation=conversation,
         decisions=[_decision(record) for record in store.decisions(item.id)],
         golden=item.golden,
-        checklist=store.policy.checklist(item.tier),
+        checklist=store.policy.checklist(item.tier, "session" if item.kind == "session" else "trace"),
         reject_reasons=list(store.policy.reject_reasons),
+        session=context,
     )
 
 
@@ -593,6 +641,7 @@ def _decision(record: DecisionRecord) -> DecisionOut:
         checklist=dict(record.checklist or {}),
         comment=record.comment,
         at=_iso(record.at) or "",
+        turn=record.turn,
     )
 
 
@@ -605,7 +654,7 @@ def _evaluated_span(spans: Sequence[dict[str, Any]]) -> str | None:
     return (roots or list(spans) or [{}])[0].get("span_id")
 
 
-def _verdict(item: ReviewItem, record: DecisionRecord) -> Verdict:
+def _verdict(item: ReviewItem, record: DecisionRecord, *, item_id: int | None = None) -> Verdict:
     spans = item.spans or []
     evaluated = _evaluated_span(spans)
     response_id = next(
@@ -619,7 +668,7 @@ def _verdict(item: ReviewItem, record: DecisionRecord) -> Verdict:
     return Verdict(
         trace_id=item.trace_id,
         span_id=evaluated,
-        item_id=item.id,
+        item_id=item.id if item_id is None else item_id,
         reviewer=record.reviewer,
         outcome=record.outcome,
         reason=record.reason,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from spanguard.instrumentation.gate_policy import GatePolicy
@@ -19,6 +19,8 @@ from spanguard import yamlconfig
 from spanguard.yamlconfig import Loading, read_config_file
 
 TIERS = ("spot_check", "factual_verification", "dual_approval")
+Unit = Literal["trace", "session"]
+UNITS: tuple[Unit, ...] = ("trace", "session")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 DEFAULT_DB_URL = "sqlite:///.spanguard/review.db"
@@ -38,7 +40,12 @@ def _keys(values: list[str], what: str) -> list[str]:
 
 
 class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """How items are reviewed: lease time, the rejection reasons reviewers pick from, and the checklist of each tier."""
+    """How items are reviewed: lease time, rejection reasons, each tier's checklist and unit (trace or session).
+
+    ``units`` chooses per tier whether a trace with a conversation id is reviewed on its own or as part of its session;
+    ``session_checklist`` is asked of session items beside their tier's checklist. Behaviour: docs/review.md
+    ("Review by session").
+    """
 
     lease_s: float = pydantic.Field(900.0, gt=0, le=86_400)
     reject_reasons: list[str] = [
@@ -55,6 +62,8 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         "factual_verification": ["factual_accuracy", "sources_supported", "policy_adherence", "tone"],
         "dual_approval": ["factual_accuracy", "policy_adherence", "safety", "tone"],
     }
+    units: dict[str, Unit] = {"spot_check": "trace", "factual_verification": "session", "dual_approval": "session"}
+    session_checklist: list[str] = ["context_retained", "consistent_with_earlier_answers", "no_repeated_tool_calls"]
 
     @pydantic.field_validator("reject_reasons")
     @classmethod
@@ -72,9 +81,29 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
             _keys(items, f"checklist item of {tier}")
         return value
 
-    def checklist(self, tier: str) -> list[str]:
-        """The checklist items a decision on an item of ``tier`` must answer."""
-        return list(self.checklists.get(tier, []))
+    @pydantic.field_validator("units")
+    @classmethod
+    def _units(cls, value: dict[str, Unit]) -> dict[str, Unit]:
+        for tier in value:
+            if tier not in TIERS:
+                raise ValueError(f"unknown review tier {tier!r}; known: {', '.join(TIERS)}")
+        return value
+
+    @pydantic.field_validator("session_checklist")
+    @classmethod
+    def _session_checklist(cls, value: list[str]) -> list[str]:
+        return _keys(value, "session checklist item")
+
+    def unit(self, tier: str) -> Unit:
+        """Whether a trace of ``tier`` with a conversation id is reviewed as a trace or within its session."""
+        return self.units.get(tier, "trace")
+
+    def checklist(self, tier: str, kind: Unit = "trace") -> list[str]:
+        """The checklist items a decision on an item of ``tier`` (a trace or a session item) must answer."""
+        items = list(self.checklists.get(tier, []))
+        if kind == "session":
+            items += [item for item in self.session_checklist if item not in items]
+        return items
 
 
 def _http_url(value: str | None) -> str | None:

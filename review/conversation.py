@@ -46,6 +46,7 @@ __all__ = [
     "TRUNCATED",
     "assemble",
     "placeholders",
+    "session_conversation",
     "thread",
 ]
 
@@ -120,6 +121,32 @@ def assemble(spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = 
         "spans": _timing_tree(read, notes),
         "notes": notes.items,
     }
+
+
+def session_conversation(
+    traces: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, content_limit: int | None = CONTENT_LIMIT
+) -> dict[str, Any]:
+    """Several traces of one session, as ``(trace id, spans)`` in time order, assembled as one conversation.
+
+    Each model call adds what its input holds beyond the thread so far, across traces as within one, so the history
+    a later turn resends is shown once. Every turn, tool call and LLM call carries the ``trace_id`` of the trace it
+    came from (the page marks trace boundaries by it); ``trace_ids`` lists the traces in order.
+    """
+    owner: dict[Any, str] = {}
+    spans: list[Mapping[str, Any]] = []
+    for trace_id, trace_spans in traces:
+        for span in trace_spans:
+            if isinstance(span, Mapping):
+                owner.setdefault(span.get("span_id"), trace_id)
+                spans.append(span)
+    conversation = assemble(spans, content_limit=content_limit)
+    conversation["trace_id"] = None
+    conversation["trace_ids"] = [trace_id for trace_id, _ in traces]
+    conversation["notes"] = [note for note in conversation["notes"] if not note.startswith("the spans belong to ")]
+    for view in ("turns", "tool_calls", "llm_calls"):
+        for row in conversation[view]:
+            row["trace_id"] = owner.get(row.get("span_id"))
+    return conversation
 
 
 def thread(

@@ -154,6 +154,9 @@ class DecisionIn(_Strict):
         {}, description="every item of the tier's checklist, answered"
     )
     comment: Annotated[str | None, NO_NUL] = pydantic.Field(None, max_length=20_000)
+    turn: str | None = pydantic.Field(
+        None, pattern=HEX32, description="on a session item's correction: the trace id of the corrected turn"
+    )
 
 
 class DecisionOut(pydantic.BaseModel):
@@ -169,6 +172,7 @@ class DecisionOut(pydantic.BaseModel):
     checklist: dict[str, bool]
     comment: str | None
     at: str
+    turn: str | None = None
 
 
 class ItemSummary(pydantic.BaseModel):
@@ -190,6 +194,34 @@ class ItemSummary(pydantic.BaseModel):
     created_at: str
     updated_at: str
     trace_url: str | None = None
+    kind: Literal["trace", "session"] = "trace"
+    conversation_id: str | None = None
+    user_id: str | None = None
+    session_item_id: int | None = pydantic.Field(None, description="the session item this trace is reviewed within")
+    follows_id: int | None = pydantic.Field(None, description="a follow-up session item: the one it follows")
+
+
+class SessionTurn(pydantic.BaseModel):
+    """One trace of a session item's session: its own item, tiers, reasons and status, and how it is reviewed."""
+
+    item_id: int
+    trace_id: str
+    tier: str
+    risk_tier: str
+    reasons: list[str]
+    status: str
+    outcome: str | None
+    started_unix_nano: int | None
+    member: bool = pydantic.Field(description="reviewed by this session item")
+    reviewed_in: int | None = pydantic.Field(description="the session item it is reviewed in (None: on its own)")
+
+
+class SessionContext(pydantic.BaseModel):
+    """What a session item shows: the session's traces up to its latest member, and the items that came before."""
+
+    conversation_id: str
+    traces: list[SessionTurn]
+    earlier: list[ItemSummary] = pydantic.Field(description="this session's earlier session items, oldest first")
 
 
 class ItemDetail(ItemSummary):
@@ -200,6 +232,7 @@ class ItemDetail(ItemSummary):
     golden: str | None
     checklist: list[str]
     reject_reasons: list[str]
+    session: SessionContext | None = None
 
 
 class ItemList(pydantic.BaseModel):
@@ -242,6 +275,8 @@ class Me(pydantic.BaseModel):
     role: str
     reject_reasons: list[str]
     checklists: dict[str, list[str]]
+    session_checklist: list[str] = []
+    units: dict[str, str] = {}
 
 
 class ErrorOut(pydantic.BaseModel):

@@ -24,9 +24,9 @@ from spanguard.review.store import (
     _no_nul,
     is_session_id,
 )
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
-__all__ = ["SessionDetail", "SessionStore", "SessionSummary", "SessionTrace", "check_session_id"]
+__all__ = ["SessionDetail", "SessionReview", "SessionStore", "SessionSummary", "SessionTrace", "check_session_id"]
 
 _TIERS_BY_RANK = {rank: tier for tier, rank in _TIER_RANK.items()}
 _RISKS_BY_RANK = {rank: risk for risk, rank in _RISK_RANK.items()}
@@ -46,7 +46,9 @@ _LIGHT = (
     ReviewItem.preview,
     ReviewItem.created_at,
     ReviewItem.updated_at,
+    ReviewItem.session_item_id,
 )
+_REVIEW = (ReviewItem.id, ReviewItem.conversation_id, ReviewItem.tier, ReviewItem.status, ReviewItem.outcome)
 
 
 def check_session_id(value: object, field: str = "conversation_id") -> str:
@@ -76,6 +78,17 @@ class SessionTrace:
     spans: list[dict[str, Any]] | None = None  # only when the session is opened
     started_unix_nano: int | None = None  # its first span's start (opened sessions)
     ended_unix_nano: int | None = None  # its last span's end (opened sessions)
+    session_item_id: int | None = None  # the session item it is reviewed within, if any
+
+
+@dataclass(frozen=True)
+class SessionReview:
+    """A session item of a session: the unit its traces are reviewed in (docs/review.md, "Review by session")."""
+
+    item_id: int
+    tier: str
+    status: str
+    outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class SessionSummary:
     last_at: dt.datetime
     preview: str
     traces: list[SessionTrace]
+    reviews: list[SessionReview]
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ def _trace(row: Any, spans: list[dict[str, Any]] | None = None) -> SessionTrace:
         spans=spans,
         started_unix_nano=min(starts) if starts else None,
         ended_unix_nano=max(ends) if ends else None,
+        session_item_id=row.session_item_id,
     )
 
 
@@ -139,7 +154,7 @@ def _union(lists: Iterable[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(value for values in lists for value in values))
 
 
-def _fields(key: str, rows: Sequence[Any], traces: list[SessionTrace]) -> dict[str, Any]:
+def _fields(key: str, rows: Sequence[Any], traces: list[SessionTrace], reviews: list[Any]) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     for trace in traces:
         statuses[trace.status] = statuses.get(trace.status, 0) + 1
@@ -157,7 +172,21 @@ def _fields(key: str, rows: Sequence[Any], traces: list[SessionTrace]) -> dict[s
         "last_at": max(t.updated_at for t in traces),
         "preview": next((t.preview for t in traces if t.preview), ""),
         "traces": traces,
+        "reviews": [SessionReview(r.id, r.tier, r.status, r.outcome) for r in reviews],
     }
+
+
+def _reviews(session: Any, keys: Sequence[str]) -> dict[str, list[Any]]:
+    """The session items of each key, oldest first (one query)."""
+    rows = session.execute(
+        select(*_REVIEW)
+        .where(ReviewItem.kind == "session", ReviewItem.conversation_id.in_(list(keys)))
+        .order_by(ReviewItem.id)
+    ).all()
+    found: dict[str, list[Any]] = {}
+    for row in rows:
+        found.setdefault(row.conversation_id, []).append(row)
+    return found
 
 
 class SessionStore:
@@ -181,7 +210,7 @@ class SessionStore:
 
         ``user``: a trace of the session has that user id; ``since``/``until`` (naive UTC): the session was active in
         the window (its last change at or after ``since``, its first trace before ``until``); ``tier``: the session's
-        highest review tier; ``status``: a trace of the session has one of these statuses.
+        highest review tier; ``status``: a trace or a session item of the session has one of these statuses.
         """
         statuses = [status] if isinstance(status, str) else list(status or [])
         _no_nul({"user": user, "tier": tier, "status": ",".join(statuses)})
@@ -197,12 +226,18 @@ class SessionStore:
         key = ReviewItem.session_key
         risk = func.max(ReviewItem.risk_rank)
         last = func.max(ReviewItem.updated_at)
-        query = select(key).group_by(key).order_by(risk.desc(), last.desc(), key)
+        # Session items hold no session key: only traces are grouped.
+        query = select(key).where(key.is_not(None)).group_by(key).order_by(risk.desc(), last.desc(), key)
         # The user filter picks sessions by its index first; the rest reads the covering index of the store's model.
         if user is not None:
             query = query.where(key.in_(select(ReviewItem.session_key).where(ReviewItem.user_id == user)))
         if statuses:
-            query = query.having(func.max(case((ReviewItem.status.in_(statuses), 1), else_=0)) == 1)
+            # A trace reviewed within a session item has that item's status, not its own (which waits on it).
+            reviewed = select(ReviewItem.conversation_id).where(
+                ReviewItem.kind == "session", ReviewItem.status.in_(statuses)
+            )
+            alone = ReviewItem.status.in_(statuses) & ReviewItem.session_item_id.is_(None)
+            query = query.having(or_(func.max(case((alone, 1), else_=0)) == 1, key.in_(reviewed)))
         if tier is not None:
             rank = case(_TIER_RANK, value=ReviewItem.tier, else_=0)
             query = query.having(func.max(rank) == _TIER_RANK[tier])
@@ -217,16 +252,22 @@ class SessionStore:
             rows = session.execute(
                 select(*_LIGHT).where(key.in_(keys)).order_by(ReviewItem.created_at, ReviewItem.id)
             ).all()
+            reviews = _reviews(session, keys)
         by_key: dict[str, list[Any]] = {k: [] for k in keys}
         for row in rows:
             by_key[row.session_key].append(row)
-        return [SessionSummary(**_fields(k, by_key[k], [_trace(r) for r in by_key[k]])) for k in keys if by_key[k]]
+        return [
+            SessionSummary(**_fields(k, by_key[k], [_trace(r) for r in by_key[k]], reviews.get(k, [])))
+            for k in keys
+            if by_key[k]
+        ]
 
     def get(self, key: str) -> SessionDetail:
         """One session with every trace (and its spans) in time order; :class:`NotFound` when no item has that key."""
         check_session_id(key)
         with self.store._sessions() as session:
             rows = session.execute(select(*_LIGHT, ReviewItem.spans).where(ReviewItem.session_key == key)).all()
+            reviews = _reviews(session, [key]).get(key, [])
         if not rows:
             raise NotFound(f"no session {key}")
         traces = [_trace(row, list(row.spans or [])) for row in rows]
@@ -237,7 +278,32 @@ class SessionStore:
         starts = [t.started_unix_nano for t in traces if t.started_unix_nano is not None]
         ends = [t.ended_unix_nano for t in traces if t.ended_unix_nano is not None]
         return SessionDetail(
-            **_fields(key, rows, traces),
+            **_fields(key, rows, traces, reviews),
             started_unix_nano=min(starts) if starts else None,
             ended_unix_nano=max(ends) if ends else None,
         )
+
+    def review_context(self, item: ReviewItem) -> tuple[list[SessionTrace], list[ReviewItem]]:
+        """A session item's session: its traces (with spans) in time order up to its latest member, and the
+        session's earlier session items, oldest first (docs/review.md, "Review by session")."""
+        if item.kind != "session" or item.conversation_id is None:
+            return [], []
+        try:
+            traces = self.get(item.conversation_id).traces
+        except NotFound:
+            traces = []
+        members = [i for i, t in enumerate(traces) if t.session_item_id == item.id]
+        traces = traces[: members[-1] + 1] if members else []
+        with self.store._sessions() as session:
+            earlier = list(
+                session.scalars(
+                    select(ReviewItem)
+                    .where(
+                        ReviewItem.kind == "session",
+                        ReviewItem.conversation_id == item.conversation_id,
+                        ReviewItem.id < item.id,
+                    )
+                    .order_by(ReviewItem.id)
+                )
+            )
+        return traces, earlier

@@ -6,6 +6,10 @@ SQLite and PostgreSQL apply atomically, so two reviewers never hold the same ite
 oldest claimable item of a tier: with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent reviewers skip each
 other's rows instead of queueing on them. Every change writes an audit entry (who, when, what, before, after) in the
 same transaction. The schema is managed by Alembic (:meth:`ReviewStore.migrate`).
+
+A session item (``kind`` ``session``) reviews the traces of one conversation as one: traces whose tier the policy
+reviews by session join their session's open session item at ingestion and are claimed, decided and audited through
+it (docs/review.md, "Review by session").
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ Status = Literal["pending", "claimed", "done", "expired"]
 ReviewTier = Literal["spot_check", "factual_verification", "dual_approval"]
 Outcome = Literal["approve", "reject", "correct"]
 Role = Literal["ingest", "reviewer", "admin"]
+Kind = Literal["trace", "session"]
+KINDS: tuple[Kind, ...] = ("trace", "session")
 ROLES: tuple[Role, ...] = ("ingest", "reviewer", "admin")
 STATUSES: tuple[Status, ...] = ("pending", "claimed", "done", "expired")
 _RISK_RANK = {"green": 0, "yellow": 1, "red": 2}
@@ -117,6 +123,11 @@ class ReviewItem(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
     user_id: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
     session_key: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX), nullable=True, index=True)
+    # Review by session (docs/review.md, "Review by session"): a session item has kind "session", no spans and no
+    # session_key (its conversation id says which session it reviews); a trace reviewed within one points to it.
+    kind: Mapped[str] = mapped_column(String(16), default="trace", server_default="trace")
+    session_item_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    follows_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class DecisionRecord(Base):
@@ -136,6 +147,7 @@ class DecisionRecord(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    turn: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a session item's corrected trace
 
 
 class ApiToken(Base):
@@ -188,6 +200,8 @@ class Decision:
     ratings: Mapping[str, Any] = field(default_factory=dict)
     checklist: Mapping[str, bool] = field(default_factory=dict)
     comment: str | None = None
+    turn: str | None = None
+    """On a session item: the trace id of the turn a correction is for (default: its latest trace)."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,14 @@ def _state(item: ReviewItem) -> dict[str, Any]:
         "outcome": item.outcome,
         "tier": item.tier,
         "spans": len(item.spans or []),
+        **({"session_item_id": item.session_item_id} if item.session_item_id is not None else {}),
     }
+
+
+def session_trace_id(conversation_id: str, round_: int) -> str:
+    """The key a session item holds in ``trace_id``: 32 hex digits from its conversation and round (no trace has it)."""
+    digest = hashlib.sha256(f"spanguard.session\x00{conversation_id}\x00{round_}".encode()).hexdigest()
+    return digest[:32]
 
 
 def _no_nul(filters: Mapping[str, str | None]) -> None:
@@ -424,6 +445,8 @@ class ReviewStore:
             select(ReviewItem).where(ReviewItem.trace_id == new.trace_id).with_for_update()
         ).one_or_none()
         reasons = list(dict.fromkeys(new.reasons))
+        if item is not None and item.kind != "trace":
+            raise ReviewError(f"trace id {new.trace_id} is a session item's key, not a trace")
         if item is None:
             spans = list({span.get("span_id"): span for span in reversed(new.spans)}.values())[::-1]
             models, preview = _summary(spans)
@@ -448,6 +471,7 @@ class ReviewStore:
             session.add(item)
             session.flush()
             self._audit(session, item, actor, "ingest", None)
+            self._group(session, item, actor)
             return item.id, True
         known = {span.get("span_id") for span in item.spans or []}
         fresh = [span for span in new.spans if span.get("span_id") not in known]
@@ -473,7 +497,121 @@ class ReviewStore:
         item.user_id = item.user_id or user_id
         item.updated_at = _now()
         self._audit(session, item, actor, "merge", before)
+        self._group(session, item, actor)
         return item.id, False
+
+    # -- review by session -----------------------------------------------------------------------------------------
+
+    def _group(self, session: Session, item: ReviewItem, actor: str) -> None:
+        """Put a trace item into its session's open session item when its session is reviewed as one (see module)."""
+        if item.kind != "trace" or item.conversation_id is None:
+            return
+        if item.session_item_id is not None:
+            parent = session.get(ReviewItem, item.session_item_id, with_for_update=True)
+            if parent is not None and parent.status != "done":
+                before = _state(parent)
+                if self._fold(parent, [item]):
+                    self._audit(session, parent, actor, "merge", before)
+            return
+        if item.status not in _CLAIMABLE or item.approvals:
+            return  # claimed or decided on its own: it stays a trace item
+        key = item.conversation_id
+        reviews = list(
+            session.scalars(
+                select(ReviewItem)
+                .where(ReviewItem.kind == "session", ReviewItem.conversation_id == key)
+                .order_by(ReviewItem.id.desc())
+                .with_for_update()
+            )
+        )
+        if not reviews and self.policy.unit(item.tier) != "session":
+            return
+        # Open: nobody holds it and nobody has approved it yet, so whoever decides it sees this trace too.
+        parent = next((r for r in reviews if r.status in _CLAIMABLE and not r.approvals), None)
+        members = [item]
+        if parent is None:
+            parent = ReviewItem(
+                kind="session",
+                trace_id=session_trace_id(key, len(reviews) + 1),
+                tier=item.tier,
+                risk_tier=item.risk_tier,
+                risk_rank=item.risk_rank,
+                reasons=[],
+                reasons_index="",
+                spans=[],
+                models=[],
+                models_index="",
+                preview="",
+                status="pending",
+                approvals=[],
+                conversation_id=key,
+                user_id=item.user_id,
+                session_key=None,
+                follows_id=reviews[0].id if reviews else None,
+            )
+            session.add(parent)
+            session.flush()
+            self._audit(session, parent, actor, "ingest", None)
+            if not reviews:
+                # The session's first review takes in its earlier traces still waiting on their own.
+                members = list(
+                    session.scalars(
+                        select(ReviewItem)
+                        .where(
+                            ReviewItem.kind == "trace",
+                            ReviewItem.session_key == key,
+                            ReviewItem.session_item_id.is_(None),
+                            ReviewItem.status.in_(_CLAIMABLE),
+                        )
+                        .order_by(ReviewItem.created_at, ReviewItem.id)
+                        .with_for_update()
+                    )
+                )
+                members = [m for m in members if not m.approvals] or [item]
+                if item not in members:
+                    members.append(item)
+        before = _state(parent)
+        self._fold(parent, members)
+        for member in members:
+            member_before = _state(member)
+            member.session_item_id = parent.id
+            self._audit(session, member, actor, "group", member_before)
+        self._audit(session, parent, actor, "merge", before)
+
+    @staticmethod
+    def _fold(parent: ReviewItem, members: Sequence[ReviewItem]) -> bool:
+        """Raise the session item's tiers and add its members' reasons and models; whether anything changed."""
+        tier_rank = max([_TIER_RANK.get(parent.tier, 0), *(_TIER_RANK.get(m.tier, 0) for m in members)])
+        tier = next(t for t, r in _TIER_RANK.items() if r == tier_rank)
+        risky = max([parent, *members], key=lambda m: m.risk_rank)
+        reasons = list(dict.fromkeys([*(parent.reasons or []), *(r for m in members for r in m.reasons or [])]))
+        models = list(dict.fromkeys([*(parent.models or []), *(x for m in members for x in m.models or [])]))[:20]
+        preview = parent.preview or next((m.preview for m in members if m.preview), "")
+        changed = (tier, risky.risk_rank, reasons, models, preview) != (
+            parent.tier,
+            parent.risk_rank,
+            parent.reasons,
+            parent.models,
+            parent.preview,
+        )
+        parent.tier, parent.risk_tier, parent.risk_rank = tier, risky.risk_tier, risky.risk_rank
+        parent.reasons, parent.reasons_index = reasons, _index(reasons)
+        parent.models, parent.models_index = models, _index(models)
+        parent.preview = preview
+        parent.updated_at = _now()
+        return changed
+
+    def members(self, item_id: int) -> list[ReviewItem]:
+        """The traces a session item reviews, in the order they were ingested (none for a trace item)."""
+        if not self._stored(item_id):
+            return []
+        with self._sessions() as session:
+            query = (
+                select(ReviewItem)
+                .where(ReviewItem.session_item_id == item_id)
+                .order_by(ReviewItem.created_at, ReviewItem.id)
+            )
+            return list(session.scalars(query))
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -518,10 +656,15 @@ class ReviewStore:
         model: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
+        kind: Kind | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ReviewItem]:
-        """Items by risk (highest first), then age (oldest first), filtered by status, tier, reason, model and age."""
+        """Items by risk (highest first), then age (oldest first), filtered by status, tier, reason, model and age.
+
+        ``kind`` ``trace``: every trace item, those reviewed within a session included; ``session``: session items;
+        None: what is reviewed, session items and the trace items not reviewed within one.
+        """
         if isinstance(status, str):
             status = [status]
         _no_nul({"status": ",".join(status or []), "tier": tier, "reason": reason, "model": model})
@@ -539,6 +682,12 @@ class ReviewStore:
             query = query.where(ReviewItem.created_at >= since)
         if until is not None:
             query = query.where(ReviewItem.created_at < until)
+        if kind is None:
+            query = query.where(ReviewItem.session_item_id.is_(None))
+        elif kind in KINDS:
+            query = query.where(ReviewItem.kind == kind)
+        else:
+            raise ReviewError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         with self._sessions() as session:
             return list(session.scalars(query.limit(limit).offset(offset)))
 
@@ -604,8 +753,9 @@ class ReviewStore:
         return dt.timedelta(seconds=self.policy.lease_s if lease_s is None else lease_s)
 
     def _claimable(self, now: dt.datetime) -> Any:
-        return ReviewItem.status.in_(_CLAIMABLE) | (
-            (ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now)
+        # A trace reviewed within a session item is claimed through that item, never on its own.
+        return ReviewItem.session_item_id.is_(None) & (
+            ReviewItem.status.in_(_CLAIMABLE) | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
         )
 
     def _lease_to(self, session: Session, item_id: int, reviewer: str, lease_s: float | None, now: dt.datetime) -> bool:
@@ -642,6 +792,8 @@ class ReviewStore:
             item = session.get(ReviewItem, item_id, with_for_update=True)
             if item is None:
                 raise NotFound(f"no review item {item_id}")
+            if item.session_item_id is not None:
+                raise Conflict(f"review item {item_id} is reviewed within session item {item.session_item_id}")
             if item.status != "done" and reviewer in (item.approvals or []):
                 raise Conflict(
                     f"{reviewer} already approved review item {item_id}; a second, different reviewer must decide it"
@@ -695,7 +847,7 @@ class ReviewStore:
 
     # -- decisions -------------------------------------------------------------------------------------------------
 
-    def check(self, tier: str, decision: Decision) -> None:
+    def check(self, tier: str, decision: Decision, kind: Kind = "trace") -> None:
         """Raise :class:`ReviewError` naming what is wrong when ``decision`` does not fit an item of ``tier``."""
         policy = self.policy
         # Typed by a reviewer, not telemetry: refused rather than altered (PostgreSQL text cannot hold a NUL).
@@ -718,7 +870,9 @@ class ReviewStore:
             raise ReviewError("a correction needs the corrected output")
         if decision.outcome != "correct" and decision.correction is not None:
             raise ReviewError("correction is only for the outcome 'correct'")
-        expected = policy.checklist(tier)
+        if decision.turn is not None and (kind != "session" or decision.outcome != "correct"):
+            raise ReviewError("turn is only for a correction of a session item")
+        expected = policy.checklist(tier, kind)
         answered = set(decision.checklist)
         if answered - set(expected):
             unknown = ", ".join(sorted(answered - set(expected)))
@@ -732,7 +886,8 @@ class ReviewStore:
         self._existing(item_id)
         with self._writing() as session:
             item = self._held(session, item_id, reviewer)
-            self.check(item.tier, decision)
+            self.check(item.tier, decision, "session" if item.kind == "session" else "trace")
+            members = self._members_for(session, item, decision)
             before = _state(item)
             now = _now()
             claimed_at = item.claimed_at
@@ -752,6 +907,7 @@ class ReviewStore:
                 item.golden = decision.correction
             if item.status == "done":
                 item.decided_at = now
+                self._decide_members(session, item, members, decision, reviewer, now)
             session.add(
                 DecisionRecord(
                     item_id=item.id,
@@ -765,10 +921,55 @@ class ReviewStore:
                     comment=decision.comment,
                     at=now,
                     claimed_at=claimed_at,
+                    turn=self._corrected_turn(members, decision),
                 )
             )
             self._audit(session, item, reviewer, f"decide:{decision.outcome}", before)
             return item
+
+    @staticmethod
+    def _members_for(session: Session, item: ReviewItem, decision: Decision) -> list[ReviewItem]:
+        """A session item's members, locked; :class:`ReviewError` when a correction names a turn not among them."""
+        if item.kind != "session":
+            return []
+        members = list(
+            session.scalars(
+                select(ReviewItem)
+                .where(ReviewItem.session_item_id == item.id)
+                .order_by(ReviewItem.created_at, ReviewItem.id)
+                .with_for_update()
+            )
+        )
+        if decision.turn is not None and decision.turn not in {m.trace_id for m in members}:
+            raise ReviewError(f"turn {decision.turn!r} is not a trace of session item {item.id}")
+        return members
+
+    @staticmethod
+    def _corrected_turn(members: Sequence[ReviewItem], decision: Decision) -> str | None:
+        if decision.outcome != "correct" or not members:
+            return None
+        return decision.turn or members[-1].trace_id
+
+    def _decide_members(
+        self,
+        session: Session,
+        item: ReviewItem,
+        members: Sequence[ReviewItem],
+        decision: Decision,
+        reviewer: str,
+        now: dt.datetime,
+    ) -> None:
+        """A decided session item's verdict applied to each of its traces (audited on each); a correction's golden
+        answer goes to the corrected turn."""
+        if not members:
+            return
+        corrected = self._corrected_turn(members, decision)
+        for member in members:
+            before = _state(member)
+            member.status, member.outcome, member.decided_at, member.updated_at = "done", item.outcome, now, now
+            if decision.outcome == "correct" and member.trace_id == corrected:
+                member.golden = decision.correction
+            self._audit(session, member, reviewer, f"decide:{item.outcome}", before)
 
     @staticmethod
     def _held(session: Session, item_id: int, reviewer: str) -> ReviewItem:

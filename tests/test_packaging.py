@@ -87,7 +87,7 @@ def test_wheel_maps_top_level_folders_into_the_package(tmp_path):
         [sys.executable, "-S", "-c", migrate], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0005"
+    assert result.stdout.strip() == "0006"
 
 
 def test_cli_prints_version_and_attributes():

@@ -28,7 +28,7 @@ def test_token_create_prints_a_token_once_and_stores_only_its_hash(tmp_path, cap
 
 def test_migrate_reports_the_revision(tmp_path, capsys):
     assert main(["review", "migrate", "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 0
-    assert "is at revision 0005" in capsys.readouterr().out
+    assert "is at revision 0006" in capsys.readouterr().out
 
 
 def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):

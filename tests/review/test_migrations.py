@@ -10,7 +10,7 @@ from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.store import Base, Decision, ReviewStore
 from sqlalchemy import text
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_matches_the_models(db_url):

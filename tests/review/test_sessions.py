@@ -5,75 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from approvals_helpers import Service, start_service, stop_service
+from sessions_helpers import SECOND, T0, item, span
 from spanguard.review.sessions import SessionStore
 from spanguard.review.store import IngestItem, NotFound, ReviewError, ReviewStore
 from sqlalchemy import event, text
-
-T0 = 1_700_000_000_000_000_000
-SECOND = 1_000_000_000
-
-
-def span(
-    trace: str,
-    *,
-    start: int,
-    end: int,
-    conversation: str | None = None,
-    user: str | None = None,
-    question: str = "Where is my order?",
-    model: str = "gpt-4o-2024-08-06",
-    root: bool = True,
-) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.response.model": model,
-        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": question}]}]),
-    }
-    if conversation is not None:
-        attributes["gen_ai.conversation.id"] = conversation
-    if user is not None:
-        attributes["user.id"] = user
-    return {
-        "trace_id": trace,
-        "span_id": uuid.uuid4().hex[:16],
-        "name": "chat " + model,
-        "kind": "client",
-        "start_time_unix_nano": start,
-        "end_time_unix_nano": end,
-        "attributes": attributes,
-    }
-
-
-def item(
-    *,
-    turn: int = 0,
-    conversation: str | None = None,
-    user: str | None = None,
-    tier: str = "spot_check",
-    risk: str = "green",
-    reasons: tuple[str, ...] = ("sampled",),
-    model: str = "gpt-4o-2024-08-06",
-) -> IngestItem:
-    trace = uuid.uuid4().hex
-    start = T0 + turn * 10 * SECOND
-    spans = [
-        span(
-            trace,
-            start=start,
-            end=start + 2 * SECOND,
-            conversation=conversation,
-            user=user,
-            model=model,
-            question=f"question {turn}",
-        )
-    ]
-    return IngestItem(trace, tier, risk, list(reasons), spans)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -130,15 +69,15 @@ def test_the_traces_of_one_conversation_open_as_one_session_in_time_order(store)
     assert all(t.spans for t in session.traces) and session.statuses == {"pending": 3}
 
 
-def test_opening_a_session_is_one_query(store):
+def test_opening_a_session_is_two_queries_whatever_its_length(store):
     ingest(store, *(item(turn=n, conversation="conv-q") for n in range(5)))
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     assert SessionStore(store).get("conv-q").turns == 5
-    assert len([s for s in statements if "review_items" in s]) == 1
+    assert len([s for s in statements if "review_items" in s]) == 2  # its traces, then its session items
     statements.clear()
     assert len(SessionStore(store).list()) == 1
-    assert len([s for s in statements if "review_items" in s]) == 2  # the page of keys, then their traces
+    assert len([s for s in statements if "review_items" in s]) == 3  # the page of keys, their traces, their reviews
 
 
 def test_a_trace_without_a_conversation_id_is_a_session_of_its_own(store):
@@ -191,7 +130,8 @@ def test_sessions_are_listed_by_highest_risk_then_latest_activity_and_filtered(s
     assert [s.key for s in sessions.list(tier="factual_verification")] == ["yellow"]
     assert [s.key for s in sessions.list(tier="dual_approval")] == ["red"]
     [red] = sessions.list(tier="dual_approval")
-    assert store.claim(red.traces[0].item_id, "alice")
+    assert red.traces[0].session_item_id == red.reviews[0].item_id  # reviewed by session (docs/review.md)
+    assert store.claim(red.reviews[0].item_id, "alice")
     assert [s.key for s in sessions.list(status="claimed")] == ["red"]
     assert "red" not in [s.key for s in sessions.list(status=["pending", "expired"])]
     everything = [s.key for s in sessions.list()]
@@ -260,7 +200,7 @@ def test_migrating_a_0004_database_backfills_every_items_session_and_keeps_them_
                 {"t": trace, "s": json.dumps(spans), "now": "2026-11-01 10:00:00"},
             )
     store.migrate()
-    assert store.revision() == "0005"
+    assert store.revision() == "0006"
     with store.engine.connect() as connection:
         found = connection.execute(
             text("SELECT trace_id, conversation_id, user_id, session_key FROM review_items ORDER BY trace_id")
