@@ -19,7 +19,7 @@ from spanguard.review.schemas import NO_NUL, ErrorOut
 from spanguard.review.sessions import SessionDetail, SessionStore, SessionSummary, SessionTrace, check_session_id
 from spanguard.review.store import SESSION_ID_MAX, STATUSES, Principal, ReviewError, ReviewStore
 
-__all__ = ["SessionList", "SessionOut", "SessionPage", "TraceOut", "add_session_routes"]
+__all__ = ["ReviewOut", "SessionList", "SessionOut", "SessionPage", "TraceOut", "add_session_routes"]
 
 
 class TraceOut(pydantic.BaseModel):
@@ -39,6 +39,16 @@ class TraceOut(pydantic.BaseModel):
     started_unix_nano: int | None = None
     ended_unix_nano: int | None = None
     conversation: dict[str, Any] | None = None
+    session_item_id: int | None = pydantic.Field(None, description="the session item it is reviewed within")
+
+
+class ReviewOut(pydantic.BaseModel):
+    """A session item of the session (docs/review.md, "Review by session")."""
+
+    item_id: int
+    tier: str
+    status: str
+    outcome: str | None
 
 
 class SessionOut(pydantic.BaseModel):
@@ -57,6 +67,7 @@ class SessionOut(pydantic.BaseModel):
     last_at: str
     preview: str
     traces: list[TraceOut]
+    reviews: list[ReviewOut] = pydantic.Field(description="its session items, oldest first")
 
 
 class SessionPage(SessionOut):
@@ -93,6 +104,7 @@ def _trace(trace: SessionTrace) -> TraceOut:
         started_unix_nano=trace.started_unix_nano,
         ended_unix_nano=trace.ended_unix_nano,
         conversation=assemble(trace.spans) if trace.spans is not None else None,
+        session_item_id=trace.session_item_id,
     )
 
 
@@ -111,6 +123,7 @@ def _fields(summary: SessionSummary) -> dict[str, Any]:
         "last_at": _iso(summary.last_at),
         "preview": summary.preview,
         "traces": [_trace(trace) for trace in summary.traces],
+        "reviews": [ReviewOut(**vars(review)) for review in summary.reviews],
     }
 
 
