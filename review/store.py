@@ -613,6 +613,19 @@ class ReviewStore:
             )
             return list(session.scalars(query))
 
+    def member_counts(self, item_ids: Sequence[int]) -> dict[int, int]:
+        """How many traces each of these session items reviews (an item with none is left out)."""
+        ids = [i for i in item_ids if self._stored(i)]
+        if not ids:
+            return {}
+        with self._sessions() as session:
+            query = (
+                select(ReviewItem.session_item_id, func.count())
+                .where(ReviewItem.session_item_id.in_(ids))
+                .group_by(ReviewItem.session_item_id)
+            )
+            return {item_id: count for item_id, count in session.execute(query)}
+
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def _stored(self, item_id: int) -> bool:
@@ -700,9 +713,14 @@ class ReviewStore:
             return {(tier, status): count for tier, status, count in rows}
 
     def facets(self, *, status: Sequence[str] | None = None, limit: int = 10_000) -> dict[str, dict[str, int]]:
-        """How many items (of ``status``) have each tier, risk tier, reason and model: the queue's filter values."""
+        """How many items (of ``status``) have each tier, risk tier, reason and model: the queue's filter values.
+
+        Counted over what is reviewed (as :meth:`list` without ``kind``): a session item, not its traces again.
+        """
         _no_nul({"status": ",".join(status or [])})
-        query = select(ReviewItem.tier, ReviewItem.risk_tier, ReviewItem.reasons, ReviewItem.models)
+        query = select(ReviewItem.tier, ReviewItem.risk_tier, ReviewItem.reasons, ReviewItem.models).where(
+            ReviewItem.session_item_id.is_(None)
+        )
         if status:
             query = query.where(ReviewItem.status.in_(list(status)))
         counts: dict[str, dict[str, int]] = {"tiers": {}, "risk_tiers": {}, "reasons": {}, "models": {}}

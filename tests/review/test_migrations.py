@@ -80,3 +80,48 @@ def test_a_database_from_before_approvals_gets_their_tables_and_keeps_its_items(
     assert created and approvals.get(request.id).schema_version == 1
     assert [entry.action for entry in approvals.audit(request.id)] == ["create"]
     store.shutdown()
+
+
+def test_a_database_from_before_review_by_session_keeps_every_item_as_a_trace_item(db_url):
+    store = ReviewStore(db_url)
+    store.migrate("0005")
+    with store.engine.begin() as connection:
+        for n, (tier, status) in enumerate(
+            [("dual_approval", "pending"), ("dual_approval", "done"), ("spot_check", "claimed")]
+        ):
+            spans = [{"span_id": f"{n:016x}", "name": "chat", "attributes": {"gen_ai.conversation.id": "conv-old"}}]
+            connection.execute(
+                text(
+                    "INSERT INTO review_items (trace_id, tier, risk_tier, risk_rank, reasons, spans, status,"
+                    " created_at, updated_at, approvals, conversation_id, session_key) VALUES (:t, :tier, 'red', 2,"
+                    " '[]', :s, :status, :now, :now, '[]', 'conv-old', 'conv-old')"
+                ),
+                {
+                    "t": f"{n:032x}",
+                    "tier": tier,
+                    "status": status,
+                    "s": json.dumps(spans),
+                    "now": "2026-11-01 10:00:00",
+                },
+            )
+        connection.execute(
+            text(
+                "INSERT INTO decisions (item_id, reviewer, outcome, ratings, checklist, at) VALUES"
+                " (2, 'alice', 'approve', '{}', '{}', '2026-11-01 10:01:00')"
+            )
+        )
+    store.migrate()
+    assert store.revision() == HEAD
+    items = store.list(kind="trace")
+    assert [(i.trace_id, i.kind, i.session_item_id, i.status) for i in items] == [
+        (f"{0:032x}", "trace", None, "pending"),
+        (f"{1:032x}", "trace", None, "done"),
+        (f"{2:032x}", "trace", None, "claimed"),
+    ]
+    assert store.list(kind="session") == [] and [d.turn for d in store.decisions(2)] == [None]
+    # The next turn of that conversation opens its first session item, which takes in the trace still waiting.
+    spans = [{"span_id": "f" * 16, "name": "chat", "attributes": {"gen_ai.conversation.id": "conv-old"}}]
+    store.ingest("e" * 32, tier="dual_approval", risk_tier="green", reasons=[], spans=spans, actor="collector")
+    [unit] = store.list(kind="session")
+    assert [m.trace_id for m in store.members(unit.id)] == [f"{0:032x}", "e" * 32]
+    store.shutdown()
