@@ -564,7 +564,9 @@ class ReviewStore:
                             ReviewItem.status.in_(_CLAIMABLE),
                         )
                         .order_by(ReviewItem.created_at, ReviewItem.id)
-                        .with_for_update()
+                        # A trace another transaction holds is being ingested now: waiting for it while it waits
+                        # for this new session item's key would deadlock; it joins the item itself when it retries.
+                        .with_for_update(skip_locked=True)
                     )
                 )
                 members = [m for m in members if not m.approvals] or [item]

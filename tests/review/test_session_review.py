@@ -3,6 +3,7 @@ tier reviewed by session join one session item, claimed, decided and audited as 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -190,3 +191,32 @@ def test_a_session_item_key_is_never_merged_into_as_a_trace(store):
     with pytest.raises(ReviewError, match="session item's key"):
         ingest(store, IngestItem(unit.trace_id, "spot_check", "green", [], item().spans))
     assert store.get(unit.id).spans == []
+
+
+def test_traces_of_one_session_ingested_at_once_by_replicas_join_one_session_item(db_url):
+    """Replicas sending turns of one conversation at the same moment: one session item, every turn a member of it."""
+    stores = [ReviewStore(db_url) for _ in range(4)]
+    stores[0].migrate()
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def send(store: ReviewStore, n: int) -> None:
+        barrier.wait()
+        try:
+            ingest(store, item(turn=n, conversation="c-race", tier=DUAL))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(store, n)) for n, store in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert errors == []
+        [unit] = stores[0].list(kind="session")
+        assert len(stores[0].members(unit.id)) == len(stores)
+        assert {t.session_item_id for t in stores[0].list(kind="trace")} == {unit.id}
+    finally:
+        for store in stores:
+            store.shutdown()
