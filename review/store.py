@@ -707,10 +707,12 @@ class ReviewStore:
             return list(session.scalars(query.limit(limit).offset(offset)))
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """How many items there are by (tier, status)."""
+        """How many items there are by (tier, status): what is reviewed, a session item once and not its traces."""
         with self._sessions() as session:
             rows = session.execute(
-                select(ReviewItem.tier, ReviewItem.status, func.count()).group_by(ReviewItem.tier, ReviewItem.status)
+                select(ReviewItem.tier, ReviewItem.status, func.count())
+                .where(ReviewItem.session_item_id.is_(None))
+                .group_by(ReviewItem.tier, ReviewItem.status)
             )
             return {(tier, status): count for tier, status, count in rows}
 
