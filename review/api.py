@@ -402,7 +402,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             limit=limit,
             offset=offset,
         )
-        return ItemList(items=[_summary(item, config) for item in items])
+        counts = store.member_counts([item.id for item in items if item.kind == "session"])
+        return ItemList(items=[_summary(item, config, counts) for item in items])
 
     @app.post(
         "/v1/review-items/claim-next",
@@ -463,7 +464,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         responses=_ITEM_STATE_ERRORS,
     )
     def release(item_id: ItemIdPath, principal: Principal = reviewer) -> ItemSummary:
-        return _summary(store.release(item_id, principal.name), config)
+        item = store.release(item_id, principal.name)
+        return _summary(item, config, store.member_counts([item.id] if item.kind == "session" else []))
 
     @app.post(
         "/v1/review-items/{item_id}/decision",
@@ -562,11 +564,12 @@ def _naive(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _summary(item: ReviewItem, config: ServiceConfig) -> ItemSummary:
-    return ItemSummary(**_summary_fields(item, config))
+def _summary(item: ReviewItem, config: ServiceConfig, counts: dict[int, int] | None = None) -> ItemSummary:
+    return ItemSummary(**_summary_fields(item, config, counts))
 
 
-def _summary_fields(item: ReviewItem, config: ServiceConfig) -> dict[str, Any]:
+def _summary_fields(item: ReviewItem, config: ServiceConfig, counts: dict[int, int] | None = None) -> dict[str, Any]:
+    """The item's summary; ``counts`` (of :meth:`ReviewStore.member_counts`) gives a session item its traces."""
     return {
         "id": item.id,
         "trace_id": item.trace_id,
@@ -591,6 +594,7 @@ def _summary_fields(item: ReviewItem, config: ServiceConfig) -> dict[str, Any]:
         "user_id": item.user_id,
         "session_item_id": item.session_item_id,
         "follows_id": item.follows_id,
+        "traces": counts.get(item.id, 0) if counts is not None and item.kind == "session" else None,
     }
 
 
@@ -598,6 +602,7 @@ def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> Item
     conversation, context = assemble(item.spans or []), None
     if item.kind == "session" and item.conversation_id is not None:
         traces, earlier = SessionStore(store).review_context(item)
+        earlier_counts = store.member_counts([e.id for e in earlier])
         conversation = session_conversation([(t.trace_id, t.spans or []) for t in traces])
         context = SessionContext(
             conversation_id=item.conversation_id,
@@ -616,10 +621,11 @@ def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> Item
                 )
                 for t in traces
             ],
-            earlier=[_summary(e, config) for e in earlier],
+            earlier=[_summary(e, config, earlier_counts) for e in earlier],
         )
+    counts = {item.id: sum(t.member for t in context.traces)} if context is not None else None
     return ItemDetail(
-        **_summary_fields(item, config),
+        **_summary_fields(item, config, counts),
         conversation=conversation,
         decisions=[_decision(record) for record in store.decisions(item.id)],
         golden=item.golden,

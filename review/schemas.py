@@ -199,6 +199,7 @@ class ItemSummary(pydantic.BaseModel):
     user_id: str | None = None
     session_item_id: int | None = pydantic.Field(None, description="the session item this trace is reviewed within")
     follows_id: int | None = pydantic.Field(None, description="a follow-up session item: the one it follows")
+    traces: int | None = pydantic.Field(None, description="a session item: how many traces it reviews")
 
 
 class SessionTurn(pydantic.BaseModel):

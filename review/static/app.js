@@ -8,6 +8,11 @@
 
 (() => {
   const TOKEN_KEY = "spanguard.review.token";
+  const MODE_KEY = "spanguard.review.queue"; // the queue's mode, for a reload of the tab on another view
+  // The queue's modes: "" what is reviewed (no kind), "trace" every trace, "session" the session items.
+  const MODES = new Set(["", "trace", "session"]);
+  const QUEUE_LINK = /^#queue=(trace|session)s$/;
+  const SESSION_LINK = /^#session=(.{1,1000})$/;
   const PAGE = 100;
   const RISKS = new Set(["green", "yellow", "red"]);
   const TIERS = new Set(["spot_check", "factual_verification", "dual_approval"]);
@@ -30,6 +35,7 @@
     me: null,
     view: null,
     filters: { status: "pending,expired", tier: "", reason: "", model: "", since: "", until: "" },
+    mode: "",
     queue: [],
     queueRequest: 0,
     hasMore: false,
@@ -258,6 +264,7 @@
     $("approval-view").hidden = view !== "approval";
     $("datasets-view").hidden = view !== "datasets";
     $("dataset-view").hidden = view !== "dataset";
+    $("sessionpage-view").hidden = view !== "session";
     $("session").hidden = view === "signin";
     $("tabs").hidden = view === "signin";
     const onApprovals = view === "approvals" || view === "approval";
@@ -269,9 +276,17 @@
     document.title = view === "item" && state.item ? `#${state.item.id} – spanguard review` : "spanguard review";
     if (view === "approval" && approvals.current) document.title = `${approvals.current.action} – spanguard review`;
     if (view === "dataset" && datasets.current) document.title = `${datasets.current} – spanguard review`;
+    if (view === "session" && sessionPage.current) {
+      document.title = `session ${sessionPage.current.conversation_id || ""} – spanguard review`;
+    }
+    if (view === "item" && state.item && state.item.kind === "session") {
+      document.title = `session #${state.item.id} – spanguard review`;
+    }
     approvalsShown(onApprovals);
     // The sign-in view keeps an #item= link, so that it opens once signed in.
-    if (view === "queue" && location.hash) history.replaceState(null, "", location.pathname + location.search);
+    if (view === "queue" && location.hash !== queueHash()) {
+      history.replaceState(null, "", location.pathname + location.search + queueHash());
+    }
   }
 
   // -- sign in / out ----------------------------------------------------------------------------------------------
@@ -303,9 +318,15 @@
     const linked = /^#item=(\d+)$/.exec(location.hash);
     const approvalLink = APPROVAL_LINK.exec(location.hash);
     const datasetLink = linkedDataset();
+    const queueLink = QUEUE_LINK.exec(location.hash);
+    const sessionLink = linkedSession();
+    setMode(queueLink ? queueLink[1] : sessionStorage.getItem(MODE_KEY) || "");
     if (linked) {
       await loadQueue();
       await openItem(Number(linked[1]));
+    } else if (sessionLink !== null) {
+      await loadQueue();
+      await toSessionPage(sessionLink);
     } else if (approvalLink || location.hash === "#approvals") {
       await showApprovals(approvalLink ? decodeURIComponent(approvalLink[1]) : null);
     } else if (datasetLink || location.hash === "#datasets") {
@@ -320,6 +341,9 @@
 
   function forget() {
     sessionStorage.removeItem(TOKEN_KEY);
+    setMode("");
+    sessionPage.current = null;
+    sessionPage.from = null;
     state.token = null;
     state.me = null;
     state.item = null;
@@ -369,6 +393,7 @@
     if (f.tier) params.set("tier", f.tier);
     if (f.reason) params.set("reason", f.reason);
     if (f.model) params.set("model", f.model);
+    if (state.mode) params.set("kind", state.mode);
     const since = isoDate(f.since, 0);
     const until = isoDate(f.until, 1); // "to" is inclusive: until the next day's midnight (local time)
     if (since) params.set("since", since);
@@ -421,7 +446,9 @@
       const row = el("tr", "queue-row");
       row.tabIndex = 0;
       row.dataset.index = String(index);
-      row.setAttribute("aria-label", `Item ${item.id}, ${item.risk_tier} risk, ${item.tier}, ${item.status}`);
+      const what = item.kind === "session" ? "Session item" : "Item";
+      row.setAttribute("aria-label", `${what} ${item.id}, ${item.risk_tier} risk, ${item.tier}, ${item.status}`);
+      if (item.kind === "session") row.classList.add("session-row");
       if (index === state.selected) row.classList.add("selected");
 
       row.appendChild(el("td", "num", `#${item.id}`));
@@ -435,6 +462,7 @@
       (item.reasons || []).forEach((reason) => reasons.appendChild(chip(reason)));
       row.appendChild(reasons);
       row.appendChild(el("td", "models", (item.models || []).join(", ")));
+      row.appendChild(sessionCell(item));
       const preview = el("td", "preview");
       appendMarked(preview, item.preview || "");
       preview.title = item.preview || "";
@@ -450,6 +478,66 @@
     $("queue-empty").hidden = state.queue.length > 0;
     $("queue-table").hidden = state.queue.length === 0;
     $("load-more").hidden = !state.hasMore;
+  }
+
+  /** The queue's Session column: a session item's conversation, traces and what it follows; a trace's session. */
+  function sessionCell(item) {
+    const cell = el("td", "session-cell");
+    const line = (...nodes) => {
+      const div = el("div", "session-line");
+      nodes.forEach((node) => div.appendChild(typeof node === "string" ? document.createTextNode(node) : node));
+      cell.appendChild(div);
+    };
+    const conversation = () => {
+      const code = el("code", "conversation-id", item.conversation_id);
+      code.title = String(item.conversation_id);
+      return code;
+    };
+    if (item.kind === "session") {
+      const count = Number(item.traces);
+      const traces = Number.isInteger(count) ? ` ${count} trace${count === 1 ? "" : "s"}` : "";
+      line(el("span", "badge kind-session", "session"), el("span", "trace-count", traces));
+      if (item.conversation_id) line(conversation());
+      if (itemId(item.follows_id)) line(el("span", "follow-up", `follow-up of #${itemId(item.follows_id)}`));
+    } else {
+      if (item.conversation_id) line(conversation());
+      if (itemId(item.session_item_id)) {
+        line(el("span", "in-session", `in session #${itemId(item.session_item_id)}`));
+      }
+    }
+    if (!cell.firstChild) cell.textContent = "–";
+    return cell;
+  }
+
+  /** A review item id from the API (a positive integer), else null. */
+  function itemId(value) {
+    return Number.isInteger(value) && value > 0 ? value : null;
+  }
+
+  /** Switches the queue's mode (not its rows: the caller loads them); kept in the tab for a reload. */
+  function setMode(mode) {
+    state.mode = MODES.has(mode) ? mode : "";
+    if (state.mode) sessionStorage.setItem(MODE_KEY, state.mode);
+    else sessionStorage.removeItem(MODE_KEY);
+    document.querySelectorAll("#queue-mode button.mode").forEach((button) => {
+      button.setAttribute("aria-pressed", button.dataset.mode === state.mode ? "true" : "false");
+    });
+    state.selected = 0;
+  }
+
+  function queueHash() {
+    return state.mode ? `#queue=${state.mode}s` : "";
+  }
+
+  async function switchMode(mode) {
+    if (!state.me) return;
+    setMode(mode);
+    if (state.view !== "queue") {
+      await backToQueue();
+      return;
+    }
+    show("queue");
+    await loadQueue();
   }
 
   /**
@@ -544,7 +632,12 @@
   async function openItem(id) {
     await leaveItem();
     if (!state.me) return;
-    const known = state.queue.find((entry) => entry.id === id);
+    let known = state.queue.find((entry) => entry.id === id);
+    // A trace of the Traces queue that is reviewed within a session item is reviewed there: that item opens.
+    if (known && known.kind !== "session" && itemId(known.session_item_id)) {
+      id = itemId(known.session_item_id);
+      known = state.queue.find((entry) => entry.id === id);
+    }
     const heldBefore = known && known.status === "claimed" && state.me && known.lease_owner === state.me.name;
     let item;
     let held = false;
@@ -631,7 +724,7 @@
 
   async function moveBy(step) {
     if (!state.queue.length) return;
-    const current = state.item ? state.queue.findIndex((entry) => entry.id === state.item.id) : state.selected;
+    const current = state.item ? queuePosition(state.item) : state.selected;
     const target = (current < 0 ? state.selected : current) + step;
     if (target < 0 || target >= state.queue.length) {
       flash(step > 0 ? "This is the last item of the queue." : "This is the first item of the queue.");
@@ -650,9 +743,17 @@
     const title = $("item-title");
     clear(title);
     title.tabIndex = -1;
-    title.appendChild(document.createTextNode(`Item #${item.id} · trace `));
+    const session = item.kind === "session" && isObject(item.session) ? item.session : null;
+    const traces = session ? traceIndex(Array.isArray(session.traces) ? session.traces : []) : null;
+    // A session item's trace_id is a key of its own, no trace's: it is neither shown nor linked.
+    if (item.kind === "session") {
+      title.appendChild(document.createTextNode(`Session item #${item.id} · conversation `));
+      title.appendChild(el("code", "conversation-id", item.conversation_id || "?"));
+    } else {
+      title.appendChild(document.createTextNode(`Item #${item.id} · trace `));
+    }
     const trace = el("code", "trace-id", item.trace_id);
-    const url = safeHttpUrl(item.trace_url);
+    const url = item.kind === "session" ? null : safeHttpUrl(item.trace_url);
     if (url) {
       const link = el("a", "trace-link");
       link.href = url;
@@ -662,7 +763,7 @@
       link.appendChild(document.createTextNode(" ↗"));
       link.title = "open the trace in the tracing backend";
       title.appendChild(link);
-    } else {
+    } else if (item.kind !== "session") {
       title.appendChild(trace);
     }
 
@@ -681,7 +782,18 @@
       field("Started", new Date(conversation.started_at_unix_nano / 1e6).toLocaleString());
     }
     field("Duration", formatMs(conversation.duration_ms));
-    field("Spans", String(item.spans));
+    field("Spans", String(item.kind === "session" ? (conversation.spans || []).length : item.spans));
+    if (item.user_id) field("User", el("code", "user-id", item.user_id));
+    if (traces) {
+      const all = [...traces.values()];
+      const here = all.filter((info) => info.member).length;
+      const before = all.length - here;
+      field("Traces", `${here} reviewed here${before ? `, ${before} already reviewed` : ""}`);
+    }
+    if (itemId(item.follows_id)) field("Follow-up of", itemLink(itemId(item.follows_id), "session item"));
+    if (item.kind !== "session" && (itemId(item.session_item_id) || item.conversation_id)) {
+      field("Session", ...sessionLinkOf(item));
+    }
     const redaction = conversation.redaction || {};
     if (redaction.count || (redaction.entities || []).length) {
       const entities = el("span", "chips");
@@ -701,6 +813,8 @@
         message = `Read-only: ${item.lease_owner} is reviewing this item${until}.`;
       } else if (item.status === "done") {
         message = `Read-only: this item is done (${item.outcome || "decided"}).`;
+      } else if (item.kind !== "session" && itemId(item.session_item_id)) {
+        message = `Read-only: this trace is reviewed within session item #${itemId(item.session_item_id)}.`;
       } else {
         message = `Read-only: ${why || "this item is not claimed by you"}. Claim it to decide.`;
       }
@@ -713,7 +827,10 @@
     banner.hidden = !message;
     banner.classList.toggle("banner-readonly", !state.held);
 
-    renderThread(conversation.turns || []);
+    renderThread(conversation.turns || [], $("thread"), traces);
+    const earlier = session && Array.isArray(session.earlier) ? session.earlier.filter(isObject) : [];
+    renderList("earlier", "earlier-section", earlier, renderEarlier);
+    renderTimeline($("timeline"), $("timeline-section"), traces ? conversation.tool_calls || [] : [], traces);
     renderList("errors", "errors-section", conversation.errors || [], (error) => {
       const li = el("li");
       li.appendChild(el("span", "error-name", error.name || error.span_id));
@@ -727,10 +844,131 @@
     resetDecision(item, conversation.turns || []);
     resetDatasetForm(item);
 
-    const position = state.queue.findIndex((entry) => entry.id === item.id);
+    const position = queuePosition(item);
     $("item-position").textContent = position >= 0 ? `${position + 1} of ${state.queue.length}` : "";
     $("prev-item").disabled = position <= 0;
     $("next-item").disabled = position < 0 || position >= state.queue.length - 1;
+  }
+
+  /** Where the item is in the queue: its row, or (Traces queue) the selected trace's row it is reviewed within. */
+  function queuePosition(item) {
+    const direct = state.queue.findIndex((entry) => entry.id === item.id);
+    if (direct >= 0) return direct;
+    const picked = state.queue[state.selected];
+    return picked && itemId(picked.session_item_id) === item.id ? state.selected : -1;
+  }
+
+  /** A link that opens review item `id` (by the #item= hash the page already follows). */
+  function itemLink(id, what) {
+    const link = el("a", "item-link", `${what} #${id}`);
+    link.href = `#item=${id}`;
+    return link;
+  }
+
+  /** From a trace item: its session item, else the read-only session of its conversation. */
+  function sessionLinkOf(item) {
+    const nodes = [];
+    if (itemId(item.session_item_id)) {
+      nodes.push("reviewed in ", itemLink(itemId(item.session_item_id), "session item"));
+    } else {
+      const link = el("a", "session-link", "open the session");
+      link.href = `#session=${encodeURIComponent(item.conversation_id)}`;
+      nodes.push(link);
+    }
+    if (item.conversation_id) nodes.push(" · ", el("code", "conversation-id", item.conversation_id));
+    return nodes;
+  }
+
+  /**
+   * The traces of a session by trace id, each with its place (index of count) and what the API says of it: tier,
+   * risk_tier, reasons, status, outcome, and for a session item, member (reviewed by it) and reviewed_in.
+   */
+  function traceIndex(list) {
+    const traces = new Map();
+    const shown = list.filter((t) => isObject(t) && typeof t.trace_id === "string");
+    shown.forEach((t, index) => traces.set(t.trace_id, { ...t, index: index + 1, count: shown.length }));
+    return traces;
+  }
+
+  function traceName(info) {
+    return `Trace ${info.index} of ${info.count}`;
+  }
+
+  /** How a trace of a session is reviewed, as a text node or a link to the session item reviewing it. */
+  function traceState(info) {
+    const box = el("span", "trace-state");
+    const outcome = info.status === "done" ? OUTCOME_WORDS[info.outcome] || info.outcome || "done" : info.status;
+    const within = itemId(info.reviewed_in !== undefined ? info.reviewed_in : info.session_item_id);
+    if (info.member === true) {
+      box.textContent = "reviewed here";
+      return box;
+    }
+    if (info.member === false) box.classList.add("already-reviewed");
+    const done = info.status === "done";
+    box.appendChild(document.createTextNode(info.member === false && done ? "already reviewed " : "reviewed "));
+    if (within) {
+      box.appendChild(document.createTextNode("in "));
+      box.appendChild(itemLink(within, "session item"));
+    } else {
+      box.appendChild(document.createTextNode("on its own"));
+    }
+    box.appendChild(document.createTextNode(`: ${outcome}`));
+    return box;
+  }
+
+  /** The divider before the first turn of a trace: its place, tier, risk, reasons and how it is reviewed. */
+  function traceBoundary(info, traceId) {
+    const box = el("div", `trace-boundary${info && info.member === false ? " boundary-reviewed" : ""}`);
+    box.dataset.trace = traceId;
+    if (!info) {
+      box.appendChild(el("span", "boundary-label", "Trace "));
+      box.appendChild(el("code", "trace-id", traceId));
+      return box;
+    }
+    const label = el("span", "boundary-label", traceName(info));
+    label.title = `trace ${traceId}`;
+    box.appendChild(label);
+    box.appendChild(tierBadge(info.tier));
+    box.appendChild(riskBadge(info.risk_tier));
+    const reasons = el("span", "chips");
+    (Array.isArray(info.reasons) ? info.reasons : []).forEach((reason) => reasons.appendChild(chip(reason)));
+    box.appendChild(reasons);
+    box.appendChild(traceState(info));
+    return box;
+  }
+
+  function renderEarlier(entry) {
+    const li = el("li", "earlier-item");
+    const id = itemId(entry.id);
+    if (id) li.appendChild(itemLink(id, "Session item"));
+    li.appendChild(tierBadge(entry.tier));
+    li.appendChild(riskBadge(entry.risk_tier));
+    const count = Number(entry.traces);
+    if (Number.isInteger(count)) li.appendChild(el("span", "muted", `${count} trace${count === 1 ? "" : "s"}`));
+    li.appendChild(statusText(entry));
+    li.appendChild(el("span", "muted", formatTime(entry.created_at)));
+    return li;
+  }
+
+  /** The tool calls of a session in time order, each with the trace it was made in. */
+  function renderTimeline(list, section, calls, traces) {
+    clear(list);
+    calls.forEach((call) => {
+      if (!isObject(call)) return;
+      const li = el("li", `timeline-call${call.status === "error" ? " row-error" : ""}`);
+      const head = el("div", "timeline-head");
+      const info = traces && typeof call.trace_id === "string" ? traces.get(call.trace_id) : null;
+      head.appendChild(el("span", "timeline-trace", info ? `Trace ${info.index}` : "Trace ?"));
+      head.appendChild(el("code", "tool-name", call.name || "(unnamed tool)"));
+      const status = call.executed ? call.status : "requested, no tool span";
+      head.appendChild(el("span", "muted", ` · ${status} · ${formatMs(call.duration_ms)}`));
+      li.appendChild(head);
+      if (call.arguments !== null && call.arguments !== undefined) {
+        li.appendChild(appendMarked(el("pre", "arguments"), pretty(call.arguments)));
+      }
+      list.appendChild(li);
+    });
+    section.hidden = list.childElementCount === 0;
   }
 
   function renderList(listId, sectionId, values, render) {
@@ -740,7 +978,11 @@
     $(sectionId).hidden = values.length === 0;
   }
 
-  function renderThread(turns, thread = $("thread")) {
+  /**
+   * The turns of a conversation; with `traces` (of traceIndex), a divider each time the turn's trace changes, and
+   * the turns of a trace this item does not review (member false) dimmed.
+   */
+  function renderThread(turns, thread = $("thread"), traces = null) {
     clear(thread);
     const toolNames = new Map();
     turns.forEach((turn) => {
@@ -749,7 +991,17 @@
       });
     });
     if (!turns.length) thread.appendChild(el("p", "muted", "No conversation was recorded for this trace."));
-    turns.forEach((turn) => thread.appendChild(renderTurn(turn, toolNames)));
+    let current = null;
+    turns.forEach((turn) => {
+      if (traces && typeof turn.trace_id === "string" && turn.trace_id !== current) {
+        current = turn.trace_id;
+        thread.appendChild(traceBoundary(traces.get(current), current));
+      }
+      const node = renderTurn(turn, toolNames);
+      const info = traces && current ? traces.get(current) : null;
+      if (info && info.member === false) node.classList.add("turn-reviewed");
+      thread.appendChild(node);
+    });
   }
 
   function renderTurn(turn, toolNames) {
@@ -933,7 +1185,8 @@
     const enabled = state.held;
     $("decision-fields").disabled = !enabled;
     $("release").hidden = !enabled;
-    $("claim").hidden = enabled || !(item.status === "pending" || item.status === "expired");
+    const within = item.kind !== "session" && itemId(item.session_item_id); // claimed only through its session item
+    $("claim").hidden = enabled || within || !(item.status === "pending" || item.status === "expired");
     showError("decision-error", "");
 
     const checklist = $("checklist");
@@ -979,10 +1232,46 @@
     setThumbs(null);
     document.querySelectorAll('input[name="likert"]').forEach((input) => (input.checked = false));
 
-    const answers = turns.filter((turn) => turn.role === "assistant" && typeof turn.content === "string");
-    const last = [...answers].reverse().find((turn) => turn.content.trim()) || answers[answers.length - 1];
-    state.originalAnswer = last ? last.content : "";
+    resetTurnChoice(item);
+    state.originalAnswer = answerOf(turns, $("correct-turn-box").hidden ? null : $("correct-turn").value);
     $("correction").value = item.golden || state.originalAnswer;
+  }
+
+  /** The model's last answer: of the trace `traceId` when given (a session item's turn), else of the conversation. */
+  function answerOf(turns, traceId) {
+    const answers = turns.filter(
+      (turn) =>
+        turn.role === "assistant" && typeof turn.content === "string" && (!traceId || turn.trace_id === traceId),
+    );
+    const last = [...answers].reverse().find((turn) => turn.content.trim()) || answers[answers.length - 1];
+    return last ? last.content : "";
+  }
+
+  /** A session item's correction names its turn: one of the traces the item reviews, the latest by default. */
+  function resetTurnChoice(item) {
+    const select = $("correct-turn");
+    clear(select);
+    const session = item.kind === "session" && isObject(item.session) ? item.session : null;
+    const traces = session ? [...traceIndex(Array.isArray(session.traces) ? session.traces : []).values()] : [];
+    const members = traces.filter((info) => info.member);
+    members.forEach((info) => {
+      const option = document.createElement("option");
+      option.value = info.trace_id;
+      option.textContent = `${traceName(info)} · ${info.tier} · ${info.risk_tier}`;
+      select.appendChild(option);
+    });
+    if (members.length) select.value = members[members.length - 1].trace_id;
+    $("correct-turn-box").hidden = members.length === 0;
+  }
+
+  /** Another turn chosen: its answer replaces the golden answer's draft, unless the reviewer edited the draft. */
+  function onTurnChoice() {
+    const item = state.item;
+    if (!item) return;
+    const turns = isObject(item.conversation) && Array.isArray(item.conversation.turns) ? item.conversation.turns : [];
+    const unedited = $("correction").value === state.originalAnswer;
+    state.originalAnswer = answerOf(turns, $("correct-turn").value);
+    if (unedited) $("correction").value = state.originalAnswer;
   }
 
   function setThumbs(value) {
@@ -1056,6 +1345,7 @@
         return;
       }
       body.correction = correction;
+      if (!$("correct-turn-box").hidden && $("correct-turn").value) body.turn = $("correct-turn").value;
     }
     setBusy(true);
     let updated;
@@ -1070,13 +1360,22 @@
     state.decided = true;
     state.held = false;
     state.claimedHere = false;
-    let message = `Item #${item.id} ${OUTCOME_WORDS[outcome]}: now ${updated.status}`;
+    const what = item.kind === "session" ? "Session item" : "Item";
+    let message = `${what} #${item.id} ${OUTCOME_WORDS[outcome]}: now ${updated.status}`;
     if (updated.status === "done" && updated.outcome) message += ` (${updated.outcome})`;
     if (updated.tier === "dual_approval" && updated.status !== "done" && outcome === "approve") {
       message += `, ${(updated.approvals || []).length} of 2 approvals`;
     }
     flash(`${message}.`);
-    await advance(remember(updated));
+    if (updated.kind === "session" && updated.status === "done") {
+      // Its traces are done with it: the Traces queue's copies say so, so that the page does not move on to them.
+      state.queue.forEach((entry) => {
+        if (itemId(entry.session_item_id) !== updated.id) return;
+        Object.assign(entry, { status: "done", outcome: updated.outcome });
+      });
+    }
+    const index = remember(updated);
+    await advance(index >= 0 ? index : queuePosition(updated));
   }
 
   /** After a decision: the next item of the queue that can be reviewed, else back to the queue. */
@@ -1096,6 +1395,120 @@
     show("queue");
     await loadQueue();
     focusSelectedRow();
+  }
+
+  // -- a session of traces, read-only ------------------------------------------------------------------------------
+  //
+  // From a trace item whose conversation has no session item: GET /v1/sessions/{conversation_id}, every trace with
+  // the conversation of its own spans, shown one after the other under its boundary, by the item view's renderer.
+
+  const sessionPage = {
+    current: null, // the SessionPage shown
+    from: null, // the item it was opened from (Back and Esc return to it)
+  };
+
+  /** The conversation id of a #session= link, or null. */
+  function linkedSession() {
+    const link = SESSION_LINK.exec(location.hash);
+    if (!link) return null;
+    try {
+      return decodeURIComponent(link[1]);
+    } catch (_) {
+      return null; // a malformed escape: not a link this page made
+    }
+  }
+
+  async function toSessionPage(conversationId) {
+    if (!state.me) return;
+    const path = `/v1/sessions/${encodeURIComponent(conversationId)}`;
+    let page;
+    setBusy(true);
+    try {
+      page = await api("GET", path); // before leaving the item: a session that cannot be opened keeps its lease
+    } catch (error) {
+      report(error);
+      // Where the page stays, its link stays too.
+      if (state.view === "item" && state.item) history.replaceState(null, "", `#item=${state.item.id}`);
+      else if (state.view === "session" && sessionPage.current) {
+        history.replaceState(null, "", `#session=${encodeURIComponent(sessionPage.current.conversation_id || "")}`);
+      } else if (state.me) show("queue");
+      return;
+    } finally {
+      setBusy(false);
+    }
+    const from = state.item ? state.item.id : null;
+    const releasing = !!state.item && state.claimedHere && !state.decided;
+    await leaveItem();
+    if (!state.me) return;
+    if (releasing) {
+      try {
+        page = await api("GET", path); // the session as it is now, with the item given back
+      } catch (_) {
+        // The first answer stands (a 401 already went back to sign-in).
+      }
+      if (!state.me) return;
+    }
+    if (from) sessionPage.from = from;
+    state.item = null;
+    sessionPage.current = page;
+    renderSessionPage(page);
+    show("session");
+    history.replaceState(null, "", `#session=${encodeURIComponent(conversationId)}`);
+    $("sessionpage-title").focus();
+  }
+
+  async function backFromSessionPage() {
+    const from = sessionPage.from;
+    sessionPage.current = null;
+    sessionPage.from = null;
+    if (from) await openItem(from);
+    else await backToQueue();
+  }
+
+  function renderSessionPage(page) {
+    const title = $("sessionpage-title");
+    clear(title);
+    title.appendChild(document.createTextNode("Session · conversation "));
+    title.appendChild(el("code", "conversation-id", page.conversation_id || page.key));
+
+    const meta = $("sessionpage-meta");
+    clear(meta);
+    const field = (label, ...values) => metaField(meta, label, values);
+    field("Tier", tierBadge(page.tier));
+    field("Risk", riskBadge(page.risk_tier));
+    const reasons = el("span", "chips");
+    (page.reasons || []).forEach((reason) => reasons.appendChild(chip(reason)));
+    if (!(page.reasons || []).length) reasons.textContent = "–";
+    field("Reasons", reasons);
+    field("Models", (page.models || []).join(", ") || "–");
+    if (page.user_id) field("User", el("code", "user-id", page.user_id));
+    field("Traces", String(Number(page.turns) || 0));
+    field("Duration", typeof page.duration_s === "number" ? formatMs(page.duration_s * 1000) : "–");
+    const reviews = (Array.isArray(page.reviews) ? page.reviews : []).filter((r) => isObject(r) && itemId(r.item_id));
+    if (reviews.length) {
+      const links = el("span", "chips");
+      reviews.forEach((review) => links.appendChild(itemLink(itemId(review.item_id), "session item")));
+      field("Session items", links);
+    }
+    field("First", formatTime(page.first_at));
+    field("Last", formatTime(page.last_at));
+
+    const list = (Array.isArray(page.traces) ? page.traces : []).filter(isObject);
+    const traces = traceIndex(list);
+    const conversationOf = (trace) => (isObject(trace.conversation) ? trace.conversation : {});
+    const turns = [];
+    const calls = [];
+    list.forEach((trace) => {
+      const conversation = conversationOf(trace);
+      (Array.isArray(conversation.turns) ? conversation.turns : []).forEach((turn) => {
+        if (isObject(turn)) turns.push({ ...turn, trace_id: trace.trace_id });
+      });
+      (Array.isArray(conversation.tool_calls) ? conversation.tool_calls : []).forEach((call) => {
+        if (isObject(call)) calls.push({ ...call, trace_id: trace.trace_id });
+      });
+    });
+    renderThread(turns, $("sessionpage-thread"), traces);
+    renderTimeline($("sessionpage-timeline"), $("sessionpage-timeline-section"), calls, traces);
   }
 
   // -- approval requests (agents' gated actions) ------------------------------------------------------------------
@@ -2580,6 +2993,13 @@
       }
       return;
     }
+    if (state.view === "session") {
+      if (key === "Escape") {
+        event.preventDefault();
+        act(backFromSessionPage);
+      }
+      return;
+    }
     if (state.view !== "item") return;
     switch (key) {
       case "Escape":
@@ -2759,6 +3179,11 @@
       }),
     );
     $("refresh").addEventListener("click", () => loadQueue());
+    document.querySelectorAll("#queue-mode button.mode").forEach((button) =>
+      button.addEventListener("click", () => act(() => switchMode(button.dataset.mode))),
+    );
+    $("correct-turn").addEventListener("change", onTurnChoice);
+    $("sessionpage-back").addEventListener("click", () => act(backFromSessionPage));
     $("load-more").addEventListener("click", () => loadQueue(true));
     $("claim-next").addEventListener("click", () => act(claimNext));
     $("queue-rows").addEventListener("click", (event) => {
@@ -2869,6 +3294,17 @@
       }
       if (location.hash === "#datasets" && state.me && state.view !== "datasets") {
         act(() => toDatasets(null));
+        return;
+      }
+      const sessionLink = linkedSession();
+      if (sessionLink !== null && state.me) {
+        const shown = sessionPage.current && state.view === "session" ? sessionPage.current.conversation_id : null;
+        if (shown !== sessionLink) act(() => toSessionPage(sessionLink));
+        return;
+      }
+      const queueLink = QUEUE_LINK.exec(location.hash);
+      if (queueLink && state.me && (state.view !== "queue" || state.mode !== queueLink[1])) {
+        act(() => switchMode(queueLink[1]));
         return;
       }
       const linked = /^#item=(\d+)$/.exec(location.hash);
