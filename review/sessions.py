@@ -25,6 +25,7 @@ from spanguard.review.store import (
     is_session_id,
 )
 from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import aliased
 
 __all__ = ["SessionDetail", "SessionReview", "SessionStore", "SessionSummary", "SessionTrace", "check_session_id"]
 
@@ -232,12 +233,16 @@ class SessionStore:
         if user is not None:
             query = query.where(key.in_(select(ReviewItem.session_key).where(ReviewItem.user_id == user)))
         if statuses:
-            # A trace reviewed within a session item has that item's status, not its own (which waits on it).
-            reviewed = select(ReviewItem.conversation_id).where(
-                ReviewItem.kind == "session", ReviewItem.status.in_(statuses)
+            # A trace reviewed within a session item has that item's status, not its own (which waits on it). Looked
+            # up per session by its conversation id: session items are small rows, traces' rows are not.
+            unit = aliased(ReviewItem)
+            reviewed = (
+                select(unit.id)
+                .where(unit.conversation_id == key, unit.kind == "session", unit.status.in_(statuses))
+                .exists()
             )
             alone = ReviewItem.status.in_(statuses) & ReviewItem.session_item_id.is_(None)
-            query = query.having(or_(func.max(case((alone, 1), else_=0)) == 1, key.in_(reviewed)))
+            query = query.having(or_(func.max(case((alone, 1), else_=0)) == 1, reviewed))
         if tier is not None:
             rank = case(_TIER_RANK, value=ReviewItem.tier, else_=0)
             query = query.having(func.max(rank) == _TIER_RANK[tier])

@@ -95,7 +95,10 @@ class ReviewItem(Base):
             "created_at",
             "tier",
             "status",
+            "session_item_id",
         ),
+        # A conversation's session items (grouping at ingestion, the sessions listing's status filter).
+        Index("ix_review_items_session_review", "conversation_id", "kind", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
