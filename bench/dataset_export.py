@@ -8,7 +8,10 @@ decisions; one in five in a dataset with a tag (half of those are agent traces, 
 items than the others). Then, timed: ``export_rows`` for ``eval``, ``sft`` and ``preference``
 over every item, each line encoded as the CLI writes it (to a file on the same disk), and ``eval --dataset``.
 Prints items/s for each (sft and preference read only the items that can give
-a row: corrected ones), wall-clock and per CPU second. Always exits 0: a benchmark reports, it does not assert.
+a row: corrected ones), wall-clock and per CPU second. Then ``--sessions`` session items (default 2,000) of five
+traces each (each call resending the history, corrected at the third trace) are added and ``eval --unit session``
+and ``sft --unit session`` are timed: each case threads its session's traces up to the corrected turn
+(docs/datasets.md, "Multi-turn cases from sessions"). Always exits 0: a benchmark reports, it does not assert.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy import insert
 
 CHUNK = 5_000
 TARGET = 5_000
+SESSION_TRACES = 5
 T0 = 1_700_000_000_000_000_000
 CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "tone": True}
 
@@ -159,6 +163,92 @@ def seed(store: ReviewStore, count: int) -> None:
                 connection.execute(insert(DatasetCase), members)
 
 
+def _session_trace(trace: str, span: str, start: int, turn: int) -> list[dict[str, Any]]:
+    history: list[tuple[str, list[dict[str, Any]]]] = [
+        ("system", [{"type": "text", "content": "You are a support agent for <PERSON:3f2a9c1b>'s shop."}])
+    ]
+    for k in range(1, turn + 1):
+        history.append(("user", [{"type": "text", "content": f"Question {k} about order A-{trace[-6:]}?"}]))
+        if k < turn:
+            history.append(("assistant", [{"type": "text", "content": f"Answer {k}: it ships tomorrow."}]))
+    answer = ("assistant", [{"type": "text", "content": f"Answer {turn}: it ships tomorrow."}])
+    return [_chat(trace, span, start, _messages(*history), _messages(answer))]
+
+
+def seed_sessions(store: ReviewStore, first: int, count: int) -> None:
+    """``count`` corrected session items of :data:`SESSION_TRACES` member traces each, ids from ``first`` on."""
+    now = dt.datetime(2026, 12, 2)
+    base = {
+        "tier": "dual_approval",
+        "risk_tier": "yellow",
+        "risk_rank": 1,
+        "reasons": ["sampled"],
+        "status": "done",
+        "created_at": now,
+        "updated_at": now,
+        "approvals": [],
+        "outcome": "correct",
+        "reasons_index": "|sampled|",
+        "models": ["gpt-4o-mini-2024-07-18"],
+        "models_index": "|gpt-4o-mini-2024-07-18|",
+        "decided_at": now,
+    }
+    per = SESSION_TRACES + 1
+    for start in range(0, count, CHUNK // per):
+        items, decisions = [], []
+        for c in range(start, min(start + CHUNK // per, count)):
+            unit = first + c * per + SESSION_TRACES  # the session item comes after its members, as at ingestion
+            conversation = f"bench-conv-{c}"
+            traces = [f"{first + c * per + k:032x}" for k in range(SESSION_TRACES)]
+            for k, trace in enumerate(traces):
+                items.append(
+                    {
+                        **base,
+                        "id": first + c * per + k,
+                        "trace_id": trace,
+                        "spans": _session_trace(trace, trace[:16], k * 10_000_000_000, k + 1),
+                        "preview": f"Question {k + 1}",
+                        "golden": "It ships on Monday." if k == 2 else None,
+                        "conversation_id": conversation,
+                        "session_key": conversation,
+                        "kind": "trace",
+                        "session_item_id": unit,
+                    }
+                )
+            items.append(
+                {
+                    **base,
+                    "id": unit,
+                    "trace_id": f"{unit:032x}",
+                    "spans": [],
+                    "preview": "Question 1",
+                    "golden": "It ships on Monday.",
+                    "conversation_id": conversation,
+                    "session_key": None,
+                    "kind": "session",
+                    "session_item_id": None,
+                }
+            )
+            decisions.append(
+                {
+                    "item_id": unit,
+                    "reviewer": "alice",
+                    "outcome": "correct",
+                    "reason": "factually_incorrect",
+                    "reason_text": None,
+                    "correction": "It ships on Monday.",
+                    "ratings": {},
+                    "checklist": CHECKLIST,
+                    "comment": None,
+                    "at": now,
+                    "turn": traces[2],
+                }
+            )
+        with store.engine.begin() as connection:
+            connection.execute(insert(ReviewItem), items)
+            connection.execute(insert(DecisionRecord), decisions)
+
+
 def timed(store: ReviewStore, out: Path, kind: str, **filters: Any) -> tuple[int, int, float, float]:
     """(sources read, lines written, seconds, CPU seconds) of one export to ``out``, lines encoded as the CLI does."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -175,6 +265,9 @@ def timed(store: ReviewStore, out: Path, kind: str, **filters: Any) -> tuple[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000, help="reviewed items to seed (default 100,000)")
+    parser.add_argument(
+        "--sessions", type=int, default=2_000, help=f"session items of {SESSION_TRACES} traces (default 2,000)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         store = ReviewStore(f"sqlite:///{folder}/review.db")
@@ -184,15 +277,26 @@ def main() -> None:
         print(f"seeded {args.items:,} reviewed items in {time.perf_counter() - started:.1f} s (not timed below)")
         runs = [("eval", {}), ("sft", {}), ("preference", {}), ("eval --dataset bench", {"dataset": "bench"})]
         for title, filters in runs:
-            read, written, seconds, cpu = timed(store, Path(folder) / "out.jsonl", title.split()[0], **filters)
-            rate = read / seconds if seconds else float("inf")
-            verdict = "meets" if rate >= TARGET else "BELOW"
-            # CPU time too: on a shared machine the wall-clock rate also measures the neighbours.
-            print(
-                f"{title:<22} {read:>8,} items read, {written:>8,} lines, {seconds:6.1f} s: "
-                f"{rate:8,.0f} items/s ({verdict} the {TARGET:,}/s target), {read / max(cpu, 1e-9):8,.0f} per CPU s"
-            )
+            report(title, *timed(store, Path(folder) / "out.jsonl", title.split()[0], **filters))
+        if args.sessions > 0:
+            # Added after the runs above, so they time the same store as before session items existed.
+            seed_sessions(store, args.items + 1, args.sessions)
+            traces = args.sessions * SESSION_TRACES
+            print(f"added {args.sessions:,} corrected session items of {traces:,} traces (not timed below)")
+            for title in ("eval --unit session", "sft --unit session"):
+                report(title, *timed(store, Path(folder) / "out.jsonl", title.split()[0], unit="session"))
         store.shutdown()
+
+
+def report(title: str, read: int, written: int, seconds: float, cpu: float) -> None:
+    """One run's line: items read and lines written, items per second of wall-clock time and per CPU second."""
+    rate = read / seconds if seconds else float("inf")
+    verdict = "meets" if rate >= TARGET else "BELOW"
+    # CPU time too: on a shared machine the wall-clock rate also measures the neighbours.
+    print(
+        f"{title:<22} {read:>8,} items read, {written:>8,} lines, {seconds:6.1f} s: "
+        f"{rate:8,.0f} items/s ({verdict} the {TARGET:,}/s target), {read / max(cpu, 1e-9):8,.0f} per CPU s"
+    )
 
 
 if __name__ == "__main__":

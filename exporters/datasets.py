@@ -2,7 +2,8 @@
 
 Pure: plain values in (an item's stored ReviewSpans and decisions, an approval request's state), JSON-able dicts out.
 The case format, the ids and the choices made here are the contract in docs/datasets.md. Content is exported as the
-store holds it, already redacted: nothing here reads or restores what redaction replaced.
+store holds it, already redacted: nothing here reads or restores what redaction replaced. A session item's case holds
+its conversation across traces up to the corrected turn (docs/datasets.md, "Multi-turn cases from sessions").
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from spanguard.review.conversation import thread
 __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
+    "SESSION_SOURCE",
     "ExportKind",
     "RejectedApproval",
     "ReviewDecision",
@@ -38,6 +40,8 @@ SCHEMA_VERSION: Final = 1
 """The eval case format's version (``schema_version`` of every case)."""
 ExportKind = Literal["eval", "sft", "preference"]
 KINDS: Final[tuple[ExportKind, ...]] = ("eval", "sft", "preference")
+SESSION_SOURCE: Final = "session_item"
+"""``source.kind`` of a session item's case (a trace item's is ``review_item``, an approval's ``approval``)."""
 _ID_DIGITS: Final = 16
 
 
@@ -53,11 +57,16 @@ class ReviewDecision:
     ratings: Mapping[str, Any] = field(default_factory=dict)
     checklist: Mapping[str, bool] = field(default_factory=dict)
     at: dt.datetime | None = None
+    turn: str | None = None  # on a session item: the trace id of the corrected turn
 
 
 @dataclass(frozen=True)
 class ReviewedItem:
-    """A reviewed review item: its stored spans, the item's verdict, its decisions (oldest first) and dataset tags."""
+    """A reviewed review item: its stored spans, the item's verdict, its decisions (oldest first) and dataset tags.
+
+    A session item (``kind`` ``session``) has no spans of its own: ``traces`` are its session's traces as
+    ``(trace id, spans)`` in time order, from the session's first up to the item's latest member.
+    """
 
     item_id: int
     trace_id: str
@@ -69,6 +78,9 @@ class ReviewedItem:
     golden: str | None = None
     decided_at: dt.datetime | None = None
     tags: Sequence[str] = ()
+    kind: str = "trace"
+    conversation_id: str | None = None
+    traces: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = ()
 
 
 @dataclass(frozen=True)
@@ -166,9 +178,17 @@ def turns_to_openai(turns: Iterable[Mapping[str, Any]], ids: _CallIds | None = N
     return messages
 
 
-def _split(turns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
-    """(input messages, the judged output, its model): the output is the last assistant turn, the input before it."""
+def _split(
+    turns: list[dict[str, Any]], judged: Callable[[Mapping[str, Any]], bool] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
+    """(input messages, the judged output, its model): the output is the last assistant turn, the input before it.
+
+    ``judged`` says whether a turn belongs to what was judged (a session case's corrected trace): a last assistant
+    turn outside it is input too, and there is no output.
+    """
     last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "assistant"), None)
+    if last is not None and judged is not None and not judged(turns[last]):
+        last = None
     ids = _CallIds()
     if last is None:
         return turns_to_openai(turns, ids), None, None
@@ -221,10 +241,14 @@ def _typed(text: str | None, redact: Callable[[str], str]) -> str | None:
 def item_case(item: ReviewedItem, redact: Callable[[str], str] = _as_typed) -> dict[str, Any]:
     """The eval case of a reviewed item (docs/datasets.md, "The eval case"); ``redact`` is applied to what reviewers
     typed (the correction, the reason's text), since the store redacted only what telemetry brought."""
-    turns, models = thread(item.spans)
-    messages, output, model = _split(turns)
     decisions = list(item.decisions)
     final = decisions[-1] if decisions else None
+    session = None
+    if item.kind == "session":
+        messages, output, model, models, session = _session_split(item, final)
+    else:
+        turns, models = thread(item.spans)
+        messages, output, model = _split(turns)
     correction = item.golden if item.outcome == "correct" else None
     if correction is None and item.outcome == "correct" and final is not None:
         correction = final.correction
@@ -244,15 +268,45 @@ def item_case(item: ReviewedItem, redact: Callable[[str], str] = _as_typed) -> d
         "model": model or (models[-1] if models else None),
         "tags": sorted(set(item.tags)),
         "source": {
-            "kind": "review_item",
+            "kind": "review_item" if session is None else SESSION_SOURCE,
             "item_id": item.item_id,
-            "trace_id": item.trace_id,
+            # A session item's own trace id is a synthetic key no backend has: the judged turn's trace is the source.
+            "trace_id": item.trace_id if session is None else session["turn"],
             "reviewers": list(dict.fromkeys(d.reviewer for d in decisions)),
             "reviewed_at": _iso(item.decided_at or (final.at if final else None)),
+            **(session or {}),
         },
         "assertions": [],
         "threshold": None,
     }
+
+
+def _session_split(
+    item: ReviewedItem, final: ReviewDecision | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None, list[str], dict[str, Any]]:
+    """A session item's (input, output, its model, models, session metadata): the conversation from the session's
+    first trace up to the judged turn (the corrected one, else the latest member), history resent by later calls
+    once, and that turn's last assistant answer as the output. Later traces are left out."""
+    traces = list(item.traces)
+    ids = [trace_id for trace_id, _ in traces]
+    turn = final.turn if final is not None and final.turn in ids else (ids[-1] if ids else None)
+    traces = traces[: ids.index(turn) + 1] if turn is not None else []
+    owner: dict[Any, str] = {}
+    spans: list[Mapping[str, Any]] = []
+    for trace_id, trace_spans in traces:
+        for span in trace_spans:
+            if isinstance(span, Mapping):
+                owner.setdefault(span.get("span_id"), trace_id)
+                spans.append(span)
+    turns, models = thread(spans)
+    messages, output, model = _split(turns, lambda t: owner.get(t.get("span_id")) == turn)
+    session = {
+        "conversation_id": item.conversation_id,
+        "trace_ids": [trace_id for trace_id, _ in traces],
+        "turn": turn,
+        "turns": len(traces),
+    }
+    return messages, output, model, models, session
 
 
 def approval_case(request: RejectedApproval, redact: Callable[[str], str] = _as_typed) -> dict[str, Any]:

@@ -3,8 +3,9 @@ export's reader, which streams reviewed sources with their decisions and tags in
 
 A dataset case is one row of ``dataset_cases`` (unique per dataset and source, so adding twice merges tags rather than
 duplicating). :func:`export_rows` reads items by id in batches of :data:`BATCH` (three queries a batch: items,
-their decisions, their tags), converts each with :mod:`spanguard.exporters.datasets` and yields the lines to write.
-Behaviour: docs/datasets.md ("Datasets in the review service", "Export").
+their decisions, their tags; a fourth when the batch holds session items: their sessions' traces), converts each with
+:mod:`spanguard.exporters.datasets` and yields the lines to write. Behaviour: docs/datasets.md ("Datasets in the
+review service", "Export", "Multi-turn cases from sessions").
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from spanguard.exporters.datasets import (
 )
 from spanguard.review.approvals import ApprovalDecision, ApprovalRequest, is_id
 from spanguard.review.store import (
+    KINDS,
     Base,
     Conflict,
     DecisionRecord,
@@ -54,6 +56,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 __all__ = [
     "BATCH",
+    "UNITS",
     "DatasetCase",
     "DatasetStore",
     "ExportFilter",
@@ -70,6 +73,9 @@ MAX_TAGS: Final = 20
 REVIEW_TIERS: Final[tuple[str, ...]] = get_args(ReviewTier)
 RISK_TIERS: Final = ("green", "yellow", "red")
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+UNITS: Final[tuple[str, ...]] = KINDS
+"""The export's ``unit`` filter: ``session`` (session items only) or ``trace`` (every trace item, those reviewed
+within a session item included); without it, what was reviewed: session items and the traces not in one."""
 RESERVED_NAMES: Final = frozenset({"export"})  # a route of its own under /v1/datasets/
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
 _TAG: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
@@ -132,6 +138,7 @@ class ExportFilter:
     since: dt.datetime | None = None  # naive UTC
     dataset: str | None = None
     tag: str | None = None
+    unit: str | None = None  # one of UNITS, or None: what was reviewed (a session's traces only through it)
 
 
 def _list(name: str, value: str | Sequence[str] | None, known: Sequence[str]) -> tuple[str, ...]:
@@ -164,14 +171,18 @@ def parse_filter(
     since: str | dt.datetime | None = None,
     dataset: str | None = None,
     tag: str | None = None,
+    unit: str | None = None,
 ) -> ExportFilter:
     """An :class:`ExportFilter` from the values a person typed; :class:`ReviewError` naming the first bad one."""
+    if unit is not None and unit != "" and unit not in UNITS:
+        raise ReviewError(f"unit: unknown value {str(unit)[:40]!r}; known: {', '.join(UNITS)}")
     return ExportFilter(
         tiers=_list("tier", tier, (*REVIEW_TIERS, *RISK_TIERS)),
         outcomes=_list("outcome", outcome, OUTCOMES),
         since=parse_since(since),
         dataset=check_name(dataset, "dataset") if dataset else None,
         tag=_tag(tag) if tag else None,
+        unit=unit or None,
     )
 
 
@@ -227,6 +238,11 @@ class DatasetStore:
             item = session.get(ReviewItem, item_id)
             if item is None:
                 raise NotFound(f"no review item {item_id}")
+            if item.session_item_id is not None:
+                # Its session item's case holds it (the conversation up to the judged turn): one failure, one case.
+                raise Conflict(
+                    f"review item {item_id} is reviewed within session item {item.session_item_id}: add that item"
+                )
             if item.status != "done" or item.outcome is None:
                 raise Conflict(f"review item {item_id} is not reviewed yet (status {item.status})")
             where = DatasetCase.item_id == item_id
@@ -359,7 +375,14 @@ def _item_query(filters: ExportFilter) -> Any:
         ReviewItem.decided_at,
         ReviewItem.updated_at,
         ReviewItem.spans,
+        ReviewItem.kind,
+        ReviewItem.conversation_id,
     ).where(ReviewItem.status == "done", ReviewItem.outcome.is_not(None))
+    if filters.unit is None:
+        # A trace reviewed within a session item is in that item's case already: exported once, as a session case.
+        query = query.where(ReviewItem.session_item_id.is_(None))
+    else:
+        query = query.where(ReviewItem.kind == filters.unit)
     review_tiers = [t for t in filters.tiers if t in REVIEW_TIERS]
     risk_tiers = [t for t in filters.tiers if t in RISK_TIERS]
     if review_tiers and risk_tiers:
@@ -447,6 +470,7 @@ def _items(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[Re
                     DecisionRecord.ratings,
                     DecisionRecord.checklist,
                     DecisionRecord.at,
+                    DecisionRecord.turn,
                 )
                 .where(DecisionRecord.item_id.in_(ids))
                 .order_by(DecisionRecord.id)
@@ -462,9 +486,11 @@ def _items(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[Re
                         d.ratings or {},
                         d.checklist or {},
                         d.at,
+                        d.turn,
                     )
                 )
             tags = _tags(session, DatasetCase.item_id, ids, filters)
+            traces = _session_traces(session, rows)
         for r in rows:
             yield ReviewedItem(
                 item_id=r.id,
@@ -477,8 +503,46 @@ def _items(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[Re
                 golden=r.golden,
                 decided_at=r.decided_at or r.updated_at,
                 tags=tags.get(r.id, []),
+                kind=r.kind,
+                conversation_id=r.conversation_id,
+                traces=traces.get(r.id, ()),
             )
         after = ids[-1]
+
+
+def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tuple[str, list[dict[str, Any]]]]]:
+    """Each session item's session as ``(trace id, spans)`` in time order, from the session's first trace up to the
+    item's latest member (as the page shows it): one query for every session item of the batch, none without one."""
+    items = [r for r in rows if r.kind == "session" and r.conversation_id is not None]
+    if not items:
+        return {}
+    keys = list(dict.fromkeys(r.conversation_id for r in items))
+    query = select(
+        ReviewItem.id,
+        ReviewItem.trace_id,
+        ReviewItem.session_key,
+        ReviewItem.session_item_id,
+        ReviewItem.created_at,
+        ReviewItem.spans,
+    ).where(ReviewItem.kind == "trace", ReviewItem.session_key.in_(keys))
+    by_key: dict[str, list[tuple[tuple[int, dt.datetime, int], Any]]] = {}
+    for trace in session.execute(query):
+        by_key.setdefault(trace.session_key, []).append(((_started(trace.spans), trace.created_at, trace.id), trace))
+    for traces in by_key.values():
+        # The order of SessionStore.get: the spans' own start, then ingestion (a turn may be ingested late).
+        traces.sort(key=lambda entry: entry[0])
+    found: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
+    for item in items:
+        traces = [trace for _, trace in by_key.get(item.conversation_id, [])]
+        members = [i for i, trace in enumerate(traces) if trace.session_item_id == item.id]
+        if members:
+            found[item.id] = [(t.trace_id, t.spans or []) for t in traces[: members[-1] + 1]]
+    return found
+
+
+def _started(spans: Any) -> int:
+    starts = [s.get("start_time_unix_nano") for s in spans or [] if isinstance(s, dict)]
+    return min((t for t in starts if isinstance(t, int) and t > 0), default=0)
 
 
 def _approvals(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[RejectedApproval]:

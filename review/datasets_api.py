@@ -27,7 +27,11 @@ __all__ = ["NDJSON", "add_dataset_routes"]
 NDJSON = "application/x-ndjson"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such item, approval request, dataset or case"},
-    409: {"model": ErrorOut, "description": "the item is not reviewed yet, or the approval request was not rejected"},
+    409: {
+        "model": ErrorOut,
+        "description": "the item is not reviewed yet or is reviewed within a session item, or the approval request "
+        "was not rejected",
+    },
 }
 NamePath = Annotated[str, PathParam(max_length=64, description="the dataset's name: a-z, 0-9, _ - ., up to 64")]
 
@@ -123,10 +127,15 @@ def add_dataset_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
         since: Annotated[str | None, Query(max_length=64), NO_NUL] = None,
         dataset: Annotated[str | None, Query(max_length=64), NO_NUL] = None,
         tag: Annotated[str | None, Query(max_length=64), NO_NUL] = None,
+        unit: Annotated[
+            str | None,
+            Query(max_length=16, description="session or trace; default: session items and traces not in one"),
+            NO_NUL,
+        ] = None,
         include_approved: bool = False,
     ) -> StreamingResponse:
         try:
-            filters = parse_filter(tier=tier, outcome=outcome, since=since, dataset=dataset, tag=tag)
+            filters = parse_filter(tier=tier, outcome=outcome, since=since, dataset=dataset, tag=tag, unit=unit)
         except ReviewError as error:
             raise ReviewError(f"query.{error}") from None  # the parameter's path, as for FastAPI's own 422s
         rows = export_rows(store, kind, filters, include_approved=include_approved)

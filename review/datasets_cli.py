@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--dataset", help="only this dataset's cases")
     export.add_argument("--tag", help="only cases with this tag")
     export.add_argument(
+        "--unit",
+        help="session: session items only; trace: every trace item, those reviewed within a session too "
+        "(default: session items and the traces not in one)",
+    )
+    export.add_argument(
         "--include-approved", action="store_true", help="sft: approved outputs too, not only corrections"
     )
 
@@ -72,7 +77,13 @@ def export(args: argparse.Namespace) -> tuple[int, int]:
     from spanguard.review.datasets import parse_filter
     from spanguard.review.store import ReviewError
 
-    filters = {"tier": args.tier, "outcome": args.outcome, "since": args.since, "dataset": args.dataset}
+    filters = {
+        "tier": args.tier,
+        "outcome": args.outcome,
+        "since": args.since,
+        "dataset": args.dataset,
+        "unit": args.unit,
+    }
     try:
         parsed = parse_filter(**filters, tag=args.tag)
     except ReviewError as error:
@@ -121,8 +132,10 @@ def _from_db(args: argparse.Namespace, filters: Any) -> tuple[int, int]:
 
         return _write(args.out, rows, total)
     except SQLAlchemyError as error:
-        hint = " (run `spanguard review migrate` on it)" if "dataset_cases" in str(error) else ""
         reason = _first_line(getattr(error, "orig", None) or error)
+        # A table or column the store lacks (the datasets table, the session columns): its schema is older than this.
+        missing = "dataset_cases" in str(error) or any(s in reason for s in ("no such column", "does not exist"))
+        hint = " (run `spanguard review migrate` on it)" if missing else ""
         raise DatasetError(f"cannot read the review store at {safe_url(url)}{hint}: {reason}") from None
     finally:
         store.shutdown()
