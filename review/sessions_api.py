@@ -18,6 +18,24 @@ from spanguard.review.conversation import assemble
 from spanguard.review.schemas import NO_NUL, ErrorOut
 from spanguard.review.sessions import SessionDetail, SessionStore, SessionSummary, SessionTrace, check_session_id
 from spanguard.review.store import SESSION_ID_MAX, STATUSES, Principal, ReviewError, ReviewStore
+from starlette.convertors import Convertor, register_url_convertor
+
+
+class _SessionId(Convertor[str]):
+    """A path segment that may hold anything, slashes and control characters too: conversation ids are the app's own
+    (``tenant/chat/42``, a URL), and an id that is no id must reach :func:`check_session_id` for its 422, not miss the
+    route for a 404."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("session_id", _SessionId())
 
 __all__ = ["ReviewOut", "SessionList", "SessionOut", "SessionPage", "TraceOut", "add_session_routes"]
 
@@ -185,7 +203,7 @@ def add_session_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
         return SessionList(sessions=[SessionOut(**_fields(summary)) for summary in found])
 
     @app.get(
-        "/v1/sessions/{conversation_id}",
+        "/v1/sessions/{conversation_id:session_id}",
         tags=["sessions"],
         summary="One session: every trace in time order, with its tiers, reasons, status and conversation.",
         responses={404: {"model": ErrorOut, "description": "no session has that id"}},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from approvals_helpers import Service, start_service, stop_service
@@ -309,3 +310,13 @@ def test_the_openapi_document_lists_the_sessions_routes(service):
     with service.client(None) as client:
         paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/sessions", "/v1/sessions/{conversation_id}"} <= set(paths)
+
+
+def test_a_conversation_id_with_slashes_and_spaces_opens_its_session(service):
+    """Ids are the app's own (tenant/chat/42, a URL, a path): any printable text, slashes included."""
+    post(service, item(conversation="tenant-a/chat/42 x"), item(conversation="https://chat.example/c/9"))
+    with service.client("alice") as client:
+        for conversation in ("tenant-a/chat/42 x", "https://chat.example/c/9"):
+            opened = client.get(f"/v1/sessions/{quote(conversation, safe='')}")
+            assert opened.status_code == 200, (conversation, opened.text)
+            assert opened.json()["conversation_id"] == conversation
