@@ -4,12 +4,16 @@
    installed in ``.venv-phoenix`` (``make test`` creates it), with an ``otlp/phoenix`` exporter to it.
 2. Starts the review service (``spanguard review serve``) on SQLite at ``.spanguard/demo/review.db``, with ingest
    tokens for the collector's ``review`` exporter and for the agent's approval gate, and a reviewer token for you.
-3. Runs ``examples/agent.py`` with the one line ``spanguard.instrument()``, exporting OTLP to the collector, content
-   capture on (so in-process redaction is on too). Its refund waits at its approval gate
-   (``examples/gate-policy.yaml``); the demo shows the pending request and approves it through the approvals API, as a
-   reviewer would, and the refund then runs.
+3. Runs ``examples/agent.py --multi-turn`` (each user turn its own trace) with the one line
+   ``spanguard.instrument()``, exporting OTLP to the collector, content capture on (so in-process redaction is on
+   too). Its refund waits at its approval gate (``examples/gate-policy.yaml``); the demo shows the pending request and
+   approves it through the approvals API, as a reviewer would, and the refund then runs; bob then asks a follow-up.
 4. Stops the collector with SIGTERM (it drains its queues, so the review items are delivered) and prints the traces
-   kept, their risk and review tiers, what was redacted, and the review queue: the page's address and the token.
+   kept, their risk and review tiers, what was redacted, and the review queue: bob's conversation as one session item
+   (its turns reviewed as one, docs/review.md "Review by session"), the page's address and the token.
+
+``SPANGUARD_DEMO_DIR`` moves the demo's files (default ``.spanguard/demo``); ``SPANGUARD_DEMO_PHOENIX=off`` leaves
+Phoenix out even when it is installed; the ports are fixed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = ROOT / ".spanguard" / "demo"
+DEMO_DIR = Path(os.environ.get("SPANGUARD_DEMO_DIR") or ROOT / ".spanguard" / "demo").resolve()
 PHOENIX = ROOT / ".venv-phoenix" / "bin" / "phoenix"
 PHOENIX_HTTP, PHOENIX_GRPC = 6006, 14317
 REVIEW_PORT = 8080
@@ -52,6 +56,9 @@ def start_phoenix(console: Console) -> subprocess.Popen[bytes] | None:
     """Start Phoenix from its own venv (its dependencies conflict with spanguard's test extras)."""
     if not PHOENIX.exists():
         console.print("[dim]Phoenix is not installed (.venv-phoenix); traces go to the file exporter only.[/dim]")
+        return None
+    if os.environ.get("SPANGUARD_DEMO_PHOENIX") == "off":
+        console.print("[dim]SPANGUARD_DEMO_PHOENIX=off: traces go to the file exporter only.[/dim]")
         return None
     env = {
         **os.environ,
@@ -140,17 +147,34 @@ def approve_when_asked(console: Console, token: str, agent: subprocess.Popen[byt
     )
 
 
-def review_queue(token: str) -> list[dict[str, Any]]:
-    """The items waiting in the review service's queue."""
+def review_api(token: str, path: str, **params: str) -> Any:
+    """One GET of the review API, as JSON."""
     import httpx
 
     response = httpx.get(
-        f"http://127.0.0.1:{REVIEW_PORT}/v1/review-items",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
+        f"http://127.0.0.1:{REVIEW_PORT}{path}", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     response.raise_for_status()
-    return list(response.json()["items"])
+    return response.json()
+
+
+def review_queue(token: str) -> list[dict[str, Any]]:
+    """What waits in the review service's queue: session items and the traces reviewed on their own."""
+    return list(review_api(token, "/v1/review-items")["items"])
+
+
+def session_lines(token: str) -> list[str]:
+    """One line per session item: its id, conversation, tiers, traces and user turns, and its page link."""
+    lines = []
+    for item in review_api(token, "/v1/review-items", kind="session")["items"]:
+        detail = review_api(token, f"/v1/review-items/{item['id']}")
+        turns = sum(turn["role"] == "user" for turn in detail["conversation"]["turns"])
+        lines.append(
+            f"session item #{item['id']}: conversation {item['conversation_id']}, {item['tier']}, risk "
+            f"{item['risk_tier']}, {item['traces']} trace(s), {turns} user turn(s) reviewed as one: "
+            f"http://127.0.0.1:{REVIEW_PORT}/#item={item['id']}"
+        )
+    return lines
 
 
 def collector_config(with_phoenix: bool) -> Path:
@@ -219,7 +243,7 @@ def main() -> int:
         }
         agent_env.pop("OPENAI_BASE_URL", None)
         console.rule("the example agent (real OpenAI SDK -> local fake provider), spanguard.instrument() on")
-        agent = subprocess.Popen([sys.executable, str(ROOT / "examples" / "agent.py")], env=agent_env)
+        agent = subprocess.Popen([sys.executable, str(ROOT / "examples" / "agent.py"), "--multi-turn"], env=agent_env)
         try:
             approve_when_asked(console, reviewer_token, agent)
             if agent.wait(timeout=120) != 0:
@@ -236,7 +260,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             collector.kill()
     traces = read_traces(DEMO_DIR / "traces.jsonl")
-    table = Table(title=f"traces kept by the collector ({len(traces)} of 2 agent sessions)")
+    table = Table(title=f"traces kept by the collector ({len(traces)}; one per user turn, of 2 conversations)")
     for column in ("trace", "conversation", "risk tier", "reasons", "review queue", "spans", "redacted"):
         table.add_column(column)
     for trace_id, views in traces.items():
@@ -258,17 +282,21 @@ def main() -> int:
     console.print(f"Traces (OTLP JSON lines): [bold]{DEMO_DIR / 'traces.jsonl'}[/bold]")
     console.print(f"Collector log: {DEMO_DIR / 'collector.log'}")
     try:
-        items = review_queue(reviewer_token)
+        items, sessions = review_queue(reviewer_token), session_lines(reviewer_token)
     except Exception as error:
         console.print(f"[red]The review service did not answer: {type(error).__name__}[/red]")
-        items = []
+        items, sessions = [], []
     queue = Table(title=f"review queue ({len(items)} item(s) waiting)")
-    for column in ("item", "trace", "review tier", "risk", "reasons", "models", "first user turn"):
+    columns = ("item", "kind", "trace / conversation", "review tier", "risk", "reasons", "models", "first user turn")
+    for column in columns:
         queue.add_column(column)
     for item in items:
+        # A session item's trace id is a key of the store, no trace's: it is shown by its conversation.
+        session = item["kind"] == "session"
         queue.add_row(
             str(item["id"]),
-            item["trace_id"][:12],
+            f"session ({item['traces']} traces)" if session else "trace",
+            item["conversation_id"] if session else item["trace_id"][:12],
             item["tier"],
             item["risk_tier"],
             ", ".join(item["reasons"]) or "-",
@@ -276,6 +304,8 @@ def main() -> int:
             item["preview"][:60],
         )
     console.print(queue)
+    for line in sessions:
+        console.print(line, soft_wrap=True)  # one line each, whatever the terminal's width: scripts read it
     console.print(f"Reviewers' page: [bold]http://127.0.0.1:{REVIEW_PORT}/[/bold]  sign in with this reviewer token:")
     console.print(f"  [bold]{reviewer_token}[/bold]")
     console.print(f"Review store: {DEMO_DIR / 'review.db'}   review service log: {DEMO_DIR / 'review.log'}")
