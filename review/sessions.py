@@ -23,6 +23,7 @@ from spanguard.review.store import (
     ReviewStore,
     _no_nul,
     is_session_id,
+    started,
 )
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import aliased
@@ -128,9 +129,7 @@ class SessionDetail(SessionSummary):
 
 
 def _trace(row: Any, spans: list[dict[str, Any]] | None = None) -> SessionTrace:
-    starts = [s.get("start_time_unix_nano") for s in spans or []]
     ends = [s.get("end_time_unix_nano") for s in spans or []]
-    starts = [t for t in starts if isinstance(t, int) and t > 0]
     ends = [t for t in ends if isinstance(t, int) and t > 0]
     return SessionTrace(
         item_id=row.id,
@@ -145,7 +144,7 @@ def _trace(row: Any, spans: list[dict[str, Any]] | None = None) -> SessionTrace:
         created_at=row.created_at,
         updated_at=row.updated_at,
         spans=spans,
-        started_unix_nano=min(starts) if starts else None,
+        started_unix_nano=started(spans),
         ended_unix_nano=max(ends) if ends else None,
         session_item_id=row.session_item_id,
     )

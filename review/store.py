@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -241,6 +241,19 @@ def _state(item: ReviewItem) -> dict[str, Any]:
         "spans": len(item.spans or []),
         **({"session_item_id": item.session_item_id} if item.session_item_id is not None else {}),
     }
+
+
+def started(spans: Sequence[Mapping[str, Any]] | None) -> int | None:
+    """The earliest start (Unix ns) among a trace's spans, or None when none carries one."""
+    starts = [s.get("start_time_unix_nano") for s in spans or [] if isinstance(s, Mapping)]
+    valid = [t for t in starts if isinstance(t, int) and not isinstance(t, bool) and t > 0]
+    return min(valid) if valid else None
+
+
+def in_time_order(items: Iterable[ReviewItem]) -> list[ReviewItem]:
+    """Trace items by their first span's start, then arrival: the order of the turns, whatever order they came in
+    (a sampler that keeps a session's earlier traces once it turns red sends them after the red one)."""
+    return sorted(items, key=lambda item: (started(item.spans) or 0, item.created_at, item.id))
 
 
 def session_trace_id(conversation_id: str, round_: int) -> str:
@@ -576,6 +589,7 @@ class ReviewStore:
                 if item not in members:
                     members.append(item)
         before = _state(parent)
+        members = in_time_order(members)
         self._fold(parent, members)
         for member in members:
             member_before = _state(member)
@@ -607,7 +621,7 @@ class ReviewStore:
         return changed
 
     def members(self, item_id: int) -> list[ReviewItem]:
-        """The traces a session item reviews, in the order they were ingested (none for a trace item)."""
+        """The traces a session item reviews, in time order (their first span's start; none for a trace item)."""
         if not self._stored(item_id):
             return []
         with self._sessions() as session:
@@ -616,7 +630,7 @@ class ReviewStore:
                 .where(ReviewItem.session_item_id == item_id)
                 .order_by(ReviewItem.created_at, ReviewItem.id)
             )
-            return list(session.scalars(query))
+            return in_time_order(session.scalars(query))
 
     def member_counts(self, item_ids: Sequence[int]) -> dict[int, int]:
         """How many traces each of these session items reviews (an item with none is left out)."""
@@ -967,7 +981,7 @@ class ReviewStore:
         )
         if decision.turn is not None and decision.turn not in {m.trace_id for m in members}:
             raise ReviewError(f"turn {decision.turn!r} is not a trace of session item {item.id}")
-        return members
+        return in_time_order(members)
 
     @staticmethod
     def _corrected_turn(members: Sequence[ReviewItem], decision: Decision) -> str | None:

@@ -124,7 +124,9 @@ service:
         page.keyboard.press("e")
         page.locator("#correction").fill(RIGHT)
         page.click("#correct")
-        expect(page.locator("#flash")).to_contain_text(f"Item #{item.id} corrected")
+        # The incident's conversation is reviewed by session (its tier's unit): one session item, one turn.
+        assert item.kind == "session"
+        expect(page.locator("#flash")).to_contain_text(f"Session item #{item.id} corrected")
 
         # Convert: the reviewed item becomes an eval case (exported twice: the same case, not two).
         for _ in range(2):
@@ -140,7 +142,8 @@ service:
         assert case["outcome"] == "correct"
         assert case["expected_output"]["content"] == RIGHT
         assert case["input"]["messages"][-1] == {"role": "user", "content": QUESTION}
-        assert case["source"]["trace_id"] == item.trace_id
+        (turn,) = store.members(item.id)  # a session case names its judged turn's real trace, not the item's key
+        assert (case["source"]["kind"], case["source"]["trace_id"]) == ("session_item", turn.trace_id)
 
         # Verify: the fixed target passes and becomes the baseline; the regressed one fails, naming the case.
         (tmp_path / "targets.py").write_text(TARGETS)

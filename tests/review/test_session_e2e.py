@@ -292,11 +292,6 @@ def test_a_session_whose_third_turn_is_red_is_red_as_a_whole_and_keeps_its_earli
     wait_for(lambda: exported.exists() and all(t["trace_id"] in exported.read_text() for t in traces))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a correction without a turn goes to the session item's last member by ingest order (ReviewStore.members), "
-    "not to its latest turn: the red third turn is ingested before the turns its decision recalled",
-)
 def test_a_correction_without_a_turn_goes_to_the_latest_turn_of_a_session_whose_earlier_turns_were_recalled(stack):
     items = session_items(stack, CONV_LATE_RED)
     if not items:

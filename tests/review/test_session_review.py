@@ -220,3 +220,15 @@ def test_traces_of_one_session_ingested_at_once_by_replicas_join_one_session_ite
     finally:
         for store in stores:
             store.shutdown()
+
+
+def test_a_correction_without_a_turn_is_for_the_latest_turn_in_time_even_when_it_arrived_first(store):
+    """A sampler keeping a red session's earlier traces sends them after the red one: arrival is not turn order."""
+    turns = [item(turn=n, conversation="c-13", tier="factual_verification") for n in range(3)]
+    ids = ingest(store, turns[2], turns[0], turns[1])
+    [unit] = session_items(store)
+    assert [m.trace_id for m in store.members(unit.id)] == [t.trace_id for t in turns]
+    checks = {k: True for k in ReviewPolicy().checklist("factual_verification", "session")}
+    assert store.claim(unit.id, "alice")
+    store.decide(unit.id, "alice", Decision("correct", correction="latest", checklist=checks))
+    assert store.get(ids[0]).golden == "latest" and store.decisions(unit.id)[-1].turn == turns[2].trace_id
