@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from spanguard.review.conversation import thread
+from spanguard.review.conversation import session_spans, thread
 
 __all__ = [
     "KINDS",
@@ -291,13 +291,7 @@ def _session_split(
     ids = [trace_id for trace_id, _ in traces]
     turn = final.turn if final is not None and final.turn in ids else (ids[-1] if ids else None)
     traces = traces[: ids.index(turn) + 1] if turn is not None else []
-    owner: dict[Any, str] = {}
-    spans: list[Mapping[str, Any]] = []
-    for trace_id, trace_spans in traces:
-        for span in trace_spans:
-            if isinstance(span, Mapping):
-                owner.setdefault(span.get("span_id"), trace_id)
-                spans.append(span)
+    spans, owner = session_spans(traces)
     turns, models = thread(spans)
     messages, output, model = _split(turns, lambda t: owner.get(t.get("span_id")) == turn)
     session = {

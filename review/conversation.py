@@ -47,6 +47,7 @@ __all__ = [
     "assemble",
     "placeholders",
     "session_conversation",
+    "session_spans",
     "thread",
 ]
 
@@ -123,6 +124,20 @@ def assemble(spans: Sequence[Mapping[str, Any]], *, content_limit: int | None = 
     }
 
 
+def session_spans(
+    traces: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+) -> tuple[list[Mapping[str, Any]], dict[Any, str]]:
+    """The spans of several traces as one list, and which trace each span id came from (the first, on a clash)."""
+    owner: dict[Any, str] = {}
+    spans: list[Mapping[str, Any]] = []
+    for trace_id, trace_spans in traces:
+        for span in trace_spans:
+            if isinstance(span, Mapping):
+                owner.setdefault(span.get("span_id"), trace_id)
+                spans.append(span)
+    return spans, owner
+
+
 def session_conversation(
     traces: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, content_limit: int | None = CONTENT_LIMIT
 ) -> dict[str, Any]:
@@ -132,13 +147,7 @@ def session_conversation(
     a later turn resends is shown once. Every turn, tool call and LLM call carries the ``trace_id`` of the trace it
     came from (the page marks trace boundaries by it); ``trace_ids`` lists the traces in order.
     """
-    owner: dict[Any, str] = {}
-    spans: list[Mapping[str, Any]] = []
-    for trace_id, trace_spans in traces:
-        for span in trace_spans:
-            if isinstance(span, Mapping):
-                owner.setdefault(span.get("span_id"), trace_id)
-                spans.append(span)
+    spans, owner = session_spans(traces)
     conversation = assemble(spans, content_limit=content_limit)
     conversation["trace_id"] = None
     conversation["trace_ids"] = [trace_id for trace_id, _ in traces]

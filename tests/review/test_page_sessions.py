@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Page, expect
 except ImportError:  # pragma: no cover - depends on the environment
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -28,10 +28,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():  # pragma: no cover - depends on the environment
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
+import test_page  # noqa: E402
 from sessions_helpers import SECOND, T0  # noqa: E402
 from spanguard.review.cli import ReviewServer  # noqa: E402
 from spanguard.review.config import ServiceConfig  # noqa: E402
 from spanguard.review.store import ReviewStore  # noqa: E402
+from test_page import Tab, sign_in  # noqa: E402
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=2">'
@@ -171,51 +173,8 @@ def service(tmp_path_factory) -> Iterator[Service]:
     store.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@dataclass
-class Tab:
-    page: Page
-    console: list[str]
-    errors: list[str]
-    dialogs: list[str]
-
-
-@pytest.fixture
-def tab(browser: Browser) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    tab = Tab(page, [], [], [])
-    page.on("console", lambda message: tab.console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: tab.errors.append(str(error)))
-
-    def on_dialog(dialog: Any) -> None:
-        tab.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    yield tab
-    context.close()
-    # Whatever the test did, the page's own code threw nothing and broke no CSP rule.
-    assert tab.errors == []
-    assert [m for m in tab.console if "Content Security Policy" in m or "Refused to" in m] == []
-
-
-def sign_in(page: Page, service: Service, who: str = "alice", path: str = "/") -> None:
-    page.goto(f"{service.base}{path}")
-    page.fill("#token", service.tokens[who])
-    page.click("#signin-form button[type=submit]")
-    expect(page.locator("#whoami")).to_have_text(f"{who} (reviewer)")
+browser = test_page.browser  # the item view's fixtures: one Chromium for the module, a fresh context per test
+tab = test_page.tab
 
 
 def mode(page: Page, name: str) -> None:
@@ -433,12 +392,24 @@ def test_a_trace_item_links_to_its_session(tab: Tab, service: Service) -> None:
     page.keyboard.press("Escape")
     expect(page.locator("#queue-view")).to_be_visible()
 
-    # A session that cannot be opened (a "/" in its id is no path segment) leaves the item as it was, lease kept.
-    [odd] = service.conversation(f"conv/{uuid.uuid4().hex[:8]}", SUPPORT[:1], tier="spot_check")
+    # A conversation id with slashes (the app's own: tenant/chat/42) opens its session.
+    slashed = f"tenant/chat/{uuid.uuid4().hex[:8]}"
+    [odd] = service.conversation(slashed, SUPPORT[:1], tier="spot_check")
     page.goto(f"{service.base}/#item={odd}")
     expect(page.locator("#item-title")).to_contain_text(f"Item #{odd} ")
     page.locator("#item-meta a.session-link").click()
-    expect(page.locator("#flash")).to_contain_text("Not Found")
+    expect(page.locator("#sessionpage-title code")).to_have_text(slashed)
+    page.keyboard.press("Escape")
+
+    # A session that cannot be opened (the store is down) leaves the item as it was, lease kept.
+    page.route(
+        "**/v1/sessions/**",
+        lambda route: route.fulfill(status=503, content_type="application/json", body='{"detail": "store is down"}'),
+    )
+    expect(page.locator("#item-title")).to_contain_text(f"Item #{odd} ")
+    page.locator("#item-meta a.session-link").click()
+    expect(page.locator("#flash")).to_contain_text("store is down")
+    page.unroute("**/v1/sessions/**")
     expect(page.locator("#item-view")).to_be_visible()
     expect(page.locator("#approve")).to_be_enabled()
     expect(page).to_have_url(re.compile(f"#item={odd}$"))
