@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -64,6 +65,8 @@ ITEM_ID_MAX = 2**63 - 1  # ids are positive 64-bit signed integers
 # The largest id each database's id column holds (INTEGER: 64-bit on SQLite, 32-bit on PostgreSQL).
 _COLUMN_ID_MAX = {"sqlite": ITEM_ID_MAX, "postgresql": 2**31 - 1}
 MIGRATIONS = Path(__file__).with_name("migrations")
+# A redaction marker standing for the whole value (processors/redaction.py): the value itself is gone.
+_REMOVED = re.compile(r"<[A-Z][A-Z0-9_]*>")
 SESSION_ID_MAX = 200
 """The longest conversation id (and user id) an item keeps in its indexed columns."""
 
@@ -322,14 +325,16 @@ def session_ids(spans: Sequence[dict[str, Any]]) -> tuple[str | None, str | None
     """The conversation id and user id of a trace: the first valid value of each among its spans' attributes.
 
     A value that is not an id (:func:`is_session_id`: too long, control characters) counts as absent; the span still
-    holds it, only the item is not grouped by it.
+    holds it, only the item is not grouped by it. So does a value redaction replaced whole (``<USER_ID>``): every
+    user's would be the same; a pseudonym (the ``hash`` operator's ``<USER_ID:3f2a9c1b>``) is an id.
     """
     found: dict[str, str | None] = {GEN_AI_CONVERSATION_ID: None, USER_ID: None}
     for span in spans:
         attributes = span.get("attributes") or {}
         for name, value in found.items():
-            if value is None and is_session_id(attributes.get(name)):
-                found[name] = attributes[name]
+            candidate = attributes.get(name)
+            if value is None and is_session_id(candidate) and not _REMOVED.fullmatch(candidate):
+                found[name] = candidate
         if None not in found.values():
             break
     return found[GEN_AI_CONVERSATION_ID], found[USER_ID]

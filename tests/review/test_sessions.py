@@ -320,3 +320,17 @@ def test_a_conversation_id_with_slashes_and_spaces_opens_its_session(service):
             opened = client.get(f"/v1/sessions/{quote(conversation, safe='')}")
             assert opened.status_code == 200, (conversation, opened.text)
             assert opened.json()["conversation_id"] == conversation
+
+
+def test_a_user_id_redaction_removed_is_no_user_but_its_pseudonym_is(store):
+    """The collector redacts user.id by default: "<USER_ID>" would make every user one; the hash operator's is kept."""
+    removed, pseudonym = (
+        item(conversation="conv-r1", user="<USER_ID>"),
+        item(conversation="conv-r2", user="<USER_ID:3f2a9c1b>"),
+    )
+    whole = item(conversation="<REDACTION_FAILED>")
+    ingest(store, removed, pseudonym, whole)
+    sessions = SessionStore(store)
+    assert sessions.get("conv-r1").user_id is None
+    assert [s.key for s in sessions.list(user="<USER_ID:3f2a9c1b>")] == ["conv-r2"]
+    assert sessions.get(whole.trace_id).conversation_id is None  # a session of its own, not everyone's
