@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 test: lint phoenix
 	$(BIN)/python -m spanguard.semconv - | diff -u docs/attributes.md - || (echo "docs/attributes.md is stale: run $(BIN)/python -m spanguard.semconv" && exit 1)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

@@ -2243,5 +2243,6 @@ def default_redactor() -> Redactor:
     with _default_lock:
         if _default is None:
             entities = tuple(e for e in DEFAULT_ENTITIES if e not in NER_ENTITIES)
-            _default = Redactor(RedactionConfig(entities=entities))
+            # Off the span path a person waits anyway: a budget that a busy machine's first call does not exhaust.
+            _default = Redactor(RedactionConfig(entities=entities, time_budget_ms=2000.0))
         return _default

@@ -8,6 +8,7 @@ run against. It is built once under ``tests/.venvs/frameworks`` and rebuilt when
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -56,10 +57,14 @@ def framework_python() -> Path:
     """The frameworks venv's interpreter (built on first use); the tests skip when it cannot be built here."""
     marker = VENV / "requirements.json"
     wanted = json.dumps([sys.version, *REQUIREMENTS])
-    if not (marker.exists() and marker.read_text() == wanted and _python().exists()):
-        try:
-            _build()
-        except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
-            pytest.skip(f"the frameworks venv could not be built (PyPI unreachable?): {error}")
-        marker.write_text(wanted)
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the venv: one builds it, the others wait for it rather than clear it under its feet.
+    with (VENV.parent / "frameworks.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (marker.exists() and marker.read_text() == wanted and _python().exists()):
+            try:
+                _build()
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+                pytest.skip(f"the frameworks venv could not be built (PyPI unreachable?): {error}")
+            marker.write_text(wanted)
     return _python()
