@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -78,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
 def _serve(config: ServiceConfig, store: ReviewStore, host: str, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_library_loggers()
+    stop = threading.Event()
+    # Handlers of its own, before it serves: SIGTERM (containers, systemd) stops it as cleanly as Ctrl-C, and a SIGINT
+    # that the parent left ignored (a background job of a non-interactive shell) still stops it.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
     server = ReviewServer(config, store, host=host, port=port)
     server.start()
     print(f"review service on http://{host}:{server.port}/ (store {safe_url(config.db)})", flush=True)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5) and server.running:
+            pass
     finally:
         server.shutdown()
     return 0
@@ -145,6 +150,11 @@ class ReviewServer:
     def app(self) -> Any:
         """The ASGI app being served (None before start and after shutdown)."""
         return self._app
+
+    @property
+    def running(self) -> bool:
+        """Whether the server's thread is serving."""
+        return self._thread is not None and self._thread.is_alive()
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl-C raises KeyboardInterrupt here, in the main thread)."""

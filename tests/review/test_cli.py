@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from spanguard.review.store import ReviewStore
 
 from spanguard.cli import main
@@ -50,20 +51,23 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(capsys):
     assert error.startswith("spanguard review: OperationalError") and "Traceback" not in error
 
 
-def test_serve_answers_and_stops_on_sigint(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_answers_and_stops_on_sigint_or_sigterm_even_with_sigint_ignored_by_its_parent(tmp_path, stop):
     db = f"sqlite:///{tmp_path / 'r.db'}"
     process = subprocess.Popen(
         [sys.executable, "-m", "spanguard.cli", "review", "serve", "--db", db, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        # As a background job of a non-interactive shell starts it: SIGINT ignored, which a child inherits.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         line = process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert match, line
         assert httpx.get(f"http://127.0.0.1:{match.group(1)}/healthz", timeout=10).json() == {"status": "ok"}
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
