@@ -40,6 +40,7 @@ from spanguard.review.store import (
     ReviewTier,
     _index,
     _now,
+    started,
 )
 from sqlalchemy import (
     JSON,
@@ -527,7 +528,8 @@ def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tup
     ).where(ReviewItem.kind == "trace", ReviewItem.session_key.in_(keys))
     by_key: dict[str, list[tuple[tuple[int, dt.datetime, int], Any]]] = {}
     for trace in session.execute(query):
-        by_key.setdefault(trace.session_key, []).append(((_started(trace.spans), trace.created_at, trace.id), trace))
+        order = (started(trace.spans) or 0, trace.created_at, trace.id)
+        by_key.setdefault(trace.session_key, []).append((order, trace))
     for traces in by_key.values():
         # The order of SessionStore.get: the spans' own start, then ingestion (a turn may be ingested late).
         traces.sort(key=lambda entry: entry[0])
@@ -538,11 +540,6 @@ def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tup
         if members:
             found[item.id] = [(t.trace_id, t.spans or []) for t in traces[: members[-1] + 1]]
     return found
-
-
-def _started(spans: Any) -> int:
-    starts = [s.get("start_time_unix_nano") for s in spans or [] if isinstance(s, dict)]
-    return min((t for t in starts if isinstance(t, int) and t > 0), default=0)
 
 
 def _approvals(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[RejectedApproval]:
