@@ -69,7 +69,7 @@ def approval_body(**changes: Any) -> dict[str, Any]:
         "approvals_required": 1,
         "reasons": ["amount > 100"],
         "digest": DIGEST,
-        "arguments": {"order_id": "A-1", "amount": 250.0, "note": PII},
+        "arguments": {"order_id": "ORD-7Q-KX", "amount": 913.37, "note": PII},
         "session_id": "conv-1",
         "trace_id": uuid.uuid4().hex,
         "span_id": uuid.uuid4().hex[:16],

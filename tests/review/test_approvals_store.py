@@ -22,7 +22,7 @@ def new(**changes) -> NewApproval:
         "action": "issue_refund",
         "tier": "yellow",
         "digest": DIGEST,
-        "arguments": {"order_id": "A-1", "amount": 250.0},
+        "arguments": {"order_id": "ORD-7Q-KX", "amount": 913.37},
         "reasons": ["amount > 100"],
         "state": {"messages": [{"role": "user", "content": "refund please"}], "tool_calls": [], "context": {}},
     }
@@ -51,7 +51,8 @@ def test_a_request_is_created_pending_with_its_deadlines_and_an_id_of_22_url_saf
     assert request.id.startswith("apr_") and len(request.id) == 26
     assert request.hard_deadline - request.soft_deadline == dt.timedelta(seconds=60)
     stored = approvals.get(request.id)
-    assert stored.arguments == {"order_id": "A-1", "amount": 250.0} and stored.state["messages"][0]["role"] == "user"
+    assert stored.arguments == {"order_id": "ORD-7Q-KX", "amount": 913.37}
+    assert stored.state["messages"][0]["role"] == "user"
     assert approvals.changed == [request.id]
 
 
@@ -164,9 +165,9 @@ def test_a_modify_needs_object_arguments_and_records_them(approvals):
         approvals.decide(request.id, "alice", "modify", arguments={"x": "\x00"})
     with pytest.raises(ReviewError, match="only a modify"):
         approvals.decide(request.id, "alice", "approve", arguments={"amount": 1})
-    decided, _ = approvals.decide(request.id, "alice", "modify", arguments={"order_id": "A-1", "amount": 100.0})
-    assert decided.status == "modified" and decided.decided_arguments == {"order_id": "A-1", "amount": 100.0}
-    assert approvals.get(request.id).arguments == {"order_id": "A-1", "amount": 250.0}  # the original is kept
+    decided, _ = approvals.decide(request.id, "alice", "modify", arguments={"order_id": "ORD-7Q-KX", "amount": 100.0})
+    assert decided.status == "modified" and decided.decided_arguments == {"order_id": "ORD-7Q-KX", "amount": 100.0}
+    assert approvals.get(request.id).arguments == {"order_id": "ORD-7Q-KX", "amount": 913.37}  # the original is kept
 
 
 def test_m_of_n_needs_distinct_reviewers_and_the_same_reviewer_twice_is_a_conflict(approvals):
@@ -280,7 +281,7 @@ def test_every_change_is_audited_without_the_arguments(approvals):
         "modified": True,
         "consumed": True,
     }
-    assert "250" not in str([(e.before, e.after) for e in trail])
+    assert "913.37" not in str([(e.before, e.after) for e in trail])
 
 
 def test_history_gives_the_fatigue_reports_records(approvals):
