@@ -114,7 +114,7 @@ def should_keep(key: str, rate: float) -> bool:
 
 
 class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """Tail-sampling settings (the collector's ``processors.spanguard_sampling`` block has the same keys)."""
+    """Tail-sampling settings (the collector's ``processors.tail_sampling`` block has the same keys)."""
 
     decision_wait: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds after a trace's first span arrived at which it is decided at the latest."""

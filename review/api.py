@@ -47,6 +47,7 @@ from spanguard.review.schemas import (
     Me,
     SessionContext,
     SessionTurn,
+    naive_utc,
 )
 from spanguard.review.sessions import SessionStore
 from spanguard.review.sessions_api import add_session_routes
@@ -397,8 +398,8 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             tier=tier,
             reason=reason,
             model=model,
-            since=_naive(since),
-            until=_naive(until),
+            since=naive_utc(since),
+            until=naive_utc(until),
             limit=limit,
             offset=offset,
         )
@@ -556,12 +557,6 @@ def _statuses(status: str | None) -> list[str] | None:
         if value not in STATUSES:
             raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(STATUSES)}")
     return statuses
-
-
-def _naive(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _summary(item: ReviewItem, config: ServiceConfig, counts: dict[int, int] | None = None) -> ItemSummary:

@@ -5,6 +5,7 @@ Request bodies forbid unknown fields, so a misspelt field is an error naming it 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,14 @@ def _no_nul(value: object) -> object:
 # Last in a string query parameter's Annotated[...] (after its Query), or in a field a person types: a NUL byte in it
 # is a 422 naming it. Span content is not refused but stored with U+FFFD instead (ReviewStore.ingest_many).
 NO_NUL = pydantic.BeforeValidator(_no_nul)
+
+
+def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A query's time as the store keeps times: UTC without a zone (a time given without one is taken as UTC)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
 
 Tier = Literal["spot_check", "factual_verification", "dual_approval"]
 RiskTier = Literal["green", "yellow", "red"]

@@ -15,7 +15,7 @@ import pydantic
 from fastapi import Depends, FastAPI, Query
 from fastapi import Path as PathParam
 from spanguard.review.conversation import assemble
-from spanguard.review.schemas import NO_NUL, ErrorOut
+from spanguard.review.schemas import NO_NUL, ErrorOut, naive_utc
 from spanguard.review.sessions import SessionDetail, SessionStore, SessionSummary, SessionTrace, check_session_id
 from spanguard.review.store import SESSION_ID_MAX, STATUSES, Principal, ReviewError, ReviewStore
 from starlette.convertors import Convertor, register_url_convertor
@@ -154,12 +154,6 @@ def _page(detail: SessionDetail) -> SessionPage:
     )
 
 
-def _naive(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def _located(where: str, error: ReviewError) -> ReviewError:
     """The store's message with the parameter's path in front, as FastAPI's own 422s have it."""
     return ReviewError(f"{where}.{error}")
@@ -191,8 +185,8 @@ def add_session_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
         try:
             found = sessions.list(
                 user=user,
-                since=_naive(since),
-                until=_naive(until),
+                since=naive_utc(since),
+                until=naive_utc(until),
                 tier=tier,
                 status=statuses,
                 limit=limit,
