@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate the config, then run the collector until SIGTERM; returns the exit code."""
     from spanguard.collector.config import ConfigError, load_config
-    from spanguard.collector.service import Collector
+    from spanguard.collector.service import Collector, unbuildable
 
     try:
         config = load_config(args.config)
@@ -62,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         print(warning, file=sys.stderr)
+    problems = unbuildable(config)
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        print(f"spanguard collector: invalid config\n{listed}", file=sys.stderr)
+        return 2
     if args.action == "validate":
         print("config OK")
         return 0

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import pydantic
 from spanguard.collector.component import Consumer
-from spanguard.collector.config import CollectorConfig, Endpoint, Factory, PipelineConfig, register
+from spanguard.collector.config import CollectorConfig, ConfigError, Endpoint, Factory, PipelineConfig, register
 from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
 from spanguard.collector.pipeline import (
     BatchProcessorConfig,
@@ -67,6 +67,32 @@ def _register_factories() -> None:
 
 
 _register_factories()
+
+BUILT_IN_PROCESSORS = frozenset({"redaction", "risk", "tail_sampling", "batch", "memory_limiter"})
+"""The processor types :func:`build_chain` builds itself; any other type is built by its factory's ``create``."""
+
+
+def unbuildable(config: CollectorConfig) -> list[str]:
+    """A problem for each processor or exporter that nothing can build (a processor not built in whose factory has
+    no ``create``; an exporter type the exporters module does not make): such a component must stop the collector at
+    start, never be left out of its pipeline (a redaction step that silently does not run sends data out
+    unredacted)."""
+    from spanguard.collector.exporters import EXPORTER_CONFIGS
+
+    problems = [
+        f"processors.{pid}: type {component.type!r} has no create function in its factory, so it cannot run; "
+        "register it as Factory('processor', type, ConfigModel, create=make) (docs/collector-config.md)"
+        for pid, component in config.processors.items()
+        if component.type not in BUILT_IN_PROCESSORS and getattr(component.factory, "create", None) is None
+    ]
+    # Exporters are built by their own module for now: a type registered elsewhere is refused here, not at start.
+    problems += [
+        f"exporters.{eid}: type {component.type!r} cannot be built by this collector yet; "
+        f"known: {', '.join(EXPORTER_CONFIGS)}"
+        for eid, component in config.exporters.items()
+        if component.type not in EXPORTER_CONFIGS
+    ]
+    return problems
 
 
 def _admit_all(limiters: list[MemoryLimiter]) -> Any:
@@ -134,6 +160,13 @@ def build_chain(
         elif component.type == "memory_limiter":
             consumer = MemoryLimiter(settings, consumer)
             limiters.append(consumer)
+        else:
+            create = getattr(component.factory, "create", None)
+            if create is None:
+                raise ConfigError("; ".join(unbuildable(config)))
+            consumer = create(settings, consumer, telemetry)
+            if not isinstance(consumer, Consumer):
+                raise TypeError(f"processors.{pid}: its factory's create returned no consumer (a .consume(batch))")
         stages.append(consumer)
     return BuiltChain(consumer, list(reversed(stages)), redactors, samplers, limiters)
 
