@@ -4,8 +4,8 @@
   ``TracerProvider`` whose in-memory exporter and an app's own :class:`~.plant.RecordingProcessor` (registered before
   ``instrument()``) record every span; with ``redact=False`` it gives the raw spans the collector path starts from.
 * :func:`run_collector`: those raw spans over real OTLP gRPC and HTTP into spanguard's collector (default
-  ``redaction: {}``), read back at an OTLP sink and, through the collector's ``review`` exporter, from the review
-  service's API and its SQLite store.
+  ``redaction`` but for a time budget no loaded runner trips), read back at an OTLP sink and, through the collector's
+  ``review`` exporter, from the review service's API and its SQLite store.
 * :func:`redact_otlp`: the collector's redaction in-process, through the OTLP adapter
   (:func:`spanguard.processors.otlp.redact_resource_spans`), for the benchmark.
 
@@ -216,12 +216,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The corpus measures what redaction recognises, not how fast a loaded runner is: with the default 200 ms, a bundle of
+# clean values on a busy 2-core machine once failed closed whole and counted as six false positives. Failing closed on
+# the budget is tested in tests/processors/test_redaction.py.
+CLEAN_BUDGET_MS = 10_000
+
+
 def _collector_yaml(sink: Any, review_port: int) -> str:
     return f"""
 receivers:
   otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}, http: {{endpoint: "127.0.0.1:0"}}}}}}
 processors:
-  redaction: {{}}
+  redaction: {{time_budget_ms: {CLEAN_BUDGET_MS}}}
   risk: {{}}
   tail_sampling: {{decision_wait: 0.5s, root_grace: 0.05s, green_rate: 1.0, yellow_rate: 1.0, poll_interval: 0.05}}
   batch: {{}}

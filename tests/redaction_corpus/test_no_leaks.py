@@ -6,10 +6,10 @@ arrives is flattened to strings and searched trace by trace for each value's dis
 any 8 letters or digits of the value in a row, case and separators ignored; shorter values whole).
 
 Paths: the app's exporter and an app processor registered before ``instrument()`` (``on_end`` and ``on_start``); the
-LLM request headers of a session; the collector (default ``redaction: {}``) over OTLP gRPC and HTTP to a sink; the
-review exporter into the review service, read back through its API and from its SQLite rows. Failures list, per
-kind, the locations that leaked (values are never printed). The clean corpus must arrive unchanged (at most 1 %
-altered).
+LLM request headers of a session; the collector (default ``redaction`` but for its time budget) over OTLP gRPC and
+HTTP to a sink; the review exporter into the review service, read back through its API and from its SQLite rows.
+Failures list, per kind, the locations that leaked (values are never printed). The clean corpus must arrive unchanged
+(at most 1 % altered).
 """
 
 from __future__ import annotations
