@@ -37,7 +37,9 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, get_args
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from spanguard.collector.component import KINDS, TYPE_RE, Factory, Kind
+from spanguard.collector.confignet import Endpoint, parse_endpoint
 
 from spanguard import yamlconfig
 from spanguard.durations import Duration, parse_duration
@@ -67,8 +69,6 @@ __all__ = [
     "register",
 ]
 
-Kind = Literal["receiver", "processor", "exporter", "extension"]
-KINDS: Final[tuple[Kind, ...]] = ("receiver", "processor", "exporter", "extension")
 _SECTIONS: Final[dict[Kind, str]] = {
     "receiver": "receivers",
     "processor": "processors",
@@ -79,35 +79,10 @@ _TOP_LEVEL: Final = ("receivers", "processors", "exporters", "extensions", "serv
 PIPELINE_TYPES: Final = ("traces",)
 """Signal types a pipeline may carry: spanguard's collector handles traces only."""
 
-_TYPE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]+")
 _ID_HELP: Final = (
     "expected 'type' or 'type/name' (type: a letter, then letters, digits or '_'; name: letters, digits, '_', '.', '-')"
 )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Value types for component configs
-
-
-def parse_endpoint(value: str) -> str:
-    """``value`` when it is ``host:port`` (host may be empty, meaning every interface, or ``[v6]``); else ValueError."""
-    host, sep, port = value.rpartition(":")
-    bracketed = host.startswith("[") and host.endswith("]")
-    valid = (
-        bool(sep)
-        and re.fullmatch(r"[0-9]{1,5}", port) is not None
-        and int(port) <= 65535
-        and (bracketed or (":" not in host and "[" not in host and "]" not in host))
-        and not any(ch.isspace() for ch in host)
-    )
-    if not valid:
-        raise ValueError(f"invalid endpoint {value!r}: expected host:port, e.g. 127.0.0.1:4317 or [::1]:4317")
-    return value
-
-
-Endpoint = Annotated[str, AfterValidator(parse_endpoint)]
-"""A ``host:port`` string for component config models (the port must be 0..65535)."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -125,25 +100,6 @@ class ConfigError(yamlconfig.ConfigError):
 
 # --------------------------------------------------------------------------------------------------------------------
 # Factories
-
-
-@dataclass(frozen=True)
-class Factory:
-    """Makes components of one kind and type; ``config_class`` validates their settings (unknown keys refused)."""
-
-    kind: Kind
-    type: str
-    config_class: type[BaseModel]
-    create: Callable[..., Any] | None = None
-    """Builds the component from its validated config; the signature is the collector service's business."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown component kind {self.kind!r}; known: {', '.join(KINDS)}")
-        if not isinstance(self.type, str) or not _TYPE_RE.fullmatch(self.type):
-            raise ValueError(f"invalid component type {self.type!r}: a letter, then letters, digits or '_'")
-        if not (isinstance(self.config_class, type) and issubclass(self.config_class, BaseModel)):
-            raise TypeError(f"config_class of {self.kind} {self.type!r} must be a pydantic model class")
 
 
 def _nested_models(tp: Any) -> list[type[BaseModel]]:
@@ -221,7 +177,7 @@ def factories(kind: Kind) -> Mapping[str, Factory]:
 def parse_component_id(text: str) -> tuple[str, str]:
     """``(type, name)`` of a component id ``type`` or ``type/name`` (name ``""`` when absent); else ValueError."""
     type_, sep, name = text.partition("/")
-    if not _TYPE_RE.fullmatch(type_) or (sep and not _NAME_RE.fullmatch(name)):
+    if not TYPE_RE.fullmatch(type_) or (sep and not _NAME_RE.fullmatch(name)):
         raise ValueError(f"invalid id {text!r}: {_ID_HELP}")
     return type_, name
 

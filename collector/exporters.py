@@ -45,6 +45,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from spanguard.collector.component import Backpressure, PermanentError, TraceBatch
+from spanguard.collector.confignet import TlsClientConfig, client_ssl_context, grpc_channel_credentials, grpc_target
 from spanguard.collector.queue import (
     MemoryQueue,
     PersistentQueue,
@@ -69,8 +70,6 @@ from spanguard.collector.sending import (
     SendResult,
     SettingsModel,
     Timeout,
-    TlsConfig,
-    ssl_context,
 )
 from spanguard.exporters.review import ReviewExporterConfig, ReviewSender
 
@@ -90,7 +89,6 @@ __all__ = [
     "RotationConfig",
     "SendResult",
     "SendingQueueConfig",
-    "TlsConfig",
     "create_exporter",
 ]
 
@@ -110,7 +108,7 @@ class OtlpExporterConfig(_Model):
     the scheme then decides plaintext or TLS); TLS unless ``tls.insecure``."""
 
     endpoint: str = pydantic.Field(min_length=1)
-    tls: TlsConfig = TlsConfig()
+    tls: TlsClientConfig = TlsClientConfig()
     headers: Headers = {}
     compression: Literal["gzip", "none"] = "gzip"
     timeout: Timeout = 10.0
@@ -124,7 +122,7 @@ class OtlpHttpExporterConfig(_Model):
 
     endpoint: str | None = None
     traces_endpoint: str | None = None
-    tls: TlsConfig = TlsConfig()
+    tls: TlsClientConfig = TlsClientConfig()
     headers: Headers = {}
     compression: Literal["gzip", "none"] = "gzip"
     timeout: Timeout = 10.0
@@ -264,27 +262,12 @@ def _partial(response: ExportTraceServiceResponse) -> SendResult:
     return SendResult()
 
 
-def _read(path: str | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise OSError(f"cannot read tls.{what} {path!r}: {error.strerror or error}") from None
-
-
 class GrpcSender:
     """OTLP/gRPC with the official ``TraceServiceStub`` over one shared channel."""
 
     def __init__(self, config: OtlpExporterConfig) -> None:
         self._config = config
-        endpoint = config.endpoint.strip()
-        secure = not config.tls.insecure
-        for scheme, is_secure in (("http://", False), ("https://", True)):
-            if endpoint.startswith(scheme):
-                endpoint, secure = endpoint[len(scheme) :].split("/", 1)[0], is_secure
-        self.target = endpoint
-        self.secure = secure
+        self.target, self.secure = grpc_target(config.endpoint, insecure=config.tls.insecure)
         self._metadata = tuple((key.lower(), value) for key, value in config.headers.items())
         self._channel: Any = None
         self._stub: Any = None
@@ -305,12 +288,7 @@ class GrpcSender:
             tls = self._config.tls
             if tls.insecure_skip_verify:
                 logger.warning("otlp: tls.insecure_skip_verify is not supported for gRPC; the server is verified")
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=_read(tls.ca_file, "ca_file"),
-                private_key=_read(tls.key_file, "key_file"),
-                certificate_chain=_read(tls.cert_file, "cert_file"),
-            )
-            self._channel = grpc.secure_channel(self.target, credentials, options=options)
+            self._channel = grpc.secure_channel(self.target, grpc_channel_credentials(tls), options=options)
         else:
             self._channel = grpc.insecure_channel(self.target, options=options)
         logger.info("otlp: exporting to %s (%s)", safe_url(self.target), "TLS" if self.secure else "plaintext")
@@ -359,7 +337,7 @@ class HttpSender:
 
         self._httpx = httpx
         try:
-            verify = ssl_context(self.url, self._config.tls)
+            verify = client_ssl_context(self.url, self._config.tls)
         except (OSError, ssl.SSLError) as error:
             raise OSError(f"otlphttp: cannot load TLS files: {error}") from None
         self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)

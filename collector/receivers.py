@@ -59,7 +59,6 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
 import grpc
@@ -73,6 +72,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from spanguard.collector import otlp_json
 from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
+from spanguard.collector.confignet import Endpoint, TlsServerConfig, grpc_server_credentials, split_endpoint
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -89,7 +89,6 @@ __all__ = [
     "OtlpReceiverConfig",
     "Protocols",
     "ReceiverTelemetry",
-    "TlsSettings",
 ]
 
 logger = logging.getLogger("spanguard.collector.receivers")
@@ -107,54 +106,22 @@ _START_TIMEOUT = 10.0
 # ---------------------------------------------------------------------------------------------------- configuration
 
 
-def _split_endpoint(endpoint: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``; an empty host means every interface, as in the Collector)."""
-    host, sep, port_text = endpoint.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"endpoint must be host:port with a port from 0 to 65535, got {endpoint!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"an IPv6 endpoint must be written [address]:port, got {endpoint!r}")
-    return host or "0.0.0.0", int(port_text)
-
-
-class TlsSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """Server TLS: PEM certificate (chain) and private key files, which must exist when the config is loaded."""
-
-    cert_file: str
-    key_file: str
-
-    @pydantic.field_validator("cert_file", "key_file")
-    @classmethod
-    def _exists(cls, value: str) -> str:
-        if not Path(value).is_file():
-            raise ValueError(f"file not found: {value!r}")
-        return value
-
-
 class _ServerSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
-    endpoint: str
-    tls: TlsSettings | None = None
-
-    @pydantic.field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        _split_endpoint(value)
-        return value
+    endpoint: Endpoint
+    tls: TlsServerConfig | None = None
 
 
 class GrpcSettings(_ServerSettings, frozen=True, extra="forbid"):
     """OTLP/gRPC (``TraceService/Export``)."""
 
-    endpoint: str = "127.0.0.1:4317"
+    endpoint: Endpoint = "127.0.0.1:4317"
     max_recv_msg_size_mib: int = pydantic.Field(default=64, ge=1)
 
 
 class HttpSettings(_ServerSettings, frozen=True, extra="forbid"):
     """OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, optionally gzip)."""
 
-    endpoint: str = "127.0.0.1:4318"
+    endpoint: Endpoint = "127.0.0.1:4318"
     max_request_body_size_mib: int = pydantic.Field(default=64, ge=1)
 
 
@@ -523,7 +490,7 @@ class OtlpReceiver:
     # ---- gRPC
 
     def _start_grpc(self, settings: GrpcSettings) -> None:
-        host, port = _split_endpoint(settings.endpoint)
+        host, port = split_endpoint(settings.endpoint)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         limit = settings.max_recv_msg_size_mib * MIB
         self._grpc_pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=f"otlp-{self.name}-grpc")
@@ -544,10 +511,7 @@ class OtlpReceiver:
             if settings.tls is None:
                 bound = server.add_insecure_port(address)
             else:
-                credentials = grpc.ssl_server_credentials(
-                    [(Path(settings.tls.key_file).read_bytes(), Path(settings.tls.cert_file).read_bytes())]
-                )
-                bound = server.add_secure_port(address, credentials)
+                bound = server.add_secure_port(address, grpc_server_credentials(settings.tls))
         except RuntimeError:
             bound = 0
         if not bound:
@@ -569,7 +533,7 @@ class OtlpReceiver:
     # ---- HTTP
 
     def _start_http(self, settings: HttpSettings) -> None:
-        host, port = _split_endpoint(settings.endpoint)
+        host, port = split_endpoint(settings.endpoint)
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
             # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it a

@@ -6,7 +6,6 @@ can build on them without importing the collector's exporter module, which impor
 
 from __future__ import annotations
 
-import ssl
 from typing import Annotated, Literal, Protocol
 
 import pydantic
@@ -22,8 +21,6 @@ __all__ = [
     "SendingQueueConfig",
     "SettingsModel",
     "Timeout",
-    "TlsConfig",
-    "ssl_context",
 ]
 
 
@@ -45,25 +42,6 @@ class SendingQueueConfig(SettingsModel):
     num_consumers: int = pydantic.Field(default=2, ge=1, le=256)
 
 
-class TlsConfig(SettingsModel):
-    """``tls``: ``insecure`` (gRPC only: plaintext), CA to trust, client certificate for mutual TLS.
-
-    ``insecure_skip_verify`` keeps TLS but does not verify the server's certificate (testing only).
-    """
-
-    insecure: bool = False
-    insecure_skip_verify: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (client certificate for mutual TLS)")
-        return self
-
-
 Timeout = Annotated[Duration, pydantic.Field(gt=0)]
 
 
@@ -77,21 +55,6 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 Headers = Annotated[dict[str, str], pydantic.AfterValidator(_check_headers)]
-
-
-def ssl_context(url: str, tls: TlsConfig) -> ssl.SSLContext | bool:
-    """What ``httpx`` should verify with for ``url``: ``True`` (defaults) for ``http://``, else a context trusting
-    ``tls.ca_file`` (or the system's CAs), with the client certificate if given; ``tls.insecure_skip_verify`` turns
-    verification off. Raises ``OSError``/``ssl.SSLError`` when a file cannot be loaded."""
-    if not url.startswith("https://"):
-        return True
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 # ---------------------------------------------------------------------------------------------------------------------

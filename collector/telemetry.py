@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from spanguard.collector.confignet import split_endpoint
 
 logger = logging.getLogger("spanguard.collector")
 
@@ -182,7 +183,7 @@ class TelemetryServer:
     """Serves ``/metrics`` (Prometheus) and ``/healthz`` (200 only when every pipeline runs) on one address."""
 
     def __init__(self, address: str, metrics: CollectorMetrics | None, healthy: Callable[[], bool]) -> None:
-        host, _, port = address.rpartition(":")
+        host, port = split_endpoint(address, empty_host="127.0.0.1")
         metrics_ref, healthy_ref = metrics, healthy
 
         class Handler(BaseHTTPRequestHandler):
@@ -204,7 +205,7 @@ class TelemetryServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -24,10 +24,10 @@ import logging
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import pydantic
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from spanguard.collector.confignet import HttpUrl, TlsClientConfig, client_ssl_context
 from spanguard.collector.retry import RetryConfig, SendError, classify_http_status, parse_retry_after
 from spanguard.collector.sending import (
     Headers,
@@ -36,8 +36,6 @@ from spanguard.collector.sending import (
     SendResult,
     SettingsModel,
     Timeout,
-    TlsConfig,
-    ssl_context,
 )
 from spanguard.processors.otlp import views_of
 from spanguard.processors.view import EventView, SpanView
@@ -209,27 +207,10 @@ def encode_items(items: Sequence[dict[str, Any]]) -> bytes:
 # Config
 
 
-def _check_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(ch.isspace() for ch in value)
-        or parts.fragment
-    ):
-        raise ValueError("endpoint must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8080")
-    return value
-
-
 class ReviewExporterConfig(SettingsModel):
     """``exporters.review``: review items to the review service (``mode: review``) or to any URL (``webhook``)."""
 
-    endpoint: str = pydantic.Field(
+    endpoint: HttpUrl = pydantic.Field(
         min_length=1,
         description="review mode: the review service's base URL (items go to {endpoint}/v1/review-items); "
         "webhook mode: the URL to POST to, as given",
@@ -239,16 +220,11 @@ class ReviewExporterConfig(SettingsModel):
     )
     mode: Literal["review", "webhook"] = "review"
     headers: Headers = pydantic.Field(default={}, repr=False, description="extra request headers")
-    tls: TlsConfig = TlsConfig()
+    tls: TlsClientConfig = TlsClientConfig()
     timeout: Timeout = 10.0
     max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000, description="items per POST")
     sending_queue: SendingQueueConfig = SendingQueueConfig()
     retry_on_failure: RetryConfig = RetryConfig()
-
-    @pydantic.field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        return _check_url(value)
 
     @pydantic.field_validator("token")
     @classmethod
@@ -324,7 +300,7 @@ class ReviewSender:
 
         self._httpx = httpx
         try:
-            verify = ssl_context(self.url, self._config.tls)
+            verify = client_ssl_context(self.url, self._config.tls)
         except OSError as error:  # ssl.SSLError is an OSError
             raise OSError(f"review: cannot load TLS files: {error}") from None
         self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
