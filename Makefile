@@ -32,6 +32,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck.py
 
 test: lint phoenix
 	$(BIN)/python -m spanguard.semconv - | diff -u docs/attributes.md - || (echo "docs/attributes.md is stale: run $(BIN)/python -m spanguard.semconv" && exit 1)
@@ -52,4 +53,4 @@ docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md
 
 clean:
-	rm -rf $(VENV) $(PHOENIX_VENV) bench/.venvs .pytest_cache .ruff_cache .spanguard
+	rm -rf $(VENV) $(PHOENIX_VENV) bench/.venvs .pytest_cache .ruff_cache .spanguard .typecheck
