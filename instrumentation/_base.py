@@ -201,6 +201,8 @@ class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     scope: ClassVar[str]
     requirement: ClassVar[str]
+    library: ClassVar[str]
+    """The instrumented library's import name (``openai``): ``instrument()`` skips the instrumentor without it."""
     _telemetry: Telemetry | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:

@@ -382,6 +382,7 @@ class AnthropicInstrumentor(SpanguardInstrumentor):
 
     scope: ClassVar[str] = "spanguard.instrumentation.anthropic"
     requirement: ClassVar[str] = "anthropic >= 0.40"
+    library: ClassVar[str] = "anthropic"
     _sdk_tracer: Any = None
 
     def targets(self) -> list[Target]:

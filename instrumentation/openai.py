@@ -458,6 +458,7 @@ class OpenAIInstrumentor(SpanguardInstrumentor):
 
     scope: ClassVar[str] = "spanguard.instrumentation.openai"
     requirement: ClassVar[str] = "openai >= 1.40"
+    library: ClassVar[str] = "openai"
 
     def targets(self) -> list[Target]:
         """The wrapped methods, sync and async."""

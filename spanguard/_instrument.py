@@ -1,27 +1,38 @@
-"""``instrument()`` and ``uninstrument()``: the one line that turns LLM calls into spans."""
+"""``instrument()`` and ``uninstrument()``: the one line that turns LLM calls into spans.
+
+The instrumentors are spanguard's entry points in the ``opentelemetry_instrumentor`` group (those named
+``spanguard_*``), so an instrumented library is one module and one ``pyproject.toml`` line. Behaviour:
+docs/instrumentation.md; adding a library: docs/contributing.md ("An instrumented library").
+"""
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import os
 import sys
 import threading
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
-from spanguard.instrumentation import INSTRUMENTORS, gate, gate_state
+from spanguard.instrumentation import gate, gate_state
 from spanguard.instrumentation._base import SpanguardInstrumentor, ner_model_setting, redact_setting
 from spanguard.instrumentation._core import InstrumentOptions
 from spanguard.instrumentation.content import CaptureMode, capture_mode
 from spanguard.instrumentation.gate_policy import GatePolicy
 
 logger = logging.getLogger("spanguard")
+
+ENTRY_POINT_GROUP: Final = "opentelemetry_instrumentor"
+"""The entry point group of OpenTelemetry instrumentors (the one ``opentelemetry-instrument`` loads)."""
+ENTRY_POINT_PREFIX: Final = "spanguard_"
+"""The name prefix of spanguard's instrumentors in that group; ``instrument()`` leaves every other entry point (the
+official ``opentelemetry-instrumentation-*`` packages, say) to ``opentelemetry-instrument``."""
 
 _lock = threading.Lock()
 _active: list[SpanguardInstrumentor] = []
@@ -71,14 +82,17 @@ def instrument(
         gate.configure(endpoint=review_endpoint, token=review_token, policy=gate_policy)
         if review_endpoint or os.environ.get(gate.ENDPOINT_ENV):
             gate_state.enable_recording()
-        for module_name, class_name, library in INSTRUMENTORS:
-            if importlib.util.find_spec(library) is None:
+        for entry_point in spanguard_entry_points():
+            cls = _instrumentor_class(entry_point)
+            if cls is None or not _installed(cls.library):
                 continue
             try:
-                instrumentor = getattr(importlib.import_module(module_name), class_name)()
+                instrumentor = cls()
                 instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, options=options)
             except Exception:
-                logger.warning("spanguard: could not instrument %s; it stays uninstrumented", library, exc_info=True)
+                logger.warning(
+                    "spanguard: could not instrument %s; it stays uninstrumented", cls.library, exc_info=True
+                )
                 continue
             if instrumentor.is_instrumented_by_opentelemetry:
                 _active.append(instrumentor)
@@ -119,11 +133,49 @@ def current_tracer_provider() -> TracerProvider | None:
     return _tracer_provider
 
 
+def spanguard_entry_points() -> list[EntryPoint]:
+    """spanguard's instrumentors: the ``opentelemetry_instrumentor`` entry points named ``spanguard_*``, by name
+    (a name seen twice, from two copies of one distribution on the path, counts once)."""
+    found: dict[str, EntryPoint] = {}
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name.startswith(ENTRY_POINT_PREFIX):
+            found.setdefault(entry_point.name, entry_point)
+    return [found[name] for name in sorted(found)]
+
+
+def _instrumentor_class(entry_point: EntryPoint) -> type[SpanguardInstrumentor] | None:
+    """The instrumentor class ``entry_point`` names (its module holds no SDK import, so this stays cheap), or None,
+    with a warning, when it cannot be loaded or is not a :class:`SpanguardInstrumentor`."""
+    try:
+        cls = entry_point.load()
+    except Exception:
+        logger.warning("spanguard: cannot load %s (%s)", entry_point.name, entry_point.value, exc_info=True)
+        return None
+    if not (isinstance(cls, type) and issubclass(cls, SpanguardInstrumentor)):
+        logger.warning(
+            "spanguard: entry point %s (%s) is not a SpanguardInstrumentor; skipped",
+            entry_point.name,
+            entry_point.value,
+        )
+        return None
+    return cls
+
+
+def _installed(library: str) -> bool:
+    """Whether ``library`` (an import name, perhaps dotted) can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(library) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        return False
+
+
 def _instrumentors_in_effect() -> list[Any]:
+    """The instrumentors ``opentelemetry-instrument`` (or ``instrument()``) has in effect; imports nothing."""
     found = []
-    for module_name, class_name, _ in INSTRUMENTORS:
-        module = sys.modules.get(module_name)
-        cls = getattr(module, class_name, None) if module else None
-        if cls is not None and cls._instance is not None and cls._instance.is_instrumented_by_opentelemetry:
-            found.append(cls._instance)
+    for entry_point in spanguard_entry_points():
+        module = sys.modules.get(entry_point.module)
+        cls = getattr(module, entry_point.attr, None) if module else None
+        instance = getattr(cls, "_instance", None)
+        if instance is not None and instance.is_instrumented_by_opentelemetry:
+            found.append(instance)
     return found
