@@ -5,15 +5,40 @@ consumer; processors are consumers that pass (possibly changed, possibly fewer) 
 consumers: they put batches on their sending queue, and a request is acknowledged to its client only once every
 exporter of the pipeline has queued it. A full queue or memory limit raises :class:`Backpressure`, which receivers
 turn into a status OTLP clients retry.
+
+Every component is made by its :class:`Factory`'s ``create(settings, next_consumer, telemetry)``; the service only
+wires what the factories return. How to write one: docs/collector-config.md ("For component authors").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from pydantic import BaseModel
+
+__all__ = [
+    "KINDS",
+    "Admission",
+    "Backpressure",
+    "Component",
+    "Consumer",
+    "Create",
+    "Factory",
+    "Kind",
+    "PermanentError",
+    "Settings",
+    "TraceBatch",
+]
+
+Kind = Literal["receiver", "processor", "exporter", "extension"]
+KINDS: Final[tuple[Kind, ...]] = ("receiver", "processor", "exporter", "extension")
+TYPE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+"""What a component type may be: a letter, then letters, digits or ``_``."""
 
 
 class Backpressure(Exception):
@@ -67,3 +92,67 @@ class Component(Protocol):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop, draining what can be drained within ``timeout`` seconds."""
+
+
+@runtime_checkable
+class Admission(Protocol):
+    """A processor that also vets each request before it is parsed (the memory limiter).
+
+    The service finds it by this method on what a processor's factory created, and has the pipeline's receivers call
+    it with each request's size on the wire; it raises :class:`Backpressure` to refuse.
+    """
+
+    def admit(self, request_bytes: int) -> None:
+        """Refuse (raise :class:`Backpressure`) when taking ``request_bytes`` more would be too much."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a factory's ``create`` gets about the component to build."""
+
+    id: str
+    """The component id, ``type`` or ``type/name`` (``otlp/sink``)."""
+    kind: Kind
+    type: str
+    config: BaseModel
+    """The validated settings: an instance of the factory's ``config_class``."""
+    pipeline: str | None = None
+    """The pipeline's id for a processor (``traces``); ``None`` for the other kinds."""
+    pipeline_types: tuple[str, ...] = ()
+    """The processor types of that pipeline, in order (risk steps aside when tail_sampling follows it)."""
+    pipeline_configs: tuple[BaseModel, ...] = ()
+    """The validated configs of that pipeline's processors, in the same order (tail_sampling finds risk's rules)."""
+    config_dir: Path | None = None
+    """The config file's directory (``None`` for a config given as text)."""
+
+
+Create = Callable[[Settings, Any, Any], Any]
+"""``create(settings, next_consumer, telemetry)``: the component (see :class:`Factory`)."""
+
+
+@dataclass(frozen=True)
+class Factory:
+    """Makes components of one kind and type; ``config_class`` validates their settings (unknown keys refused)."""
+
+    kind: Kind
+    type: str
+    config_class: type[BaseModel]
+    create: Create | None = None
+    """``create(settings, next_consumer, telemetry)`` builds the component. ``next_consumer``: for a processor the
+    consumer after it (it may return ``next_consumer`` itself when it has nothing to do in this pipeline), for a
+    receiver the pipeline's entry; ``None`` for exporters and extensions. ``telemetry`` is the collector's
+    :class:`~spanguard.collector.telemetry.CollectorMetrics`, where a component registers what it reports.
+    Processors and exporters return a :class:`Consumer`; every component has ``start``/``shutdown``."""
+    in_workers: bool = True
+    """For a processor in a pipeline with ``workers``: built in the worker processes (``True``), or in the
+    collector's own process instead (``False``: the memory limiter, which vets requests before they are parsed)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown component kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if not isinstance(self.type, str) or not TYPE_RE.fullmatch(self.type):
+            raise ValueError(f"invalid component type {self.type!r}: a letter, then letters, digits or '_'")
+        if not (isinstance(self.config_class, type) and issubclass(self.config_class, BaseModel)):
+            raise TypeError(f"config_class of {self.kind} {self.type!r} must be a pydantic model class")
+        if self.create is not None and not callable(self.create):
+            raise TypeError(f"create of {self.kind} {self.type!r} must be callable")
