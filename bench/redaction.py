@@ -532,7 +532,7 @@ def presidio_engine(entities: Sequence[str], model: str, threshold: float) -> En
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_anonymizer import AnonymizerEngine
-    from spanguard.processors.secrets import secret_recognizers
+    from spanguard.processors.redaction.secrets import secret_recognizers
 
     provider = NlpEngineProvider(
         nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}

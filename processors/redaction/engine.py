@@ -1,46 +1,53 @@
-"""PII and secret redaction over plain values: texts, attribute maps and span views.
+"""The redactor: texts, attribute maps and span views redacted with the registry's recognizers behind the trigger
+screen, values redacted by the key that holds them, JSON walked to its string leaves, and every failure closed.
 
-Presidio recognizers (its own, spanguard's secret recognizers in :mod:`spanguard.processors.secrets`, the PII ones in
-:mod:`spanguard.processors.pii`, and a user's from ``recognizers:``) run behind cheap triggers screened in one RE2 pass;
-values are also redacted by the key that holds them. What is detected, where, with which operators, and how it fails
-closed: docs/redaction.md.
+What is detected, where, with which operators, and how it fails closed: docs/redaction.md.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import json
 import logging
 import re
 import threading
 import time
-import unicodedata
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import phonenumbers
 import re2
 import regex
-import tldextract
-from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
-from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
-    EmailRecognizer,
-    IbanRecognizer,
-    IpRecognizer,
-    PhoneRecognizer,
-    UsSsnRecognizer,
+from presidio_analyzer import EntityRecognizer, PatternRecognizer
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+from spanguard.processors.redaction.config import KEY_SPLIT, RedactionConfig, key_words
+from spanguard.processors.redaction.entities import (
+    DEFAULT_ENTITIES,
+    DROPPED_KEY,
+    NER_ENTITIES,
+    PERSON,
+    PHONE_NUMBER,
+    REDACTION_FAILED,
+    SECRET_ENTITIES,
+    STREET_ADDRESS,
+    STRUCTURED_ENTITIES,
+    URL_QUERY,
 )
-from presidio_anonymizer.operators import Mask, Redact, Replace
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
-from spanguard.processors import names as _names
-from spanguard.processors import pii as _pii
-from spanguard.processors import secrets as _secrets
+from spanguard.processors.redaction.ner import NER_CANDIDATE, NerPass, warn_no_ner_once
+from spanguard.processors.redaction.operators import REDACTED, Operators
+from spanguard.processors.redaction.recognizers import OfflineEmailRecognizer
+from spanguard.processors.redaction.registry import RecognizerRegistry, RegisteredRecognizer, builtin_registry
+from spanguard.processors.redaction.results import Detection, RedactedAttributes, RedactedText
+from spanguard.processors.redaction.screen import (
+    ROOMY,
+    WARM_UP_TEXT,
+    AsciiScreen,
+    DigitsTrigger,
+    TriggerFunction,
+    TriggerSets,
+)
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (
     GEN_AI_CONTENT_ATTRIBUTES,
@@ -52,50 +59,21 @@ from spanguard.semconv import (
     SPANGUARD_REDACTION_COUNT,
     SPANGUARD_REDACTION_ENTITIES,
 )
+from spanguard.semconv.redaction import DROPPED_MARKER, FAILED_MARKER
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
 
+__all__ = [
+    "CONTENT_ATTRIBUTES",
+    "MESSAGE_ATTRIBUTES",
+    "STRUCTURAL_KEYS",
+    "URL_KEYS",
+    "Redactor",
+    "default_redactor",
+]
+
 logger = logging.getLogger("spanguard.processors.redaction")
-
-# --- entity types ---------------------------------------------------------------------------------------------------
-
-EMAIL_ADDRESS: Final = "EMAIL_ADDRESS"
-PHONE_NUMBER: Final = "PHONE_NUMBER"
-CREDIT_CARD: Final = "CREDIT_CARD"
-IBAN_CODE: Final = "IBAN_CODE"
-US_SSN: Final = "US_SSN"
-IP_ADDRESS: Final = "IP_ADDRESS"
-PERSON: Final = "PERSON"
-LOCATION: Final = "LOCATION"
-USER_ID: Final = "USER_ID"
-"""The type of a value held by a key that names a user's identity (``user.id``, ``enduser.id``)."""
-URL_QUERY: Final = "URL_QUERY"
-"""The type of a query-string value of a URL attribute (``url.query``, the query part of ``url.full``)."""
-TAX_ID: Final = _pii.TAX_ID
-NATIONAL_ID: Final = "NATIONAL_ID"
-"""The type of a value held by a key that names a national identity number (``national_id``, ``id_card``)."""
-DROPPED_KEY: Final = "DROPPED_KEY"
-"""The type counted for an attribute (or JSON value) removed because its key matches ``always_drop``."""
-REDACTION_FAILED: Final = "REDACTION_FAILED"
-"""The type counted for a value that failed closed."""
-FAILED_MARKER: Final = "<REDACTION_FAILED>"
-DROPPED_MARKER: Final = "<DROPPED_KEY>"
-
-STRUCTURED_ENTITIES: Final[tuple[str, ...]] = tuple(
-    dict.fromkeys((EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS, *_pii.PII_ENTITIES))
-)
-SECRET_ENTITIES: Final[tuple[str, ...]] = _secrets.SECRET_ENTITIES
-NER_ENTITIES: Final[tuple[str, ...]] = (PERSON, LOCATION)
-KEY_ENTITIES: Final[tuple[str, ...]] = (USER_ID, URL_QUERY, NATIONAL_ID)
-"""Types only ever found by the key that holds a value (see ``redact_keys``)."""
-DEFAULT_ENTITIES: Final[tuple[str, ...]] = STRUCTURED_ENTITIES + SECRET_ENTITIES + NER_ENTITIES + KEY_ENTITIES
-"""Every entity type spanguard can detect (``PERSON``/``LOCATION`` only with ``ner_model``)."""
-ENTITY_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
-    "SECRETS": SECRET_ENTITIES,
-    "API_KEY": (_secrets.OPENAI_API_KEY, _secrets.ANTHROPIC_API_KEY, _secrets.SECRET),
-}
-"""Names accepted in ``entities`` and ``operators`` that stand for several types."""
 
 CONTENT_ATTRIBUTES: Final[frozenset[str]] = frozenset(GEN_AI_CONTENT_ATTRIBUTES)
 """Attributes that hold JSON (always parsed, even a bare JSON string); other values are parsed when they look like a
@@ -104,191 +82,8 @@ MESSAGE_ATTRIBUTES: Final = frozenset(
     {GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS, GEN_AI_TOOL_DEFINITIONS}
 )
 """Content attributes that are lists of messages, parts or tool definitions (see ``STRUCTURAL_KEYS``)."""
-
-DEFAULT_NEVER_SCAN: Final[tuple[str, ...]] = (
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.response.id",
-    "gen_ai.response.finish_reasons",
-    "gen_ai.conversation.id",
-    "gen_ai.tool.call.id",
-    "gen_ai.tool.name",
-    "gen_ai.tool.type",
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "gen_ai.agent.id",
-    "gen_ai.output.type",
-    "gen_ai.token.type",
-    "gen_ai.request.encoding_formats",
-    "openai.response.system_fingerprint",
-    "openai.request.service_tier",
-    "openai.response.service_tier",
-    "server.address",
-    "error.type",
-    "otel.*",
-    "telemetry.sdk.*",
-    "service.name",
-    "service.version",
-    "spanguard.*",
-    "trace_id",
-    "span_id",
-    "*.trace_id",
-    "*.span_id",
-)
-"""Ids, model names and enumerations: never personal data, and ids must stay intact for sampling and sessions
-(``spanguard.*`` except the free-text attributes of ``SPANGUARD_FREE_TEXT_ATTRIBUTES``, which are always scanned)."""
-
-DEFAULT_ALWAYS_DROP: Final[tuple[str, ...]] = (
-    "http.request.header.authorization",
-    "http.request.header.proxy-authorization",
-    "http.request.header.cookie",
-    "http.response.header.set-cookie",
-    "http.request.header.x-api-key",
-    "*authorization*",
-    "*api_key*",
-    "*api-key*",
-    "*apikey*",
-    "*password*",
-    "*passwd*",
-    "*secret*",
-    "*cookie*",
-    "*private_key*",
-    "*access_token*",
-    "*refresh_token*",
-    "*session_token*",
-)
-"""Keys whose values are credentials whatever they look like."""
-
-DEFAULT_REDACT_KEYS: Final[Mapping[str, str]] = {
-    "user.email": EMAIL_ADDRESS,
-    "user.full_name": PERSON,
-    "user.name": PERSON,
-    "user.id": USER_ID,
-    "enduser.id": USER_ID,
-    "enduser.pseudo.id": USER_ID,
-    "client.address": IP_ADDRESS,
-    "client.socket.address": IP_ADDRESS,
-}
-"""The conventions' personal-data attributes: their values are redacted as the given type, whatever they look like."""
-
-DEFAULT_REDACT_KEY_WORDS: Final[Mapping[str, str]] = {
-    "email": EMAIL_ADDRESS,
-    "emails": EMAIL_ADDRESS,
-    "e_mail": EMAIL_ADDRESS,
-    "phone": PHONE_NUMBER,
-    "phones": PHONE_NUMBER,
-    "telephone": PHONE_NUMBER,
-    "mobile": PHONE_NUMBER,
-    "msisdn": PHONE_NUMBER,
-    "fax": PHONE_NUMBER,
-    "tel": PHONE_NUMBER,
-    "ssn": US_SSN,
-    "social_security": US_SSN,
-    "full_name": PERSON,
-    "fullname": PERSON,
-    "first_name": PERSON,
-    "firstname": PERSON,
-    "last_name": PERSON,
-    "lastname": PERSON,
-    "given_name": PERSON,
-    "family_name": PERSON,
-    "surname": PERSON,
-    "middle_name": PERSON,
-    "maiden_name": PERSON,
-    "customer_name": PERSON,
-    "contact_name": PERSON,
-    "cardholder_name": PERSON,
-    "password": _secrets.SECRET,
-    "passwd": _secrets.SECRET,
-    "pwd": _secrets.SECRET,
-    "passcode": _secrets.SECRET,
-    "passphrase": _secrets.SECRET,
-    "pin": _secrets.SECRET,
-    "token": _secrets.SECRET,
-    "secret": _secrets.SECRET,
-    "api_key": _secrets.SECRET,
-    "apikey": _secrets.SECRET,
-    "access_key": _secrets.SECRET,
-    "private_key": _secrets.SECRET,
-    "credential": _secrets.SECRET,
-    "credentials": _secrets.SECRET,
-    "webhook": _secrets.SECRET,
-    "webhook_url": _secrets.SECRET,
-    "dsn": _secrets.SECRET,
-    "connection_string": _secrets.SECRET,
-    "card_number": CREDIT_CARD,
-    "credit_card": CREDIT_CARD,
-    "cc_number": CREDIT_CARD,
-    "card_no": CREDIT_CARD,
-    "iban": IBAN_CODE,
-    "account_number": _pii.US_BANK_NUMBER,
-    "bank_account": _pii.US_BANK_NUMBER,
-    "dob": _pii.DATE_OF_BIRTH,
-    "date_of_birth": _pii.DATE_OF_BIRTH,
-    "birth_date": _pii.DATE_OF_BIRTH,
-    "birthdate": _pii.DATE_OF_BIRTH,
-    "birthday": _pii.DATE_OF_BIRTH,
-    "street": _pii.STREET_ADDRESS,
-    "street_address": _pii.STREET_ADDRESS,
-    "home_address": _pii.STREET_ADDRESS,
-    "shipping_address": _pii.STREET_ADDRESS,
-    "billing_address": _pii.STREET_ADDRESS,
-    "mailing_address": _pii.STREET_ADDRESS,
-    "postal_address": _pii.STREET_ADDRESS,
-    "delivery_address": _pii.STREET_ADDRESS,
-    "address_line": _pii.STREET_ADDRESS,
-    "passport": _pii.PASSPORT,
-    "driver_license": _pii.US_DRIVER_LICENSE,
-    "drivers_license": _pii.US_DRIVER_LICENSE,
-    "driving_licence": _pii.US_DRIVER_LICENSE,
-    "driving_license": _pii.US_DRIVER_LICENSE,
-    "licence_number": _pii.US_DRIVER_LICENSE,
-    "license_number": _pii.US_DRIVER_LICENSE,
-    "dl_number": _pii.US_DRIVER_LICENSE,
-    "ni_number": _pii.UK_NINO,
-    "nino": _pii.UK_NINO,
-    "national_insurance": _pii.UK_NINO,
-    "nhs": _pii.UK_NHS,
-    "aadhaar": _pii.IN_AADHAAR,
-    "aadhar": _pii.IN_AADHAAR,
-    "pan": _pii.IN_PAN,
-    "tax_id": TAX_ID,
-    "taxid": TAX_ID,
-    "tax_number": TAX_ID,
-    "tin": TAX_ID,
-    "ein": TAX_ID,
-    "itin": TAX_ID,
-    "vat_number": TAX_ID,
-    "vat_id": TAX_ID,
-    "national_id": NATIONAL_ID,
-    "id_card": NATIONAL_ID,
-    "id_number": NATIONAL_ID,
-    "personal_id": NATIONAL_ID,
-}
-"""Words of a key (split at ``. _ -`` and camelCase, lower-cased) that say what its value holds: a key containing one
-of them (``customer.phone``, ``billingEmail``, ``x-api-key``) has its scalar values redacted as the given type. A key
-that is just ``address`` counts as ``STREET_ADDRESS``; ``ip_address`` and ``server.address`` do not."""
-
 URL_KEYS: Final[tuple[str, ...]] = ("url.full", "url.original", "http.url", "http.target", "url.query")
 """Attributes holding a URL (or, for ``url.query``, a query string) whose query values are redacted as ``URL_QUERY``."""
-
-Operator = Literal["replace", "mask", "hash", "drop"]
-
-_MASK_KEEP_LAST: Final = frozenset({CREDIT_CARD, IBAN_CODE, US_SSN, PHONE_NUMBER})
-_NER_LABELS: Final[Mapping[str, str]] = {
-    "PERSON": PERSON,
-    "PER": PERSON,
-    "GPE": LOCATION,
-    "LOC": LOCATION,
-    "FAC": LOCATION,
-    "LOCATION": LOCATION,
-}
-_NER_SCORE: Final = 0.85  # Presidio's SpacyRecognizer default strength
-_CODE_LIKE: Final = regex.compile(r"[^\p{Ll}]*\d[^\p{Ll}]*")  # an identifier: a digit and no lower-case letter
-# An identifier among a model's words: a digit and a "-", ".", "_", "/", ":" or "#" inside (OHP-3798-TS, v15.0.124).
-_CODE_TOKEN: Final = regex.compile(r"(?<!\S)(?=\S*\d)\S*[\w][-._/:#][\w]\S*")
-_NER_CANDIDATE: Final = regex.compile(r"\p{Lu}\p{Ll}|\p{Lo}")  # a capitalised word, or a script without case
 _CONTEXT_FACTOR: Final = 0.35  # Presidio's LemmaContextAwareEnhancer defaults
 _CONTEXT_MIN_SCORE: Final = 0.4
 _CONTEXT_WORDS: Final = 5
@@ -304,279 +99,21 @@ STRUCTURAL_KEYS: Final = frozenset({"role", "type", "id", "finish_reason", "mime
 _RESOURCE_CACHE_SIZE: Final = 256  # distinct resources whose redaction is kept (a fleet has few)
 _MISS: Final = object()
 _NO_RESOURCES: Final[Mapping[int, Any]] = {}
-_NER_CACHE_SIZE: Final = 4096  # NER results of recent texts (system prompts, earlier turns), by 128-bit digest
-_NER_CHARS_PER_BUDGET: Final = 1000  # the NER pass gets time_budget_ms per text or per 1,000 characters of it
 _PRIORITY: Final[Mapping[str, int]] = {
     **{entity: 2 for entity in SECRET_ENTITIES},
     **{entity: 1 for entity in STRUCTURED_ENTITIES},
 }
-
-# Offline public-suffix data: the snapshot bundled with tldextract, no cache directory, never the network.
-_TLD_EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-
-# --- configuration --------------------------------------------------------------------------------------------------
-
-
-def _expand(names: Iterable[str], what: str, custom: Iterable[str] = ()) -> tuple[str, ...]:
-    known = set(DEFAULT_ENTITIES) | set(custom)
-    out: list[str] = []
-    for name in names:
-        for entity in ENTITY_GROUPS.get(name, (name,)):
-            if entity not in known:
-                raise ValueError(
-                    f"unknown entity type {entity!r} in {what}; known: {', '.join(sorted(known))} "
-                    f"and the groups {', '.join(ENTITY_GROUPS)}"
-                )
-            if entity not in out:
-                out.append(entity)
-    return tuple(out)
-
-
-_ENTITY_NAME: Final = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
-
-
-class PatternSpec(BaseModel, frozen=True, extra="forbid"):
-    """One pattern of a user's recognizer: a regular expression (the ``regex`` module's syntax) and its score."""
-
-    name: str = "pattern"
-    regex: str = Field(min_length=1)
-    score: float = Field(default=0.5, ge=0.0, le=1.0)
-
-    @field_validator("regex", mode="after")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            compiled = regex.compile(value, flags=regex.DOTALL | regex.MULTILINE)
-            re.compile(value, flags=re.DOTALL | re.MULTILINE)
-        except (regex.error, re.error) as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if compiled.search("") is not None:
-            raise ValueError("the pattern matches the empty text, so it would match everywhere")
-        return value
-
-
-class RecognizerSpec(BaseModel, frozen=True, extra="forbid"):
-    """A user's recognizer, in the shape of Presidio's ``add_recognizers_from_yaml`` entries."""
-
-    name: str = Field(min_length=1)
-    supported_entity: str
-    """The entity type it finds: upper-case letters, digits and ``_`` (``EMPLOYEE_ID``)."""
-    patterns: tuple[PatternSpec, ...] = Field(min_length=1)
-    context: tuple[str, ...] = ()
-    """Words that raise a match's score by 0.35 when among the five words before it (or in its key)."""
-    negative_context: tuple[str, ...] = ()
-    """Words that lower a match's score by 0.35 when among the three words before it."""
-    supported_language: str = "en"
-
-    @field_validator("supported_entity", mode="after")
-    @classmethod
-    def _entity_name(cls, value: str) -> str:
-        if not _ENTITY_NAME.fullmatch(value):
-            raise ValueError("an entity type is 2-64 upper-case letters, digits or '_', starting with a letter")
-        if value in (DROPPED_KEY, REDACTION_FAILED):
-            raise ValueError(f"{value} is reserved")
-        return value
-
-    def build(self) -> EntityRecognizer:
-        """The Presidio recognizer, with a trigger made of its own patterns."""
-        recognizer = PatternRecognizer(
-            supported_entity=self.supported_entity,
-            name=self.name,
-            patterns=[Pattern(p.name, p.regex, p.score) for p in self.patterns],
-            context=list(self.context) or None,
-            supported_language=self.supported_language,
-            global_regex_flags=regex.DOTALL | regex.MULTILINE,
-        )
-        recognizer.trigger = _secrets.Trigger(patterns=tuple(p.regex for p in self.patterns))  # type: ignore[attr-defined]
-        recognizer.negative_context = list(self.negative_context)  # type: ignore[attr-defined]
-        return recognizer
-
-
-class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
-    """What the redactor detects and how it rewrites it; validated when built (bad values name their field)."""
-
-    recognizers: tuple[RecognizerSpec, ...] = ()
-    """The user's own pattern recognizers, run beside spanguard's; their entity types join ``entities``."""
-    entities: tuple[str, ...] = Field(default=DEFAULT_ENTITIES, validate_default=True)
-    """Entity types to detect (see :data:`DEFAULT_ENTITIES`; :data:`ENTITY_GROUPS` names are expanded)."""
-    operators: dict[str, Operator] = Field(default_factory=dict)
-    """Operator per entity type (group names allowed); the others use ``default_operator``."""
-    default_operator: Operator = "replace"
-    hash_key: SecretStr | None = Field(default=None, validate_default=True)
-    """HMAC key of the ``hash`` operator (at least 16 characters); required when any operator is ``hash``."""
-    never_scan: tuple[str, ...] = DEFAULT_NEVER_SCAN
-    """Attribute keys (fnmatch globs, case-insensitive) passed through unscanned."""
-    always_drop: tuple[str, ...] = DEFAULT_ALWAYS_DROP
-    """Attribute keys (fnmatch globs, case-insensitive) whose attribute is removed; inside JSON, whose value becomes
-    ``"<DROPPED_KEY>"``."""
-    redact_keys: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEYS))
-    """Attribute keys (fnmatch globs, case-insensitive) whose values are redacted whole as the given type."""
-    redact_key_words: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEY_WORDS))
-    """Key words (see :data:`DEFAULT_REDACT_KEY_WORDS`) whose keys' values, in attributes and in JSON, are redacted
-    whole as the given type."""
-    scan_resource: bool = True
-    """Also redact resource attributes (once per distinct resource of a batch)."""
-    scan_names: bool = True
-    """Also redact span names, event names and attribute keys (JSON object keys are never changed)."""
-    ner_model: str | None = None
-    """A spaCy model (package name or path) for PERSON/LOCATION, loaded when either is in ``entities`` (a model that
-    cannot be loaded makes :class:`Redactor` raise); None: those are not detected."""
-    time_budget_ms: float = Field(default=200.0, gt=0)
-    """Analysis time allowed per value (see the module notes for JSON and NER); beyond it the value fails closed."""
-    score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
-    """Detections scoring below this are ignored (Presidio's scores: phone 0.4, validated card/IBAN/e-mail 1.0)."""
-
-    @field_validator("entities", mode="after")
-    @classmethod
-    def _known_entities(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        custom = _custom_entities(info)
-        expanded = _expand(value, "entities", custom)
-        return expanded + tuple(e for e in custom if e not in expanded)
-
-    @field_validator("operators", mode="after")
-    @classmethod
-    def _known_operator_keys(cls, value: dict[str, Operator], info: ValidationInfo) -> dict[str, Operator]:
-        out: dict[str, Operator] = {}
-        for name, operator in value.items():
-            for entity in _expand((name,), "operators", _custom_entities(info)):
-                out[entity] = operator
-        return out
-
-    @field_validator("redact_keys", "redact_key_words", mode="after")
-    @classmethod
-    def _known_key_entities(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        custom = _custom_entities(info)
-        for key, entity in value.items():
-            if not key.strip():
-                raise ValueError("keys must not be empty")
-            _expand((entity,), f"{info.field_name}[{key!r}]", custom)
-        if info.field_name == "redact_key_words":
-            return {"_".join(_key_words(word)): entity for word, entity in value.items()}
-        return value
-
-    @field_validator("never_scan", "always_drop", mode="after")
-    @classmethod
-    def _non_empty_globs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not glob for glob in value):
-            raise ValueError("key patterns must not be empty")
-        return value
-
-    @field_validator("ner_model", mode="after")
-    @classmethod
-    def _non_empty_model(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("ner_model must name a spaCy model or be null")
-        return value
-
-    @field_validator("hash_key", mode="after")
-    @classmethod
-    def _key_for_hash(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        operators = info.data.get("operators") or {}
-        uses_hash = info.data.get("default_operator") == "hash" or "hash" in operators.values()
-        if uses_hash and value is None:
-            raise ValueError("hash_key is required when an operator is 'hash'")
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("hash_key must have at least 16 characters")
-        return value
-
-    def custom_recognizers(self) -> list[EntityRecognizer]:
-        """The recognizers of ``recognizers``, built."""
-        return [spec.build() for spec in self.recognizers]
-
-    def operator_for(self, entity: str) -> Operator:
-        """The operator applied to ``entity``."""
-        return self.operators.get(entity, self.default_operator)
-
-
-def _custom_entities(info: ValidationInfo) -> tuple[str, ...]:
-    return tuple(spec.supported_entity for spec in info.data.get("recognizers") or ())
-
-
-_KEY_SPLIT: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-
-
-def _key_words(key: str) -> list[str]:
-    """The lower-case words of a key: ``billingEmail`` -> billing, email; ``X-API-Key`` -> x, api, key."""
-    return [word.lower() for word in _KEY_SPLIT.findall(key)]
-
-
-# --- results --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """One detected entity: its type, character offsets in the analyzed text and score (never the value)."""
-
-    entity_type: str
-    start: int
-    end: int
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class RedactedText:
-    """A redacted text and the types of what was redacted, one per occurrence, in text order."""
-
-    text: str
-    entities: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RedactedAttributes:
-    """A new attribute map, the number of redactions in it and their types."""
-
-    attributes: dict[str, Any]
-    count: int = 0
-    entities: frozenset[str] = frozenset()
 
 
 class _BudgetExceeded(Exception):
     """Analysis of a value took longer than its budget."""
 
 
-# --- recognizers ----------------------------------------------------------------------------------------------------
-
-
-class OfflineEmailRecognizer(EmailRecognizer):
-    """Presidio's e-mail recognizer with its domain check on tldextract's bundled suffix list (never the network),
-    and without the ``password@host`` part of ``scheme://user:password@host`` URLs (that is a ``URL_PASSWORD``)."""
-
-    def validate_result(self, pattern_text: str) -> bool:
-        """True when the domain ends in a known public suffix."""
-        return _TLD_EXTRACT(pattern_text.rpartition("@")[2]).fqdn != ""
-
-    @staticmethod
-    def trim_start(text: str, start: int, end: int) -> int:
-        """Where the address starts: after the last ``/`` of its local part (``/u/ada@example.com`` in a URL)."""
-        at = text.find("@", start, end)
-        slash = text.rfind("/", start, at) if at > 0 else -1
-        return slash + 1 if slash >= 0 else start
-
-    def keep_match(self, text: str, start: int, end: int) -> bool:
-        """False for a match in the credentials of a URL (``scheme://user:password@host``, ``scheme://token@host``):
-        the text from ``://`` to the match's ``@`` is then all authority (no ``/?#@``) and the match starts in it."""
-        token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
-        scheme_end = text.rfind("://", token_start, start)
-        if scheme_end < 0:
-            return True
-        at = text.find("@", start, end)
-        authority = text[scheme_end + 3 : at]
-        return at < 0 or any(c in authority for c in "/?#@")
-
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: Any = None) -> list:
-        """Presidio's analysis, without URL credentials."""
-        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-        for r in results:
-            r.start = self.trim_start(text, r.start, r.end)
-        return [r for r in results if self.keep_match(text, r.start, r.end)]
-
-
 @dataclass(slots=True)
 class _Recognizer:
     recognizer: EntityRecognizer
     entity: str
-    trigger: Callable[[str, str], bool]
+    trigger: TriggerFunction
     patterns: list[tuple[Any, float]] | None  # compiled (regex module) patterns for the fast path, else None
     context: frozenset[str]
     negative: frozenset[str] = frozenset()  # words that say "this is not one" (an order number is not a phone)
@@ -591,285 +128,14 @@ class _Recognizer:
         return frozenset(i for i, slot in enumerate(self.screen_of) if slot is not None and slot not in hits)
 
 
-class _DigitsTrigger:
-    """Seven digits or more, separated by at most three of ``space ( ) . - /``: any phone, card or SSN has them.
-
-    ISO and US dates (``2024-08-06``, ``08/06/2024``) have eight digits but are skipped, since they are everywhere.
-    """
-
-    _RUN: Final = re.compile(r"\d(?:[\s().\-/]{0,3}\d){6}")
-    _DATE: Final = re.compile(r"(?:\d{4}([-./])\d\d\1\d\d|\d\d([-./])\d\d\2\d{4})(?![\d])")
-
-    def __call__(self, text: str, lower: str) -> bool:
-        for match in self._RUN.finditer(text):
-            if self._DATE.match(text, match.start()) is None:
-                return True
-        return False
-
-
-_DIGITS: Final = _DigitsTrigger()
-_DATE_ASCII: Final = re.compile(_DigitsTrigger._DATE.pattern.encode("ascii"))  # bytes: \d is [0-9]
-# What Python's ``\s`` matches in ASCII text (RE2's ``\s`` lacks \v and \x1c-\x1f).
-_ASCII_SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f "
-# Regex syntax whose meaning differs between Python's re and RE2, or that RE2 lacks: such patterns stay in Python.
-_QUIET: Final = re2.Options()
-_QUIET.log_errors = False
-# The screens' combined automata: RE2's default 8 MiB lets a DFA of all the triggers' patterns run out and fall back
-# to the NFA (correct, but tens of times slower); memory is taken only as the DFA's states are built.
-_ROOMY: Final = re2.Options()
-_ROOMY.log_errors = False
-_ROOMY.max_mem = 64 << 20
-_NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
-
-
-# An alternative that is a literal (re2.escape'd, maybe case-folded): no class, group or repeat of its own.
-_LITERAL_ALTERNATIVE: Final = re.compile(r"(?:\(\?i:)?(?:\\.|[A-Za-z0-9_])+\)?")
-
-
-class _AsciiScreen:
-    """Every trigger of a redactor as one RE2 pass over ASCII text, with the same answer as trying them one by one.
-
-    Python's ``re`` tries each trigger's pattern at every position of a value; content is mostly clean, so that scan is
-    most of the cost of redacting a span. RE2 runs all of them as one automaton (an RE2 set: which of them match, in
-    one pass). The digits trigger keeps its exact meaning (RE2's leftmost-first matches are Python's, and each run is
-    checked against the date pattern as before) when it is the only one found; a trigger with literals is found by
-    its literals (a superset: its patterns then decide in the full analysis); a trigger this class cannot express
-    runs in Python after the pass.
-    """
-
-    def __init__(
-        self, triggers: Sequence[Callable[[str, str], bool]], folded: Sequence[str] = (), extra: Sequence[str] = ()
-    ) -> None:
-        """``folded``: more literals that make the screen fire, found case-insensitively (ASCII ones only);
-        ``extra``: more RE2 patterns that make it fire."""
-        alternatives: list[str] = [f"(?i:{re2.escape(lit)})" for lit in folded if lit.isascii()]
-        alternatives.extend(f"(?:{pattern})" for pattern in extra)
-        self._python: list[Callable[[str, str], bool]] = []
-        digits = False
-        for trigger in triggers:
-            if trigger is _DIGITS:
-                digits = True
-                continue
-            portable = _re2_alternatives(trigger)
-            if portable is None:
-                self._python.append(trigger)
-            else:
-                alternatives.extend(portable)
-        # Literals make one pattern of the set (a trie), each pattern with classes and repeats one more.
-        light = [a for a in alternatives if _LITERAL_ALTERNATIVE.fullmatch(a)]
-        heavy = [a for a in alternatives if not _LITERAL_ALTERNATIVE.fullmatch(a)]
-        patterns = ([_DIGIT_RUN] if digits else []) + (["|".join(light)] if light else []) + heavy
-        self._digits = 0 if digits else -1
-        self.patterns: tuple[str, ...] = tuple(patterns)
-        """The RE2 patterns of the set, in order (the digit run first, when there is one)."""
-        self._set = _re2_set(patterns)
-
-    def __call__(self, text: str) -> bool:
-        """Whether some trigger finds ``text``, which must be ASCII."""
-        data = text.encode("ascii")
-        hits = self._set.Match(data) if self._set is not None else None
-        if hits and (len(hits) > 1 or hits[0] != self._digits or _digit_run_outside_a_date(data)):
-            return True
-        if not self._python:
-            return False
-        lower = text.lower()
-        return any(trigger(text, lower) for trigger in self._python)
-
-
-# Printable ASCII in the shapes of telemetry (words, JSON, ids, numbers, URLs), for the screens' warm-up.
-_WARM_UP_TEXT: Final = " ".join(
-    [
-        "".join(chr(c) for c in range(32, 127)),
-        '{"role": "user", "parts": [{"type": "text", "content": "Hello, where is my order 2024-08-06?"}]}',
-        "GET https://api.example.com/v1/items?page=2&limit=50 HTTP/1.1 200 OK 12.5 ms",
-        "Traceback (most recent call last): ValueError: invalid literal for int() with base 10: 'abc'",
-        "The quick brown fox jumps over the lazy dog; THE QUICK BROWN FOX, 0123456789 _-./:@#$%&*+=",
-    ]
-    * 4
-)
-_DIGIT_RUN: Final = rf"[0-9](?:[{_ASCII_SPACE}().\-/]{{0,3}}[0-9]){{6}}"
-_DIGIT_RUN_RE2: Final = re2.compile(_DIGIT_RUN.encode("ascii"), _ROOMY)
-# google-re2's compiled pattern, called without the wrapper's per-match Python work (which costs more than the scan).
-_DIGIT_RUN_RAW: Final = getattr(_DIGIT_RUN_RE2, "_regexp", None)
-_UNANCHORED: Final = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-
-
-def _digit_run_outside_a_date(data: bytes) -> bool:
-    """The digits trigger on ASCII bytes: a run of seven digits (leftmost-first, as ``re.finditer``) not at a date."""
-    if _DIGIT_RUN_RAW is None or _UNANCHORED is None:
-        return any(_DATE_ASCII.match(data, m.start()) is None for m in _DIGIT_RUN_RE2.finditer(data))
-    pos, end = 0, len(data)
-    while True:
-        (start, stop), *_ = _DIGIT_RUN_RAW.Match(_UNANCHORED, data, pos, end)
-        if start < 0:
-            return False
-        if _DATE_ASCII.match(data, start) is None:
-            return True
-        pos = stop  # a run has seven digits: never empty
-
-
-def _re2_set(patterns: Sequence[str]) -> Any:
-    """One compiled RE2 set of ``patterns`` (ASCII), or None when there are none."""
-    if not patterns:
-        return None
-    rset = re2.Set.SearchSet(_ROOMY)
-    for pattern in patterns:
-        rset.Add(pattern.encode("ascii"))
-    rset.Compile()
-    return rset
-
-
-class _TriggerSets:
-    """Which triggers find an ASCII text, in one RE2 pass (a set, as :class:`_AsciiScreen`) instead of one Python test
-    per trigger; the triggers RE2 cannot express, and the digits trigger's date rule, are checked in Python."""
-
-    def __init__(self, triggers: Sequence[Callable[[str, str], bool]]) -> None:
-        self._python: list[Callable[[str, str], bool]] = []
-        patterns: list[str] = []
-        self._owners: list[Callable[[str, str], bool]] = []
-        for trigger in triggers:
-            if trigger is _DIGITS:
-                alternatives: list[str] | None = [_DIGIT_RUN]
-            else:
-                alternatives = _re2_alternatives(trigger)
-            if alternatives is None:
-                self._python.append(trigger)
-                continue
-            patterns.append("|".join(alternatives))
-            self._owners.append(trigger)
-        self._set = _re2_set(patterns)
-
-    def __call__(self, text: str) -> set[Callable[[str, str], bool]]:
-        """The triggers that (may) find ``text``, which must be ASCII."""
-        data = text.encode("ascii")
-        owners = self._owners
-        hit = {owners[index] for index in (self._set.Match(data) or ())} if self._set is not None else set()
-        if _DIGITS in hit and not _digit_run_outside_a_date(data):
-            hit.discard(_DIGITS)  # only dates
-        lower: str | None = None
-        for trigger in self._python:
-            if lower is None:
-                lower = text.lower()
-            if trigger(text, lower):
-                hit.add(trigger)
-        return hit
-
-
-def _re2_alternatives(trigger: Callable[[str, str], bool]) -> list[str] | None:
-    """RE2 patterns that find every ASCII text the trigger finds, or None when they cannot be written."""
-    if isinstance(trigger, _secrets.SeparateTrigger):
-        return [f"(?:{trigger.re2_pattern})"]
-    if not isinstance(trigger, _secrets.Trigger):
-        return None
-    if trigger.literals or trigger.folded:
-        # A literal that is not ASCII is never in ASCII text (nor, folded, in its lower-case form).
-        literals = [re2.escape(lit) for lit in trigger.literals if lit.isascii()]
-        return literals + [f"(?i:{re2.escape(lit)})" for lit in trigger.folded if lit.isascii()]
-    out: list[str] = []
-    for compiled, folded in [(p, False) for p in trigger.patterns] + [(p, True) for p in trigger.folded_patterns]:
-        if compiled.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE) or _NOT_PORTABLE.search(
-            compiled.pattern
-        ):
-            return None
-        try:
-            re2.compile(compiled.pattern, _QUIET)
-        except re2.error:
-            return None
-        out.append(f"(?i:{compiled.pattern})" if folded else f"(?:{compiled.pattern})")
-    return out
-
-
-_TRIGGERS: Final[Mapping[str, Callable[[str, str], bool]]] = {
-    EMAIL_ADDRESS: _secrets.Trigger(literals=("@",)),
-    PHONE_NUMBER: _DIGITS,
-    CREDIT_CARD: _DIGITS,
-    US_SSN: _DIGITS,
-    IBAN_CODE: _secrets.Trigger(patterns=(r"[A-Z][A-Z]\d\d[ -]?[A-Z0-9]{4}",)),
-    IP_ADDRESS: _secrets.Trigger(patterns=(r"\.\d{1,3}\.\d{1,3}\.\d", r":[0-9A-Fa-f]{0,4}:")),
-}
 # Phone numbers are looked for (with Presidio's PhoneRecognizer) only in windows around runs of digits.
 _PHONE_RUN: Final = re.compile(r"\d(?:[\s().\-/]{0,3}\d){6,}")
 _PHONE_LEFT: Final = 12
 _PHONE_RIGHT: Final = 16
 
 
-class TrimmingIbanRecognizer(IbanRecognizer):
-    """Presidio's IBAN recognizer that also finds an IBAN followed by an upper-case word (``... 5733 DATABASE_URL``).
-
-    Presidio's pattern absorbs such a word as one more group and the checksum then fails, so the IBAN is missed. Here a
-    match that gave no result is retried with its prefixes, shortest first; the first one that passes the checksum and
-    the country's format is the IBAN.
-    """
-
-    def analyze(
-        self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
-    ) -> list[RecognizerResult]:
-        """Presidio's analysis, plus the IBANs it loses to a following word."""
-        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-        flags = regex_flags or self.global_regex_flags
-        for pattern in self.patterns:
-            for match in regex.finditer(pattern.regex, text, flags=flags):
-                start = match.start()
-                if any(r.start == start for r in results):
-                    continue
-                candidate = match.group(0)
-                for end in range(15, len(candidate)):
-                    if candidate[end - 1] in " -" or candidate[end] not in " -":
-                        continue  # end at a group boundary only
-                    if self.validate_result(candidate[:end]):
-                        results.append(
-                            RecognizerResult(
-                                self.supported_entities[0],
-                                start,
-                                start + end,
-                                EntityRecognizer.MAX_SCORE,
-                                recognition_metadata={
-                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                                },
-                            )
-                        )
-                        break
-        return results
-
-
-def _card_recognizer() -> CreditCardRecognizer:
-    """Presidio's card recognizer (Luhn-checked), plus what its patterns miss: Mastercard's 2221-2720 range and
-    19-digit numbers in groups of four (UnionPay, Visa, Maestro, Discover)."""
-    mastercard_2 = Pattern("Mastercard 2-series (weak)", r"\b2[2-7]\d{2}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3)
-    nineteen = Pattern("19 digits (weak)", r"\b[2-6]\d{3}(?:([- ]?)\d{4})(?:\1\d{4}){2}\1\d{3}\b", 0.3)
-    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2, nineteen])
-
-
-def _ssn_recognizer() -> UsSsnRecognizer:
-    """Presidio's SSN recognizer; its context ``ss#`` is the word ``ss`` to the redactor, which reads ``\\w`` runs."""
-    return UsSsnRecognizer(context=[*UsSsnRecognizer.CONTEXT, "ss"])
-
-
-def build_recognizers(entities: Iterable[str], custom: Iterable[EntityRecognizer] = ()) -> list[EntityRecognizer]:
-    """The Presidio recognizers spanguard uses for ``entities`` (structured identifiers and secrets; not NER), then
-    ``custom`` ones (a user's), each type's own recognizer taking the place of the default one of that type."""
-    wanted = set(entities)
-    pii = [r for r in _pii.pii_recognizers() if r.supported_entities[0] in wanted]
-    replaced = {r.supported_entities[0] for r in pii}
-    out: list[EntityRecognizer] = [r for r in _secrets.secret_recognizers() if r.supported_entities[0] in wanted]
-    factories: list[tuple[str, Any]] = [
-        (EMAIL_ADDRESS, OfflineEmailRecognizer),
-        (CREDIT_CARD, _card_recognizer),
-        (IBAN_CODE, TrimmingIbanRecognizer),
-        (US_SSN, _ssn_recognizer),
-        (IP_ADDRESS, IpRecognizer),
-        (PHONE_NUMBER, PhoneRecognizer),
-    ]
-    out.extend(factory() for entity, factory in factories if entity in wanted and entity not in replaced)
-    out.extend(pii)
-    out.extend(custom)
-    return out
-
-
-def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
-    entity = recognizer.supported_entities[0]
-    trigger = getattr(recognizer, "trigger", None) or _TRIGGERS[entity]
+def _wrap(registered: RegisteredRecognizer) -> _Recognizer:
+    recognizer, entity, trigger = registered.recognizer, registered.entity, registered.trigger
     patterns = None
     # Plain pattern recognizers (analyze not overridden) run on the fast path with a fail-closed regex time-out.
     fast = isinstance(recognizer, PatternRecognizer) and (
@@ -884,7 +150,7 @@ def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
     wrapped = _Recognizer(recognizer, entity, trigger, patterns, context, negative)
     screens = getattr(recognizer, "pattern_screens", ())
     if patterns is not None and any(screens):
-        rset = re2.Set.SearchSet(_ROOMY)
+        rset = re2.Set.SearchSet(ROOMY)
         slots: list[int | None] = []
         for screen in screens:
             slots.append(None if screen is None else rset.Add(screen.encode("ascii")))
@@ -894,23 +160,6 @@ def _wrap(recognizer: EntityRecognizer) -> _Recognizer:
 
 
 # --- the redactor ---------------------------------------------------------------------------------------------------
-
-_warned_no_ner = False
-_warned_lock = threading.Lock()
-
-
-def _warn_no_ner_once(entities: Sequence[str]) -> None:
-    global _warned_no_ner
-    with _warned_lock:
-        if _warned_no_ner:
-            return
-        _warned_no_ner = True
-    logger.warning(
-        "redaction: no NER model configured, so %s are not detected in free text; in an app, pass "
-        "spanguard.instrument(ner_model=...) or set SPANGUARD_REDACT_NER_MODEL; in the collector, set ner_model in "
-        "the redaction processor (a spaCy model, e.g. en_core_web_sm)",
-        " and ".join(entities),
-    )
 
 
 def _glob_matcher(globs: Sequence[str]) -> re.Pattern[str] | None:
@@ -1017,20 +266,31 @@ class Redactor:
     """Redacts texts, attribute maps and span views according to a :class:`RedactionConfig`; thread-safe.
 
     Recognizers (and the NER model, if configured) are built once here; a model that cannot be loaded raises.
+    ``registry``: the recognizers to run (default: the built-in ones); the types of those a user added to it are
+    detected beside ``config.entities``, and the config's own ``recognizers`` run after them.
     """
 
-    def __init__(self, config: RedactionConfig | None = None, *, meter: Meter | None = None) -> None:
+    def __init__(
+        self,
+        config: RedactionConfig | None = None,
+        *,
+        meter: Meter | None = None,
+        registry: RecognizerRegistry | None = None,
+    ) -> None:
         self.config = config = config if config is not None else RedactionConfig()
-        entities = config.entities
+        registry = registry if registry is not None else builtin_registry()
+        custom = RecognizerRegistry(config.custom_recognizers())
+        added = [e for e in registry.supported_entities if e not in DEFAULT_ENTITIES and e not in config.entities]
+        entities = (*config.entities, *added)
         self._entities = frozenset(entities)
-        self._recognizers = [_wrap(r) for r in build_recognizers(entities, config.custom_recognizers())]
+        self._recognizers = [_wrap(r) for r in (*registry.get_recognizers(entities), *custom.get_recognizers(entities))]
         self._triggers = list(dict.fromkeys(r.trigger for r in self._recognizers))  # distinct, in order
         self._gated_triggers = [t for t in self._triggers if getattr(t, "literals", ()) or getattr(t, "folded", ())]
         self._pattern_triggers = [t for t in self._triggers if t not in self._gated_triggers]
         self._gate_literals = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.literals))
         self._gate_folded = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.folded))
-        self._screen = _AsciiScreen(self._triggers)
-        self._trigger_sets = _TriggerSets(self._triggers)
+        self._screen = AsciiScreen(self._triggers)
+        self._trigger_sets = TriggerSets(self._triggers)
         self._never_scan = _glob_matcher(config.never_scan)
         self._always_drop = _glob_matcher(config.always_drop)
         fragments = [_literal_fragment(g.lower()) for g in config.always_drop]
@@ -1056,28 +316,23 @@ class Redactor:
         self._json_key_pattern = rf'(?i:{"|".join(key_texts)})[^"\\\n]{{0,64}}\\?"[ \t]*:' if key_texts else None
         self._json_key_re = re2.compile(self._json_key_pattern) if self._json_key_pattern else None
         # A whole span's values at once: the triggers, the fragments of keys to drop and the PII-named JSON keys.
-        self._span_screen = _AsciiScreen(
+        self._span_screen = AsciiScreen(
             self._triggers, self._drop_fragments, (self._json_key_pattern,) if self._json_key_pattern else ()
         )
         # RE2 builds its DFA states as it meets them: build the common ones now, not in the first spans' time budget.
         for warm in (self._screen, self._span_screen, self._trigger_sets):
-            warm(_WARM_UP_TEXT)
-        self._operators = {entity: config.operator_for(entity) for entity in entities}
-        self._hash_key = config.hash_key.get_secret_value().encode() if config.hash_key else b""
+            warm(WARM_UP_TEXT)
+        self._operate = Operators(config, entities)
         self._budget_s = config.time_budget_ms / 1000.0
         self._threshold = config.score_threshold
-        self._ner_entities = tuple(e for e in NER_ENTITIES if e in entities)
-        self._nlp: Any = None
-        self._nlp_lock = threading.Lock()
-        self._ner_cache: OrderedDict[bytes, tuple[Detection, ...]] = OrderedDict()  # text digest -> detections
-        self._unread_scripts: frozenset[str] = frozenset()
-        if self._ner_entities:
+        ner_entities = tuple(e for e in NER_ENTITIES if e in entities)
+        self._ner_pass: NerPass | None = None
+        if ner_entities:
             if config.ner_model:
-                self._nlp = _load_ner(config.ner_model)
-                self._unread_scripts = _names.unread_scripts(str(getattr(self._nlp, "lang", "")))
+                self._ner_pass = NerPass(config.ner_model, ner_entities, self._threshold, self._log_failure)
             else:
-                _warn_no_ner_once(self._ner_entities)
-        self._use_ner = self._nlp is not None
+                warn_no_ner_once(ner_entities)
+        self._use_ner = self._ner_pass is not None
         self._closed = False
         self._stats_lock = threading.Lock()
         self._redacted: Counter[str] = Counter()
@@ -1182,14 +437,13 @@ class Redactor:
     def shutdown(self) -> None:
         """Release the NER model; idempotent. Afterwards, values that need analysis fail closed."""
         self._closed = True
-        with self._nlp_lock:
-            self._nlp = None
-        self.clear_cache()
+        if self._ner_pass is not None:
+            self._ner_pass.shutdown()
 
     def clear_cache(self) -> None:
         """Forget the cached NER results (the benchmark does this between rounds)."""
-        with self._nlp_lock:
-            self._ner_cache.clear()
+        if self._ner_pass is not None:
+            self._ner_pass.clear_cache()
 
     # --- planning: what each value needs ---
 
@@ -1203,7 +457,7 @@ class Redactor:
         return info
 
     def _new_key_info(self, key: str) -> _KeyInfo:
-        words = _key_words(key)
+        words = key_words(key)
         word_set = frozenset(words)
         dirty = bool(self.config.scan_names) and bool(key) and self._holds_something(key, word_set)
         if self._always_drop is not None and self._always_drop.match(key):
@@ -1240,14 +494,14 @@ class Redactor:
         if not words:
             return None, -1
         if words == ["address"]:
-            return _pii_entity(_pii.STREET_ADDRESS, self._entities), -1
+            return _pii_entity(STREET_ADDRESS, self._entities), -1
         joined = f"_{'_'.join(words)}_"
         for word, entity in self._redact_key_words:
             if word not in joined:
                 continue
             # The naming word's last part, found in the key itself: the value (if any) follows it.
             parts = word.strip("_").split("_")
-            spans = [(m.group().lower(), m.end()) for m in _KEY_SPLIT.finditer(key)]
+            spans = [(m.group().lower(), m.end()) for m in KEY_SPLIT.finditer(key)]
             for i in range(len(spans) - len(parts) + 1):
                 if [w for w, _ in spans[i : i + len(parts)]] == parts:
                     end = spans[i + len(parts) - 1][1]
@@ -1300,7 +554,7 @@ class Redactor:
 
     def _fired(self, text: str) -> list[_Recognizer]:
         """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once; in ASCII text, the
-        triggers RE2 can express are found together by :class:`_TriggerSets`, a superset their patterns then decide)."""
+        triggers RE2 can express are found together by :class:`TriggerSets`, a superset their patterns then decide)."""
         if text.isascii():
             hit = self._trigger_sets(text)
             return [r for r in self._recognizers if r.trigger in hit]
@@ -1393,7 +647,7 @@ class Redactor:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return None
         text = value if isinstance(value, str) else repr(value)
-        if not text or _REDACTED.fullmatch(text):
+        if not text or REDACTED.fullmatch(text):
             return None
         return _Leaf(text, _Group(), [Detection(entity, 0, len(text), 1.0)], whole=True)
 
@@ -1619,7 +873,7 @@ class Redactor:
         for match in _PHONE_RUN.finditer(text):
             if any(d.start <= match.start() and match.end() <= d.end for d in found):
                 continue
-            if _DigitsTrigger._DATE.fullmatch(text, match.start(), match.end()) is not None:
+            if DigitsTrigger.DATE.fullmatch(text, match.start(), match.end()) is not None:
                 continue
             start, end = max(0, match.start() - _PHONE_LEFT), min(len(text), match.end() + _PHONE_RIGHT)
             if windows and start <= windows[-1][1]:
@@ -1652,97 +906,18 @@ class Redactor:
         return any(w in words or w.rstrip("s") in words for w in before)
 
     def _ner(self, leaves: Sequence[_Leaf]) -> None:
-        """Add the NER detections of every candidate leaf: cached ones, then one ``nlp.pipe`` over the other texts."""
-        if not self._ner_entities or not self.config.ner_model:
+        """Add the NER detections of every candidate leaf (one batch through the NER pass)."""
+        ner = self._ner_pass
+        if ner is None:
             return
-        todo = [leaf for leaf in leaves if not leaf.group.failed and _NER_CANDIDATE.search(leaf.text)]
+        todo = [leaf for leaf in leaves if not leaf.group.failed and NER_CANDIDATE.search(leaf.text)]
         if not todo:
             return
-        keys = [hashlib.blake2b(leaf.text.encode("utf-8", "surrogatepass"), digest_size=16).digest() for leaf in todo]
-        found: dict[bytes, tuple[Detection, ...] | None] = {}
-        pending: dict[bytes, str] = {}  # one analysis per distinct text
-        started = time.perf_counter()
-        try:
-            with self._nlp_lock:
-                nlp = self._nlp
-                if nlp is None:
-                    raise RuntimeError("redactor is shut down")
-                for key, leaf in zip(keys, todo, strict=True):
-                    cached = self._ner_cache.get(key)
-                    if cached is not None:
-                        self._ner_cache.move_to_end(key)
-                        found[key] = cached
-                    elif len(leaf.text) > nlp.max_length:
-                        found[key] = None
-                    else:
-                        pending[key] = leaf.text
-                if pending:
-                    docs = self._pipe(nlp, list(pending.values()))
-                    for key, doc in zip(pending, docs, strict=True):
-                        dets = None if doc is None else self._ner_detections(doc)
-                        found[key] = dets
-                        if dets is not None:
-                            self._ner_cache[key] = dets
-                    while len(self._ner_cache) > _NER_CACHE_SIZE:
-                        self._ner_cache.popitem(last=False)
-        except Exception as exc:
-            self._log_failure(exc)
-            for leaf in todo:
-                leaf.group.failed = "error"
-            return
-        allowance = self._budget_s * sum(max(1.0, len(text) / _NER_CHARS_PER_BUDGET) for text in pending.values())
-        timed_out = pending and time.perf_counter() - started > allowance
-        for key, leaf in zip(keys, todo, strict=True):
-            dets = found.get(key)
-            if dets is None:
-                leaf.group.failed = "error"
-            elif timed_out and key in pending:
-                leaf.group.failed = "timeout"
+        for leaf, found in zip(todo, ner.detect([leaf.text for leaf in todo], self._budget_s), strict=True):
+            if isinstance(found, str):
+                leaf.group.failed = found
             else:
-                leaf.detections.extend(self._ner_of_leaf(leaf, dets))
-
-    def _ner_of_leaf(self, leaf: _Leaf, dets: tuple[Detection, ...]) -> list[Detection]:
-        """The wanted detections of a leaf's text, corrected by the key that holds it: ``"name": "Mathijs Broeckx"``
-        is a person the model has too little text to see, ``"tool_name": "Lookup Order"`` is none."""
-        wanted = list(dets)
-        if PERSON not in self._ner_entities or not leaf.key_words:
-            return wanted
-        whole = len(leaf.text)
-        if _names.names_a_thing(leaf.key_words):
-            return [d for d in wanted if not (d.entity_type == PERSON and d.start == 0 and d.end == whole)]
-        if _names.names_a_person(leaf.key_words) and _names.written_as_name(leaf.text):
-            # The model's label of two bare words is noise ("Sean Mason" and "Premium Plan" are both ORG to it).
-            wanted.append(Detection(PERSON, 0, whole, _NER_SCORE))
-        return wanted
-
-    def _ner_detections(self, doc: Any) -> tuple[Detection, ...]:
-        wanted = self._ner_entities
-        if _NER_SCORE < self._threshold:
-            return ()
-        out = []
-        for ent in doc.ents:
-            entity = _NER_LABELS.get(ent.label_)
-            if entity in wanted and not _names_an_identifier(entity, ent.text):
-                out.append(Detection(entity, ent.start_char, ent.end_char, _NER_SCORE))
-        if PERSON in wanted:
-            text = doc.text
-            spans = _names.introduced_names(text) + _names.unread_script_runs(text, self._unread_scripts)
-            out += [Detection(PERSON, start, end, _NER_SCORE) for start, end in spans]
-        return tuple(out)
-
-    def _pipe(self, nlp: Any, texts: list[str]) -> list[Any]:
-        """The docs of ``texts``; when one text breaks the batch, each is retried alone and a failed one is None."""
-        try:
-            return list(nlp.pipe(texts, batch_size=64))
-        except Exception:
-            docs: list[Any] = []
-            for text in texts:
-                try:
-                    docs.append(nlp(text))
-                except Exception as exc:
-                    self._log_failure(exc)
-                    docs.append(None)
-            return docs
+                leaf.detections.extend(ner.by_key(leaf.text, leaf.key_words, found))
 
     # --- rewriting ---
 
@@ -1780,18 +955,6 @@ class Redactor:
                 elif any(c.isalnum() for c in text[start:end]):
                     kept.append(Detection(det.entity_type, start, end, det.score))
         return sorted(kept, key=lambda d: d.start)
-
-    def _operate(self, entity: str, value: str) -> str:
-        operator = self._operators.get(entity, self.config.default_operator)
-        if operator == "replace":
-            return Replace().operate(value, {"entity_type": entity})
-        if operator == "mask":
-            keep = 4 if entity in _MASK_KEEP_LAST and len(value) >= 8 else 0
-            return Mask().operate(value, {"masking_char": "*", "chars_to_mask": len(value) - keep, "from_end": False})
-        if operator == "hash":
-            digest = hmac.new(self._hash_key, _normalize(entity, value).encode(), hashlib.sha256).hexdigest()
-            return f"<{entity}:{digest[:8]}>"
-        return Redact().operate(value, {})
 
     def _render_leaf(self, leaf: _Leaf, tally: _Tally) -> str:
         """The redacted text of a leaf whose group did not fail (a failed one is rendered by its owner)."""
@@ -2132,23 +1295,11 @@ def _value_in_key(rest: str, entity: str) -> bool:
     return entity == PERSON and any(c.isupper() or c.isspace() or (c.isalpha() and not c.isascii()) for c in rest)
 
 
-def _names_an_identifier(entity: str, text: str) -> bool:
-    """Whether a model's name or place is an identifier: all of it (``ORD-2023``), a token of it (``ref OHP-3798-TS``),
-    or, for a person, any digit (names have none) or one short upper-case word (``JPY``, ``SKU``)."""
-    if _CODE_LIKE.fullmatch(text) or _CODE_TOKEN.search(text):
-        return True
-    if entity != PERSON:
-        return False
-    return any(c.isdigit() for c in text) or (text.isupper() and len(text) <= 5 and " " not in text)
-
-
 def _pii_entity(name: str, entities: frozenset[str]) -> str | None:
     return name if name in entities else None
 
 
 _QUERY_PARAM: Final = re.compile(r"[^&;]+")
-# What the operators leave (<TYPE>, <TYPE:1a2b3c4d>, ****): a value redacted whole once is not redacted again.
-_REDACTED: Final = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>|\*+")
 
 
 def _query_values(url: str, *, whole_is_query: bool) -> list[Detection]:
@@ -2166,7 +1317,7 @@ def _query_values(url: str, *, whole_is_query: bool) -> list[Detection]:
     for match in _QUERY_PARAM.finditer(url, start, end):
         eq = url.find("=", match.start(), match.end())
         value_start = match.start() if eq < 0 else eq + 1
-        if match.end() > value_start and not _REDACTED.fullmatch(url, value_start, match.end()):
+        if match.end() > value_start and not REDACTED.fullmatch(url, value_start, match.end()):
             out.append(Detection(URL_QUERY, value_start, match.end(), 1.0))
     return out
 
@@ -2198,37 +1349,6 @@ def _looks_like_json(value: str) -> bool:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _normalize(entity: str, value: str) -> str:
-    """The form of a value that is hashed, so that one identifier written two ways gets one pseudonym."""
-    text = unicodedata.normalize("NFKC", value).strip()
-    if entity == PHONE_NUMBER:
-        try:
-            number = phonenumbers.parse(text, "US")
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        except phonenumbers.NumberParseException:
-            return re.sub(r"[^0-9+]", "", text)
-    if entity in (CREDIT_CARD, IBAN_CODE, US_SSN):
-        return re.sub(r"[^0-9A-Za-z]", "", text).upper()
-    if entity in (EMAIL_ADDRESS, PERSON, LOCATION, IP_ADDRESS):
-        return " ".join(text.split()).casefold()
-    return text
-
-
-def _load_ner(model: str) -> Any:
-    """A spaCy pipeline that runs only ``ner`` (and the embedding components it listens to)."""
-    import spacy
-
-    nlp = spacy.load(model)
-    if "ner" not in nlp.pipe_names:
-        raise ValueError(f"spaCy model {model!r} has no 'ner' component")
-    keep = {"ner"}
-    for name, component in nlp.pipeline:
-        if "ner" in (getattr(component, "listening_components", None) or ()):
-            keep.add(name)
-    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in keep])
-    return nlp
 
 
 _default_lock = threading.Lock()

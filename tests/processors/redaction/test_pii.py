@@ -1,5 +1,6 @@
-"""The PII recognizers of processors/pii.py, end to end through the redactor: recall on generated data (Faker with
-fixed seeds, across locales) in realistic phrasings, false positives on clean telemetry values, and triggers."""
+"""The PII recognizers of processors/redaction/recognizers.py, end to end through the redactor: recall on generated
+data (Faker with fixed seeds, across locales) in realistic phrasings, false positives on clean telemetry values,
+and triggers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from faker import Faker
 from presidio_analyzer import EntityRecognizer
-from spanguard.processors import pii
-from spanguard.processors.redaction import _DIGITS, Redactor, _AsciiScreen, _re2_alternatives
+from spanguard.processors.redaction import Redactor, entities
+from spanguard.processors.redaction import recognizers as pii
+from spanguard.processors.redaction.screen import DIGITS, AsciiScreen, re2_alternatives
 
-OURS = frozenset((*pii.PII_ENTITIES, pii.PHONE_NUMBER))
+OURS = frozenset((*entities.PII_ENTITIES, entities.PHONE_NUMBER))
 N = 200
 
 
@@ -585,7 +587,7 @@ def test_every_recognizer_has_a_trigger() -> None:
         trigger = getattr(recognizer, "trigger", None)
         assert trigger is not None, recognizer.name
         # RE2-portable, so the redactor's one-pass screen can hold it (the digits trigger is the screen's own).
-        assert trigger is _DIGITS or _re2_alternatives(trigger) is not None, recognizer.name
+        assert trigger is DIGITS or re2_alternatives(trigger) is not None, recognizer.name
 
 
 def _kept(recognizer: EntityRecognizer, text: str) -> bool:
@@ -599,7 +601,7 @@ def _kept(recognizer: EntityRecognizer, text: str) -> bool:
 
 def test_triggers_find_every_match() -> None:
     recognizers: list[EntityRecognizer] = pii.pii_recognizers()
-    screens = {id(r): _AsciiScreen([r.trigger]) for r in recognizers}  # type: ignore[attr-defined]
+    screens = {id(r): AsciiScreen([r.trigger]) for r in recognizers}  # type: ignore[attr-defined]
     for text in _corpus():
         lower = text.lower()
         for recognizer in recognizers:
