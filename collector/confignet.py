@@ -77,7 +77,7 @@ def check_url(value: str) -> str:
         or any(ch.isspace() for ch in value)
         or parts.fragment
     ):
-        raise ValueError("endpoint must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8080")
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8080")
     return value
 
 

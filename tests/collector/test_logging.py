@@ -7,12 +7,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from exporter_build import make_exporter
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
 from spanguard.collector.cli import configure_logging
 from spanguard.collector.component import PermanentError, TraceBatch
-from spanguard.collector.exporters import create_exporter
 from spanguard.semconv import SPANGUARD_REVIEW_TIER
 
 from spanguard._logging import LIBRARY_LOGGERS, safe_url
@@ -54,12 +54,12 @@ def test_exports_log_no_library_info_and_no_credentials_or_query_strings(collect
     with OtlpSink() as sink:
         base = f"http://{USER}:{PASSWORD}@127.0.0.1:{sink.http_port}"
         exporters = [
-            create_exporter("otlphttp", "otlphttp/ok", {"traces_endpoint": f"{base}/v1/traces", **INLINE}),
-            create_exporter("otlphttp", "otlphttp/query", {"traces_endpoint": f"{base}/v1/traces?key={KEY}", **INLINE}),
-            create_exporter(
+            make_exporter("otlphttp", "otlphttp/ok", {"traces_endpoint": f"{base}/v1/traces", **INLINE}),
+            make_exporter("otlphttp", "otlphttp/query", {"traces_endpoint": f"{base}/v1/traces?key={KEY}", **INLINE}),
+            make_exporter(
                 "review", "review/hook", {"endpoint": f"{base}/hook?token={KEY}", "mode": "webhook", **INLINE}
             ),
-            create_exporter(
+            make_exporter(
                 "otlp", "otlp/grpc", {"endpoint": f"http://{USER}:{PASSWORD}@{sink.grpc_endpoint}", **INLINE}
             ),
         ]

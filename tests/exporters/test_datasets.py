@@ -33,7 +33,7 @@ from spanguard.exporters.datasets import (
     row,
     sft_row,
 )
-from spanguard.exporters.review import review_span
+from spanguard.exporters.review.items import review_span
 from spanguard.processors.sdk import to_view
 
 import spanguard

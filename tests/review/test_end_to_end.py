@@ -14,10 +14,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from spanguard.collector.component import TraceBatch
+from spanguard.collector.component import Settings, TraceBatch
 from spanguard.collector.config import load_config_text
-from spanguard.collector.exporters import create_exporter
 from spanguard.collector.service import Collector
+from spanguard.exporters.review.config import ReviewExporterConfig
+from spanguard.exporters.review.factory import create as create_review_exporter
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.store import ReviewStore
@@ -122,7 +123,8 @@ def test_a_nul_byte_in_a_spans_content_is_delivered_once_not_retried_forever(db_
     service.start()
     retry = {"initial_interval": "0.05s", "max_interval": "0.2s", "max_elapsed_time": "0s"}
     settings = {"endpoint": f"http://127.0.0.1:{service.port}", "token": store.create_token("collector", "ingest")}
-    exporter = create_exporter("review", "review", {**settings, "retry_on_failure": retry})
+    config = ReviewExporterConfig.model_validate({**settings, "retry_on_failure": retry})
+    exporter = create_review_exporter(Settings("review", "exporter", "review", config), None, None)
     exporter.start()
     try:
         trace = os.urandom(16)

@@ -15,29 +15,23 @@ from typing import Any
 import grpc
 import pydantic
 import pytest
+from exporter_build import make_exporter
 from opentelemetry import context as otel_context
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
-from spanguard.collector import otlp_json
 from spanguard.collector.component import Backpressure, Component, Consumer, PermanentError, TraceBatch
-from spanguard.collector.exporters import (
-    Exporter,
-    FileExporterConfig,
-    OtlpExporterConfig,
-    OtlpHttpExporterConfig,
-    Payload,
-    create_exporter,
-    encode_json,
-)
-from spanguard.collector.retry import (
-    Backoff,
-    RetryConfig,
-    classify_http_status,
-    parse_duration,
-    parse_retry_after,
-)
+from spanguard.collector.receivers.otlp import otlp_json
+from spanguard.exporters.exporterhelper.exporter import Exporter
+from spanguard.exporters.exporterhelper.retry import Backoff, RetryConfig, classify_http_status, parse_retry_after
+from spanguard.exporters.exporterhelper.sending import Payload, encode_json
+from spanguard.exporters.file.config import FileExporterConfig
+from spanguard.exporters.otlp.config import OtlpExporterConfig
+from spanguard.exporters.otlp.sender import GrpcSender
+from spanguard.exporters.otlphttp.config import OtlpHttpExporterConfig
+
+from spanguard.durations import parse_duration
 
 SECRET = "s3cr3t-attribute-value"
 FAST_RETRY = {"initial_interval": 0.01, "max_interval": 0.05, "max_elapsed_time": 20, "randomization_factor": 0.2}
@@ -107,7 +101,7 @@ def exporters() -> Iterator[list[Exporter]]:
 def otlp(sink: OtlpSink, made: list[Exporter], **overrides: Any) -> Exporter:
     config: dict[str, Any] = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY}
     config.update(overrides)
-    exporter = create_exporter("otlp", "otlp/test", config)
+    exporter = make_exporter("otlp", "otlp/test", config)
     made.append(exporter)
     exporter.start()
     return exporter
@@ -116,7 +110,7 @@ def otlp(sink: OtlpSink, made: list[Exporter], **overrides: Any) -> Exporter:
 def otlphttp(sink: OtlpSink, made: list[Exporter], **overrides: Any) -> Exporter:
     config: dict[str, Any] = {"endpoint": sink.http_endpoint, "retry_on_failure": FAST_RETRY}
     config.update(overrides)
-    exporter = create_exporter("otlphttp", "otlphttp/test", config)
+    exporter = make_exporter("otlphttp", "otlphttp/test", config)
     made.append(exporter)
     exporter.start()
     return exporter
@@ -187,7 +181,7 @@ def test_otlphttp_traces_endpoint_overrides_the_base_url(sink: OtlpSink, exporte
     config = OtlpHttpExporterConfig(endpoint="http://127.0.0.1:1", traces_endpoint=f"{sink.http_endpoint}/v1/traces")
     assert config.url == f"{sink.http_endpoint}/v1/traces"
     assert OtlpHttpExporterConfig(endpoint="http://h:4318/").url == "http://h:4318/v1/traces"
-    exporter = create_exporter("otlphttp", "otlphttp/x", config)
+    exporter = make_exporter("otlphttp", "otlphttp/x", config)
     exporters.append(exporter)
     exporter.start()
     send(exporter)
@@ -399,7 +393,7 @@ def test_full_queue_pushes_back_and_drops_nothing(sink: OtlpSink, exporters: lis
 
 
 def test_shutdown_drains_the_queue(sink: OtlpSink) -> None:
-    exporter = create_exporter(
+    exporter = make_exporter(
         "otlp",
         "otlp/drain",
         {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY},
@@ -420,7 +414,7 @@ def test_shutdown_drains_the_queue(sink: OtlpSink) -> None:
 def test_shutdown_is_bounded_and_counts_what_a_memory_queue_loses(
     sink: OtlpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exporter = create_exporter(
+    exporter = make_exporter(
         "otlp", "otlp/mem", {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY}
     )
     exporter.start()
@@ -437,11 +431,9 @@ def test_shutdown_is_bounded_and_counts_what_a_memory_queue_loses(
 def test_shutdown_is_bounded_when_a_send_hangs(sink: OtlpSink, kind: str) -> None:
     config: dict[str, Any] = {"retry_on_failure": FAST_RETRY, "timeout": 30}
     if kind == "grpc":
-        exporter = create_exporter(
-            "otlp", "otlp/hang", dict(config, endpoint=sink.grpc_endpoint, tls={"insecure": True})
-        )
+        exporter = make_exporter("otlp", "otlp/hang", dict(config, endpoint=sink.grpc_endpoint, tls={"insecure": True}))
     else:
-        exporter = create_exporter("otlphttp", "otlphttp/hang", dict(config, endpoint=sink.http_endpoint))
+        exporter = make_exporter("otlphttp", "otlphttp/hang", dict(config, endpoint=sink.http_endpoint))
     exporter.start()
     sink.delay = 3.0  # the backend accepts but does not answer
     send(exporter, count=3)
@@ -459,7 +451,7 @@ def test_shutdown_leaves_the_rest_on_disk_for_the_next_start(sink: OtlpSink, tmp
         "retry_on_failure": FAST_RETRY,
         "sending_queue": {"storage": "file", "directory": str(tmp_path)},
     }
-    first = create_exporter("otlp", "otlp/disk", config)
+    first = make_exporter("otlp", "otlp/disk", config)
     first.start()
     sink.down()
     originals = send(first, count=5)
@@ -468,7 +460,7 @@ def test_shutdown_leaves_the_rest_on_disk_for_the_next_start(sink: OtlpSink, tmp
     assert time.monotonic() - started < 1.1
     assert first.stats["dropped"] == 0
     sink.up()
-    second = create_exporter("otlp", "otlp/disk", config)
+    second = make_exporter("otlp", "otlp/disk", config)
     second.start()
     try:
         received = sink.wait_for_spans(15, timeout=15)
@@ -479,20 +471,20 @@ def test_shutdown_leaves_the_rest_on_disk_for_the_next_start(sink: OtlpSink, tmp
 
 
 def test_shutdown_is_idempotent_and_safe_unstarted(sink: OtlpSink) -> None:
-    exporter = create_exporter("otlp", "otlp/idle", {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}})
+    exporter = make_exporter("otlp", "otlp/idle", {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}})
     with pytest.raises(Backpressure):
         exporter.consume(make_batch())  # not started: pushed back, not dropped
     exporter.shutdown()
     exporter.shutdown()
     with pytest.raises(RuntimeError):
         exporter.start()
-    started = create_exporter("otlp", "otlp/twice", {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}})
+    started = make_exporter("otlp", "otlp/twice", {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}})
     started.start()
     started.start()
     started.shutdown(timeout=1)
     started.shutdown(timeout=1)
     for kind, config in (("file", {"path": "unused.jsonl"}), ("debug", {})):
-        create_exporter(kind, kind, config).shutdown()
+        make_exporter(kind, kind, config).shutdown()
 
 
 def test_queue_disabled_sends_inline_and_pushes_back_when_it_cannot(sink: OtlpSink, exporters: list[Exporter]) -> None:
@@ -507,6 +499,14 @@ def test_queue_disabled_sends_inline_and_pushes_back_when_it_cannot(sink: OtlpSi
     with pytest.raises(Backpressure):
         exporter.consume(make_batch())
     assert exporter.stats["failed_spans"] == 3  # the permanent one only: the pushed-back batch is the client's
+
+
+def _with_hooks(name: str, config: dict[str, Any], hooks: Any) -> Exporter:
+    """An otlp exporter reporting to exporter telemetry ``hooks`` (the exporterhelper's ``telemetry``)."""
+    model = OtlpExporterConfig.model_validate(config)
+    return Exporter(
+        name, GrpcSender(model), queue_config=model.sending_queue, retry=model.retry_on_failure, telemetry=hooks
+    )
 
 
 def test_telemetry_hooks_are_called(sink: OtlpSink) -> None:
@@ -529,7 +529,7 @@ def test_telemetry_hooks_are_called(sink: OtlpSink) -> None:
 
     recorder = Recorder()
     config = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY}
-    exporter = create_exporter("otlp", "otlp/t", config, telemetry=recorder)
+    exporter = _with_hooks("otlp/t", config, recorder)
     exporter.start()
     send(exporter)
     sink.wait_for_spans(3)
@@ -554,7 +554,7 @@ def test_a_failing_telemetry_hook_does_not_stop_the_exporter(sink: OtlpSink, cap
             raise RuntimeError("boom")
 
     config = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY}
-    exporter = create_exporter("otlp", "otlp/b", config, telemetry=Broken())
+    exporter = _with_hooks("otlp/b", config, Broken())
     exporter.start()
     originals = send(exporter, count=5)
     exporter.shutdown(timeout=5)
@@ -568,7 +568,7 @@ def test_a_failing_telemetry_hook_does_not_stop_the_exporter(sink: OtlpSink, cap
 
 def test_file_exporter_writes_json_lines_that_parse_back(tmp_path: Path) -> None:
     path = tmp_path / "out" / "traces.jsonl"
-    exporter = create_exporter("file", "file", {"path": str(path)})
+    exporter = make_exporter("file", "file", {"path": str(path)})
     exporter.start()
     originals = [make_batch(2, tag=str(i)) for i in range(3)]
     for batch in originals:
@@ -586,7 +586,7 @@ def test_file_exporter_writes_json_lines_that_parse_back(tmp_path: Path) -> None
 def test_file_exporter_rotates(tmp_path: Path) -> None:
     path = tmp_path / "traces.jsonl"
     config = FileExporterConfig.model_validate({"path": str(path), "rotation": {"max_megabytes": 1, "max_backups": 2}})
-    exporter = create_exporter("file", "file/r", config)
+    exporter = make_exporter("file", "file/r", config)
     exporter.start()
     big = make_batch(600)
     line_size = len(encode_json(Payload.of(big).request)) + 1
@@ -604,7 +604,7 @@ def test_file_exporter_rotates(tmp_path: Path) -> None:
 
 
 def test_file_exporter_write_failure_pushes_back(tmp_path: Path) -> None:
-    exporter = create_exporter("file", "file/f", {"path": str(tmp_path / "t.jsonl")})
+    exporter = make_exporter("file", "file/f", {"path": str(tmp_path / "t.jsonl")})
     exporter.start()
     exporter._sender._file.close()  # the disk goes away under us
     exporter._sender._file = open(os.devnull, "rb")
@@ -616,7 +616,7 @@ def test_file_exporter_write_failure_pushes_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("verbosity", ["basic", "normal"])
 def test_debug_exporter_never_logs_attributes_below_detailed(verbosity: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    exporter = create_exporter("debug", "debug", {"verbosity": verbosity})
+    exporter = make_exporter("debug", "debug", {"verbosity": verbosity})
     exporter.start()
     batch = make_batch(2)
     span = batch.resource_spans[0].scope_spans[0].spans[0]
@@ -633,7 +633,7 @@ def test_debug_exporter_never_logs_attributes_below_detailed(verbosity: str, cap
 
 def test_debug_exporter_detailed_logs_attributes_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    exporter = create_exporter("debug", "debug/d", {"verbosity": "detailed"})
+    exporter = make_exporter("debug", "debug/d", {"verbosity": "detailed"})
     exporter.start()
     assert "redaction" in caplog.text
     exporter.consume(make_batch(1))
@@ -678,8 +678,6 @@ def test_configs_accept_duration_strings_and_refuse_bad_values() -> None:
     for model, data in bad_configs:
         with pytest.raises(pydantic.ValidationError):
             model.model_validate(data)
-    with pytest.raises(ValueError, match="unknown exporter type"):
-        create_exporter("kafka", "kafka", {})
 
 
 def test_backoff_grows_with_jitter_and_gives_up() -> None:

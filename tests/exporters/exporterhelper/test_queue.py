@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from exporter_build import make_exporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
 from spanguard.collector.component import TraceBatch
-from spanguard.collector.exporters import Exporter, Payload, create_exporter
-from spanguard.collector.queue import (
+from spanguard.exporters.exporterhelper.exporter import Exporter
+from spanguard.exporters.exporterhelper.queue import (
     MemoryQueue,
     PersistentQueue,
     QueueClosed,
@@ -31,6 +32,7 @@ from spanguard.collector.queue import (
     QueueStorageError,
     store_path,
 )
+from spanguard.exporters.exporterhelper.sending import Payload
 
 FAST_RETRY = {"initial_interval": 0.01, "max_interval": 0.05, "max_elapsed_time": 20}
 
@@ -177,11 +179,11 @@ def test_persistent_queue_is_held_by_one_owner(tmp_path: Path, sink: OtlpSink) -
     second.close()
 
     config = persistent_config(sink.grpc_endpoint, tmp_path)
-    owner = create_exporter("otlp", "otlp/one", config)
+    owner = make_exporter("otlp", "otlp/one", config)
     owner.start()
     try:
         with pytest.raises(RuntimeError, match="in use by another process"):
-            create_exporter("otlp", "otlp/one", config).start()
+            make_exporter("otlp", "otlp/one", config).start()
     finally:
         owner.shutdown(timeout=1)
 
@@ -251,7 +253,7 @@ def test_a_corrupt_store_never_stops_startup(tmp_path: Path, damage: str, caplog
 
 def test_exporter_starts_on_a_corrupt_store_and_delivers(tmp_path: Path, sink: OtlpSink) -> None:
     store_path(tmp_path, "otlp/c").write_bytes(b"this is not a database" * 100)
-    exporter = create_exporter("otlp", "otlp/c", persistent_config(sink.grpc_endpoint, tmp_path))
+    exporter = make_exporter("otlp", "otlp/c", persistent_config(sink.grpc_endpoint, tmp_path))
     exporter.start()
     try:
         exporter.consume(batch(1))
@@ -264,7 +266,7 @@ def test_exporter_starts_on_a_corrupt_store_and_delivers(tmp_path: Path, sink: O
 def test_consume_returns_only_once_the_batch_is_on_disk(tmp_path: Path) -> None:
     config = persistent_config("127.0.0.1:9", tmp_path)  # nothing listens: items stay queued
     config["retry_on_failure"] = {"initial_interval": 60, "max_interval": 60}
-    exporter = create_exporter("otlp", "otlp/d", config)
+    exporter = make_exporter("otlp", "otlp/d", config)
     exporter.start()
     try:
         for index in range(3):
@@ -279,7 +281,7 @@ def test_exporter_backpressure_when_the_disk_refuses(tmp_path: Path) -> None:
     from spanguard.collector.component import Backpressure
 
     config = persistent_config("127.0.0.1:9", tmp_path)
-    exporter = create_exporter("otlp", "otlp/ro", config)
+    exporter = make_exporter("otlp", "otlp/ro", config)
     exporter.start()
     try:
         queue: Any = exporter._queue
@@ -300,15 +302,17 @@ CHILD = textwrap.dedent(
     import struct, sys, time
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-    from spanguard.collector.component import TraceBatch
-    from spanguard.collector.exporters import create_exporter
+    from spanguard.collector.component import Settings, TraceBatch
+    from spanguard.exporters.otlp.config import OtlpExporterConfig
+    from spanguard.exporters.otlp.factory import create
 
     endpoint, directory, count, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     retry = {"initial_interval": 60, "max_interval": 60} if endpoint.endswith(":9") else {"initial_interval": 0.01}
-    exporter = create_exporter("otlp", "otlp/kill", {
+    config = OtlpExporterConfig.model_validate({
         "endpoint": endpoint, "tls": {"insecure": True}, "retry_on_failure": retry,
         "sending_queue": {"storage": "file", "directory": directory, "queue_size": 100000, "num_consumers": 2},
     })
+    exporter = create(Settings("otlp/kill", "exporter", "otlp", config), None, None)
     exporter.start()
     for index in range(count):
         spans = [Span(name="s", trace_id=b"\\x01" * 16, span_id=struct.pack(">II", index, j + 1)) for j in range(3)]
@@ -353,7 +357,7 @@ def kill(child: subprocess.Popen[str]) -> list[int]:
 
 
 def restart_and_drain(sink: OtlpSink, directory: Path) -> Exporter:
-    exporter = create_exporter("otlp", "otlp/kill", persistent_config(sink.grpc_endpoint, directory))
+    exporter = make_exporter("otlp", "otlp/kill", persistent_config(sink.grpc_endpoint, directory))
     exporter.start()
     assert wait_until(lambda: exporter.stats["queue_size"] == 0, timeout=20)
     return exporter

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pydantic
 import pytest
+from exporter_build import make_exporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -31,10 +32,13 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.config import ConfigError, load_config_text
-from spanguard.collector.exporters import EXPORTER_CONFIGS, Exporter, Payload, create_exporter
-from spanguard.collector.retry import RetryConfig, SendError
-from spanguard.collector.sending import SendingQueueConfig
-from spanguard.exporters.review import ReviewExporterConfig, ReviewSender, review_items
+from spanguard.exporters.exporterhelper.exporter import Exporter
+from spanguard.exporters.exporterhelper.retry import RetryConfig, SendError
+from spanguard.exporters.exporterhelper.sending import Payload, SendingQueueConfig
+from spanguard.exporters.review.config import ReviewExporterConfig
+from spanguard.exporters.review.factory import new_factory
+from spanguard.exporters.review.items import review_items
+from spanguard.exporters.review.sender import ReviewSender
 
 TOKEN = "tok-3f9a-ingest"
 SECRET = "s3cr3t-attribute-value"
@@ -218,7 +222,7 @@ def made() -> Iterator[list[Exporter]]:
 def review_exporter(made: list[Exporter], url: str, name: str = "review", **overrides: Any) -> Exporter:
     config: dict[str, Any] = {"endpoint": url, "token": TOKEN, "retry_on_failure": FAST_RETRY}
     config.update(overrides)
-    exporter = create_exporter("review", name, config)
+    exporter = make_exporter("review", name, config)
     made.append(exporter)
     exporter.start()
     return exporter
@@ -389,7 +393,7 @@ def test_config_defaults_match_the_otlp_exporters() -> None:
     )
     webhook = ReviewExporterConfig(mode="webhook", endpoint="https://hooks.example/x?key=1")
     assert (webhook.url, webhook.token) == ("https://hooks.example/x?key=1", None)
-    assert EXPORTER_CONFIGS["review"] is ReviewExporterConfig
+    assert new_factory().config_class is ReviewExporterConfig
 
 
 @pytest.mark.parametrize(
@@ -455,10 +459,10 @@ def test_collector_yaml_with_env_token_and_a_named_webhook() -> None:
     assert "token is required in review mode" in str(caught.value)
 
 
-def test_create_exporter_builds_a_queued_exporter(tmp_path: Path) -> None:
+def test_factory_builds_a_queued_exporter(tmp_path: Path) -> None:
     queue = {"storage": "file", "directory": str(tmp_path)}
     settings = {"endpoint": "http://127.0.0.1:1", "token": TOKEN, "sending_queue": queue}
-    exporter = create_exporter("review", "review/x", settings)
+    exporter = make_exporter("review", "review/x", settings)
     assert isinstance(exporter, Exporter) and exporter.name == "review/x"
     exporter.start()
     exporter.shutdown(timeout=1)
@@ -586,7 +590,7 @@ def test_service_down_then_up_delivers_from_the_persistent_queue_across_a_restar
     settings = {"endpoint": "", "token": TOKEN, "sending_queue": queue, "retry_on_failure": FAST_RETRY}
     with ReviewServer(up=False) as service:
         settings["endpoint"] = service.url
-        first = create_exporter("review", "review", settings)
+        first = make_exporter("review", "review", settings)
         first.start()
         early, early_ids = review_batch(traces=1)
         first.consume(early)  # fsync'd to disk, then retried against a closed port
@@ -594,7 +598,7 @@ def test_service_down_then_up_delivers_from_the_persistent_queue_across_a_restar
         first.shutdown(timeout=0.5)
         assert first.stats["sent_batches"] == 0 and first.stats["dropped"] == 0
 
-        second = create_exporter("review", "review", settings)  # a restarted collector
+        second = make_exporter("review", "review", settings)  # a restarted collector
         second.start()
         try:
             late, late_ids = review_batch(traces=1)
@@ -637,10 +641,10 @@ def test_webhook_with_a_token_sends_it(server: ReviewServer) -> None:
 
 def test_shutdown_without_start_and_twice() -> None:
     config = {"endpoint": "http://127.0.0.1:1", "token": TOKEN}
-    exporter = create_exporter("review", "review", config)
+    exporter = make_exporter("review", "review", config)
     exporter.shutdown(timeout=1)
     exporter.shutdown(timeout=1)
-    started_exporter = create_exporter("review", "review/b", config)
+    started_exporter = make_exporter("review", "review/b", config)
     started_exporter.start()
     started_exporter.shutdown(timeout=1)
     started_exporter.shutdown(timeout=1)

@@ -23,16 +23,14 @@ from typing import Any
 
 import pydantic
 
-from spanguard.durations import Duration, parse_duration
+from spanguard.durations import Duration
 
 __all__ = [
     "Backoff",
-    "Duration",
     "RetryConfig",
     "SendError",
     "classify_grpc_error",
     "classify_http_status",
-    "parse_duration",
     "parse_retry_after",
 ]
 

@@ -1,17 +1,23 @@
 """What every exporter's sender shares: common settings, the :class:`Payload` it sends and the :class:`Sender` protocol.
 
-Kept apart from :mod:`spanguard.collector.exporters` so that exporters living elsewhere (``spanguard.exporters.*``)
-can build on them without importing the collector's exporter module, which imports them (imports stay acyclic).
+An exporter type implements :class:`Sender` (how to send one request) and hands it to
+:class:`~spanguard.exporters.exporterhelper.exporter.Exporter`. How to add one: docs/contributing.md.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Annotated, Literal, Protocol
 
 import pydantic
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from spanguard.collector.component import TraceBatch
-from spanguard.collector.retry import Duration
+
+from spanguard.durations import Duration
 
 __all__ = [
     "Headers",
@@ -21,6 +27,8 @@ __all__ = [
     "SendingQueueConfig",
     "SettingsModel",
     "Timeout",
+    "encode_json",
+    "partial_success",
 ]
 
 
@@ -122,3 +130,27 @@ class Sender(Protocol):
     def send(self, payload: Payload) -> SendResult: ...
 
     def close(self) -> None: ...
+
+
+def partial_success(response: ExportTraceServiceResponse) -> SendResult:
+    """What an OTLP response's ``partial_success`` says (nothing rejected when it has none)."""
+    if response.HasField("partial_success"):
+        partial = response.partial_success
+        return SendResult(int(partial.rejected_spans), partial.error_message)
+    return SendResult()
+
+
+_json_encoder: Callable[[ExportTraceServiceRequest], bytes] | None = None
+
+
+def encode_json(request: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON for ``request`` on one line (``spanguard.collector.receivers.otlp.otlp_json``)."""
+    global _json_encoder
+    if _json_encoder is None:
+        from spanguard.collector.receivers.otlp.otlp_json import encode_request
+
+        _json_encoder = encode_request
+    data = _json_encoder(request)
+    if b"\n" in data or b"\r" in data:  # one request per line, whatever the encoder's layout
+        data = json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=False).encode()
+    return data

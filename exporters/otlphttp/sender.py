@@ -1,0 +1,108 @@
+"""How the ``otlphttp`` exporter sends one request: a POST with ``httpx``, ``Retry-After`` honoured
+(docs/collector-config.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import logging
+import ssl
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from spanguard.collector.confignet import client_ssl_context
+from spanguard.exporters.exporterhelper.retry import SendError, classify_http_status
+from spanguard.exporters.exporterhelper.sending import Payload, SendResult, encode_json, partial_success
+from spanguard.exporters.otlphttp.config import OtlpHttpExporterConfig
+
+from spanguard._logging import safe_url
+
+__all__ = ["HttpSender"]
+
+logger = logging.getLogger("spanguard.collector.exporter")
+
+
+class HttpSender:
+    """OTLP/HTTP with ``httpx``: protobuf or JSON, gzip, ``Retry-After`` honoured."""
+
+    def __init__(self, config: OtlpHttpExporterConfig) -> None:
+        self._config = config
+        self.url = config.url
+        self._client: Any = None
+        headers = {key: value for key, value in config.headers.items()}
+        headers["Content-Type"] = "application/json" if config.encoding == "json" else "application/x-protobuf"
+        if config.compression == "gzip":
+            headers["Content-Encoding"] = "gzip"
+        self._headers = headers
+
+    def start(self) -> None:
+        import httpx
+
+        self._httpx = httpx
+        try:
+            verify = client_ssl_context(self.url, self._config.tls)
+        except (OSError, ssl.SSLError) as error:
+            raise OSError(f"otlphttp: cannot load TLS files: {error}") from None
+        self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
+        logger.info("otlphttp: exporting to %s", safe_url(self.url))
+
+    def _body(self, payload: Payload) -> bytes:
+        body = encode_json(payload.request) if self._config.encoding == "json" else payload.data
+        if self._config.compression == "gzip":
+            body = gzip.compress(body, compresslevel=6)
+        return body
+
+    def send(self, payload: Payload) -> SendResult:
+        client = self._client
+        if client is None:
+            raise SendError("HTTP client is closed", retryable=True)
+        httpx = self._httpx
+        try:
+            response = client.post(self.url, content=self._body(payload), headers=self._headers)
+        except httpx.TransportError as error:
+            raise SendError(f"HTTP {type(error).__name__}: {error}", retryable=True) from None
+        except RuntimeError as error:  # the client was closed under us (shutdown)
+            raise SendError(f"HTTP client: {error}", retryable=True) from None
+        if 200 <= response.status_code < 300:
+            return self._partial(response)
+        raise classify_http_status(response.status_code, response.headers, self._status_message(response))
+
+    @staticmethod
+    def _is_json(response: Any) -> bool:
+        return "json" in response.headers.get("content-type", "").lower()
+
+    def _partial(self, response: Any) -> SendResult:
+        body = response.content
+        if not body:
+            return SendResult()
+        try:
+            if self._is_json(response):
+                from spanguard.collector.receivers.otlp.otlp_json import decode_response
+
+                return partial_success(decode_response(body))
+            return partial_success(ExportTraceServiceResponse.FromString(body))
+        except Exception:  # an unreadable success body is still a success
+            return SendResult()
+
+    def _status_message(self, response: Any) -> str | None:
+        body = response.content
+        if not body:
+            return None
+        try:
+            from google.rpc import status_pb2
+
+            if self._is_json(response):
+                message = json.loads(body).get("message")
+                return str(message) if message else None
+            if "protobuf" in response.headers.get("content-type", "").lower():
+                return status_pb2.Status.FromString(body).message or None
+        except Exception:
+            return None
+        return None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
