@@ -28,10 +28,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info") -> None:
-    """Structured logs on stderr; the HTTP and gRPC client libraries only from WARNING up, whatever ``level``."""
+class ConsoleFormatter(logging.Formatter):
+    """``<time> <level> <logger> <message>`` per line, for a terminal; like :class:`JsonFormatter`, no span content."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as one line of text."""
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        line = f"{ts}\t{record.levelname.lower()}\t{record.name}\t{record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            line += f"\terror={record.exc_info[0].__name__}"
+        return line
+
+
+def configure_logging(level: str = "info", encoding: str = "json") -> None:
+    """Logs on stderr, one JSON object (``encoding`` ``json``) or one line of text (``console``) per record; the HTTP
+    and gRPC client libraries only from WARNING up, whatever ``level``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ConsoleFormatter() if encoding == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -70,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "validate":
         print("config OK")
         return 0
-    configure_logging(getattr(config.telemetry, "logs_level", "info") or "info")
+    configure_logging(config.telemetry.logs_level, config.telemetry.logs_encoding)
     collector = Collector(config)
     try:
         collector.run(args.shutdown_timeout)

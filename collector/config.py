@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from spanguard.yamlconfig import KeyPath, Loading, Problem, kind_of, read_config
 
 __all__ = [
     "KINDS",
+    "SECTIONS",
     "CollectorConfig",
     "ComponentConfig",
     "ConfigError",
@@ -69,7 +71,7 @@ __all__ = [
     "register",
 ]
 
-_SECTIONS: Final[dict[Kind, str]] = {
+SECTIONS: Final[dict[Kind, str]] = {
     "receiver": "receivers",
     "processor": "processors",
     "exporter": "exporters",
@@ -157,21 +159,35 @@ class Registry:
 
 
 _DEFAULT_REGISTRY = Registry()
+_BUILTINS = threading.Lock()
+_builtins_registered = False
 
 
 def default_registry() -> Registry:
-    """The process-wide registry that :func:`register`, :func:`factories` and :func:`load_config` use by default."""
+    """The process-wide registry that :func:`register`, :func:`factories` and :func:`load_config` use by default.
+
+    It holds the built-in components (:mod:`spanguard.collector.components`), registered on first use so that
+    importing this module stays light.
+    """
+    global _builtins_registered
+    if not _builtins_registered:
+        with _BUILTINS:
+            if not _builtins_registered:
+                from spanguard.collector.components import register_builtins
+
+                register_builtins(_DEFAULT_REGISTRY)
+                _builtins_registered = True
     return _DEFAULT_REGISTRY
 
 
 def register(factory: Factory) -> None:
     """Register ``factory`` in the default registry (see :meth:`Registry.register`)."""
-    _DEFAULT_REGISTRY.register(factory)
+    default_registry().register(factory)
 
 
 def factories(kind: Kind) -> Mapping[str, Factory]:
     """The default registry's factories of ``kind`` by type."""
-    return _DEFAULT_REGISTRY.factories(kind)
+    return default_registry().factories(kind)
 
 
 def parse_component_id(text: str) -> tuple[str, str]:
@@ -226,7 +242,8 @@ class TelemetryConfig:
     """Where Prometheus metrics are served (``/metrics``); ``None``: not served."""
     metrics_level: Literal["none", "basic", "normal", "detailed"] = "normal"
     logs_level: Literal["debug", "info", "warn", "error"] = "info"
-    logs_encoding: Literal["console", "json"] = "console"
+    logs_encoding: Literal["console", "json"] = "json"
+    """How the collector's own log lines on stderr look: one JSON object each, or plain text for a terminal."""
 
 
 @dataclass(frozen=True)
@@ -299,7 +316,7 @@ class _MetricsModel(_Section):
 
 class _LogsModel(_Section):
     level: Annotated[Literal["debug", "info", "warn", "error"], BeforeValidator(_lower)] = "info"
-    encoding: Literal["console", "json"] = "console"
+    encoding: Annotated[Literal["console", "json"], BeforeValidator(_lower)] = "json"
 
 
 class _TelemetryModel(_Section):
@@ -338,7 +355,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
     components: dict[Kind, dict[str, ComponentConfig]] = {kind: {} for kind in KINDS}
     defined: dict[Kind, list[str]] = {kind: [] for kind in KINDS}
     for kind in KINDS:
-        section = _SECTIONS[kind]
+        section = SECTIONS[kind]
         entries = root.get(section)
         if entries is None:
             continue
@@ -438,7 +455,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
             ("processor", pipeline.processors),
             ("exporter", pipeline.exporters),
         ):
-            _check_references(loading, (*path, _SECTIONS[kind]), ids, kind, defined)
+            _check_references(loading, (*path, SECTIONS[kind]), ids, kind, defined)
         pipelines[pipeline_id] = PipelineConfig(
             pipeline_id,
             tuple(pipeline.receivers),
@@ -450,7 +467,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
     used: dict[Kind, set[str]] = {kind: set() for kind in KINDS}
     for raw_pipeline in raw_pipelines.values():  # as written, so that a pipeline with a problem still counts
         for kind in ("receiver", "processor", "exporter"):
-            ids = raw_pipeline.get(_SECTIONS[kind]) if isinstance(raw_pipeline, dict) else None
+            ids = raw_pipeline.get(SECTIONS[kind]) if isinstance(raw_pipeline, dict) else None
             used[kind].update(item for item in ids or () if isinstance(item, str))
     if isinstance(service_raw, dict) and isinstance(service_raw.get("extensions"), list):
         used["extension"].update(item for item in service_raw["extensions"] if isinstance(item, str))
@@ -459,7 +476,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
             if component_id not in used[kind]:
                 where = "service.extensions" if kind == "extension" else "any pipeline"
                 loading.warn(
-                    (_SECTIONS[kind], component_id),
+                    (SECTIONS[kind], component_id),
                     f"{kind} {component_id!r} is defined but not used in {where}; it will not be started",
                 )
 
@@ -489,7 +506,7 @@ def _check_references(
             continue
         seen.add(component_id)
         if component_id not in defined[kind]:
-            section = _SECTIONS[kind]
+            section = SECTIONS[kind]
             listed = ", ".join(defined[kind]) or "none"
             loading.error((*path, index), f"{kind} {component_id!r} is not defined under {section} (defined: {listed})")
 
@@ -512,7 +529,7 @@ def load_config_text(
     config = _build(
         loading,
         root,
-        _DEFAULT_REGISTRY if registry is None else registry,
+        default_registry() if registry is None else registry,
         None if config_dir is None else Path(config_dir),
     )
     if config is None:

@@ -1,8 +1,12 @@
 """The collector service: builds pipelines from a validated config, runs them, and shuts down without losing data.
 
-Start order is exporters, processors, receivers (so nothing is accepted before it can go somewhere); shutdown is the
-reverse: receivers stop accepting, tail sampling decides what it holds, exporters drain their queues within the
-timeout and leave the rest in the persistent queue.
+Every component is made by its factory's ``create(settings, next_consumer, telemetry)``
+(:class:`~spanguard.collector.component.Factory`); this module only wires what the factories return: exporters
+first, then each pipeline's processors back to front (each handed the consumer after it), then receivers (handed the
+pipeline's entry), then extensions. Start order is exporters, processors, receivers (so nothing is accepted before it
+can go somewhere); shutdown is the reverse: receivers stop accepting, tail sampling decides what it holds, exporters
+drain their queues within the timeout and leave the rest in the persistent queue. Behaviour:
+docs/collector-config.md.
 """
 
 from __future__ import annotations
@@ -11,96 +15,60 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import pydantic
-from spanguard.collector.component import Consumer
-from spanguard.collector.config import CollectorConfig, ConfigError, Endpoint, Factory, PipelineConfig, register
-from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
-from spanguard.collector.pipeline import (
-    BatchProcessorConfig,
-    BatchStage,
-    FanOut,
-    RedactionStage,
-    RiskProcessorConfig,
-    RiskStage,
-    TailSamplingProcessorConfig,
-    TailSamplingStage,
-)
-from spanguard.collector.telemetry import (
-    CollectorMetrics,
-    TelemetryServer,
-    exporter_families,
-    redaction_families,
-    sampling_families,
-)
+from spanguard.collector.component import Admission, Consumer, Settings, TraceBatch
+from spanguard.collector.config import KINDS, SECTIONS, CollectorConfig, ComponentConfig, ConfigError, PipelineConfig
+from spanguard.collector.fanout import FanOut
+from spanguard.collector.telemetry import CollectorMetrics, TelemetryServer
+
+__all__ = ["BuiltChain", "Collector", "build_chain", "create_component", "unbuildable"]
 
 logger = logging.getLogger("spanguard.collector")
 
 
-class HealthCheckConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """``extensions.health_check``: where ``/healthz`` is served."""
-
-    endpoint: Endpoint = "127.0.0.1:13133"
-
-
-def _register_factories() -> None:
-    from spanguard.collector import exporters, receivers
-    from spanguard.exporters.review import ReviewExporterConfig
-    from spanguard.processors.redaction import RedactionConfig
-
-    for factory in (
-        Factory("receiver", "otlp", receivers.OtlpReceiverConfig),
-        Factory("processor", "redaction", RedactionConfig),
-        Factory("processor", "risk", RiskProcessorConfig),
-        Factory("processor", "tail_sampling", TailSamplingProcessorConfig),
-        Factory("processor", "batch", BatchProcessorConfig),
-        Factory("processor", "memory_limiter", MemoryLimiterConfig),
-        Factory("exporter", "otlp", exporters.OtlpExporterConfig),
-        Factory("exporter", "otlphttp", exporters.OtlpHttpExporterConfig),
-        Factory("exporter", "file", exporters.FileExporterConfig),
-        Factory("exporter", "debug", exporters.DebugExporterConfig),
-        Factory("exporter", "review", ReviewExporterConfig),
-        Factory("extension", "health_check", HealthCheckConfig),
-    ):
-        register(factory)
-
-
-_register_factories()
-
-BUILT_IN_PROCESSORS = frozenset({"redaction", "risk", "tail_sampling", "batch", "memory_limiter"})
-"""The processor types :func:`build_chain` builds itself; any other type is built by its factory's ``create``."""
-
-
 def unbuildable(config: CollectorConfig) -> list[str]:
-    """A problem for each processor or exporter that nothing can build (a processor not built in whose factory has
-    no ``create``; an exporter type the exporters module does not make): such a component must stop the collector at
-    start, never be left out of its pipeline (a redaction step that silently does not run sends data out
-    unredacted)."""
-    from spanguard.collector.exporters import EXPORTER_CONFIGS
-
-    problems = [
-        f"processors.{pid}: type {component.type!r} has no create function in its factory, so it cannot run; "
-        "register it as Factory('processor', type, ConfigModel, create=make) (docs/collector-config.md)"
-        for pid, component in config.processors.items()
-        if component.type not in BUILT_IN_PROCESSORS and getattr(component.factory, "create", None) is None
+    """A problem for each configured component whose factory has no ``create``: such a component must stop the
+    collector at start, never be left out of its pipeline (a redaction step that silently does not run sends data
+    out unredacted). Unknown types are refused when the config loads."""
+    return [
+        f"{SECTIONS[kind]}.{cid}: type {component.type!r} has no create function in its factory, so it cannot run; "
+        f"register it as Factory({kind!r}, type, ConfigModel, create=make) (docs/collector-config.md)"
+        for kind in KINDS
+        for cid, component in config.components(kind).items()
+        if component.factory.create is None
     ]
-    # Exporters are built by their own module for now: a type registered elsewhere is refused here, not at start.
-    problems += [
-        f"exporters.{eid}: type {component.type!r} cannot be built by this collector yet; "
-        f"known: {', '.join(EXPORTER_CONFIGS)}"
-        for eid, component in config.exporters.items()
-        if component.type not in EXPORTER_CONFIGS
-    ]
-    return problems
 
 
-def _admit_all(limiters: list[MemoryLimiter]) -> Any:
-    def admit(request_bytes: int) -> None:
-        for limiter in limiters:
-            limiter.admit(request_bytes)
-
-    return admit
+def create_component(
+    config: CollectorConfig,
+    component: ComponentConfig,
+    next_consumer: Any,
+    telemetry: Any,
+    pipeline: PipelineConfig | None = None,
+) -> Any:
+    """``component`` as its factory's ``create`` builds it (with the pipeline's processors when it is a processor)."""
+    create = component.factory.create
+    if create is None:
+        raise ConfigError(f"{SECTIONS[component.kind]}.{component.id}: its factory has no create function")
+    peers = [config.processors[pid] for pid in pipeline.processors] if pipeline is not None else []
+    settings = Settings(
+        id=component.id,
+        kind=component.kind,
+        type=component.type,
+        config=component.config,
+        pipeline=pipeline.name if pipeline is not None else None,
+        pipeline_types=tuple(peer.type for peer in peers),
+        pipeline_configs=tuple(peer.config for peer in peers),
+        config_dir=config.config_dir,
+    )
+    built = create(settings, next_consumer, telemetry)
+    needs_consume = component.kind in ("processor", "exporter")
+    if built is None or (needs_consume and not callable(getattr(built, "consume", None))):
+        what = "a consumer (with consume(batch))" if needs_consume else "a component"
+        raise TypeError(f"{SECTIONS[component.kind]}.{component.id}: its factory's create returned no {what}")
+    return built
 
 
 class BuiltChain(NamedTuple):
@@ -108,9 +76,8 @@ class BuiltChain(NamedTuple):
 
     entry: Consumer
     stages: list[Any]
-    redactors: dict[str, Any]
-    samplers: dict[str, Any]
-    limiters: list[MemoryLimiter]
+    admissions: list[Admission]
+    """The stages that vet requests before they are parsed (memory limiters), for the pipeline's receivers."""
 
 
 def build_chain(
@@ -119,121 +86,95 @@ def build_chain(
     last: Consumer,
     telemetry: Any,
     *,
-    only: tuple[str, ...] | None = None,
-    skip: tuple[str, ...] = (),
+    in_workers: bool | None = None,
 ) -> BuiltChain:
-    """Build a pipeline's processors in front of ``last`` (those of the types in ``only``, if given, minus ``skip``)."""
-    from spanguard.processors.redaction import Redactor
-    from spanguard.processors.risk import RiskClassifier
+    """Build a pipeline's processors in front of ``last``, back to front, each by its factory.
 
-    wanted = [
-        p
-        for p in pipeline.processors
-        if (only is None or config.processors[p].type in only) and config.processors[p].type not in skip
-    ]
-    types = {config.processors[p].type: config.processors[p] for p in wanted}
-    # One classifier per pipeline: used by tail sampling on whole traces, or by the risk stage per batch.
-    classifier = RiskClassifier(types["risk"].config.risk_config()) if "risk" in types else None
+    ``in_workers``: ``None`` builds every processor; ``True`` those that run in worker processes, ``False`` those
+    that stay in the collector's own process (:attr:`~spanguard.collector.component.Factory.in_workers`).
+    """
     consumer = last
     stages: list[Any] = []
-    redactors: dict[str, Any] = {}
-    samplers: dict[str, Any] = {}
-    limiters: list[MemoryLimiter] = []
-    # Built back to front: each stage hands on to the one after it.
-    for pid in reversed(wanted):
+    for pid in reversed(pipeline.processors):
         component = config.processors[pid]
-        settings = component.config
-        if component.type == "redaction":
-            redactor = Redactor(settings)
-            redactors[f"{pipeline.name}/{pid}"] = redactor
-            consumer = RedactionStage(redactor, consumer)
-        elif component.type == "risk":
-            if "tail_sampling" in types:
-                continue  # tail sampling classifies whole traces with the pipeline's classifier
-            consumer = RiskStage(classifier, consumer)
-        elif component.type == "tail_sampling":
-            stage = TailSamplingStage(settings, classifier, consumer, telemetry=telemetry)
-            samplers[f"{pipeline.name}/{pid}"] = stage
-            consumer = stage
-        elif component.type == "batch":
-            consumer = BatchStage(settings, consumer)
-        elif component.type == "memory_limiter":
-            consumer = MemoryLimiter(settings, consumer)
-            limiters.append(consumer)
-        else:
-            create = getattr(component.factory, "create", None)
-            if create is None:
-                raise ConfigError("; ".join(unbuildable(config)))
-            consumer = create(settings, consumer, telemetry)
-            if not isinstance(consumer, Consumer):
-                raise TypeError(f"processors.{pid}: its factory's create returned no consumer (a .consume(batch))")
-        stages.append(consumer)
-    return BuiltChain(consumer, list(reversed(stages)), redactors, samplers, limiters)
+        if in_workers is not None and component.factory.in_workers != in_workers:
+            continue
+        built = create_component(config, component, consumer, telemetry, pipeline)
+        if built is consumer:
+            continue  # nothing to do in this pipeline (risk when tail sampling classifies whole traces)
+        consumer = built
+        stages.append(built)
+    stages.reverse()
+    return BuiltChain(consumer, stages, [stage for stage in stages if isinstance(stage, Admission)])
+
+
+class _Admitting:
+    """A receiver's entry with the admission of every pipeline it feeds (a :class:`Consumer` and an Admission)."""
+
+    def __init__(self, target: Consumer, admissions: Sequence[Admission]) -> None:
+        self._target = target
+        self._admissions = list(admissions)
+
+    def admit(self, request_bytes: int) -> None:
+        """Ask each memory limiter; the first that refuses raises Backpressure."""
+        for admission in self._admissions:
+            admission.admit(request_bytes)
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Pass the batch on (admission happened before parsing)."""
+        self._target.consume(batch)
 
 
 class Collector:
     """One collector process: its pipelines, exporters, receivers and own telemetry."""
 
     def __init__(self, config: CollectorConfig) -> None:
-        from spanguard.collector.exporters import create_exporter
-        from spanguard.collector.receivers import OtlpReceiver
-
+        problems = unbuildable(config)
+        if problems:
+            raise ConfigError("; ".join(problems))
         self.config = config
         self.metrics = CollectorMetrics()
+        self.metrics.set_health(self.healthy)
+        used = {eid for pipeline in config.pipelines.values() for eid in pipeline.exporters}
         self.exporters: dict[str, Any] = {
-            cid: create_exporter(component.type, cid, component.config) for cid, component in config.exporters.items()
+            eid: create_component(config, component, None, self.metrics)
+            for eid, component in config.exporters.items()
+            if eid in used
         }
         self.stages: list[Any] = []
         self.receivers: list[Any] = []
-        redactors: dict[str, Any] = {}
-        samplers: dict[str, Any] = {}
         entry_points: dict[str, list[Consumer]] = {}
-        admissions: dict[str, list[MemoryLimiter]] = {}
+        admissions: dict[str, list[Admission]] = {}
         for pipeline in config.pipelines.values():
             consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
             if pipeline.workers > 1:
                 from spanguard.collector.workers import PipelineWorkers
 
-                # The memory limiter guards this process, so it stays here; the other processors run in the workers.
+                # Processors run in the workers, except those that guard this process (the memory limiter).
                 workers = PipelineWorkers(config, pipeline.name, consumer, telemetry=self.metrics)
-                redactors.update(workers.redactors())
-                samplers.update(workers.samplers())
-                built = build_chain(config, pipeline, workers, self.metrics, only=("memory_limiter",))
+                built = build_chain(config, pipeline, workers, self.metrics, in_workers=False)
                 self.stages.extend([*built.stages, workers])
             else:
                 built = build_chain(config, pipeline, consumer, self.metrics)
                 self.stages.extend(built.stages)
-            redactors.update(built.redactors)
-            samplers.update(built.samplers)
             for rid in pipeline.receivers:
                 entry_points.setdefault(rid, []).append(built.entry)
-                admissions.setdefault(rid, []).extend(built.limiters)
+                admissions.setdefault(rid, []).extend(built.admissions)
         for rid, consumers in entry_points.items():
             target: Consumer = consumers[0] if len(consumers) == 1 else FanOut(consumers)
-            limiters = admissions.get(rid, [])
-            self.receivers.append(
-                OtlpReceiver(
-                    rid,
-                    config.receivers[rid].config,
-                    target,
-                    telemetry=self.metrics,
-                    admission=_admit_all(limiters) if limiters else None,
-                )
-            )
-        self.metrics.add_source(exporter_families(self.exporters))
-        self.metrics.add_source(redaction_families(redactors))
-        self.metrics.add_source(sampling_families(samplers))
-        self.metrics.install_scrape_collector()
+            if admissions[rid]:
+                target = _Admitting(target, admissions[rid])
+            self.receivers.append(create_component(config, config.receivers[rid], target, self.metrics))
         self._running = False
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self.telemetry_servers: list[TelemetryServer] = []
+        self.telemetry_servers: list[Any] = []
+        """The metrics endpoint (``service.telemetry.metrics``) and the extensions, started last, stopped last."""
         metrics_address = config.telemetry.metrics_address
         if metrics_address:
             self.telemetry_servers.append(TelemetryServer(metrics_address, self.metrics, self.healthy))
-        for component in config.extensions.values():
-            if component.type == "health_check":
-                self.telemetry_servers.append(TelemetryServer(component.config.endpoint, None, self.healthy))
+        for xid in config.service_extensions:
+            self.telemetry_servers.append(create_component(config, config.extensions[xid], None, self.metrics))
 
     def healthy(self) -> bool:
         """Whether every pipeline is running (its worker processes included)."""

@@ -1,7 +1,8 @@
 """The collector's own telemetry: Prometheus metrics on ``/metrics`` and a health check on ``/healthz``.
 
 Counters on the data path are plain increments; everything else (queue sizes, redactions, sampling decisions, review
-budget use) is read from the components' ``stats`` when Prometheus scrapes, so it costs nothing per span.
+budget use) is read from the components' ``stats`` when Prometheus scrapes, so it costs nothing per span. Components
+register themselves from their factory's ``create`` (:meth:`CollectorMetrics.track`, ``add_source``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,6 +20,17 @@ from prometheus_client.registry import Collector
 from spanguard.collector.confignet import split_endpoint
 
 logger = logging.getLogger("spanguard.collector")
+
+Family = Literal["exporter", "redaction", "sampling"]
+"""The metric families a component's ``stats`` feed: an exporter's, a redactor's, a tail sampler's."""
+
+
+class HasStats(Protocol):
+    """A component whose counters the telemetry reads at scrape time."""
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The component's counters (see the family functions below for the keys read)."""
 
 
 class CollectorMetrics:
@@ -51,6 +63,12 @@ class CollectorMetrics:
             registry=self.registry,
         )
         self._sources: list[Callable[[], Iterable[Any]]] = []
+        self._tracked: dict[Family, dict[str, HasStats]] = {"exporter": {}, "redaction": {}, "sampling": {}}
+        self._health: Callable[[], bool] = lambda: False
+        self.add_source(exporter_families(self._tracked["exporter"]))
+        self.add_source(redaction_families(self._tracked["redaction"]))
+        self.add_source(sampling_families(self._tracked["sampling"]))
+        self._install_scrape_collector()
 
     # ReceiverTelemetry
     def accepted(self, receiver: str, transport: str, spans: int) -> None:
@@ -71,12 +89,23 @@ class CollectorMetrics:
         """Count ``count`` tail-sampling decisions of one kind (made in a worker process)."""
         self._decisions.labels(tier, str(keep).lower(), str(early).lower()).inc(count)
 
+    def track(self, family: Family, name: str, component: HasStats) -> None:
+        """Report ``component``'s ``stats`` in ``family``'s metrics under ``name`` (e.g. ``traces/redaction``)."""
+        self._tracked[family][name] = component
+
     def add_source(self, source: Callable[[], Iterable[Any]]) -> None:
-        """Register a callable yielding metric families at scrape time."""
+        """Register a callable yielding metric families at scrape time (for families of a component's own)."""
         self._sources.append(source)
 
-    def install_scrape_collector(self) -> None:
-        """Register the scrape-time collector over every added source."""
+    def set_health(self, check: Callable[[], bool]) -> None:
+        """Where :meth:`healthy` asks (the collector service sets it)."""
+        self._health = check
+
+    def healthy(self) -> bool:
+        """Whether every pipeline of the collector is running (for the ``health_check`` extension)."""
+        return self._health()
+
+    def _install_scrape_collector(self) -> None:
         sources = self._sources
 
         class _Scrape(Collector):
@@ -94,7 +123,7 @@ class CollectorMetrics:
         return generate_latest(self.registry)
 
 
-def exporter_families(exporters: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+def exporter_families(exporters: dict[str, HasStats]) -> Callable[[], Iterable[Any]]:
     """Scrape-time metrics of exporters: spans sent and failed, queue size and capacity."""
 
     def families() -> Iterable[Any]:
@@ -117,7 +146,7 @@ def exporter_families(exporters: dict[str, Any]) -> Callable[[], Iterable[Any]]:
     return families
 
 
-def redaction_families(redactors: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+def redaction_families(redactors: dict[str, HasStats]) -> Callable[[], Iterable[Any]]:
     """Scrape-time metrics of redaction: redactions by entity type, failures."""
 
     def families() -> Iterable[Any]:
@@ -137,7 +166,7 @@ def redaction_families(redactors: dict[str, Any]) -> Callable[[], Iterable[Any]]
     return families
 
 
-def sampling_families(samplers: dict[str, Any]) -> Callable[[], Iterable[Any]]:
+def sampling_families(samplers: dict[str, HasStats]) -> Callable[[], Iterable[Any]]:
     """Scrape-time metrics of tail sampling: buffered and held traces, early decisions, recalls, review budget use."""
 
     def families() -> Iterable[Any]:

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
 from spanguard.collector.config import CollectorConfig
+from spanguard.collector.telemetry import Family, HasStats
 from spanguard.processors import otlp
 
 logger = logging.getLogger("spanguard.collector")
@@ -84,25 +85,14 @@ def merge_stats(into: dict[str, Any], stats: Mapping[str, Any]) -> dict[str, Any
 
 
 def worker_config(config: CollectorConfig, pipeline: str, index: int, workers: int) -> CollectorConfig:
-    """The config worker ``index`` builds from: tail-sampling bounds and review budgets shared out between workers."""
-
-    def share(total: int, minimum: int = 0) -> int:
-        return max(minimum, total // workers + (1 if index < total % workers else 0))
-
+    """The config worker ``index`` builds from: a processor config with ``for_worker(index, workers)`` (tail
+    sampling's memory bounds and review budgets) gives its share, so the configured totals still hold."""
     processors = dict(config.processors)
     for pid in config.pipelines[pipeline].processors:
         component = processors[pid]
-        if component.type != "tail_sampling":
-            continue
-        settings = component.config
-        update: dict[str, Any] = {
-            "max_traces": share(settings.max_traces, 1),
-            "max_spans": share(settings.max_spans, 1),
-            "session_hold_spans": share(settings.session_hold_spans, 1),
-        }
-        if settings.review_budget is not None:
-            update["review_budget"] = {tier: share(limit) for tier, limit in settings.review_budget.items()}
-        processors[pid] = dataclasses.replace(component, config=settings.model_copy(update=update))
+        share = getattr(component.config, "for_worker", None)
+        if share is not None:
+            processors[pid] = dataclasses.replace(component, config=share(index, workers))
     return dataclasses.replace(config, processors=processors)
 
 
@@ -144,20 +134,18 @@ class PipelineWorkers:
 
     # -- telemetry
 
-    def _names(self, kind: str) -> list[str]:
-        ids = self._config.pipelines[self._pipeline].processors
-        return [f"{self._pipeline}/{pid}" for pid in ids if self._config.processors[pid].type == kind]
-
-    def redactors(self) -> dict[str, Any]:
-        """Stand-ins for the workers' redactors: their ``stats``, summed over the workers."""
-        return {name: _StatsView(self, "redactors", name) for name in self._names("redaction")}
-
-    def samplers(self) -> dict[str, Any]:
-        """Stand-ins for the workers' tail samplers: their ``stats``, summed over the workers."""
-        return {name: _StatsView(self, "samplers", name) for name in self._names("tail_sampling")}
+    def _track(self, tracked: Mapping[Family, Sequence[str]]) -> None:
+        """Report the workers' components (their ``stats`` summed over the workers) in this process's metrics."""
+        track = getattr(self._telemetry, "track", None)
+        if track is None:
+            return
+        for family, names in tracked.items():
+            for name in names:
+                track(family, name, _StatsView(self, family, name))
 
     def stats(self) -> dict[str, Any]:
-        """Every worker's processor stats, summed (cached for a second: one scrape reads several families)."""
+        """Every worker's processor stats by family and name, summed (cached for a second: one scrape reads several
+        families)."""
         with self._stats_lock:
             now = time.monotonic()
             if self._stats_cache is not None and now - self._stats_cache[0] < _STATS_TTL:
@@ -208,6 +196,7 @@ class PipelineWorkers:
                 worker_output.close()
                 worker.requests, worker.output = requests, output
             deadline = time.monotonic() + _READY_TIMEOUT
+            tracked: Mapping[Family, Sequence[str]] = {}
             for worker in self._workers:
                 if not worker.requests.poll(max(0.0, deadline - time.monotonic())):
                     self._kill_all()
@@ -219,6 +208,8 @@ class PipelineWorkers:
                 if ready[0] != "ready":
                     self._kill_all()
                     raise RuntimeError(f"pipeline {self._pipeline}: worker {worker.index} failed to start: {ready[1]}")
+                tracked = ready[1]
+            self._track(tracked)
             for worker in self._workers:
                 for target, name in ((self._serve_output, "out"), (self._serve_replies, "replies")):
                     thread = threading.Thread(
@@ -403,29 +394,39 @@ class PipelineWorkers:
 
 
 class _StatsView:
-    """What the telemetry reads from a redactor or sampler (``stats``), for one that lives in the workers."""
+    """What the telemetry reads from a component that lives in the workers (``stats``, summed over them)."""
 
-    def __init__(self, workers: PipelineWorkers, kind: str, name: str) -> None:
+    def __init__(self, workers: PipelineWorkers, family: Family, name: str) -> None:
         self._workers = workers
-        self._kind = kind
+        self._family = family
         self._name = name
 
     @property
     def stats(self) -> dict[str, Any]:
         """The component's stats, summed over the workers."""
-        return dict(self._workers.stats().get(self._kind, {}).get(self._name, {}))
+        return dict(self._workers.stats().get(self._family, {}).get(self._name, {}))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The worker process
 
 
-class _DecisionTally:
-    """Counts the tail sampler's decisions in a worker; every answer to the collector carries and resets them."""
+class _WorkerTelemetry:
+    """A worker's telemetry for its processors: the components they track (answered to ``stats`` requests) and the
+    tail sampler's decisions, which every answer to the collector carries and resets. Other metric sources
+    (``add_source``) are not reported from workers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, bool, bool]] = Counter()
+        self.tracked: dict[Family, dict[str, HasStats]] = {}
+
+    def track(self, family: Family, name: str, component: HasStats) -> None:
+        """Answer ``component``'s stats to the collector's ``stats`` requests."""
+        self.tracked.setdefault(family, {})[name] = component
+
+    def add_source(self, source: Any) -> None:
+        """Ignored: only tracked components and decisions are reported from a worker."""
 
     def decided(self, decision: Any) -> None:
         """Count one decision."""
@@ -438,11 +439,15 @@ class _DecisionTally:
             counts, self._counts = self._counts, Counter()
         return dict(counts)
 
+    def stats(self) -> dict[str, Any]:
+        """The tracked components' stats by family and name."""
+        return {family: {name: c.stats for name, c in named.items()} for family, named in self.tracked.items()}
+
 
 class _ToCollector:
     """The worker's last consumer: sends kept traces to the collector process and raises what it answers."""
 
-    def __init__(self, output: Any, tally: _DecisionTally) -> None:
+    def __init__(self, output: Any, tally: _WorkerTelemetry) -> None:
         self._output = output
         self._tally = tally
         self._lock = threading.Lock()
@@ -469,19 +474,19 @@ def worker_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from spanguard.collector.cli import configure_logging
 
-    configure_logging(logging.getLevelName(log_level))
-    tally = _DecisionTally()
+    configure_logging(logging.getLevelName(log_level), config.telemetry.logs_encoding)
+    tally = _WorkerTelemetry()
     try:
         from spanguard.collector.service import build_chain
 
         last = _ToCollector(output, tally)
-        built = build_chain(config, config.pipelines[pipeline], last, tally, skip=("memory_limiter",))
+        built = build_chain(config, config.pipelines[pipeline], last, tally, in_workers=True)
         for stage in built.stages:
             stage.start()
     except Exception as error:
         requests.send(("failed", f"{type(error).__name__}: {error}"))
         return
-    requests.send(("ready",))
+    requests.send(("ready", {family: list(named) for family, named in tally.tracked.items()}))
     while True:
         try:
             message = requests.recv()
@@ -499,11 +504,7 @@ def worker_main(
                 logger.error("worker %d: processing a batch failed (%s)", index, type(error).__name__)
                 requests.send(("error", type(error).__name__, tally.take()))
         elif kind == "stats":
-            stats = {
-                "redactors": {name: r.stats for name, r in built.redactors.items()},
-                "samplers": {name: s.stats for name, s in built.samplers.items()},
-            }
-            requests.send(("stats", stats, tally.take()))
+            requests.send(("stats", tally.stats(), tally.take()))
         elif kind == "shutdown":
             deadline = time.monotonic() + float(message[1])
             for stage in built.stages:

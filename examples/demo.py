@@ -192,7 +192,7 @@ def collector_config(with_phoenix: bool) -> Path:
 
 def read_traces(path: Path) -> dict[str, list[Any]]:
     """The spans the file exporter wrote, by trace id."""
-    from spanguard.collector.otlp_json import decode_request
+    from spanguard.collector.receivers.otlp.otlp_json import decode_request
     from spanguard.processors import otlp
 
     traces: dict[str, list[Any]] = defaultdict(list)

@@ -21,7 +21,7 @@ from spanguard.semconv import SPANGUARD_REDACTION_COUNT
 
 if TYPE_CHECKING:
     from spanguard.processors.redaction import Redactor
-    from spanguard.processors.sampling import Decision, TailSampler
+    from spanguard.processors.tail_sampling import Decision, TailSampler
 
 logger = logging.getLogger("spanguard.processors")
 

@@ -8,12 +8,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanguard.collector.component import Backpressure, TraceBatch
-from spanguard.collector.pipeline import (
-    BatchProcessorConfig,
-    BatchStage,
-    TailSamplingProcessorConfig,
-    TailSamplingStage,
-)
+from spanguard.processors.batch.config import BatchProcessorConfig
+from spanguard.processors.batch.factory import BatchStage
+from spanguard.processors.tail_sampling.config import TailSamplingProcessorConfig
+from spanguard.processors.tail_sampling.factory import TailSamplingStage
 
 
 class Downstream:
@@ -68,8 +66,8 @@ def test_tail_sampling_refuses_new_data_while_decided_traces_wait_and_sends_each
 
 
 def test_risk_stage_annotates_every_span_of_each_trace_in_place():
-    from spanguard.collector.pipeline import RiskStage
     from spanguard.processors.risk import RiskClassifier
+    from spanguard.processors.risk.factory import RiskStage
 
     downstream = Downstream(room=100)
     batch = red_traces(2)
@@ -84,8 +82,8 @@ def test_risk_stage_annotates_every_span_of_each_trace_in_place():
 
 
 def test_redaction_stage_hands_on_redacted_views():
-    from spanguard.collector.pipeline import RedactionStage
     from spanguard.processors.redaction import Redactor
+    from spanguard.processors.redaction.factory import RedactionStage
 
     seen: list[TraceBatch] = []
 

@@ -161,7 +161,8 @@ def test_memory_limiter_pushes_back_before_parsing(tmp_path):
 
 
 def test_memory_limiter_admits_under_the_limit(tmp_path):
-    from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig
+    from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
+    from spanguard.processors.memory_limiter.limiter import MemoryLimiter
 
     class Sink:
         def consume(self, batch):
@@ -176,7 +177,8 @@ def test_memory_limiter_admits_under_the_limit(tmp_path):
 def test_memory_limiter_refuses_from_the_soft_limit_and_checks_spike_below_limit(tmp_path):
     from spanguard.collector.component import Backpressure
     from spanguard.collector.config import ConfigError
-    from spanguard.collector.memory import MemoryLimiter, MemoryLimiterConfig, resident_bytes
+    from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
+    from spanguard.processors.memory_limiter.limiter import MemoryLimiter, resident_bytes
 
     rss = resident_bytes()
     assert rss > 0
@@ -197,14 +199,15 @@ def test_memory_limiter_refuses_from_the_soft_limit_and_checks_spike_below_limit
 
 
 def test_memory_limiter_gives_freed_memory_back_before_it_refuses(monkeypatch):
-    from spanguard.collector import memory
+    from spanguard.processors.memory_limiter import limiter as memory
+    from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
 
     mib = 2**20
     readings = iter([100 * mib, 300 * mib, 120 * mib, 300 * mib, 300 * mib])
     monkeypatch.setattr(memory, "resident_bytes", lambda: next(readings))
     released: list[int] = []
     monkeypatch.setattr(memory, "release_freed_memory", lambda: released.append(1))
-    limiter = memory.MemoryLimiter(memory.MemoryLimiterConfig(limit_mib=250, check_interval=0.001), None)
+    limiter = memory.MemoryLimiter(MemoryLimiterConfig(limit_mib=250, check_interval=0.001), None)
     time.sleep(0.01)
     limiter.admit(1)  # 300 MiB read, memory released, 120 MiB read again: admitted
     assert released == [1]

@@ -1,18 +1,20 @@
-"""Processors registered by a third party (docs/collector-config.md, "For component authors"): one whose factory has a
-``create`` runs in its pipeline; one without is a start-up error, never a step silently left out of the pipeline."""
+"""Components registered by a third party exactly as docs/collector-config.md ("For component authors") says: a
+processor and an exporter whose factories have a ``create`` run in a real collector's pipeline; one without ``create``
+is a start-up error naming it, never a step silently left out of the pipeline."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, ConfigDict
 from spanguard.collector.cli import main
-from spanguard.collector.component import TraceBatch
+from spanguard.collector.component import Consumer, Settings, TraceBatch
 from spanguard.collector.config import ConfigError, Factory, load_config_text, register
-from spanguard.collector.service import build_chain, unbuildable
+from spanguard.collector.service import Collector, unbuildable
 
 
 class StampConfig(BaseModel):
@@ -23,8 +25,8 @@ class StampConfig(BaseModel):
 class Stamp:
     """Sets ``stamp`` on every span, then hands the batch on."""
 
-    def __init__(self, config: StampConfig, next_consumer, telemetry) -> None:
-        self.value, self.next = config.value, next_consumer
+    def __init__(self, value: str, next_consumer: Consumer) -> None:
+        self.value, self.next = value, next_consumer
 
     def consume(self, batch: TraceBatch) -> None:
         for resource in batch.resource_spans:
@@ -34,78 +36,116 @@ class Stamp:
                     attribute.key, attribute.value.string_value = "stamp", self.value
         self.next.consume(batch)
 
+    def start(self) -> None:
+        pass
 
-register(Factory("processor", "test_stamp", StampConfig, create=Stamp))
-register(Factory("processor", "test_uncreatable", StampConfig))  # no create: nothing can build it
+    def shutdown(self, timeout: float = 10.0) -> None:
+        pass
 
 
-class Sink:
+def make_stamp(settings: Settings, next_consumer: Consumer, telemetry: object) -> Stamp:
+    return Stamp(settings.config.value, next_consumer)
+
+
+class ListConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListExporter:
+    """A plain class with consume/start/shutdown: all an exporter needs."""
+
     def __init__(self) -> None:
-        self.batches: list[TraceBatch] = []
+        self.spans: list[tuple[str, list[tuple[str, str]]]] = []
+        self.arrived = threading.Event()
+        self.started = self.stopped = False
 
     def consume(self, batch: TraceBatch) -> None:
-        self.batches.append(batch)
+        for resource in batch.resource_spans:
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    self.spans.append((span.name, [(a.key, a.value.string_value) for a in span.attributes]))
+        self.arrived.set()
+
+    def start(self) -> None:
+        self.started = True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.stopped = True
 
 
-def config(processor: str):
+EXPORTERS: dict[str, ListExporter] = {}
+
+
+def make_list_exporter(settings: Settings, next_consumer: None, telemetry: object) -> ListExporter:
+    exporter = EXPORTERS[settings.id] = ListExporter()
+    return exporter
+
+
+register(Factory("processor", "test_stamp", StampConfig, create=make_stamp))
+register(Factory("exporter", "test_list", ListConfig, create=make_list_exporter))
+register(Factory("processor", "test_uncreatable", StampConfig))  # no create: nothing can build it
+register(Factory("exporter", "test_uncreatable", ListConfig))
+
+
+def config(processor: str = "test_stamp", exporter: str = "test_list/mine"):
     return load_config_text(
         f"""
 receivers: {{otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}}}
 processors:
   {processor}: {{value: hello}}
   batch: {{}}
-exporters: {{debug: {{}}}}
+exporters: {{{exporter}: {{}}}}
 service:
+  telemetry: {{metrics: {{address: null}}}}
   pipelines:
-    traces: {{receivers: [otlp], processors: [{processor}, batch], exporters: [debug]}}
+    traces: {{receivers: [otlp], processors: [{processor}, batch], exporters: [{exporter}]}}
 """
     )
 
 
-def one_span() -> TraceBatch:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("t").start_as_current_span("chat"):
-        pass
-    return TraceBatch.of(encode_spans(exporter.get_finished_spans()).resource_spans)
+def test_a_third_party_processor_and_exporter_run_in_a_collector():
+    collector = Collector(config())
+    assert len(collector.stages) == 2  # test_stamp and batch, each once
+    collector.start()
+    try:
+        exporter = EXPORTERS["test_list/mine"]
+        assert exporter.started
+        provider = TracerProvider()
+        otlp = OTLPSpanExporter(endpoint=f"127.0.0.1:{collector.receivers[0].grpc_port}", insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(otlp))
+        with provider.get_tracer("t").start_as_current_span("chat"):
+            pass
+        provider.shutdown()
+        assert exporter.arrived.wait(10)
+        assert exporter.spans == [("chat", [("stamp", "hello")])]
+    finally:
+        collector.shutdown(5.0)
+    assert exporter.stopped
 
 
-def test_a_processor_registered_with_create_runs_in_its_pipeline_once():
-    loaded = config("test_stamp")
-    assert unbuildable(loaded) == []
-    sink = Sink()
-    chain = build_chain(loaded, loaded.pipelines["traces"], sink, None, only=("test_stamp",))
-    assert len(chain.stages) == 1  # its predecessor is not listed twice
-    chain.entry.consume(one_span())
-    [span] = [s for b in sink.batches for r in b.resource_spans for sc in r.scope_spans for s in sc.spans]
-    assert [(a.key, a.value.string_value) for a in span.attributes] == [("stamp", "hello")]
-
-
-def test_a_processor_nothing_can_build_stops_the_collector_at_start_naming_it(tmp_path, capsys):
-    loaded = config("test_uncreatable")
+@pytest.mark.parametrize(
+    ("processor", "exporter", "refused"),
+    [
+        ("test_uncreatable", "test_list", "processors.test_uncreatable"),
+        ("test_stamp", "test_uncreatable", "exporters.test_uncreatable"),
+    ],
+)
+def test_a_component_nothing_can_build_stops_the_collector_at_start_naming_it(
+    tmp_path, capsys, processor, exporter, refused
+):
+    loaded = config(processor, exporter)
     [problem] = unbuildable(loaded)
-    assert problem.startswith("processors.test_uncreatable: type 'test_uncreatable' has no create function")
-    with pytest.raises(ConfigError, match=r"processors\.test_uncreatable"):
-        build_chain(loaded, loaded.pipelines["traces"], Sink(), None)
+    kind = refused.partition(".")[0]
+    assert problem.startswith(f"{refused}: type 'test_uncreatable' has no create function"), kind
+    with pytest.raises(ConfigError, match=refused.replace(".", r"\.")):
+        Collector(loaded)
     path = tmp_path / "collector.yaml"
     path.write_text(
         "receivers: {otlp: {protocols: {grpc: {endpoint: '127.0.0.1:0'}}}}\n"
-        "processors: {test_uncreatable: {}}\nexporters: {debug: {}}\n"
-        "service: {pipelines: {traces: {receivers: [otlp], processors: [test_uncreatable], exporters: [debug]}}}\n"
+        f"processors: {{{processor}: {{}}}}\nexporters: {{{exporter}: {{}}}}\n"
+        "service: {pipelines: {traces: {receivers: [otlp], "
+        f"processors: [{processor}], exporters: [{exporter}]}}}}}}\n"
     )
     for action in ("validate", "run"):
         assert main([action, "--config", str(path)]) == 2
-        assert "processors.test_uncreatable" in capsys.readouterr().err
-
-
-def test_an_exporter_type_registered_elsewhere_is_refused_at_validation_not_at_start(tmp_path, capsys):
-    register(Factory("exporter", "test_elsewhere", StampConfig))
-    path = tmp_path / "collector.yaml"
-    path.write_text(
-        "receivers: {otlp: {protocols: {grpc: {endpoint: '127.0.0.1:0'}}}}\n"
-        "exporters: {test_elsewhere: {}}\n"
-        "service: {pipelines: {traces: {receivers: [otlp], exporters: [test_elsewhere]}}}\n"
-    )
-    assert main(["validate", "--config", str(path)]) == 2
-    assert "exporters.test_elsewhere: type 'test_elsewhere' cannot be built" in capsys.readouterr().err
+        assert refused in capsys.readouterr().err

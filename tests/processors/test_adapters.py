@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from spanguard.processors import otlp, sdk
 from spanguard.processors.redaction import Redactor
 from spanguard.processors.risk import RiskClassifier
-from spanguard.processors.sampling import SamplingConfig, TailSampler
+from spanguard.processors.tail_sampling import SamplingConfig, TailSampler
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"

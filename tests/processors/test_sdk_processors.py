@@ -9,13 +9,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanguard.processors.redaction import Redactor
 from spanguard.processors.risk import RiskClassifier
-from spanguard.processors.sampling import SamplingConfig, TailSampler
 from spanguard.processors.sdk import (
     RedactingSpanProcessor,
     RiskSamplingSpanProcessor,
     unwrap_redaction,
     wrap_with_redaction,
 )
+from spanguard.processors.tail_sampling import SamplingConfig, TailSampler
 
 EMAIL = "jane.doe@example.com"
 

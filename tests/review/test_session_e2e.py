@@ -23,14 +23,14 @@ import yaml
 from approvals_helpers import Service, start_service, stop_service
 from fake_provider import FakeProvider, Reply, text, tool_call
 from spanguard.collector.config import load_config_text
-from spanguard.collector.pipeline import TailSamplingStage
 from spanguard.collector.service import Collector
-from spanguard.processors.sampling import REASON_SESSION_RED, should_keep
+from spanguard.processors.tail_sampling import REASON_SESSION_RED, should_keep
+from spanguard.processors.tail_sampling.factory import TailSamplingStage
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "examples" / "agent.py"
 DEMO_CONFIG = ROOT / "examples" / "collector-demo.yaml"
-PAYMENT_RULE = "rule:payment-tool"  # the packaged rule (processors/risk_default.yaml) a refund fires
+PAYMENT_RULE = "rule:payment-tool"  # the packaged rule (processors/risk/default_rules.yaml) a refund fires
 DUAL = "dual_approval"
 # Conversation ids the demo's yellow_rate (0.25) drops: their ordinary turns are kept only because of a red turn.
 CONV_DUAL = "conv-e2e-refund-first"

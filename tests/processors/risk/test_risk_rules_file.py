@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spanguard.collector import service  # noqa: F401  (registers the collector's factories)
 from spanguard.collector.config import ConfigError, load_config
 
 SERVICE = """\

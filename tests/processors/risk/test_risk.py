@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from spanguard.processors import risk as risk_module
 from spanguard.processors.risk import (
     DetectorsConfig,
     RiskClassifier,
@@ -20,6 +19,7 @@ from spanguard.processors.risk import (
     load_risk_config_text,
     tier_rank,
 )
+from spanguard.processors.risk import engine as risk_module
 from spanguard.processors.view import EventView, SpanView
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -670,7 +670,7 @@ def test_default_config_loads_and_documents_the_built_in_detector_defaults():
         "external-message-tool",
         "content-filtered",
     }
-    packaged = Path(risk_module.__file__).with_name("risk_default.yaml")
+    packaged = Path(risk_module.__file__).with_name("default_rules.yaml")
     assert load_risk_config(packaged) == config
 
 

@@ -152,7 +152,7 @@ class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
 
 
 class TraceClassifier(Protocol):
-    """What the sampler needs from risk classification (``processors/risk.py``)."""
+    """What the sampler needs from risk classification (``spanguard.processors.risk``)."""
 
     def classify(self, spans: Sequence[SpanView]) -> Any:
         """The trace's risk: an object with ``.tier`` (green, yellow, red) and ``.reasons`` (tuple of str)."""

@@ -14,37 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import pydantic
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
-
-from spanguard.durations import Duration
+from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
 
 _RELEASE_INTERVAL = 1.0  # seconds between garbage collections forced by the limit (each costs tens of ms)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class MemoryLimiterConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """``processors.memory_limiter``: the limit and how often the process's memory is read."""
-
-    limit_mib: int = pydantic.Field(gt=0)
-    """The most resident memory (of the collector and its worker processes) the collector may use."""
-    spike_limit_mib: int | None = pydantic.Field(default=None, ge=0)
-    """Headroom for requests in flight: refusing starts at ``limit_mib - spike_limit_mib`` (default 20 % of the limit),
-    as in the OpenTelemetry Collector, since a request admitted now still grows while it is parsed and processed."""
-    check_interval: Duration = 0.5
-    retry_after: Duration = 1.0
-
-    @pydantic.model_validator(mode="after")
-    def _spike_below_limit(self) -> MemoryLimiterConfig:
-        if self.spike_limit_mib is not None and self.spike_limit_mib >= self.limit_mib:
-            raise ValueError("spike_limit_mib must be less than limit_mib")
-        return self
-
-    @property
-    def soft_limit_bytes(self) -> int:
-        """Where refusing starts: ``limit_mib - spike_limit_mib``, in bytes."""
-        spike = self.spike_limit_mib if self.spike_limit_mib is not None else self.limit_mib // 5
-        return (self.limit_mib - spike) * 1024 * 1024
 
 
 def _statm_bytes(pid: str) -> int:
@@ -89,7 +63,10 @@ def resident_bytes() -> int:
 
 
 class MemoryLimiter:
-    """Admits requests while resident memory plus the request's size stays under the limit; passes batches on."""
+    """Admits requests while resident memory plus the request's size stays under the limit; passes batches on.
+
+    An :class:`~spanguard.collector.component.Admission`: the service has the pipeline's receivers call :meth:`admit`.
+    """
 
     def __init__(self, config: MemoryLimiterConfig, next_consumer: Consumer) -> None:
         self._limit = config.soft_limit_bytes

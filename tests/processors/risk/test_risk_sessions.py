@@ -10,9 +10,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanguard.processors.risk import RiskClassifier, RiskConfigError, load_risk_config_text
-from spanguard.processors.sampling import SamplingConfig, TailSampler
 from spanguard.processors.sdk import RiskSamplingSpanProcessor
-from spanguard.processors.session_memory import SessionMemory, normalize_question, question_digest
+from spanguard.processors.tail_sampling import SamplingConfig, TailSampler
+from spanguard.processors.tail_sampling.session_memory import SessionMemory, normalize_question, question_digest
 from spanguard.processors.view import SpanView
 
 ONLY_SESSIONS = {

@@ -37,9 +37,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from spanguard.collector import otlp_json
 from spanguard.collector.component import Backpressure, Component, PermanentError, TraceBatch
-from spanguard.collector.receivers import (
+from spanguard.collector.receivers.otlp import otlp_json
+from spanguard.collector.receivers.otlp.receiver import (
     EXPORT_METHOD,
     OtlpReceiver,
     OtlpReceiverConfig,

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 from spanguard.processors.risk import RiskClassifier
-from spanguard.processors.sampling import REASON_SESSION_RED, Decision, SamplingConfig, TailSampler
 from spanguard.processors.sdk import RiskSamplingSpanProcessor
+from spanguard.processors.tail_sampling import REASON_SESSION_RED, Decision, SamplingConfig, TailSampler
 from spanguard.processors.view import SpanView
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,

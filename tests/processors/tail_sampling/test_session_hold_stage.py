@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from spanguard.collector.component import TraceBatch
-from spanguard.collector.pipeline import TailSamplingProcessorConfig, TailSamplingStage
 from spanguard.collector.telemetry import sampling_families
 from spanguard.processors.risk import RiskClassifier
+from spanguard.processors.tail_sampling.config import TailSamplingProcessorConfig
+from spanguard.processors.tail_sampling.factory import TailSamplingStage
 
 
 class Sink:

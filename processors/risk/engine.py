@@ -9,7 +9,7 @@ a YAML rule, the detector's name (``error_status``, ``unpinned_model``, ``approv
 ``turn_budget``) and ``topic:<category>`` for safety-sensitive topics. :meth:`RiskConfig.explain` turns a code into
 its human text.
 
-Configuration is YAML (``docs/risk.md``; the packaged default is ``risk_default.yaml`` next to this module). Everything
+Configuration is YAML (``docs/risk.md``; the packaged default is ``default_rules.yaml`` next to this module). Everything
 that can be checked is checked at load, with the YAML path of the bad value (and the file, line and column when the
 configuration came from a file); every regular expression is compiled once, at load.
 """
@@ -39,7 +39,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from spanguard.processors.session_memory import (
+from spanguard.processors.tail_sampling.session_memory import (
     SessionMemory,
     normalize_question,
     question_digest,
@@ -67,7 +67,7 @@ SPANGUARD_RESPONSE_LOGPROB_MEAN: Final[str] = getattr(
     semconv, "SPANGUARD_RESPONSE_LOGPROB_MEAN", "spanguard.response.logprob.mean"
 )
 
-DEFAULT_CONFIG_RESOURCE: Final = "risk_default.yaml"
+DEFAULT_CONFIG_RESOURCE: Final = "default_rules.yaml"
 """The packaged default configuration, a file of the ``spanguard.processors`` package."""
 
 REASON_RULE_PREFIX: Final = "rule:"
@@ -766,15 +766,15 @@ def load_risk_config_text(text: str, *, source: str = "<string>", prefix: str = 
 
 @lru_cache(maxsize=1)
 def _default_config() -> RiskConfig:
-    resource = resources.files("spanguard.processors").joinpath(DEFAULT_CONFIG_RESOURCE)
+    resource = resources.files("spanguard.processors.risk").joinpath(DEFAULT_CONFIG_RESOURCE)
     try:
         text = resource.read_text(encoding="utf-8")
     except OSError as error:
         raise RiskConfigError(
-            f"spanguard/processors/{DEFAULT_CONFIG_RESOURCE}: the packaged default risk configuration is missing "
+            f"spanguard/processors/risk/{DEFAULT_CONFIG_RESOURCE}: the packaged default risk configuration is missing "
             f"({error}); is it listed in the package data?"
         ) from None
-    return load_risk_config_text(text, source=f"spanguard/processors/{DEFAULT_CONFIG_RESOURCE}")
+    return load_risk_config_text(text, source=f"spanguard/processors/risk/{DEFAULT_CONFIG_RESOURCE}")
 
 
 def load_risk_config(
@@ -785,7 +785,7 @@ def load_risk_config(
     ``source`` is a path to a YAML file (``str`` or path-like; a ``str`` is always a path, use
     :func:`load_risk_config_text` for YAML text), an already parsed mapping (a section of a larger config, such as the
     collector's), a :class:`RiskConfig` (returned as it is) or ``None`` for the packaged default
-    (``risk_default.yaml``). ``prefix`` is put before every path in error messages (``processors.risk``).
+    (``default_rules.yaml``). ``prefix`` is put before every path in error messages (``processors.risk``).
 
     Raises :class:`RiskConfigError` for unreadable files, bad YAML (with file:line:column) and every refused value
     (with the YAML path, and the file, line and column when there is a file).
@@ -1028,7 +1028,7 @@ class _TraceState:
 
 
 class RiskClassifier:
-    """Classifies traces by risk with a :class:`RiskConfig` (default: the packaged ``risk_default.yaml``).
+    """Classifies traces by risk with a :class:`RiskConfig` (default: the packaged ``default_rules.yaml``).
 
     ``config`` may also be anything :func:`load_risk_config` takes (a path or a parsed mapping).
 

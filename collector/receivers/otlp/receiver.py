@@ -1,47 +1,9 @@
-"""The OTLP receiver: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) for traces, after the OTel Collector's otlpreceiver.
+"""The ``otlp`` receiver's servers: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) into one consumer.
 
-Every request goes the same way, whatever the transport:
-
-1. size: gRPC refuses messages over ``max_recv_msg_size_mib`` itself (``RESOURCE_EXHAUSTED``); HTTP refuses a
-   ``Content-Length`` over ``max_request_body_size_mib`` before reading a byte, stops reading a chunked body as soon
-   as it passes the limit, and caps gzip/deflate decompression at the same limit (a gzip bomb is refused, 413).
-   After an early 413 uvicorn discards (never buffers) the rest of the body, so the client reliably reads the
-   answer, and closes the connection if that takes longer than its keep-alive timeout (5 s);
-2. admission: the optional ``admission(request_bytes)`` hook (a memory limiter) may raise :class:`Backpressure`
-   before anything is parsed. The gRPC method is registered with an identity request deserializer so that both
-   checks happen on raw bytes;
-3. decoding: ``ExportTraceServiceRequest.FromString`` or :func:`spanguard.collector.otlp_json.decode_request`,
-   in a worker thread, never on an event loop. Malformed input (including nesting past protobuf's recursion limit,
-   e.g. a deeply nested ``AnyValue``) is ``INVALID_ARGUMENT`` / 400 with a message naming the problem;
-4. validation: a span whose ``trace_id`` is not 16 non-zero bytes, whose ``span_id`` is not 8 non-zero bytes, whose
-   ``parent_span_id`` is neither empty nor 8 bytes, or whose links carry ids of the wrong length is removed; the
-   rest goes on, and the answer reports the removed ones through OTLP partial success (``rejected_spans`` and
-   ``error_message``). A request with no (valid) spans succeeds without calling the consumer;
-5. ``consumer.consume(batch)``: success is answered only after it returned (the acknowledgement point).
-
-Answers (the same choice as the Collector's otlpreceiver):
-
-==========================  =========================================  ==============================================
-outcome                     gRPC                                       HTTP
-==========================  =========================================  ==============================================
-accepted (maybe partially)  OK, ``ExportTraceServiceResponse``         200, ``ExportTraceServiceResponse``
-backpressure                ``UNAVAILABLE`` + ``google.rpc.RetryInfo``  503 + ``Retry-After`` (whole seconds, >= 1)
-malformed / PermanentError  ``INVALID_ARGUMENT``                       400
-too large                   ``RESOURCE_EXHAUSTED`` (from grpc)          413
-unsupported content type    --                                         415 (also for an unsupported Content-Encoding)
-unexpected failure          ``INTERNAL``, generic message, logged once  500, generic message, logged once
-==========================  =========================================  ==============================================
-
-Backpressure is ``UNAVAILABLE`` rather than ``RESOURCE_EXHAUSTED``: every OTLP client retries ``UNAVAILABLE``,
-while ``RESOURCE_EXHAUSTED`` is retried only by clients that find the ``RetryInfo``. The ``RetryInfo`` carrying
-the consumer's ``retry_after`` is still attached, both in the standard ``grpc-status-details-bin`` status details
-(where the Go exporter looks) and as the ``google.rpc.retryinfo-bin`` trailer (where the Python exporter looks), so
-clients wait as long as the pipeline asks. HTTP error bodies are a ``google.rpc.Status`` in the request's encoding
-(JSON when the content type is not one of OTLP's). grpcio's ``maximum_concurrent_rpcs`` is not used: its refusal
-is a status clients do not retry.
-
-Logs never contain span content: bad input is logged at DEBUG with its reason only, and an unexpected consumer
-failure once at ERROR with its type and traceback, not its message.
+After the OTel Collector's otlpreceiver: each request is size-checked, admitted (memory limiter), decoded off the
+event loop, validated (bad spans removed, reported as partial success) and acknowledged only once the consumer took
+it; refusals map to the statuses OTLP clients retry or not. The request path and its answers, per transport:
+docs/collector-config.md (receiver ``otlp``). Logs never contain span content.
 """
 
 from __future__ import annotations
@@ -62,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
 import grpc
-import pydantic
 import uvicorn
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
@@ -70,9 +31,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from spanguard.collector import otlp_json
 from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
-from spanguard.collector.confignet import Endpoint, TlsServerConfig, grpc_server_credentials, split_endpoint
+from spanguard.collector.confignet import grpc_server_credentials, split_endpoint
+from spanguard.collector.receivers.otlp import otlp_json
+from spanguard.collector.receivers.otlp.config import GrpcSettings, HttpSettings, OtlpReceiverConfig
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -81,13 +43,9 @@ from starlette.routing import Route
 __all__ = [
     "EXPORT_METHOD",
     "TRACES_PATH",
-    "Admission",
-    "GrpcSettings",
-    "HttpSettings",
+    "AdmitRequest",
     "NoopReceiverTelemetry",
     "OtlpReceiver",
-    "OtlpReceiverConfig",
-    "Protocols",
     "ReceiverTelemetry",
 ]
 
@@ -102,54 +60,6 @@ JSON = "application/json"
 RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 _WORKERS = 16
 _START_TIMEOUT = 10.0
-
-# ---------------------------------------------------------------------------------------------------- configuration
-
-
-class _ServerSettings(pydantic.BaseModel, frozen=True, extra="forbid"):
-    endpoint: Endpoint
-    tls: TlsServerConfig | None = None
-
-
-class GrpcSettings(_ServerSettings, frozen=True, extra="forbid"):
-    """OTLP/gRPC (``TraceService/Export``)."""
-
-    endpoint: Endpoint = "127.0.0.1:4317"
-    max_recv_msg_size_mib: int = pydantic.Field(default=64, ge=1)
-
-
-class HttpSettings(_ServerSettings, frozen=True, extra="forbid"):
-    """OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, optionally gzip)."""
-
-    endpoint: Endpoint = "127.0.0.1:4318"
-    max_request_body_size_mib: int = pydantic.Field(default=64, ge=1)
-
-
-class Protocols(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """Which transports to serve; a key given without a value (``grpc:`` in YAML) enables it with defaults."""
-
-    grpc: GrpcSettings | None = None
-    http: HttpSettings | None = None
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _present_means_enabled(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = {key: ({} if key in ("grpc", "http") and value is None else value) for key, value in data.items()}
-        return data
-
-    @pydantic.model_validator(mode="after")
-    def _at_least_one(self) -> Protocols:
-        if self.grpc is None and self.http is None:
-            raise ValueError("at least one protocol (grpc or http) must be enabled")
-        return self
-
-
-class OtlpReceiverConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """The ``otlp`` receiver's config, shaped like the Collector's."""
-
-    protocols: Protocols
-
 
 # -------------------------------------------------------------------------------------------------------- telemetry
 
@@ -179,7 +89,7 @@ class NoopReceiverTelemetry:
         pass
 
 
-Admission = Callable[[int], None]
+AdmitRequest = Callable[[int], None]
 """Called with a request's size in bytes (on the wire) before it is parsed; raises :class:`Backpressure` to refuse."""
 
 # ---------------------------------------------------------------------------------------------------------- outcome
@@ -327,7 +237,7 @@ class OtlpReceiver:
         consumer: Consumer,
         *,
         telemetry: ReceiverTelemetry | None = None,
-        admission: Admission | None = None,
+        admission: AdmitRequest | None = None,
     ) -> None:
         self.name = name
         self.config = config

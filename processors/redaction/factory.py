@@ -1,0 +1,53 @@
+"""The ``redaction`` processor's factory and its pipeline stage. Behaviour: docs/redaction.md."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from spanguard.collector.component import Consumer, Factory, Settings, TraceBatch
+from spanguard.processors import otlp
+from spanguard.processors.redaction import RedactionConfig, Redactor
+
+__all__ = ["RedactionStage", "new_factory"]
+
+TYPE: Final = "redaction"
+
+
+class RedactionStage:
+    """Redacts every span of a batch in place, then passes it on."""
+
+    def __init__(self, redactor: Any, next_consumer: Consumer) -> None:
+        self._redactor = redactor
+        self._next = next_consumer
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The redactor's counters."""
+        return self._redactor.stats
+
+    def consume(self, batch: TraceBatch) -> None:
+        """Redact, then pass on (with the redacted views, so the next stage need not read the spans again)."""
+        views: list[Any] = []
+        otlp.redact_resource_spans(batch.resource_spans, self._redactor, views)
+        self._next.consume(TraceBatch(batch.resource_spans, views))
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Release the redactor."""
+        self._redactor.shutdown()
+
+
+def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Consumer:
+    config = settings.config
+    assert isinstance(config, RedactionConfig)
+    stage = RedactionStage(Redactor(config), next_consumer)
+    if telemetry is not None:
+        telemetry.track("redaction", f"{settings.pipeline}/{settings.id}", stage)
+    return stage
+
+
+def new_factory() -> Factory:
+    """The ``redaction`` processor's factory."""
+    return Factory("processor", TYPE, RedactionConfig, create=_create)
