@@ -37,6 +37,7 @@ from spanguard.semconv import (
     SPANGUARD_REDACTION_COUNT,
     SPANGUARD_REDACTION_ENTITIES,
 )
+from spanguard.semconv.redaction import FAILED_MARKER
 
 __all__ = [
     "CONTENT_LIMIT",
@@ -62,10 +63,9 @@ TOOL_OPERATION: Final = "execute_tool"
 DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 """The span event that carries the content attributes when capture mode is ``EVENT_ONLY`` or ``SPAN_AND_EVENT``."""
 
-# Redaction's replace and hash operators (processors/redaction.py): <EMAIL_ADDRESS>, <PERSON:3f2a9c1b>, and its
-# own markers <DROPPED_KEY>, <REDACTION_FAILED>. Masked values (****1111) carry no type, so they cannot be listed.
+# Redaction's replace and hash operators (processors/redaction/operators.py): <EMAIL_ADDRESS>, <PERSON:3f2a9c1b>, and
+# its own markers <DROPPED_KEY>, <REDACTION_FAILED>. Masked values (****1111) carry no type, so they cannot be listed.
 _PLACEHOLDER: Final = re.compile(r"<([A-Z][A-Z0-9_]*)(?::[0-9a-f]{8})?>")
-_FAILED_MARKER: Final = "<REDACTION_FAILED>"
 _SHORT_LIMIT: Final = 1_000  # names, ids and models: anything longer is not one, but must not bloat the page either
 _ID_LIMIT: Final = 128
 _NOTES_LIMIT: Final = 50
@@ -387,7 +387,7 @@ def _json_content(span: _Span, key: str, notes: _Notes, *, plain_text_ok: bool =
     if raw is None:
         return None
     if isinstance(raw, str):
-        if raw == _FAILED_MARKER:
+        if raw == FAILED_MARKER:
             notes.add(f"span {span.span_id}: {key} failed redaction and was withheld")
             return None
         try:
