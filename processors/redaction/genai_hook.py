@@ -1,10 +1,7 @@
-"""spanguard's redaction as an ``opentelemetry-util-genai`` completion hook.
+"""spanguard's redaction as an ``opentelemetry-util-genai`` completion hook, for the spans of the official GenAI
+instrumentations (``OTEL_INSTRUMENTATION_GENAI_COMPLETION_HOOK=spanguard_redaction``).
 
-The official GenAI instrumentations (and others built on ``opentelemetry-util-genai``) call the configured
-completion hook while the operation's span is still open and before its event is emitted. This hook redacts the
-content those instrumentations recorded (span attributes and the event's attributes), so their spans get the same
-in-process redaction as spanguard's own. Enable it with
-``OTEL_INSTRUMENTATION_GENAI_COMPLETION_HOOK=spanguard_redaction``.
+What it redacts, and when: docs/redaction.md ("Spans of the official GenAI instrumentations").
 """
 
 from __future__ import annotations
