@@ -107,10 +107,15 @@ class TlsClientConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """
 
     insecure: bool = False
+    """Plaintext instead of TLS, for ``otlp`` (gRPC) only: for ``otlphttp`` and ``review`` the URL's scheme decides."""
     insecure_skip_verify: bool = False
+    """Keep TLS but do not verify the server's certificate (testing only; not supported for gRPC)."""
     ca_file: str | None = None
+    """PEM file of the CA(s) to trust instead of the system's."""
     cert_file: str | None = None
+    """PEM client certificate for mutual TLS (with ``key_file``)."""
     key_file: str | None = None
+    """PEM private key of ``cert_file``."""
 
     @pydantic.model_validator(mode="after")
     def _pair(self) -> TlsClientConfig:
@@ -123,7 +128,9 @@ class TlsServerConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """``tls`` of a receiver: PEM certificate (chain) and private key files, which must exist when loaded."""
 
     cert_file: str
+    """PEM certificate (chain) the server presents; the file must exist when the config is loaded."""
     key_file: str
+    """PEM private key of ``cert_file``; the file must exist when the config is loaded."""
 
     @pydantic.field_validator("cert_file", "key_file")
     @classmethod

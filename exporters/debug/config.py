@@ -14,3 +14,5 @@ class DebugExporterConfig(SettingsModel):
     attributes (``detailed``: it logs span content, so only after redaction)."""
 
     verbosity: Literal["basic", "normal", "detailed"] = "basic"
+    """``basic``: batch counts; ``normal``: also span names and ids; ``detailed``: also attributes (span content: put
+    it after redaction)."""

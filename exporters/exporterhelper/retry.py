@@ -39,11 +39,20 @@ class RetryConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """``retry_on_failure``: exponential backoff with jitter; ``max_elapsed_time: 0`` retries without limit."""
 
     enabled: bool = True
+    """Retry retryable failures (connection errors, timeouts, ``UNAVAILABLE``, 429, 502, 503, 504, ...); ``false``
+    gives up on the first failure."""
     initial_interval: Duration = 5.0
+    """Wait before the first retry; each further wait is ``multiplier`` times longer."""
     max_interval: Duration = 30.0
+    """Longest wait between two retries."""
     max_elapsed_time: Duration = 300.0
+    """Give up on a batch (logged and counted as failed) once this long has passed since its first try; ``0`` retries
+    without limit."""
     multiplier: float = 1.5
+    """Growth of the wait from one retry to the next (at least 1)."""
     randomization_factor: float = 0.5
+    """Jitter: each wait is picked within this fraction either side (0 to below 1); a server's ``Retry-After`` or
+    ``RetryInfo`` is a floor."""
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> RetryConfig:

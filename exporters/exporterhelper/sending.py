@@ -44,10 +44,16 @@ class SendingQueueConfig(SettingsModel):
     """``sending_queue``: bounded (``queue_size`` batches, waiting plus in flight), in memory or on disk."""
 
     enabled: bool = True
+    """Queue batches and send them from worker threads; ``false`` sends inside ``consume`` (the client waits)."""
     queue_size: int = pydantic.Field(default=1000, ge=1)
+    """Batches held at most, waiting plus in flight; a full queue pushes back on clients (they retry)."""
     storage: Literal["memory", "file"] = "memory"
+    """``memory``, or ``file``: each batch is fsync'd to SQLite before it is acknowledged and survives a restart or
+    ``kill -9``."""
     directory: str = ".spanguard/queue"
+    """Where ``storage: file`` keeps ``<exporter id>.db`` (one store per exporter, locked against a second process)."""
     num_consumers: int = pydantic.Field(default=2, ge=1, le=256)
+    """Worker threads sending from the queue in parallel."""
 
 
 Timeout = Annotated[Duration, pydantic.Field(gt=0)]

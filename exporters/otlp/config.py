@@ -17,9 +17,16 @@ class OtlpExporterConfig(SettingsModel):
     the scheme then decides plaintext or TLS); TLS unless ``tls.insecure``."""
 
     endpoint: str = pydantic.Field(min_length=1)
+    """``host:port`` of the OTLP/gRPC backend; ``http://`` or ``https://`` in front chooses plaintext or TLS."""
     tls: TlsClientConfig = TlsClientConfig()
+    """TLS towards the backend (on unless ``tls.insecure``)."""
     headers: Headers = {}
+    """Metadata (headers) sent with every export call, names lowercased, e.g. an API key."""
     compression: Literal["gzip", "none"] = "gzip"
+    """``gzip`` or ``none``."""
     timeout: Timeout = 10.0
+    """Deadline of one export call."""
     sending_queue: SendingQueueConfig = SendingQueueConfig()
+    """The sending queue in front of the backend."""
     retry_on_failure: RetryConfig = RetryConfig()
+    """Retries with exponential backoff."""

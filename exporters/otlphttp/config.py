@@ -17,14 +17,23 @@ class OtlpHttpExporterConfig(SettingsModel):
     the full ``traces_endpoint``; ``https://`` URLs use TLS (``tls.ca_file``, ``tls.cert_file``/``key_file``)."""
 
     endpoint: HttpUrl | None = None
+    """Base URL of the OTLP/HTTP backend; traces go to ``{endpoint}/v1/traces``."""
     traces_endpoint: HttpUrl | None = None
+    """The full URL to POST traces to, instead of ``endpoint``."""
     tls: TlsClientConfig = TlsClientConfig()
+    """TLS for ``https://`` URLs."""
     headers: Headers = {}
+    """Extra request headers, e.g. an API key."""
     compression: Literal["gzip", "none"] = "gzip"
+    """``gzip`` or ``none``."""
     timeout: Timeout = 10.0
+    """Timeout of one request."""
     encoding: Literal["proto", "json"] = "proto"
+    """Request body: ``proto`` (protobuf) or ``json`` (OTLP/JSON)."""
     sending_queue: SendingQueueConfig = SendingQueueConfig()
+    """The sending queue in front of the backend."""
     retry_on_failure: RetryConfig = RetryConfig()
+    """Retries with exponential backoff; ``Retry-After`` is honoured."""
 
     @pydantic.model_validator(mode="after")
     def _url(self) -> OtlpHttpExporterConfig:

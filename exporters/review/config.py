@@ -18,21 +18,26 @@ REVIEW_ITEMS_PATH = "/v1/review-items"
 class ReviewExporterConfig(SettingsModel):
     """``exporters.review``: review items to the review service (``mode: review``) or to any URL (``webhook``)."""
 
-    endpoint: HttpUrl = pydantic.Field(
-        min_length=1,
-        description="review mode: the review service's base URL (items go to {endpoint}/v1/review-items); "
-        "webhook mode: the URL to POST to, as given",
-    )
-    token: str | None = pydantic.Field(
-        None, repr=False, description="sent as Authorization: Bearer <token>; required in review mode"
-    )
+    endpoint: HttpUrl = pydantic.Field(min_length=1)
+    """``review`` mode: the review service's base URL (``http://`` or ``https://``); items go to
+    ``{endpoint}/v1/review-items``. ``webhook`` mode: the URL to POST to, exactly as given."""
+    token: str | None = pydantic.Field(None, repr=False)
+    """Sent as ``Authorization: Bearer <token>``; required in ``review`` mode (a token with the ``ingest`` role),
+    optional in ``webhook`` mode. Use ``${env:VAR}``."""
     mode: Literal["review", "webhook"] = "review"
-    headers: Headers = pydantic.Field(default={}, repr=False, description="extra request headers")
+    """``review``: post to the review service; ``webhook``: post the same body to ``endpoint``."""
+    headers: Headers = pydantic.Field(default={}, repr=False)
+    """Extra request headers (both modes); an ``Authorization`` header together with ``token`` is refused."""
     tls: TlsClientConfig = TlsClientConfig()
+    """TLS for ``https://`` URLs."""
     timeout: Timeout = 10.0
-    max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000, description="items per POST")
+    """Timeout of one request."""
+    max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000)
+    """Items per POST, 1 to 10000 (the review service takes 100 by default)."""
     sending_queue: SendingQueueConfig = SendingQueueConfig()
+    """The sending queue in front of the review service."""
     retry_on_failure: RetryConfig = RetryConfig()
+    """Retries with exponential backoff; ``Retry-After`` is honoured."""
 
     @pydantic.field_validator("token")
     @classmethod
