@@ -11,10 +11,11 @@ import threading
 import time
 from typing import Any
 
-from spanguard.review.config import ConfigError, ServiceConfig, load_config
+from spanguard.review.config import ServiceConfig, load_config
 from spanguard.review.store import ROLES, ReviewError, ReviewStore
 
 from spanguard._logging import quiet_library_loggers, safe_url
+from spanguard.yamlconfig import ConfigError
 
 logger = logging.getLogger("spanguard.review")
 

@@ -1,7 +1,9 @@
 """The review service's settings: the review policy (lease, reasons, checklists) and the server's own settings.
 
-Loaded from an optional YAML file (``spanguard review serve --config review.yaml``) and validated before the service
-starts; an unknown or ill-typed key is an error naming its path.
+Loaded from an optional YAML file (``spanguard review serve --config review.yaml``) through the one config loader
+(``spanguard.yamlconfig``) and validated before the service starts; an unknown or ill-typed key is a
+``spanguard.yamlconfig.ConfigError`` naming its path, line and column. Behaviour: docs/review.md, docs/gates.md ("In
+the review service").
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from spanguard.instrumentation.gate_policy import GatePolicy
+from spanguard.instrumentation.gate_policy import GatePolicy, load_policy
 from spanguard.review.verdicts import VerdictsConfig
 
-from spanguard import yamlconfig
-from spanguard.yamlconfig import Loading, read_config_file
+from spanguard.yamlconfig import Loading, load_once, read_config_file
 
 TIERS = ("spot_check", "factual_verification", "dual_approval")
 Unit = Literal["trace", "session"]
@@ -24,10 +25,6 @@ UNITS: tuple[Unit, ...] = ("trace", "session")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 DEFAULT_DB_URL = "sqlite:///.spanguard/review.db"
-
-
-class ConfigError(yamlconfig.ConfigError):
-    """A review config that cannot be used; the message names the key and what is wrong."""
 
 
 def _keys(values: list[str], what: str) -> list[str]:
@@ -117,8 +114,9 @@ class ApprovalsConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
 
     ``webhook_url`` receives a Slack-compatible JSON post (``{"text": ...}`` and structured fields, never arguments
     or state) when a request escalates; ``page_url`` is the link in it (``{id}`` is replaced by the request's id).
-    ``policy`` is the gate policy the fatigue report suggests changes to (its ``budget_per_day`` included).
-    Behaviour: docs/gates.md ("In the review service").
+    ``policy`` is the gate policy the fatigue report suggests changes to (its ``budget_per_day`` included): the
+    policy itself, or the name of its file (relative to the review config's directory). Behaviour: docs/gates.md
+    ("In the review service").
     """
 
     timer_interval_s: float = pydantic.Field(1.0, gt=0, le=3600)
@@ -136,6 +134,12 @@ class ApprovalsConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @pydantic.field_validator("policy", mode="before")
+    @classmethod
+    def _policy_file(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        """``policy: gates.yaml`` names the gates' policy file (its problems are reported at its own lines)."""
+        return load_once(value, info.context, load_policy) if isinstance(value, str) else value
 
 
 class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
@@ -178,15 +182,16 @@ class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> ServiceConfig:
-    """The service config from a YAML file (or the defaults), with command-line ``overrides`` applied on top."""
+    """The service config from a YAML file (or the defaults), with command-line ``overrides`` applied on top; a
+    ``spanguard.yamlconfig.ConfigError`` naming every problem."""
     loading = Loading(None if path is None else os.fspath(path))
     raw: Any = {}
     if path is not None:
-        raw = loading.parse(read_config_file(path, what="review config", error=ConfigError), ConfigError)
+        raw = loading.parse(read_config_file(path, what="review config"))
     given = {key: value for key, value in overrides.items() if value is not None}
     if given and isinstance(raw, dict | None):
         for key in given:  # a value from the command line is not at the file's line
             loading.positions.pop((key,), None)
         raw = {**(raw or {}), **given}
     context = {"config_dir": None if path is None else Path(path).resolve().parent, "source": loading.source}
-    return loading.load(raw, ServiceConfig, context=context, error=ConfigError)
+    return loading.load(raw, ServiceConfig, context=context)

@@ -105,10 +105,12 @@ def export(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _from_db(args: argparse.Namespace, filters: Any) -> tuple[int, int]:
-    from spanguard.review.config import ConfigError, load_config
+    from spanguard.review.config import load_config
     from spanguard.review.datasets import count_sources, export_rows
     from spanguard.review.store import ReviewStore
     from sqlalchemy.exc import SQLAlchemyError
+
+    from spanguard.yamlconfig import ConfigError
 
     try:
         url = load_config(args.config, db=args.db).db

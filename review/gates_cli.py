@@ -97,9 +97,11 @@ def read_report(
     """The report built from the approvals store at ``db`` (else the review config's store, else the default one);
     the policy is ``policy_file``'s, else the review config's ``approvals.policy``, else the default policy."""
     from spanguard.instrumentation.gate_policy import GatePolicy
-    from spanguard.review.config import ConfigError, load_config
+    from spanguard.review.config import load_config
     from spanguard.review.fatigue import build_report, window_start
     from sqlalchemy.exc import SQLAlchemyError
+
+    from spanguard.yamlconfig import ConfigError
 
     try:
         config = load_config(config_file, db=db)  # also the service's own check of a store URL

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
@@ -40,6 +40,7 @@ __all__ = [
     "kind_of",
     "load_data",
     "load_file",
+    "load_once",
     "load_text",
     "model_at",
     "read_config_file",
@@ -50,6 +51,7 @@ KeyPath = tuple[str | int, ...]
 """A place in a document: mapping keys and list indexes from the top, e.g. ``("rules", 0, "match")``."""
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -96,19 +98,30 @@ class Problem:
 
 
 class ConfigError(ValueError):
-    """A config that cannot be used: every problem found, one line each (``file:line:column: path: message``)."""
+    """A config that cannot be used: every problem found, one line each (``file:line:column: path: message``).
 
-    label: ClassVar[str | None] = None
+    The one error type of every YAML spanguard reads; what kind of config it was is its :attr:`label`, which the
+    loading call sets.
+    """
+
+    label: str | None = None
     """What kind of config it is (``"collector config"``): when set, the message starts with a heading line
     ``file: invalid <label> (N problems):`` and the problems follow, indented."""
 
     def __init__(
-        self, problems: Sequence[Problem] | str, *, source: str | None = None, warnings: Sequence[Problem] = ()
+        self,
+        problems: Sequence[Problem] | str,
+        *,
+        source: str | None = None,
+        warnings: Sequence[Problem] = (),
+        label: str | None = None,
     ) -> None:
         if isinstance(problems, str):
             problems = [Problem("", problems, source)]
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
+        if label is not None:
+            self.label = label
         self.warnings: tuple[Problem, ...] = tuple(warnings)
         self.errors: list[tuple[str, str]] = [(problem.path, problem.message) for problem in self.problems]
         """``(path, message)`` per problem."""
@@ -196,6 +209,26 @@ def relative_to_config(name: str | os.PathLike[str], context: Mapping[str, Any] 
     path = Path(name)
     config_dir = (context or {}).get("config_dir")
     return path if path.is_absolute() or config_dir is None else Path(config_dir) / path
+
+
+def load_once(name: str | os.PathLike[str], context: Mapping[str, Any] | None, load: Callable[[Path], T]) -> T:
+    """``load(path)`` of a file named in the config being validated (``rules_file: risk.yaml``), for validators:
+    ``name`` resolved by :func:`relative_to_config`, and loaded once per load of the config, so a file named twice
+    is read once (the second place gets the first's result, or its :class:`ConfigError`)."""
+    path = relative_to_config(name, context)
+    files = (context or {}).get("loaded_files")
+    if files is None:
+        return load(path)
+    key = (os.path.abspath(path), load)
+    if key not in files:
+        try:
+            files[key] = (load(path), None)
+        except ConfigError as error:
+            files[key] = (None, error)
+    value, error = files[key]
+    if error is not None:
+        raise error
+    return value
 
 
 class _Hidden:
@@ -368,7 +401,8 @@ class Loading:
     """One load of one document: its plain values, each path's position, the problems found so far.
 
     ``source`` names the document in messages (``None``: a mapping from no file, so no positions); ``environ``
-    (default ``os.environ``) supplies ``${env:VAR}``; ``describe`` words pydantic errors the config's own way.
+    (default ``os.environ``) supplies ``${env:VAR}``; ``describe`` words pydantic errors the config's own way;
+    ``label`` says what kind of config it is in the :class:`ConfigError`'s heading.
     """
 
     def __init__(
@@ -377,10 +411,14 @@ class Loading:
         environ: Mapping[str, str] | None = None,
         *,
         describe: Describe | None = None,
+        label: str | None = None,
     ) -> None:
         self.source = source
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.describe = describe
+        self.label = label
+        self.files: dict[tuple[str, Callable[[Path], Any]], tuple[Any, ConfigError | None]] = {}
+        """The files this document names, each loaded once (see :func:`load_once`): by path and loader."""
         self.positions: dict[KeyPath, tuple[int, int]] = {}
         self.root_position: tuple[int, int] | None = None
         """Where the document's value starts (for problems about the document as a whole)."""
@@ -425,9 +463,12 @@ class Loading:
         self.warnings.append(self._problem(path, message, None, "warning"))
 
     def fail(self, error: type[ConfigError] = ConfigError) -> ConfigError:
-        """The error holding every problem found, in file order (problems of other files after this file's)."""
-        ordered = sorted(self.problems, key=lambda p: (p.source != self.source, p.source or "", _file_order(p)))
-        return error(ordered, source=self.source, warnings=self.warnings)
+        """The error holding every problem found, in file order (problems of other files after this file's; those of
+        a file named twice once)."""
+        ordered = sorted(
+            dict.fromkeys(self.problems), key=lambda p: (p.source != self.source, p.source or "", _file_order(p))
+        )
+        return error(ordered, source=self.source, warnings=self.warnings, label=self.label)
 
     # -- YAML to plain values
 
@@ -679,6 +720,8 @@ class Loading:
         variable's text as it is); if the setting refuses that string and the text reads as a YAML number, boolean
         or null, that value is tried instead: the setting's type decides, as in the OTel Collector.
         """
+        if context is None or isinstance(context, Mapping):
+            context = {"loaded_files": self.files, **(context or {})}
         try:
             return model.model_validate(raw, context=context)
         except pydantic.ValidationError as exc:
@@ -726,21 +769,26 @@ class Loading:
 
 
 def read_config_file(
-    path: str | os.PathLike[str], *, what: str = "config file", error: type[ConfigError] = ConfigError
+    path: str | os.PathLike[str],
+    *,
+    what: str = "config file",
+    label: str | None = None,
+    error: type[ConfigError] = ConfigError,
 ) -> str:
-    """The text of the UTF-8 file at ``path``; ``error`` naming the file when it cannot be read or is not UTF-8."""
+    """The text of the UTF-8 file at ``path``; a :class:`ConfigError` naming the file when it cannot be read or is
+    not UTF-8."""
     source = os.fspath(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise error([Problem("", f"cannot read the {what}: {exc.strerror or exc}", source)], source=source) from None
+        problem = Problem("", f"cannot read the {what}: {exc.strerror or exc}", source)
+        raise error([problem], source=source, label=label) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise error(
-            [Problem("", f"the file is not valid UTF-8 (byte {exc.start})", source, line)], source=source
-        ) from None
+        problem = Problem("", f"the file is not valid UTF-8 (byte {exc.start})", source, line)
+        raise error([problem], source=source, label=label) from None
 
 
 def load_text(
@@ -752,6 +800,7 @@ def load_text(
     environ: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
     base: KeyPath = (),
+    label: str | None = None,
     error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
@@ -759,10 +808,10 @@ def load_text(
     """``text`` (one YAML document, a mapping; empty means every default) validated by ``model``.
 
     Validators get ``info.context`` with ``config_dir`` (see :func:`relative_to_config`), ``source`` and the given
-    ``context``; ``base`` is put before every path (the document's place in a larger config). Raises ``error``
-    with every problem found.
+    ``context``; ``base`` is put before every path (the document's place in a larger config). Raises
+    :class:`ConfigError` with every problem found, headed by ``label`` (``"gate config"``) when given.
     """
-    loading = Loading(source, environ, describe=describe)
+    loading = Loading(source, environ, describe=describe, label=label)
     data = loading.parse(text, error)
     full = {"config_dir": None if config_dir is None else Path(config_dir), "source": source, **(context or {})}
     return loading.load(data, model, base=base, context=full, error=error, check=check)
@@ -776,13 +825,14 @@ def load_file(
     environ: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
     base: KeyPath = (),
+    label: str | None = None,
     error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
 ) -> M:
     """The UTF-8 YAML file at ``path`` validated by ``model`` (see :func:`load_text`); relative file names in it
-    resolve against its directory. Raises ``error`` naming the file, line and column of every problem."""
-    text = read_config_file(path, what=what, error=error)
+    resolve against its directory. Raises :class:`ConfigError` naming the file, line and column of every problem."""
+    text = read_config_file(path, what=what, label=label, error=error)
     return load_text(
         text,
         model,
@@ -791,6 +841,7 @@ def load_file(
         environ=environ,
         context=context,
         base=base,
+        label=label,
         error=error,
         describe=describe,
         check=check,
@@ -803,11 +854,12 @@ def load_data(
     *,
     base: KeyPath = (),
     context: Mapping[str, Any] | None = None,
+    label: str | None = None,
     error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
 ) -> M:
     """An already parsed mapping validated by ``model``, with the loader's messages (paths, no positions)."""
-    loading = Loading(None, {}, describe=describe)
+    loading = Loading(None, {}, describe=describe, label=label)
     full = {"config_dir": None, "source": None, **(context or {})}
     return loading.load(data, model, base=base, context=full, error=error, check=check)

@@ -147,13 +147,14 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error))
     judge = getattr(config.scorers, "judge", None)
     if judge is not None:
-        from spanguard.review.evalgate.judge_eval import calibrated_threshold, judge_gate_check
+        from spanguard.review.evalgate.judge_eval import calibrated_threshold, evaluation_report, judge_gate_check
 
         # A judge that has not been shown to agree with people may not decide a merge.
-        may_gate, why = judge_gate_check(judge)
+        evaluation = evaluation_report(judge)
+        may_gate, why = judge_gate_check(judge, evaluation)
         if not may_gate:
             return _fail(f"the judge may not gate: {why}")
-        calibrated = calibrated_threshold(judge)
+        calibrated = calibrated_threshold(judge, evaluation)
         if calibrated is not None and "confidence_threshold" not in judge.model_fields_set:
             # Below the threshold judge-eval calibrated, the judge's agreement with people is not shown: people decide.
             judge = judge.model_copy(update={"confidence_threshold": calibrated})

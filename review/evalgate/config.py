@@ -8,25 +8,19 @@ gate").
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from spanguard.review.evalgate import scorers as _scorers
 
-from spanguard.yamlconfig import ConfigError, load_file
+from spanguard.yamlconfig import load_file
 
-__all__ = ["DEFAULT_CACHE", "GateConfig", "GateConfigError", "ScorersSection", "load_config"]
+__all__ = ["DEFAULT_CACHE", "GateConfig", "ScorersSection", "load_config"]
 
 DEFAULT_CACHE: Final = ".spanguard/gate-cache.json"
 
 ScorersSection: Any = getattr(_scorers, "ScorersConfig", None) or dict[str, Any]
 """The scorers' own config model (a plain mapping until they declare one)."""
-
-
-class GateConfigError(ConfigError):
-    """A gate config that cannot be used."""
-
-    label: ClassVar[str | None] = "gate config"
 
 
 class GateConfig(BaseModel):
@@ -56,7 +50,8 @@ class GateConfig(BaseModel):
 
 
 def load_config(path: str | os.PathLike[str] | None) -> GateConfig:
-    """The config in ``path`` (every default when None); :class:`GateConfigError` naming each problem."""
+    """The config in ``path`` (every default when None); a ``spanguard.yamlconfig.ConfigError`` headed "invalid gate
+    config" naming each problem."""
     if path is None:
         return GateConfig()
-    return load_file(path, GateConfig, what="gate config", error=GateConfigError)
+    return load_file(path, GateConfig, what="gate config", label="gate config")

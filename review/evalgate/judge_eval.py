@@ -35,6 +35,7 @@ __all__ = [
     "clopper_pearson_lower",
     "confusion",
     "evaluate_judge",
+    "evaluation_report",
     "judge_gate_check",
     "judge_may_gate",
     "labelled",
@@ -347,21 +348,39 @@ def evaluate_judge(
     return JudgeEvalReport(judge.config.model, result, calibration, may, reason, judged, errors, skipped)
 
 
-def judge_gate_check(config: JudgeConfig) -> tuple[bool, str]:
-    """Whether the configured judge may gate, from the ``judge-eval`` report its ``evaluation`` names: a judge never
-    measured, measured as another model, or whose MCC is under ``mcc_floor`` may not."""
+_UNREAD: Final = object()
+
+
+def evaluation_report(config: JudgeConfig) -> Any:
+    """The ``judge-eval`` report the judge's ``evaluation`` names, parsed (None when it names none; the OSError or
+    ValueError when it cannot be read): read once, for :func:`judge_gate_check` and :func:`calibrated_threshold`."""
+    if config.evaluation is None:
+        return None
+    try:
+        return json.loads(Path(config.evaluation).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        return exc
+
+
+def judge_gate_check(config: JudgeConfig, report: Any = _UNREAD) -> tuple[bool, str]:
+    """Whether the configured judge may gate, from the ``judge-eval`` report its ``evaluation`` names (``report``:
+    that report as :func:`evaluation_report` read it): a judge never measured, measured as another model, or whose
+    MCC is under ``mcc_floor`` may not."""
     if config.evaluation is None:
         return False, (
             "the judge has not been measured against people: run spanguard judge-eval --report PATH and set "
             "scorers.judge.evaluation to PATH"
         )
-    try:
-        data = json.loads(Path(config.evaluation).read_text("utf-8"))
-        counts = data["metrics"]["confusion"]
-        matrix = Confusion(**{key: int(counts[key]) for key in ("tp", "fp", "tn", "fn")})
-        model = data["model"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        problem = type(exc).__name__
+    data = evaluation_report(config) if report is _UNREAD else report
+    problem = type(data).__name__ if isinstance(data, Exception) else None
+    if problem is None:
+        try:
+            counts = data["metrics"]["confusion"]
+            matrix = Confusion(**{key: int(counts[key]) for key in ("tp", "fp", "tn", "fn")})
+            model = data["model"]
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = type(exc).__name__
+    if problem is not None:
         return False, f"the judge's evaluation {config.evaluation} cannot be read ({problem}): it may not gate"
     if model != config.model:
         return False, f"the judge's evaluation measured {model!r}, not {config.model!r}: it may not gate"
@@ -369,15 +388,17 @@ def judge_gate_check(config: JudgeConfig) -> tuple[bool, str]:
     return judge_may_gate(metrics(matrix), config.mcc_floor)
 
 
-def calibrated_threshold(config: JudgeConfig) -> float | None:
+def calibrated_threshold(config: JudgeConfig, report: Any = _UNREAD) -> float | None:
     """The confidence threshold the judge's ``evaluation`` report calibrated (1.0 when no threshold reached the
-    target: the judge then abstains on every case); None when the report has no calibration."""
-    if config.evaluation is None:
+    target: the judge then abstains on every case); None when the report has no calibration. ``report``: as for
+    :func:`judge_gate_check`."""
+    data = evaluation_report(config) if report is _UNREAD else report
+    if data is None or isinstance(data, Exception):
         return None
     try:
-        calibration = json.loads(Path(config.evaluation).read_text("utf-8"))["calibration"]
+        calibration = data["calibration"]
         threshold = calibration["threshold"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
     if threshold is None:
         return 1.0

@@ -200,21 +200,18 @@ def test_a_mapping_from_no_file_is_refused_with_paths_under_its_place() -> None:
     assert caught.value.source is None
 
 
-class CollectorishError(ConfigError):
-    label = "settings"
-
-
-def test_a_config_s_own_error_class_and_checks_are_used() -> None:
+def test_a_config_s_label_and_checks_are_used() -> None:
     def distinct_hosts(settings: Settings) -> list[tuple[tuple[str | int, ...], str]]:
         hosts = [endpoint.host for endpoint in settings.endpoints]
         return [(("endpoints", 1, "host"), "host listed twice")] if len(set(hosts)) < len(hosts) else []
 
     text = "endpoints:\n  - host: a\n  - host: a\n"
-    with pytest.raises(CollectorishError) as caught:
-        load_text(text, Settings, source="s.yaml", error=CollectorishError, check=distinct_hosts)
+    with pytest.raises(ConfigError) as caught:
+        load_text(text, Settings, source="s.yaml", label="settings", check=distinct_hosts)
     assert (
         str(caught.value) == "s.yaml: invalid settings (1 problem):\n  s.yaml:3:5: endpoints[1].host: host listed twice"
     )
+    assert type(caught.value) is ConfigError and caught.value.label == "settings"
     assert isinstance(caught.value, ValueError)
 
 
