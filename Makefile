@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 test: lint phoenix
 	$(BIN)/python -m spanguard.semconv - | diff -u docs/attributes.md - || (echo "docs/attributes.md is stale: run $(BIN)/python -m spanguard.semconv" && exit 1)
+	$(BIN)/python -m spanguard.collector.reference --check docs/collector-config.md
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
@@ -51,6 +52,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m spanguard.semconv docs/attributes.md
+	$(BIN)/python -m spanguard.collector.reference docs/collector-config.md
 
 clean:
 	rm -rf $(VENV) $(PHOENIX_VENV) bench/.venvs .pytest_cache .ruff_cache .spanguard .typecheck

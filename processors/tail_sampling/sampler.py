@@ -121,7 +121,9 @@ class SamplingConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     root_grace: float = Field(2.0, ge=0, allow_inf_nan=False)
     """Seconds after a trace's root span arrived at which it is decided (children that end after it may be late)."""
     yellow_rate: float = Field(0.25, ge=0, le=1, strict=True, allow_inf_nan=False)
+    """Share of yellow traces kept (red ones are all kept), chosen by session id, else by trace id."""
     green_rate: float = Field(0.01, ge=0, le=1, strict=True, allow_inf_nan=False)
+    """Share of green traces kept, chosen by session id, else by trace id."""
     max_traces: int = Field(50_000, gt=0, strict=True)
     """Buffered traces at most; at the bound the oldest buffered trace is decided early."""
     max_spans: int = Field(1_000_000, gt=0, strict=True)
