@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
-import ssl
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from spanguard.collector.confignet import client_ssl_context
-from spanguard.exporters.exporterhelper.retry import SendError, classify_http_status
+from spanguard.exporters.exporterhelper.httpclient import HttpClient
+from spanguard.exporters.exporterhelper.retry import classify_http_status
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult, encode_json, partial_success
 from spanguard.exporters.otlphttp.config import OtlpHttpExporterConfig
-
-from spanguard._logging import safe_url
 
 __all__ = ["HttpSender"]
 
@@ -29,7 +25,7 @@ class HttpSender:
     def __init__(self, config: OtlpHttpExporterConfig) -> None:
         self._config = config
         self.url = config.url
-        self._client: Any = None
+        self._http = HttpClient("otlphttp", self.url, config.tls, config.timeout, logger)
         headers = {key: value for key, value in config.headers.items()}
         headers["Content-Type"] = "application/json" if config.encoding == "json" else "application/x-protobuf"
         if config.compression == "gzip":
@@ -37,15 +33,7 @@ class HttpSender:
         self._headers = headers
 
     def start(self) -> None:
-        import httpx
-
-        self._httpx = httpx
-        try:
-            verify = client_ssl_context(self.url, self._config.tls)
-        except (OSError, ssl.SSLError) as error:
-            raise OSError(f"otlphttp: cannot load TLS files: {error}") from None
-        self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
-        logger.info("otlphttp: exporting to %s", safe_url(self.url))
+        self._http.start()
 
     def _body(self, payload: Payload) -> bytes:
         body = encode_json(payload.request) if self._config.encoding == "json" else payload.data
@@ -54,16 +42,8 @@ class HttpSender:
         return body
 
     def send(self, payload: Payload) -> SendResult:
-        client = self._client
-        if client is None:
-            raise SendError("HTTP client is closed", retryable=True)
-        httpx = self._httpx
-        try:
-            response = client.post(self.url, content=self._body(payload), headers=self._headers)
-        except httpx.TransportError as error:
-            raise SendError(f"HTTP {type(error).__name__}: {error}", retryable=True) from None
-        except RuntimeError as error:  # the client was closed under us (shutdown)
-            raise SendError(f"HTTP client: {error}", retryable=True) from None
+        self._http.ensure_open()
+        response = self._http.post(self._body(payload), self._headers)
         if 200 <= response.status_code < 300:
             return self._partial(response)
         raise classify_http_status(response.status_code, response.headers, self._status_message(response))
@@ -102,7 +82,4 @@ class HttpSender:
         return None
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._http.close()

@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any
 
-from spanguard.collector.confignet import client_ssl_context
+from spanguard.exporters.exporterhelper.httpclient import HttpClient
 from spanguard.exporters.exporterhelper.retry import SendError, classify_http_status, parse_retry_after
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult
 from spanguard.exporters.review.config import ReviewExporterConfig
 from spanguard.exporters.review.items import convert_request, encode_items
 from spanguard.semconv import SPANGUARD_REVIEW_TIER
-
-from spanguard._logging import safe_url
 
 __all__ = ["ReviewSender"]
 
@@ -59,23 +55,13 @@ class ReviewSender:
         if config.token is not None:
             headers["Authorization"] = f"Bearer {config.token}"
         self._headers = headers
-        self._client: Any = None
+        self._http = HttpClient("review", self.url, config.tls, config.timeout, logger)
 
     def start(self) -> None:
-        import httpx
-
-        self._httpx = httpx
-        try:
-            verify = client_ssl_context(self.url, self._config.tls)
-        except OSError as error:  # ssl.SSLError is an OSError
-            raise OSError(f"review: cannot load TLS files: {error}") from None
-        self._client = httpx.Client(timeout=self._config.timeout, verify=verify, follow_redirects=False)
-        logger.info("review: exporting to %s", safe_url(self.url))
+        self._http.start()
 
     def send(self, payload: Payload) -> SendResult:
-        client = self._client
-        if client is None:
-            raise SendError("HTTP client is closed", retryable=True)
+        self._http.ensure_open()
         items, unknown = convert_request(payload.request)
         if unknown:
             logger.warning(
@@ -85,17 +71,11 @@ class ReviewSender:
             )
         size = self._config.max_items_per_request
         for start in range(0, len(items), size):
-            self._post(client, encode_items(items[start : start + size]))
+            self._post(encode_items(items[start : start + size]))
         return SendResult()
 
-    def _post(self, client: Any, body: bytes) -> None:
-        httpx = self._httpx
-        try:
-            response = client.post(self.url, content=body, headers=self._headers)
-        except httpx.TransportError as error:
-            raise SendError(f"HTTP {type(error).__name__}: {error}", retryable=True) from None
-        except RuntimeError as error:  # the client was closed under us (shutdown)
-            raise SendError(f"HTTP client: {error}", retryable=True) from None
+    def _post(self, body: bytes) -> None:
+        response = self._http.post(body, self._headers)
         status = response.status_code
         if 200 <= status < 300:
             return
@@ -106,7 +86,4 @@ class ReviewSender:
         raise error
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._http.close()
