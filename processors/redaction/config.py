@@ -286,7 +286,7 @@ class RecognizerSpec(BaseModel, frozen=True, extra="forbid"):
             supported_entity=self.supported_entity,
             name=self.name,
             patterns=[Pattern(p.name, p.regex, p.score) for p in self.patterns],
-            context=list(self.context) or None,
+            context=list(self.context) or None,  # type: ignore[arg-type]  # Presidio takes None
             supported_language=self.supported_language,
             global_regex_flags=regex.DOTALL | regex.MULTILINE,
         )

@@ -142,8 +142,9 @@ def _wrap(registered: RegisteredRecognizer) -> _Recognizer:
         type(recognizer).analyze is PatternRecognizer.analyze or isinstance(recognizer, OfflineEmailRecognizer)
     )
     if fast:
+        assert isinstance(recognizer, PatternRecognizer)
         flags = recognizer.global_regex_flags or 0
-        patterns = [(regex.compile(p.regex, flags=flags), p.score) for p in recognizer.patterns]
+        patterns = [(regex.compile(p.regex, flags=flags), p.score) for p in recognizer.patterns]  # type: ignore[has-type]
     context = frozenset(word.lower() for word in (recognizer.context or ()))
     # A word can't both name the entity and say it is something else: its own context words win.
     negative = frozenset(word.lower() for word in (getattr(recognizer, "negative_context", None) or ())) - context
@@ -285,10 +286,11 @@ class Redactor:
         self._entities = frozenset(entities)
         self._recognizers = [_wrap(r) for r in (*registry.get_recognizers(entities), *custom.get_recognizers(entities))]
         self._triggers = list(dict.fromkeys(r.trigger for r in self._recognizers))  # distinct, in order
-        self._gated_triggers = [t for t in self._triggers if getattr(t, "literals", ()) or getattr(t, "folded", ())]
+        gated: list[Any] = [t for t in self._triggers if getattr(t, "literals", ()) or getattr(t, "folded", ())]
+        self._gated_triggers = gated
         self._pattern_triggers = [t for t in self._triggers if t not in self._gated_triggers]
-        self._gate_literals = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.literals))
-        self._gate_folded = tuple(dict.fromkeys(lit for t in self._gated_triggers for lit in t.folded))
+        self._gate_literals = tuple(dict.fromkeys(lit for t in gated for lit in t.literals))
+        self._gate_folded = tuple(dict.fromkeys(lit for t in gated for lit in t.folded))
         self._screen = AsciiScreen(self._triggers)
         self._trigger_sets = TriggerSets(self._triggers)
         self._never_scan = _glob_matcher(config.never_scan)
@@ -365,7 +367,7 @@ class Redactor:
         for r in self._recognizers:
             try:
                 if r.patterns is None:
-                    r.recognizer.analyze(sample, [r.entity])
+                    r.recognizer.analyze(sample, [r.entity], None)  # type: ignore[arg-type]  # no NLP engine
                 else:
                     self._run_patterns(r, sample, time.perf_counter() + 5.0)
             except Exception as exc:
@@ -665,7 +667,7 @@ class Redactor:
         self, value: str, info: _KeyInfo, groups: list[tuple[_Group, list[_Leaf]]], leaves: list[_Leaf]
     ) -> _Job | None:
         """A URL (or, for ``url.query``, a query string): its query values by key, the rest scanned."""
-        preset = _query_values(value, whole_is_query=value and info.words == frozenset({"url", "query"}))
+        preset = _query_values(value, whole_is_query=bool(value) and info.words == frozenset({"url", "query"}))
         if not preset and not self._needs_analysis(value):
             return None
         group = _Group()
@@ -812,7 +814,7 @@ class Redactor:
             else:
                 found = [
                     Detection(r.entity, res.start, res.end, res.score)
-                    for res in r.recognizer.analyze(text, [r.entity])
+                    for res in r.recognizer.analyze(text, [r.entity], None)  # type: ignore[arg-type]  # no NLP engine
                     if res.entity_type == r.entity
                 ]
             for det in found:
@@ -883,7 +885,7 @@ class Redactor:
         out: list[Detection] = []
         seen: set[tuple[int, int]] = set()
         for start, end in windows:
-            for res in r.recognizer.analyze(text[start:end], [r.entity]):
+            for res in r.recognizer.analyze(text[start:end], [r.entity], None):  # type: ignore[arg-type]
                 span = (res.start + start, res.end + start)
                 if span not in seen:
                     seen.add(span)

@@ -51,7 +51,7 @@ from spanguard.processors.redaction.entities import (
     TAX_ID,
     UK_NINO,
 )
-from spanguard.processors.redaction.screen import DIGITS, Trigger
+from spanguard.processors.redaction.screen import DIGITS, Trigger, TriggerFunction
 from spanguard.processors.redaction.secrets import secret_recognizers
 
 __all__ = [
@@ -279,7 +279,7 @@ class PhoneShapeRecognizer(EntityRecognizer):
                         end,
                         score,
                         recognition_metadata={
-                            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,  # type: ignore[has-type]
                             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                         },
                     )
@@ -482,8 +482,8 @@ def _national(
     sub = _SUBCLASSES.get(key)
     if sub is None:
         sub = _SUBCLASSES[key] = _subclass(cls, checksum=trigger is not None)
-    patterns = [Pattern(p.name, p.regex, _REQUIRED_SCORE) for p in [*cls.PATTERNS, *extra]]
-    recognizer: Any = sub(patterns=patterns, context=list(context), supported_language="en")
+    patterns = [Pattern(p.name, p.regex, _REQUIRED_SCORE) for p in [*cls.PATTERNS, *extra]]  # type: ignore[attr-defined]
+    recognizer: Any = sub(patterns=patterns, context=list(context), supported_language="en")  # type: ignore[call-arg]
     recognizer.trigger = trigger or _word_trigger(context, *shapes)
     return recognizer
 
@@ -1099,9 +1099,9 @@ class TrimmingIbanRecognizer(IbanRecognizer):
         self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
     ) -> list[RecognizerResult]:
         """Presidio's analysis, plus the IBANs it loses to a following word."""
-        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-        flags = regex_flags or self.global_regex_flags
-        for pattern in self.patterns:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)  # type: ignore[arg-type]
+        flags = regex_flags or self.global_regex_flags or 0
+        for pattern in self.patterns:  # type: ignore[has-type]
             for match in regex.finditer(pattern.regex, text, flags=flags):
                 start = match.start()
                 if any(r.start == start for r in results):
@@ -1118,7 +1118,7 @@ class TrimmingIbanRecognizer(IbanRecognizer):
                                 start + end,
                                 EntityRecognizer.MAX_SCORE,
                                 recognition_metadata={
-                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,  # type: ignore[has-type]
                                     RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                                 },
                             )
@@ -1146,14 +1146,15 @@ def _presidio_recognizers() -> list[EntityRecognizer]:
     Not Presidio's ``PhoneRecognizer``: :class:`PhoneShapeRecognizer` finds phone numbers in its place.
     """
     out: list[EntityRecognizer] = []
-    for recognizer, trigger in (
+    pairs: tuple[tuple[Any, TriggerFunction], ...] = (
         (OfflineEmailRecognizer(), _EMAIL_TRIGGER),
         (_card_recognizer(), DIGITS),
         (TrimmingIbanRecognizer(), _IBAN_TRIGGER),
         (_ssn_recognizer(), DIGITS),
         (IpRecognizer(), _IP_TRIGGER),
-    ):
-        recognizer.trigger = trigger  # type: ignore[attr-defined]
+    )
+    for recognizer, trigger in pairs:
+        recognizer.trigger = trigger
         out.append(recognizer)
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from presidio_analyzer import EntityRecognizer, PatternRecognizer
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 from spanguard.processors.redaction.config import RecognizerSpec
 from spanguard.processors.redaction.entities import RESERVED_ENTITIES
 from spanguard.processors.redaction.recognizers import builtin_recognizers
@@ -63,16 +63,16 @@ class RecognizerRegistry:
             raise TypeError(f"a recognizer is a presidio_analyzer.EntityRecognizer, not {type(recognizer).__name__}")
         entities = list(dict.fromkeys(recognizer.supported_entities or ()))
         if not entities:
-            raise ValueError(f"recognizer {recognizer.name!r} supports no entity type")
+            raise ValueError(f"recognizer {_name(recognizer)!r} supports no entity type")
         reserved = sorted(RESERVED_ENTITIES.intersection(entities))
         if reserved:
-            raise ValueError(f"recognizer {recognizer.name!r}: {', '.join(reserved)} is reserved")
+            raise ValueError(f"recognizer {_name(recognizer)!r}: {', '.join(reserved)} is reserved")
         chosen = trigger or getattr(recognizer, "trigger", None) or _own_trigger(recognizer)
         self._entries.extend(RegisteredRecognizer(recognizer, entity, chosen) for entity in entities)
 
     def remove_recognizer(self, name: str) -> None:
         """Remove every recognizer whose ``name`` is ``name``; KeyError when there is none."""
-        kept = [entry for entry in self._entries if entry.recognizer.name != name]
+        kept = [entry for entry in self._entries if _name(entry.recognizer) != name]
         if len(kept) == len(self._entries):
             raise KeyError(f"no recognizer named {name!r}; registered: {', '.join(self.names)}")
         self._entries = kept
@@ -90,7 +90,7 @@ class RecognizerRegistry:
     @property
     def names(self) -> tuple[str, ...]:
         """The names of the registered recognizers."""
-        return tuple(dict.fromkeys(entry.recognizer.name for entry in self._entries))
+        return tuple(dict.fromkeys(_name(entry.recognizer) for entry in self._entries))
 
     def copy(self) -> RecognizerRegistry:
         """A registry holding the same recognizers, to change without changing this one."""
@@ -112,7 +112,12 @@ def builtin_registry() -> RecognizerRegistry:
     return registry
 
 
+def _name(recognizer: EntityRecognizer) -> str:
+    return str(recognizer.name)  # type: ignore[has-type]  # set in Presidio's __init__, typed there by branch
+
+
 def _own_trigger(recognizer: EntityRecognizer) -> TriggerFunction:
-    if isinstance(recognizer, PatternRecognizer) and recognizer.patterns:
-        return RegexTrigger([p.regex for p in recognizer.patterns], recognizer.global_regex_flags or 0)
+    patterns: list[Pattern] = getattr(recognizer, "patterns", None) or []
+    if isinstance(recognizer, PatternRecognizer) and patterns:
+        return RegexTrigger([p.regex for p in patterns], recognizer.global_regex_flags or 0)
     return ANY_TEXT

@@ -129,7 +129,7 @@ class SecretRecognizer(PatternRecognizer):
             supported_entity=entity,
             name=f"spanguard.{entity.lower()}",
             patterns=patterns,
-            context=context,
+            context=context,  # type: ignore[arg-type]  # Presidio takes None: no context words
             global_regex_flags=_FLAGS,
         )
         if screens and len(screens) != len(patterns):
