@@ -296,17 +296,23 @@ class RecognizerSpec(BaseModel, frozen=True, extra="forbid"):
 
 
 class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
-    """What the redactor detects and how it rewrites it; validated when built (bad values name their field)."""
+    """What the redactor detects, where, and how it rewrites it (docs/redaction.md); a bad value is refused when the
+    config is built, naming its field."""
 
     recognizers: tuple[RecognizerSpec, ...] = ()
-    """The user's own pattern recognizers, run beside spanguard's; their entity types join ``entities``."""
+    """Your own pattern recognizers, in the shape of Presidio's YAML recognizers (``name``, ``supported_entity``,
+    ``patterns``, ``context``, ``negative_context``); they run after spanguard's, and their types join ``entities``."""
     entities: tuple[str, ...] = Field(default=DEFAULT_ENTITIES, validate_default=True)
-    """Entity types to detect (see :data:`DEFAULT_ENTITIES`; :data:`ENTITY_GROUPS` names are expanded)."""
+    """The entity types to detect (docs/redaction.md lists them), or the groups ``SECRETS`` and ``API_KEY``; a type
+    left out is neither detected nor redacted by its key."""
     operators: dict[str, Operator] = Field(default_factory=dict)
-    """Operator per entity type (group names allowed); the others use ``default_operator``."""
+    """The operator (``replace``, ``mask``, ``hash`` or ``drop``) of each entity type or group named; the other types
+    get ``default_operator``."""
     default_operator: Operator = "replace"
+    """The operator of every type ``operators`` does not name: ``replace`` (``<EMAIL_ADDRESS>``), ``mask``
+    (``****``), ``hash`` (``<PERSON:3f2a9c1b>``, which needs ``hash_key``) or ``drop``."""
     hash_key: SecretStr | None = Field(default=None, validate_default=True)
-    """HMAC key of the ``hash`` operator (at least 16 characters); required when any operator is ``hash``."""
+    """The HMAC key of the ``hash`` operator, at least 16 characters; required when any operator is ``hash``."""
     never_scan: tuple[str, ...] = DEFAULT_NEVER_SCAN
     """Attribute keys (fnmatch globs, case-insensitive) passed through unscanned."""
     always_drop: tuple[str, ...] = DEFAULT_ALWAYS_DROP
@@ -315,17 +321,18 @@ class RedactionConfig(BaseModel, frozen=True, extra="forbid"):
     redact_keys: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEYS))
     """Attribute keys (fnmatch globs, case-insensitive) whose values are redacted whole as the given type."""
     redact_key_words: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT_KEY_WORDS))
-    """Key words (see :data:`DEFAULT_REDACT_KEY_WORDS`) whose keys' values, in attributes and in JSON, are redacted
-    whole as the given type."""
+    """Words of a key (split at ``.``, ``_``, ``-`` and camelCase) that say what its value holds: the values of such
+    keys, in attributes and in JSON, are redacted whole as the given type."""
     scan_resource: bool = True
     """Also redact resource attributes (once per distinct resource of a batch)."""
     scan_names: bool = True
     """Also redact span names, event names and attribute keys (JSON object keys are never changed)."""
     ner_model: str | None = None
-    """A spaCy model (package name or path) for PERSON/LOCATION, loaded when either is in ``entities`` (a model that
-    cannot be loaded makes :class:`Redactor` raise); None: those are not detected."""
+    """A spaCy model (package name or path) that finds ``PERSON`` and ``LOCATION``, loaded when either is in
+    ``entities``; a model that cannot be loaded is an error at start. Unset: names and places are not detected."""
     time_budget_ms: float = Field(default=200.0, gt=0)
-    """Analysis time allowed per value (see the module notes for JSON and NER); beyond it the value fails closed."""
+    """The analysis time allowed per value, in milliseconds (a JSON attribute value as a whole; for NER, per text or
+    per 1,000 characters of it); a value that takes longer fails closed."""
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     """Detections scoring below this are ignored (Presidio's scores: phone 0.4, validated card/IBAN/e-mail 1.0)."""
 
