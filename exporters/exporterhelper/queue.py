@@ -414,25 +414,27 @@ class PersistentQueue(SendingQueue):
         try:
             row = self._db.execute("SELECT spans, crc, data FROM items WHERE id = ?", (key,)).fetchone()
         except sqlite3.Error as error:
-            return self._corrupt(key, f"unreadable ({error})")
+            self._corrupt(key, f"unreadable ({error})")
+            return None
         if row is None:
             return None
         spans, crc, data = row
         if not isinstance(data, bytes) or zlib.crc32(data) != crc:
-            return self._corrupt(key, "checksum mismatch")
+            self._corrupt(key, "checksum mismatch")
+            return None
         payload: Any = data
         if self._decode is not None:
             try:
                 payload = self._decode(data)
             except Exception as error:
-                return self._corrupt(key, f"cannot decode ({type(error).__name__})")
+                self._corrupt(key, f"cannot decode ({type(error).__name__})")
+                return None
         return QueueItem(key, payload, int(spans))
 
     def _corrupt(self, key: int, why: str) -> None:
         self.corrupt_items += 1
         logger.error("persistent queue %s: item %d is corrupt (%s); skipped", self.path, key, why)
         self._delete(key)
-        return None
 
     def _delete(self, key: int) -> None:
         if self._db is None:
