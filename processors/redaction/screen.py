@@ -16,6 +16,8 @@ import regex
 __all__ = [
     "ANY_TEXT",
     "DIGITS",
+    "ROOMY",
+    "WARM_UP_TEXT",
     "AsciiScreen",
     "DigitsTrigger",
     "RegexTrigger",
