@@ -1401,13 +1401,13 @@ def print_profile(console: Any, path: Path, top: int = 30) -> None:
         ("  validate span ids", "receivers.py", "_remove_invalid_spans"),
         ("  redaction stage", "otlp.py", "redact_resource_spans"),
         ("    Redactor.redact_spans (scanning)", "redaction.py", "redact_spans"),
-        ("  exporter consume (Payload.of copies the batch)", "exporters.py", "of"),
+        ("  exporter consume (Payload.of copies the batch)", "exporterhelper/sending.py", "of"),
         ("protobuf -> SpanView (views_of, every caller)", "otlp.py", "views_of"),
         ("tail sampling: decisions (poll)", "sampling.py", "poll"),
         ("  risk classification", "risk.py", "classify"),
         ("tail sampling: regroup kept spans into protobuf", "otlp.py", "regroup"),
         ("  rewrite all attributes (write_attributes, any caller)", "otlp.py", "write_attributes"),
-        ("exporter workers (serialize + gRPC send)", "exporters.py", "_work"),
+        ("exporter workers (serialize + gRPC send)", "exporterhelper/exporter.py", "_work"),
     )
     table_rows = []
     for label, file_suffix, func in stages:
