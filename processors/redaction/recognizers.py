@@ -51,7 +51,7 @@ from spanguard.processors.redaction.entities import (
     TAX_ID,
     UK_NINO,
 )
-from spanguard.processors.redaction.screen import DIGITS, Trigger, TriggerFunction
+from spanguard.processors.redaction.screen import DIGITS, DigitsTrigger, Trigger, TriggerFunction
 from spanguard.processors.redaction.secrets import secret_recognizers
 
 __all__ = [
@@ -219,7 +219,7 @@ _EXTENSION: Final = regex.compile(
 )
 _GROUP_SPLIT: Final = re.compile(r"\(\+?\d+\)|\+?\d+")
 # The redactor's digits trigger skips runs that start as a date; so do phone numbers.
-_DATE_START: Final = re.compile(r"(?:\d{4}([-./])\d\d\1\d\d|\d\d([-./])\d\d\2\d{4})(?!\d)")
+_DATE_START: Final = DigitsTrigger.DATE
 # What follows a number that is money or a measure, not a phone.
 _UNIT_AFTER: Final = regex.compile(
     r"\s?(?:%|€|\$|£|¥|(?:EUR|USD|GBP|CHF|PLN|SEK|NOK|DKK|JPY|INR|CNY|zł|kr|km|kg|ms|KB|MB|GB|bytes|tokens)\b)",
