@@ -104,7 +104,7 @@ def ensure_session_processor(tracer_provider: Any) -> None:
             return
         add(SessionSpanProcessor())
         try:
-            provider._spanguard_session_processor = True
+            setattr(provider, "_spanguard_session_processor", True)  # noqa: B010  # not an SDK attribute
         except AttributeError:
             pass
 
@@ -196,7 +196,7 @@ def disable_redaction(tracer_provider: Any) -> None:
     entry[1].shutdown()
 
 
-class SpanguardInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class SpanguardInstrumentor(BaseInstrumentor):
     """Base of spanguard's per-library instrumentors (usable by ``opentelemetry-instrument``)."""
 
     scope: ClassVar[str]

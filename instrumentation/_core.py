@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -24,6 +24,7 @@ from spanguard.instrumentation.content import CaptureMode
 from spanguard.instrumentation.models import ModelRegistry
 from spanguard.semconv import (
     ERROR_TYPE,
+    GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
     GEN_AI_CLIENT_OPERATION_DURATION,
     GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
     GEN_AI_CLIENT_TOKEN_USAGE,
@@ -187,7 +188,7 @@ class LLMCall:
         if isinstance(response_model, str):
             metric[GEN_AI_RESPONSE_MODEL] = response_model
             requested = request.get(GEN_AI_REQUEST_MODEL)
-            if requested is not None and requested != response_model:
+            if isinstance(requested, str) and requested != response_model:
                 telemetry.models.observe_response(requested, response_model)
         if self.first_chunk_ns is not None:
             ttfc = (self.first_chunk_ns - self.start_ns) / 1e9
@@ -210,7 +211,7 @@ class LLMCall:
             if telemetry.capture_span:
                 attributes.update(captured)
             if telemetry.capture_event and captured:
-                span.add_event("gen_ai.client.inference.operation.details", dict(captured))
+                span.add_event(GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS, dict(captured))
         if recording:
             try:
                 gate_state.record_call(captured, attributes)  # what an approval gate later shows the reviewer
@@ -242,7 +243,7 @@ def is_given(value: Any) -> bool:
 def put(attributes: dict[str, AttributeValue], key: str, value: Any, kind: type | tuple[type, ...]) -> None:
     """Set ``key`` when ``value`` is an instance of ``kind``; anything else (sentinels, wrong types) is skipped."""
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        attributes[key] = value
+        attributes[key] = cast(AttributeValue, value)
 
 
 def put_nonzero(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:

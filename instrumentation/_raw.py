@@ -68,7 +68,7 @@ def _end_unless_given(call: LLMCall, seen: list[tuple[Any, Any]]) -> None:
         call.end()
 
 
-class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class RawResponseProxy(wrapt.ObjectProxy):
     """An SDK ``APIResponse`` unchanged to the app, whose ``parse()`` and ``close()`` end the call's span."""
 
     def __init__(self, wrapped: Any, call: LLMCall, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> None:

@@ -57,7 +57,7 @@ class _StreamState:
         self.call.end(response, error, self.content)
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.ObjectProxy):
     """Wraps a synchronous SDK stream; iteration, ``with`` and ``close()`` behave exactly as the SDK's."""
 
     def __init__(
@@ -105,7 +105,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_state.finish()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.ObjectProxy):
     """Wraps an asynchronous SDK stream; ``async for``, ``async with`` and ``close()`` behave as the SDK's."""
 
     def __init__(

@@ -40,6 +40,7 @@ from spanguard.instrumentation.content import (
 from spanguard.instrumentation.models import UnpinnedModelError
 from spanguard.semconv import (
     GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_CHAT,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_OUTPUT_TYPE,
@@ -62,6 +63,10 @@ from spanguard.semconv import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
 )
+
+__all__ = [
+    "AnthropicInstrumentor",
+]
 
 PROVIDER = "anthropic"
 Attributes = dict[str, AttributeValue]
@@ -158,7 +163,7 @@ def _system(system: Any) -> str | None:
 class MessagesEndpoint:
     """``messages.create`` and the request half of ``messages.stream``."""
 
-    operation = "chat"
+    operation = GEN_AI_OPERATION_CHAT
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Request attributes of a Messages API call (``extra_body`` parameters included: they are what is sent)."""
@@ -422,7 +427,7 @@ class AnthropicInstrumentor(SpanguardInstrumentor):
         if original is not None:
             from anthropic._base_client import BaseClient
 
-            BaseClient._tracer = original  # type: ignore[assignment]
+            BaseClient._tracer = original  # type: ignore[method-assign]
             AnthropicInstrumentor._sdk_tracer = None
 
 

@@ -14,6 +14,23 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+__all__ = [
+    "CAPTURE_ENV",
+    "CaptureMode",
+    "as_mapping",
+    "capture_mode",
+    "messages_of",
+    "parse_arguments",
+    "parse_capture_mode",
+    "text_of",
+    "text_part",
+    "to_json",
+    "tool_call_part",
+    "tool_definition",
+    "tool_definitions",
+    "tool_response_part",
+]
+
 CAPTURE_ENV: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 logger = logging.getLogger("spanguard.instrumentation")
@@ -126,7 +143,7 @@ def tool_definition(tool: Any) -> dict[str, Any]:
     out = dict(item)
     kind = out.get("type")
     nested = out.get(kind) if isinstance(kind, str) else None
-    if isinstance(nested, Mapping):
+    if isinstance(kind, str) and isinstance(nested, Mapping):
         del out[kind]
         out.update(nested)
     elif kind in (None, "custom") and "input_schema" in out:

@@ -43,6 +43,7 @@ from spanguard.instrumentation.gate_outcomes import (
 )
 from spanguard.instrumentation.gate_policy import POLICY_ENV, GatePolicy, Tier, load_policy
 from spanguard.instrumentation.gate_state import ENDPOINT_ENV, TOKEN_ENV, LocalRecords
+from spanguard.semconv import ApprovalStatus
 
 __all__ = [
     "ApprovalError",
@@ -269,7 +270,7 @@ def resume(approval_id: str, *, wait: bool = True) -> Resumed:
         hard_deadline = _wall(record.get("hard_deadline"))
         left = hard_deadline - time.time() if hard_deadline is not None else float(record.get("hard_timeout_s") or 0)
         deadline = time.monotonic() + max(0.0, left) + GRACE_S
-        while wait and record.get("status") == "pending" and time.monotonic() < deadline:
+        while wait and record.get("status") == ApprovalStatus.PENDING and time.monotonic() < deadline:
             try:
                 record = client.get(approval_id, wait_s=min(settings.poll_s, deadline - time.monotonic()))
             except ServiceError as error:

@@ -33,7 +33,7 @@ from spanguard.instrumentation.gate import (
 )
 from spanguard.instrumentation.gate_policy import Tier, decide
 from spanguard.instrumentation.session import current_session, session
-from spanguard.semconv import GEN_AI_CONVERSATION_ID
+from spanguard.semconv import GEN_AI_CONVERSATION_ID, GateOutcome
 
 try:
     from agents import Agent, FunctionTool, RunContextWrapper, Runner, RunResult, RunState, ToolApprovalItem
@@ -221,7 +221,7 @@ def _decide_one(gated: _Gated, pending: Pending) -> Granted | str:
     """Wait for one request's decision: the grant (consumed), or the message for the model of a call not run."""
     try:
         resumed = resume(pending.approval_id, wait=True)
-        if resumed.outcome == "modified" and not gated.applies_edits:
+        if resumed.outcome == GateOutcome.MODIFIED and not gated.applies_edits:
             # The SDK runs a call with the model's arguments only: an edit it cannot apply is not run, and the model
             # is told what the reviewer changed. The approval is left unconsumed.
             return _edit_message(gated.action, resumed.record)

@@ -37,15 +37,8 @@ from spanguard.instrumentation.gate_state import (
 )
 from spanguard.instrumentation.session import current_session
 from spanguard.semconv import (
+    APPROVAL_FINAL_STATUSES,
     ERROR_TYPE,
-    GATE_OUTCOME_APPROVED,
-    GATE_OUTCOME_MODIFIED,
-    GATE_OUTCOME_NOT_REQUIRED,
-    GATE_OUTCOME_PENDING,
-    GATE_OUTCOME_PROCEEDED,
-    GATE_OUTCOME_REJECTED,
-    GATE_OUTCOME_TIMED_OUT,
-    GATE_OUTCOME_UNAVAILABLE,
     GEN_AI_CONVERSATION_ID,
     SPANGUARD_APPROVAL_GATE,
     SPANGUARD_GATE_ACTION,
@@ -56,12 +49,23 @@ from spanguard.semconv import (
     SPANGUARD_GATE_ASKED,
     SPANGUARD_GATE_ESCALATED,
     SPANGUARD_GATE_OUTCOME,
+    SPANGUARD_GATE_POLL_FAILED,
     SPANGUARD_GATE_REASONS,
+    SPANGUARD_GATE_RECORD_NOT_SAVED,
     SPANGUARD_GATE_TIER,
     SPANGUARD_GATE_WAIT_DURATION,
+    ApprovalOutcome,
+    ApprovalStatus,
+    GateOutcome,
+    RiskTier,
 )
 
 from spanguard import __version__
+
+__all__ = [
+    "GateSettings",
+    "GatedCall",
+]
 
 POLL_S: Final = 30.0  # one long poll's wait; re-issued until a decision or the hard timeout
 MIN_POLL_S: Final = 1.0  # the least time between two polls, whatever the service does with ``wait``
@@ -134,9 +138,9 @@ class GatedCall:
                     approval_id=call.approval_id,
                     action=call.action,
                 ),
-                GATE_OUTCOME_UNAVAILABLE,
+                GateOutcome.UNAVAILABLE,
             )
-        tier = record.get("tier") if record.get("tier") in ("yellow", "red") else "red"
+        tier = RiskTier.YELLOW if record.get("tier") == RiskTier.YELLOW else RiskTier.RED
         call.decision = GateDecision(
             action=call.action,
             tier=tier,
@@ -145,7 +149,9 @@ class GatedCall:
             reasons=tuple(str(r) for r in record.get("reasons") or ()),
             soft_timeout_s=float(record.get("soft_timeout_s") or 0),
             hard_timeout_s=float(record.get("hard_timeout_s") or 0),
-            on_hard_timeout="proceed" if record.get("on_hard_timeout") == "proceed" and tier == "yellow" else "deny",
+            on_hard_timeout="proceed"
+            if record.get("on_hard_timeout") == "proceed" and tier == RiskTier.YELLOW
+            else "deny",
         )
         call._describe()
         call.note_deadline(record)
@@ -159,7 +165,7 @@ class GatedCall:
         except DigestError as error:
             raise self.fail(
                 ApprovalUnavailable(f"no approval can be bound to these arguments: {error}", action=self.action),
-                GATE_OUTCOME_UNAVAILABLE,
+                GateOutcome.UNAVAILABLE,
             ) from None
 
     def _describe(self) -> None:
@@ -188,7 +194,7 @@ class GatedCall:
         self.decision = decide(settings.policy, self.action, self.arguments, tier=self._tier_override)
         self._describe()
         if not self.decision.asks:
-            return self.grant(GATE_OUTCOME_NOT_REQUIRED, dict(self.arguments))
+            return self.grant(GateOutcome.NOT_REQUIRED, dict(self.arguments))
         if not settings.endpoint or not settings.token:
             missing = ENDPOINT_ENV if not settings.endpoint else TOKEN_ENV
             raise self.fail(
@@ -204,7 +210,7 @@ class GatedCall:
         decision = self.decision
         assert decision is not None and self.digest is not None
         state = capture(context)
-        shown = {"arguments": self.arguments, "state": state}
+        shown: dict[str, Any] = {"arguments": self.arguments, "state": state}
         if self.settings.redact:
             try:
                 shown = redact_for_review(shown)
@@ -243,7 +249,7 @@ class GatedCall:
             )
         except (OSError, ValueError, TypeError):
             # Without it only a resume in another process is lost; the wait itself goes on.
-            self.span.add_event("spanguard.gate.record_not_saved")
+            self.span.add_event(SPANGUARD_GATE_RECORD_NOT_SAVED)
         return Pending(self.approval_id, self.action, dict(self.arguments), self.digest, self.session_id, self.decision)
 
     def note_deadline(self, record: Mapping[str, Any]) -> None:
@@ -259,32 +265,36 @@ class GatedCall:
 
     # -- settling -----------------------------------------------------------------------------------------------------
 
-    def settled(self, record: Mapping[str, Any]) -> str | None:
+    def settled(self, record: Mapping[str, Any]) -> ApprovalStatus | None:
         """``record``'s final status, or None while it is pending; an unknown status is a failure."""
         status = record.get("status")
-        if status == "pending":
+        if status == ApprovalStatus.PENDING:
             return None
-        if status in ("approved", "modified", "rejected", "timed_out"):
-            return str(status)
+        if status in APPROVAL_FINAL_STATUSES:
+            return ApprovalStatus(status)
         raise self.fail(
             ApprovalUnavailable(f"the review service answered an unknown status {status!r}", action=self.action)
         )
 
-    def refusal(self, record: Mapping[str, Any], status: str) -> ApprovalError | None:
+    def refusal(self, record: Mapping[str, Any], status: ApprovalStatus) -> ApprovalError | None:
         """The error of a rejected or (denying) timed-out request; None when the call may run."""
         approval_id = self.approval_id or ""
-        if status == "rejected":
+        if status == ApprovalStatus.REJECTED:
             deciders = [d for d in record.get("decisions") or [] if isinstance(d, Mapping)]
-            reviewer = next((d.get("reviewer") for d in reversed(deciders) if d.get("outcome") == "reject"), None)
+            reviewer = next(
+                (d.get("reviewer") for d in reversed(deciders) if d.get("outcome") == ApprovalOutcome.REJECT), None
+            )
             reason = record.get("reason") or "no reason given"
             rejected = ApprovalRejected(self.action, approval_id, str(reason), reviewer)
-            return self.fail(rejected, GATE_OUTCOME_REJECTED, record)
-        if status == "timed_out" and record.get("on_hard_timeout") != "proceed":
+            return self.fail(rejected, GateOutcome.REJECTED, record)
+        if status == ApprovalStatus.TIMED_OUT and record.get("on_hard_timeout") != "proceed":
             timeout = ApprovalTimeout(self.action, approval_id, time.monotonic() - self.started)
-            return self.fail(timeout, GATE_OUTCOME_TIMED_OUT, record)
+            return self.fail(timeout, GateOutcome.TIMED_OUT, record)
         return None
 
-    def arguments_to_run(self, record: Mapping[str, Any], status: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def arguments_to_run(
+        self, record: Mapping[str, Any], status: ApprovalStatus
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The arguments the call runs with, and what a reviewer changed (``{key: (shown, new)}``).
 
         A reviewer edits the arguments as shown (redacted): a field left as shown keeps the app's original value, a
@@ -292,7 +302,9 @@ class GatedCall:
         """
         original = dict(self.arguments)
         edited = record.get("decided_arguments")
-        if status != "modified" and not (status == "approved" and isinstance(edited, Mapping)):
+        if status != ApprovalStatus.MODIFIED and not (
+            status == ApprovalStatus.APPROVED and isinstance(edited, Mapping)
+        ):
             return original, {}
         if not isinstance(edited, Mapping):
             raise self.fail(ApprovalUnavailable("a modified approval came without its arguments", action=self.action))
@@ -312,7 +324,7 @@ class GatedCall:
 
     def grant(
         self,
-        outcome: str,
+        outcome: GateOutcome,
         arguments: dict[str, Any],
         record: Mapping[str, Any] | None = None,
         changes: dict[str, tuple[Any, Any]] | None = None,
@@ -337,7 +349,7 @@ class GatedCall:
     def fail(
         self,
         error: ApprovalError,
-        outcome: str = GATE_OUTCOME_UNAVAILABLE,
+        outcome: GateOutcome = GateOutcome.UNAVAILABLE,
         record: Mapping[str, Any] | None = None,
     ) -> ApprovalError:
         """End the span with ``outcome`` and the error's type; the error, for the caller to raise."""
@@ -350,13 +362,13 @@ class GatedCall:
 
     def leave_pending(self) -> None:
         """End the span of a request left waiting (``submit`` without waiting)."""
-        self._finish(GATE_OUTCOME_PENDING, None)
+        self._finish(GateOutcome.PENDING, None)
 
-    def _finish(self, outcome: str, record: Mapping[str, Any] | None) -> None:
+    def _finish(self, outcome: GateOutcome, record: Mapping[str, Any] | None) -> None:
         if not self.span.is_recording():
             return
         attributes: dict[str, Any] = {
-            SPANGUARD_GATE_OUTCOME: outcome,
+            SPANGUARD_GATE_OUTCOME: outcome.value,
             SPANGUARD_GATE_WAIT_DURATION: time.monotonic() - self.started,
         }
         if record is not None:
@@ -412,22 +424,22 @@ class GatedCall:
     def _outage(self, error: ServiceError) -> None:
         """A failed poll: transient failures are waited out (to the deadline), a refused token or lost request not."""
         if error.kind in ("unreachable", "unavailable"):
-            self.span.add_event("spanguard.gate.poll_failed", {"error.type": error.kind})
+            self.span.add_event(SPANGUARD_GATE_POLL_FAILED, {ERROR_TYPE: error.kind})
             return
         raise self.fail(ApprovalUnavailable(str(error), action=self.action)) from None
 
     def _no_decision(self) -> ApprovalError:
         return self.fail(
             ApprovalTimeout(self.action, self.approval_id or "", time.monotonic() - self.started),
-            GATE_OUTCOME_TIMED_OUT,
+            GateOutcome.TIMED_OUT,
         )
 
-    def _after_consume(self, record: Mapping[str, Any], status: str) -> Granted:
+    def _after_consume(self, record: Mapping[str, Any], status: ApprovalStatus) -> Granted:
         arguments, changes = self.arguments_to_run(record, status)
         outcome = {
-            "approved": GATE_OUTCOME_MODIFIED if changes else GATE_OUTCOME_APPROVED,
-            "modified": GATE_OUTCOME_MODIFIED,
-            "timed_out": GATE_OUTCOME_PROCEEDED,
+            ApprovalStatus.APPROVED: GateOutcome.MODIFIED if changes else GateOutcome.APPROVED,
+            ApprovalStatus.MODIFIED: GateOutcome.MODIFIED,
+            ApprovalStatus.TIMED_OUT: GateOutcome.PROCEEDED,
         }[status]
         return self.grant(outcome, arguments, record, changes)
 
@@ -438,7 +450,7 @@ class GatedCall:
             )
         return self.fail(ApprovalUnavailable(str(error), action=self.action))
 
-    def _conclude(self, record: Mapping[str, Any], status: str, consume: Callable[..., Any]) -> Granted:
+    def _conclude(self, record: Mapping[str, Any], status: ApprovalStatus, consume: Callable[..., Any]) -> Granted:
         refusal = self.refusal(record, status)
         if refusal is not None:
             raise refusal
@@ -448,7 +460,9 @@ class GatedCall:
             raise self._consume_failed(error) from None
         return self._after_consume(record, status)
 
-    async def _conclude_async(self, record: Mapping[str, Any], status: str, consume: Callable[..., Any]) -> Granted:
+    async def _conclude_async(
+        self, record: Mapping[str, Any], status: ApprovalStatus, consume: Callable[..., Any]
+    ) -> Granted:
         refusal = self.refusal(record, status)
         if refusal is not None:
             raise refusal
@@ -462,7 +476,7 @@ class GatedCall:
 def _early(record: Mapping[str, Any], asked: float) -> float:
     """How long to pause before the next poll: a long poll that came back pending at once (a proxy that drops the
     query, a service that does not wait) must not turn into a busy poll."""
-    if record.get("status") != "pending":
+    if record.get("status") != ApprovalStatus.PENDING:
         return 0.0
     return max(0.0, MIN_POLL_S - (time.monotonic() - asked))
 

@@ -30,7 +30,7 @@ from spanguard.instrumentation.gate_digest import DigestError, argument_digest
 from spanguard.instrumentation.gate_policy import Tier
 from spanguard.instrumentation.gate_state import redact_for_review
 from spanguard.instrumentation.session import current_session
-from spanguard.semconv import GEN_AI_CONVERSATION_ID
+from spanguard.semconv import APPROVAL_FINAL_STATUSES, GEN_AI_CONVERSATION_ID
 
 try:
     from langgraph.config import get_config
@@ -51,7 +51,6 @@ __all__ = [
 
 APPROVAL_ID_KEY: Final = "spanguard_approval_id"
 """The key of the approval id in a gate's interrupt value and in its resume value."""
-_DECIDED: Final = frozenset({"approved", "modified", "rejected", "timed_out"})
 
 
 class DecisionPending(Exception):
@@ -153,7 +152,7 @@ async def agate_interrupt(
 
 def _resume_value(approval_id: str, *, wait: bool) -> dict[str, Any]:
     status = resume(approval_id, wait=wait).outcome
-    if status not in _DECIDED:
+    if status not in APPROVAL_FINAL_STATUSES:
         raise DecisionPending(approval_id)
     return {APPROVAL_ID_KEY: approval_id, "status": status}
 

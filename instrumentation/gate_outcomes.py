@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanguard.instrumentation.gate_policy import GateDecision, Tier
-from spanguard.semconv import GATE_OUTCOME_MODIFIED, GATE_OUTCOME_PROCEEDED
+from spanguard.semconv import GateOutcome
 
 __all__ = ["ApprovalError", "ApprovalRejected", "ApprovalTimeout", "ApprovalUnavailable", "Granted", "Pending"]
 
@@ -69,7 +69,7 @@ class Granted:
 
     action: str
     arguments: dict[str, Any]
-    outcome: str
+    outcome: GateOutcome
     tier: Tier
     digest: str | None
     approval_id: str | None = None
@@ -79,10 +79,10 @@ class Granted:
     @property
     def message_for_model(self) -> str | None:
         """What the agent tells its model when the call did not run as asked (a reviewer's edits), else None."""
-        if self.outcome == GATE_OUTCOME_MODIFIED and self.changes:
+        if self.outcome == GateOutcome.MODIFIED and self.changes:
             changed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in self.changes.items())
             return f"A reviewer changed the arguments of {self.action} before it ran ({changed})."
-        if self.outcome == GATE_OUTCOME_PROCEEDED:
+        if self.outcome == GateOutcome.PROCEEDED:
             return f"No person decided on {self.action} in time; the policy let it run unreviewed."
         return None
 

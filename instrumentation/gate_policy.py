@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Union, cast
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from spanguard.instrumentation.gate_conditions import Condition, ConditionError
+from spanguard.semconv import RiskTier
 
 from spanguard.durations import Duration
 from spanguard.yamlconfig import load_data, load_file, load_text
@@ -25,6 +26,7 @@ __all__ = [
     "ActionPolicy",
     "GateDecision",
     "GatePolicy",
+    "Tier",
     "TierTimeouts",
     "decide",
     "load_policy",
@@ -33,7 +35,8 @@ __all__ = [
     "policy_from_text",
 ]
 
-Tier = Literal["green", "yellow", "red"]
+Tier = Union[RiskTier, Literal["green", "yellow", "red"]]
+"""A tier as a caller may give it (``gate(tier="red")``): the enum or its value."""
 HardTimeoutOutcome = Literal["deny", "proceed"]
 
 DEFAULT_SOFT_TIMEOUT = 15 * 60.0  # seconds: the request escalates
@@ -61,7 +64,7 @@ class TierTimeouts(BaseModel, frozen=True, extra="forbid"):
 class ActionPolicy(BaseModel, frozen=True, extra="forbid"):
     """One action's tier, the condition under which a yellow action asks, and a red action's number of approvers."""
 
-    tier: Tier
+    tier: RiskTier
     when: str | None = None
     approvals: int = Field(1, ge=1, le=5)
     _condition: Condition | None = PrivateAttr(None)
@@ -78,9 +81,9 @@ class ActionPolicy(BaseModel, frozen=True, extra="forbid"):
 
     @model_validator(mode="after")
     def _consistent(self) -> ActionPolicy:
-        if self.when is not None and self.tier != "yellow":
+        if self.when is not None and self.tier != RiskTier.YELLOW:
             raise ValueError(f"'when' applies to yellow actions only (this one is {self.tier})")
-        if self.approvals > 1 and self.tier != "red":
+        if self.approvals > 1 and self.tier != RiskTier.RED:
             raise ValueError(f"'approvals' above 1 applies to red actions only (this one is {self.tier})")
         if self.when is not None:
             self._condition = Condition.parse(self.when)
@@ -100,7 +103,7 @@ class GatePolicy(BaseModel, frozen=True, extra="forbid"):
     """A whole policy, validated when it is built (``GatePolicy.model_validate(mapping)``)."""
 
     version: Literal[1] = 1
-    default_tier: Tier = "yellow"
+    default_tier: RiskTier = RiskTier.YELLOW
     budget_per_day: int = Field(10, ge=1)
     tiers: dict[Literal["yellow", "red"], TierTimeouts] = Field(default_factory=dict)
     actions: dict[str, ActionPolicy] = Field(default_factory=dict)
@@ -116,14 +119,15 @@ class GatePolicy(BaseModel, frozen=True, extra="forbid"):
     @field_validator("tiers")
     @classmethod
     def _no_proceeding_red(cls, value: dict[str, TierTimeouts]) -> dict[str, TierTimeouts]:
-        red = value.get("red")
+        red = value.get(RiskTier.RED)
         if red is not None and red.on_hard_timeout != "deny":
             raise ValueError("a red action is never run unapproved: tiers.red.on_hard_timeout must be 'deny'")
         return value
 
     def timeouts(self, tier: Tier) -> TierTimeouts:
         """The timeouts of a tier (the defaults where the policy sets none)."""
-        return self.tiers.get(tier, TierTimeouts()) if tier != "green" else TierTimeouts()
+        by_tier = cast("dict[str, TierTimeouts]", self.tiers)  # keyed by the tiers' values, which RiskTier members are
+        return by_tier.get(tier, TierTimeouts()) if tier != RiskTier.GREEN else TierTimeouts()
 
 
 def load_policy(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> GatePolicy:
@@ -158,7 +162,7 @@ class GateDecision:
     """What the gate does with one call: whether it asks, how many approvers, when it escalates and ends."""
 
     action: str
-    tier: Tier
+    tier: RiskTier
     asks: bool
     approvals: int
     reasons: tuple[str, ...]
@@ -171,7 +175,7 @@ def decide(policy: GatePolicy, action: str, arguments: Any, *, tier: Tier | None
     """The gate's decision for ``action`` called with ``arguments``; ``tier`` (from ``gate(tier=...)``) overrides
     the policy's tier. What cannot be judged (arguments that are not an object, a condition that errors) asks."""
     listed = policy.actions.get(action)
-    chosen: Tier = tier or (listed.tier if listed is not None else policy.default_tier)
+    chosen = RiskTier(tier) if tier is not None else listed.tier if listed is not None else policy.default_tier
     reasons: list[str] = []
     if tier is not None:
         reasons.append(f"tier {tier} set on the gate")
@@ -179,8 +183,8 @@ def decide(policy: GatePolicy, action: str, arguments: Any, *, tier: Tier | None
         reasons.append(f"{action!r} is not in the policy: default tier {chosen}")
     else:
         reasons.append(f"policy tier {chosen}")
-    asks = chosen == "red"
-    if chosen == "yellow":
+    asks = chosen == RiskTier.RED
+    if chosen == RiskTier.YELLOW:
         condition = listed.condition if listed is not None and tier is None else None
         if condition is None:
             asks = True
@@ -195,7 +199,7 @@ def decide(policy: GatePolicy, action: str, arguments: Any, *, tier: Tier | None
                 reasons.append(f"condition {condition.text!r} could not be told: {error}")
             else:
                 reasons.append(f"condition {condition.text!r} {'holds' if asks else 'does not hold'}")
-    approvals = listed.approvals if listed is not None and chosen == "red" and listed.tier == "red" else 1
+    approvals = listed.approvals if listed is not None and chosen == RiskTier.RED and listed.tier == RiskTier.RED else 1
     timeouts = policy.timeouts(chosen)
     return GateDecision(
         action=action,
@@ -205,5 +209,5 @@ def decide(policy: GatePolicy, action: str, arguments: Any, *, tier: Tier | None
         reasons=tuple(reasons),
         soft_timeout_s=timeouts.soft_timeout,
         hard_timeout_s=timeouts.hard_timeout,
-        on_hard_timeout="deny" if chosen == "red" else timeouts.on_hard_timeout,
+        on_hard_timeout="deny" if chosen == RiskTier.RED else timeouts.on_hard_timeout,
     )

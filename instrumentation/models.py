@@ -12,6 +12,12 @@ import re
 import threading
 from typing import Final
 
+__all__ = [
+    "ModelRegistry",
+    "UnpinnedModelError",
+    "is_pinned",
+]
+
 logger = logging.getLogger("spanguard.instrumentation")
 
 _SNAPSHOT: Final = re.compile(

@@ -22,6 +22,8 @@ from spanguard.instrumentation.content import (
 from spanguard.semconv import (
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
     GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_CHAT,
+    GEN_AI_OPERATION_EMBEDDINGS,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_OUTPUT_TYPE,
@@ -51,6 +53,10 @@ from spanguard.semconv import (
     OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
     SPANGUARD_RESPONSE_LOGPROB_MEAN,
 )
+
+__all__ = [
+    "OpenAIInstrumentor",
+]
 
 PROVIDER = "openai"
 Attributes = dict[str, AttributeValue]
@@ -120,7 +126,7 @@ def chat_input_messages(messages: Any) -> list[dict[str, Any]]:
 class ChatEndpoint:
     """``chat.completions.create``."""
 
-    operation = "chat"
+    operation = GEN_AI_OPERATION_CHAT
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Request attributes of a chat completion."""
@@ -170,8 +176,9 @@ class ChatEndpoint:
         for choice in getattr(result, "choices", None) or ():
             message = getattr(choice, "message", None)
             parts: list[dict[str, Any]] = []
-            if getattr(message, "content", None):
-                parts.append(text_part(message.content))
+            content = getattr(message, "content", None)
+            if content:
+                parts.append(text_part(content))
             for call in getattr(message, "tool_calls", None) or ():
                 function = getattr(call, "function", None)
                 parts.append(
@@ -340,7 +347,7 @@ def _responses_output(response: Any) -> Attributes:
 class ResponsesEndpoint:
     """``responses.create``."""
 
-    operation = "chat"
+    operation = GEN_AI_OPERATION_CHAT
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Request attributes of a Responses API call."""
@@ -406,7 +413,7 @@ class ResponsesStreamAccumulator:
 class EmbeddingsEndpoint:
     """``embeddings.create``."""
 
-    operation = "embeddings"
+    operation = GEN_AI_OPERATION_EMBEDDINGS
 
     def request(self, kwargs: Mapping[str, Any]) -> Attributes:
         """Request attributes of an embeddings call."""

@@ -24,6 +24,8 @@ from spanguard.semconv import (
     ERROR_TYPE,
     GEN_AI_AGENT_NAME,
     GEN_AI_CONVERSATION_ID,
+    GEN_AI_OPERATION_EXECUTE_TOOL,
+    GEN_AI_OPERATION_INVOKE_AGENT,
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
@@ -34,6 +36,14 @@ from spanguard.semconv import (
 )
 
 from spanguard import __version__
+
+__all__ = [
+    "SessionSpanProcessor",
+    "agent",
+    "current_session",
+    "session",
+    "tool",
+]
 
 logger = logging.getLogger("spanguard")
 
@@ -139,9 +149,13 @@ class agent:
 
     def _enter(self) -> trace.Span:
         span = _tracer().start_span(
-            f"invoke_agent {self.name}",
+            f"{GEN_AI_OPERATION_INVOKE_AGENT} {self.name}",
             kind=SpanKind.INTERNAL,
-            attributes={**self._attributes, GEN_AI_OPERATION_NAME: "invoke_agent", GEN_AI_AGENT_NAME: self.name},
+            attributes={
+                **self._attributes,
+                GEN_AI_OPERATION_NAME: GEN_AI_OPERATION_INVOKE_AGENT,
+                GEN_AI_AGENT_NAME: self.name,
+            },
         )
         self._stack.append((span, otel_context.attach(trace.set_span_in_context(span))))
         return span
@@ -187,7 +201,7 @@ def tool(func: Any = None, /, *, name: str | None = None, description: str | Non
 
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[trace.Span, object]:
             attributes: dict[str, Any] = {
-                GEN_AI_OPERATION_NAME: "execute_tool",
+                GEN_AI_OPERATION_NAME: GEN_AI_OPERATION_EXECUTE_TOOL,
                 GEN_AI_TOOL_NAME: tool_name,
                 GEN_AI_TOOL_TYPE: "function",
             }
@@ -196,7 +210,9 @@ def tool(func: Any = None, /, *, name: str | None = None, description: str | Non
                 attributes[GEN_AI_TOOL_DESCRIPTION] = doc
             if _capture_enabled():
                 attributes[GEN_AI_TOOL_CALL_ARGUMENTS] = _bound_arguments(signature, args, kwargs)
-            span = _tracer().start_span(f"execute_tool {tool_name}", kind=SpanKind.INTERNAL, attributes=attributes)
+            span = _tracer().start_span(
+                f"{GEN_AI_OPERATION_EXECUTE_TOOL} {tool_name}", kind=SpanKind.INTERNAL, attributes=attributes
+            )
             return span, otel_context.attach(trace.set_span_in_context(span))
 
         def finish(span: trace.Span, token: object, result: Any, error: BaseException | None) -> None:
