@@ -1,17 +1,9 @@
-"""Bounded sending queues for exporters: in memory, or persistent on local disk (SQLite).
+"""Bounded sending queues for exporters: in memory, or persistent on local disk (SQLite, fsync'd per item).
 
-An item leaves a queue only when it is acknowledged (:meth:`SendingQueue.ack`: sent, or failed for good). Workers
-take items with :meth:`SendingQueue.get`; an item a worker could not finish (shutdown) is handed back with
-:meth:`SendingQueue.release`. The size a queue reports, and bounds by its capacity, counts every item not yet
-acknowledged: waiting and in flight.
-
-The persistent queue keeps each item in ``<directory>/<exporter name>.db`` (SQLite, WAL journal, ``synchronous=FULL``):
-:meth:`PersistentQueue.put` returns only once the item is committed and fsync'd, so what was acknowledged to a client
-survives ``kill -9`` (and power loss, as far as the disk honours fsync). Items still in the store when the queue is
-opened are sent again (at-least-once). Each item carries a CRC-32 of its bytes; an item that fails the check, or that
-``decode`` refuses, is logged, counted and skipped. A store SQLite cannot read is set aside (renamed
-``*.corrupt-<time>``) after salvaging the rows it still can, and a fresh one is started: startup never fails on a
-corrupt file. A lock file keeps two processes from sending the same store.
+An item leaves a queue only when it is acknowledged (:meth:`SendingQueue.ack`: sent, or failed for good); workers
+take items with :meth:`SendingQueue.get` and hand back one they could not finish with :meth:`SendingQueue.release`.
+The size counts every item not yet acknowledged, waiting and in flight. What the persistent queue promises (restart,
+``kill -9``, corrupt stores, the lock file): docs/collector-config.md, "Exporters".
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
-"""Retry on failure, after the OpenTelemetry Collector's ``retry_on_failure``: exponential backoff with jitter.
-
-What is retryable follows the OTLP specification:
-
-- gRPC: ``CANCELLED``, ``DEADLINE_EXCEEDED``, ``ABORTED``, ``OUT_OF_RANGE``, ``UNAVAILABLE``, ``DATA_LOSS``; and
-  ``RESOURCE_EXHAUSTED`` only when the server attached ``google.rpc.RetryInfo`` (it then tells when to retry).
-  Every other code (``INVALID_ARGUMENT``, ``UNAUTHENTICATED``, ``PERMISSION_DENIED``, ``NOT_FOUND``, ``INTERNAL``,
-  ``UNKNOWN``, ...) is permanent. A ``RetryInfo`` delay is honoured on any retryable code.
-- HTTP: 429, 502, 503, 504, honouring ``Retry-After`` (seconds or an HTTP date); every other 4xx/5xx is permanent.
-- Connection errors and timeouts (the backend is down or slow) are retryable.
-
-A server's delay hint never shortens the backoff: the wait is the larger of the two, as in the Collector.
+"""Retry on failure, after the OpenTelemetry Collector's ``retry_on_failure``: exponential backoff with jitter, and
+which gRPC codes and HTTP statuses are retryable (as the OTLP specification says). A server's delay hint
+(``Retry-After``, ``RetryInfo``) never shortens the backoff. Behaviour: docs/collector-config.md, "Exporters".
 """
 
 from __future__ import annotations
