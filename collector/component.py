@@ -12,6 +12,7 @@ wires what the factories return. How to write one: docs/collector-config.md ("Fo
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class Factory:
 
     kind: Kind
     type: str
-    config_class: type[BaseModel]
+    config_class: builtins.type[BaseModel]
     create: Create | None = None
     """``create(settings, next_consumer, telemetry)`` builds the component. ``next_consumer``: for a processor the
     consumer after it (it may return ``next_consumer`` itself when it has nothing to do in this pipeline), for a
