@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,17 +14,13 @@ from typing import Any
 import grpc
 import pydantic
 import pytest
-from exporter_build import make_exporter
+from exporter_build import SECRET, copy_batch, make_batch, make_exporter, wait_until
 from opentelemetry import context as otel_context
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from sink import OtlpSink
 from spanguard.collector.component import Backpressure, Component, Consumer, PermanentError, TraceBatch
-from spanguard.collector.receivers.otlp import otlp_json
 from spanguard.exporters.exporterhelper.exporter import Exporter
 from spanguard.exporters.exporterhelper.retry import Backoff, RetryConfig, classify_http_status, parse_retry_after
-from spanguard.exporters.exporterhelper.sending import Payload, encode_json
 from spanguard.exporters.file.config import FileExporterConfig
 from spanguard.exporters.otlp.config import OtlpExporterConfig
 from spanguard.exporters.otlp.sender import GrpcSender
@@ -33,55 +28,11 @@ from spanguard.exporters.otlphttp.config import OtlpHttpExporterConfig
 
 from spanguard.durations import parse_duration
 
-SECRET = "s3cr3t-attribute-value"
 FAST_RETRY = {"initial_interval": 0.01, "max_interval": 0.05, "max_elapsed_time": 20, "randomization_factor": 0.2}
-
-
-def make_batch(spans: int = 3, tag: str = "b") -> TraceBatch:
-    """A batch of realistic-looking spans carrying ``SECRET`` in an attribute (it must never be logged)."""
-    trace_id = os.urandom(16)
-    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="agent"))])
-    items = [
-        Span(
-            trace_id=trace_id,
-            span_id=os.urandom(8),
-            parent_span_id=os.urandom(8),
-            name=f"chat {tag}-{index}",
-            kind=Span.SpanKind.SPAN_KIND_CLIENT,
-            start_time_unix_nano=1_700_000_000_000_000_000 + index,
-            end_time_unix_nano=1_700_000_000_500_000_000 + index,
-            attributes=[
-                KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-2024-08-06")),
-                KeyValue(key="app.secret", value=AnyValue(string_value=SECRET)),
-                KeyValue(key="gen_ai.usage.input_tokens", value=AnyValue(int_value=12 + index)),
-            ],
-        )
-        for index in range(spans)
-    ]
-    scope = ScopeSpans(scope=InstrumentationScope(name="spanguard", version="0.1"), spans=items)
-    return TraceBatch([ResourceSpans(resource=resource, scope_spans=[scope])])
 
 
 def spans_of(batches: list[TraceBatch]) -> dict[bytes, Span]:
     return {span.span_id: span for b in batches for r in b.resource_spans for s in r.scope_spans for span in s.spans}
-
-
-def copy_batch(batch: TraceBatch) -> TraceBatch:
-    copies = []
-    for resource in batch.resource_spans:
-        clone = ResourceSpans()
-        clone.CopyFrom(resource)
-        copies.append(clone)
-    return TraceBatch(copies)
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture
@@ -560,85 +511,6 @@ def test_a_failing_telemetry_hook_does_not_stop_the_exporter(sink: OtlpSink, cap
     exporter.shutdown(timeout=5)
     assert {s.span_id for s in sink.spans()} == set(spans_of(originals))
     assert "telemetry hook" in caplog.text
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# file and debug
-
-
-def test_file_exporter_writes_json_lines_that_parse_back(tmp_path: Path) -> None:
-    path = tmp_path / "out" / "traces.jsonl"
-    exporter = make_exporter("file", "file", {"path": str(path)})
-    exporter.start()
-    originals = [make_batch(2, tag=str(i)) for i in range(3)]
-    for batch in originals:
-        exporter.consume(copy_batch(batch))
-        # flushed per batch: the line is there as soon as consume returns
-    lines = path.read_bytes().splitlines()
-    assert len(lines) == 3
-    parsed = [otlp_json.decode_request(line) for line in lines]
-    assert [list(p.resource_spans) for p in parsed] == [list(b.resource_spans) for b in originals]
-    assert b'"traceId":"' + originals[0].resource_spans[0].scope_spans[0].spans[0].trace_id.hex().encode() in lines[0]
-    exporter.shutdown()
-    assert exporter.stats["sent_spans"] == 6
-
-
-def test_file_exporter_rotates(tmp_path: Path) -> None:
-    path = tmp_path / "traces.jsonl"
-    config = FileExporterConfig.model_validate({"path": str(path), "rotation": {"max_megabytes": 1, "max_backups": 2}})
-    exporter = make_exporter("file", "file/r", config)
-    exporter.start()
-    big = make_batch(600)
-    line_size = len(encode_json(Payload.of(big).request)) + 1
-    per_file = (1024 * 1024) // line_size
-    assert per_file >= 1
-    for _ in range(per_file * 3 + 1):
-        exporter.consume(copy_batch(big))
-    exporter.shutdown()
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["traces.jsonl", "traces.jsonl.1", "traces.jsonl.2"]
-    for name in files:
-        assert (tmp_path / name).stat().st_size <= 1024 * 1024
-        for line in (tmp_path / name).read_bytes().splitlines():
-            otlp_json.decode_request(line)
-
-
-def test_file_exporter_write_failure_pushes_back(tmp_path: Path) -> None:
-    exporter = make_exporter("file", "file/f", {"path": str(tmp_path / "t.jsonl")})
-    exporter.start()
-    exporter._sender._file.close()  # the disk goes away under us
-    exporter._sender._file = open(os.devnull, "rb")
-    with pytest.raises(Backpressure):
-        exporter.consume(make_batch())
-    exporter.shutdown()
-
-
-@pytest.mark.parametrize("verbosity", ["basic", "normal"])
-def test_debug_exporter_never_logs_attributes_below_detailed(verbosity: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    exporter = make_exporter("debug", "debug", {"verbosity": verbosity})
-    exporter.start()
-    batch = make_batch(2)
-    span = batch.resource_spans[0].scope_spans[0].spans[0]
-    exporter.consume(batch)
-    exporter.shutdown()
-    assert "1 resource spans, 2 spans" in caplog.text
-    assert SECRET not in caplog.text
-    assert "gpt-4o" not in caplog.text
-    if verbosity == "normal":
-        assert span.span_id.hex() in caplog.text and span.name in caplog.text
-    else:
-        assert span.span_id.hex() not in caplog.text and span.name not in caplog.text
-
-
-def test_debug_exporter_detailed_logs_attributes_and_warns(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    exporter = make_exporter("debug", "debug/d", {"verbosity": "detailed"})
-    exporter.start()
-    assert "redaction" in caplog.text
-    exporter.consume(make_batch(1))
-    exporter.shutdown()
-    assert SECRET in caplog.text
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_build import make_exporter
+from exporter_build import make_exporter, wait_until
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
@@ -51,15 +51,6 @@ def batch(index: int, spans: int = 3) -> TraceBatch:
 
 def span_ids(index: int, spans: int = 3) -> set[bytes]:
     return {struct.pack(">II", index, j + 1) for j in range(spans)}
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

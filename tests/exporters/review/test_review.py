@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pydantic
 import pytest
-from exporter_build import make_exporter
+from exporter_build import SECRET, make_exporter, wait_until
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -31,7 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 from spanguard.collector.component import TraceBatch
-from spanguard.collector.config import ConfigError, load_config_text
+from spanguard.collector.config import load_config_text
 from spanguard.exporters.exporterhelper.exporter import Exporter
 from spanguard.exporters.exporterhelper.retry import RetryConfig, SendError
 from spanguard.exporters.exporterhelper.sending import Payload, SendingQueueConfig
@@ -40,8 +40,9 @@ from spanguard.exporters.review.factory import new_factory
 from spanguard.exporters.review.items import review_items
 from spanguard.exporters.review.sender import ReviewSender
 
+from spanguard.yamlconfig import ConfigError
+
 TOKEN = "tok-3f9a-ingest"
-SECRET = "s3cr3t-attribute-value"
 FAST_RETRY = {"initial_interval": 0.01, "max_interval": 0.05, "max_elapsed_time": 60, "randomization_factor": 0.2}
 
 
@@ -113,15 +114,6 @@ def batch(*spans: Span) -> TraceBatch:
 def review_batch(traces: int = 1, spans: int = 2) -> tuple[TraceBatch, list[str]]:
     ids = [os.urandom(16) for _ in range(traces)]
     return batch(*(reviewed(trace, f"span {i}") for trace in ids for i in range(spans))), [t.hex() for t in ids]
-
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
