@@ -62,8 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the config, then run the collector until SIGTERM; returns the exit code."""
-    from spanguard.collector.config import ConfigError, load_config
+    from spanguard.collector.config import load_config
     from spanguard.collector.service import Collector, unbuildable
+
+    from spanguard.yamlconfig import ConfigError
 
     try:
         config = load_config(args.config)

@@ -16,9 +16,9 @@ Components are made by factories (the Collector's model): each :class:`Factory` 
 exporter, extension), a type (``otlp``) and the pydantic model of its settings, and is :func:`register`-ed once.
 A component id is ``type`` or ``type/name``; its settings are validated by its factory's model.
 
-:func:`load_config` refuses a bad file with one :class:`ConfigError` listing every problem found, each with its YAML
-path (``exporters.otlp/phoenix.tls.insecure``) and, when known, ``line:column``. ``docs/collector-config.md`` is the
-reference for users; the decisions taken here are listed there too.
+:func:`load_config` refuses a bad file with one :class:`spanguard.yamlconfig.ConfigError` listing every problem
+found, each with its YAML path (``exporters.otlp/phoenix.tls.insecure``) and, when known, ``line:column``.
+``docs/collector-config.md`` is the reference for users; the decisions taken here are listed there too.
 
 The YAML (positions, duplicate keys, ``${env:VAR}``, pydantic errors as paths) is read by the shared loader,
 :mod:`spanguard.yamlconfig`; what is validated here is the top level and ``service``, and each component by its
@@ -42,16 +42,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from spanguard.collector.component import KINDS, TYPE_RE, Factory, Kind
 from spanguard.collector.confignet import Endpoint, parse_endpoint
 
-from spanguard import yamlconfig
 from spanguard.durations import Duration, parse_duration
-from spanguard.yamlconfig import KeyPath, Loading, Problem, kind_of, read_config_file
+from spanguard.yamlconfig import ConfigError, KeyPath, Loading, Problem, kind_of, read_config_file
 
 __all__ = [
+    "CONFIG_LABEL",
     "KINDS",
     "SECTIONS",
     "CollectorConfig",
     "ComponentConfig",
-    "ConfigError",
     "ConfigIssue",
     "Duration",
     "Endpoint",
@@ -93,11 +92,8 @@ _ID_HELP: Final = (
 ConfigIssue = Problem
 """One problem (or warning) found in a config (the shared :class:`~spanguard.yamlconfig.Problem`)."""
 
-
-class ConfigError(yamlconfig.ConfigError):
-    """A collector config that cannot be used: every problem found, each naming its YAML path (and position)."""
-
-    label = "collector config"
+CONFIG_LABEL: Final = "collector config"
+"""The label of a collector config's :class:`~spanguard.yamlconfig.ConfigError` (its heading says what was refused)."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -524,8 +520,8 @@ def load_config_text(
     ``environ`` (default: ``os.environ``) supplies ``${env:VAR}``; ``registry`` (default: :func:`default_registry`)
     the factories; ``source`` names the text in messages; ``config_dir`` is passed on to component models.
     """
-    loading = Loading(source, environ)
-    root = loading.parse(text, ConfigError)
+    loading = Loading(source, environ, label=CONFIG_LABEL)
+    root = loading.parse(text)
     config = _build(
         loading,
         root,
@@ -533,7 +529,7 @@ def load_config_text(
         None if config_dir is None else Path(config_dir),
     )
     if config is None:
-        raise loading.fail(ConfigError)
+        raise loading.fail()
     return config
 
 
@@ -545,7 +541,7 @@ def load_config(
 ) -> CollectorConfig:
     """Read and validate the collector config file at ``path`` (UTF-8); raises :class:`ConfigError`."""
     source = os.fspath(path)
-    text = read_config_file(path, what="config file", error=ConfigError)
+    text = read_config_file(path, what="config file", label=CONFIG_LABEL)
     return load_config_text(
         text, source=source, environ=environ, registry=registry, config_dir=Path(path).resolve().parent
     )

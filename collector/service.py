@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from spanguard.collector.component import Admission, Consumer, Settings, TraceBatch
-from spanguard.collector.config import KINDS, SECTIONS, CollectorConfig, ComponentConfig, ConfigError, PipelineConfig
+from spanguard.collector.config import CONFIG_LABEL, KINDS, SECTIONS, CollectorConfig, ComponentConfig, PipelineConfig
 from spanguard.collector.fanout import FanOut
 from spanguard.collector.telemetry import CollectorMetrics, TelemetryServer
+
+from spanguard.yamlconfig import ConfigError
 
 __all__ = ["BuiltChain", "Collector", "build_chain", "create_component", "unbuildable"]
 
@@ -51,7 +53,8 @@ def create_component(
     """``component`` as its factory's ``create`` builds it (with the pipeline's processors when it is a processor)."""
     create = component.factory.create
     if create is None:
-        raise ConfigError(f"{SECTIONS[component.kind]}.{component.id}: its factory has no create function")
+        problem = f"{SECTIONS[component.kind]}.{component.id}: its factory has no create function"
+        raise ConfigError(problem, label=CONFIG_LABEL)
     peers = [config.processors[pid] for pid in pipeline.processors] if pipeline is not None else []
     settings = Settings(
         id=component.id,
@@ -131,7 +134,7 @@ class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         problems = unbuildable(config)
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError("; ".join(problems), label=CONFIG_LABEL)
         self.config = config
         self.metrics = CollectorMetrics()
         self.metrics.set_health(self.healthy)

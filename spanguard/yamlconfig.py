@@ -104,10 +104,6 @@ class ConfigError(ValueError):
     loading call sets.
     """
 
-    label: str | None = None
-    """What kind of config it is (``"collector config"``): when set, the message starts with a heading line
-    ``file: invalid <label> (N problems):`` and the problems follow, indented."""
-
     def __init__(
         self,
         problems: Sequence[Problem] | str,
@@ -120,8 +116,9 @@ class ConfigError(ValueError):
             problems = [Problem("", problems, source)]
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
-        if label is not None:
-            self.label = label
+        self.label = label
+        """What kind of config it is (``"collector config"``): when set, the message starts with a heading line
+        ``file: invalid <label> (N problems):`` and the problems follow, indented."""
         self.warnings: tuple[Problem, ...] = tuple(warnings)
         self.errors: list[tuple[str, str]] = [(problem.path, problem.message) for problem in self.problems]
         """``(path, message)`` per problem."""
@@ -462,19 +459,19 @@ class Loading:
         """Record a warning at ``path``: reported, but the config is used."""
         self.warnings.append(self._problem(path, message, None, "warning"))
 
-    def fail(self, error: type[ConfigError] = ConfigError) -> ConfigError:
+    def fail(self) -> ConfigError:
         """The error holding every problem found, in file order (problems of other files after this file's; those of
         a file named twice once)."""
         ordered = sorted(
             dict.fromkeys(self.problems), key=lambda p: (p.source != self.source, p.source or "", _file_order(p))
         )
-        return error(ordered, source=self.source, warnings=self.warnings, label=self.label)
+        return ConfigError(ordered, source=self.source, warnings=self.warnings, label=self.label)
 
     # -- YAML to plain values
 
-    def parse(self, text: str, error: type[ConfigError] = ConfigError) -> Any:
-        """The document's plain value (``None`` for an empty document); raises ``error`` for YAML syntax errors,
-        characters YAML does not allow, several documents and alias expansion beyond bounds."""
+    def parse(self, text: str) -> Any:
+        """The document's plain value (``None`` for an empty document); raises :class:`ConfigError` for YAML syntax
+        errors, characters YAML does not allow, several documents and alias expansion beyond bounds."""
         loader: _Loader | None = None
         nodes: list[Node] = []
         try:
@@ -491,7 +488,7 @@ class Loading:
                     started = f" that starts at line {context.line + 1}, column {context.column + 1}"
                 message += f" ({exc.context}{started})"
             self.error((), message, mark)
-            raise self.fail(error) from None
+            raise self.fail() from None
         except yaml.YAMLError as exc:  # ReaderError: characters YAML does not allow
             position = getattr(exc, "position", None)
             found = None
@@ -502,7 +499,7 @@ class Loading:
             character = getattr(exc, "character", None)
             shown = f" (#x{character:04x})" if isinstance(character, int) else ""
             self.error((), f"YAML error: {reason}{shown}", found)
-            raise self.fail(error) from None
+            raise self.fail() from None
         finally:
             if loader is not None:
                 loader.dispose()
@@ -510,13 +507,13 @@ class Loading:
             return None
         if len(nodes) > 1:
             self.error((), "only one YAML document is allowed (found a second one)", nodes[1].start_mark)
-            raise self.fail(error)
+            raise self.fail()
         self.root_position = (nodes[0].start_mark.line + 1, nodes[0].start_mark.column + 1)
         try:
             return self._build(nodes[0], (), set())
         except _TooLarge:
             self.error((), f"the document expands (through YAML aliases) to more than {_MAX_NODES} values")
-            raise self.fail(error) from None
+            raise self.fail() from None
 
     def _build(self, node: Node, path: KeyPath, ancestors: set[int]) -> Any:
         self.built += 1
@@ -691,24 +688,23 @@ class Loading:
         *,
         base: KeyPath = (),
         context: Mapping[str, Any] | None = None,
-        error: type[ConfigError] = ConfigError,
         check: Check | None = None,
     ) -> M:
         """``data``, the document's plain value (``None``: empty, every default), validated by ``model``; raises
-        ``error`` with every problem found, those recorded while parsing included."""
+        :class:`ConfigError` with every problem found, those recorded while parsing included."""
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             mark = self.root_position
             where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, None) if mark is not None else None
             self.error(base, f"the top level must be a mapping, not {kind_of(data)}", where)
-            raise self.fail(error)
+            raise self.fail()
         config = self.validate(model, data, base, dict(context or {}))
         if config is not None and check is not None:
             for path, message in check(config):
                 self.error((*base, *path), message)
         if config is None or self.problems:
-            raise self.fail(error)
+            raise self.fail()
         return config
 
     # -- pydantic errors to YAML paths
@@ -773,7 +769,6 @@ def read_config_file(
     *,
     what: str = "config file",
     label: str | None = None,
-    error: type[ConfigError] = ConfigError,
 ) -> str:
     """The text of the UTF-8 file at ``path``; a :class:`ConfigError` naming the file when it cannot be read or is
     not UTF-8."""
@@ -782,13 +777,13 @@ def read_config_file(
         data = Path(path).read_bytes()
     except OSError as exc:
         problem = Problem("", f"cannot read the {what}: {exc.strerror or exc}", source)
-        raise error([problem], source=source, label=label) from None
+        raise ConfigError([problem], source=source, label=label) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         problem = Problem("", f"the file is not valid UTF-8 (byte {exc.start})", source, line)
-        raise error([problem], source=source, label=label) from None
+        raise ConfigError([problem], source=source, label=label) from None
 
 
 def load_text(
@@ -801,7 +796,6 @@ def load_text(
     context: Mapping[str, Any] | None = None,
     base: KeyPath = (),
     label: str | None = None,
-    error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
 ) -> M:
@@ -812,9 +806,9 @@ def load_text(
     :class:`ConfigError` with every problem found, headed by ``label`` (``"gate config"``) when given.
     """
     loading = Loading(source, environ, describe=describe, label=label)
-    data = loading.parse(text, error)
+    data = loading.parse(text)
     full = {"config_dir": None if config_dir is None else Path(config_dir), "source": source, **(context or {})}
-    return loading.load(data, model, base=base, context=full, error=error, check=check)
+    return loading.load(data, model, base=base, context=full, check=check)
 
 
 def load_file(
@@ -826,13 +820,12 @@ def load_file(
     context: Mapping[str, Any] | None = None,
     base: KeyPath = (),
     label: str | None = None,
-    error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
 ) -> M:
     """The UTF-8 YAML file at ``path`` validated by ``model`` (see :func:`load_text`); relative file names in it
     resolve against its directory. Raises :class:`ConfigError` naming the file, line and column of every problem."""
-    text = read_config_file(path, what=what, label=label, error=error)
+    text = read_config_file(path, what=what, label=label)
     return load_text(
         text,
         model,
@@ -842,7 +835,6 @@ def load_file(
         context=context,
         base=base,
         label=label,
-        error=error,
         describe=describe,
         check=check,
     )
@@ -855,11 +847,10 @@ def load_data(
     base: KeyPath = (),
     context: Mapping[str, Any] | None = None,
     label: str | None = None,
-    error: type[ConfigError] = ConfigError,
     describe: Describe | None = None,
     check: Check | None = None,
 ) -> M:
     """An already parsed mapping validated by ``model``, with the loader's messages (paths, no positions)."""
     loading = Loading(None, {}, describe=describe, label=label)
     full = {"config_dir": None, "source": None, **(context or {})}
-    return loading.load(data, model, base=base, context=full, error=error, check=check)
+    return loading.load(data, model, base=base, context=full, check=check)

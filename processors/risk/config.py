@@ -6,13 +6,12 @@ import pydantic
 from spanguard.processors.risk.engine import (
     DetectorsConfig,
     RiskConfig,
-    RiskConfigError,
     Rule,
     duplicate_rule_names,
     load_risk_config,
 )
 
-from spanguard.yamlconfig import Problem, format_path, relative_to_config
+from spanguard.yamlconfig import ConfigError, Problem, format_path, load_once
 
 __all__ = ["RiskProcessorConfig"]
 
@@ -37,15 +36,15 @@ class RiskProcessorConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
         if self.rules_file is not None and (self.rules is not None or self.detectors is not None):
             raise ValueError("give either rules_file or inline rules/detectors, not both")
         if self.rules_file is not None:
-            # A RiskConfigError is a ValueError: the collector's loader reports its problems at the rules file's
-            # own lines.
-            self._risk = load_risk_config(relative_to_config(self.rules_file, info.context))
+            # A ConfigError is a ValueError: the collector's loader reports its problems at the rules file's own
+            # lines. A file two risk processors name is read once.
+            self._risk = load_once(self.rules_file, info.context, load_risk_config)
         elif self.rules is None and self.detectors is None:
             self._risk = load_risk_config(None)
         else:
             duplicates = duplicate_rule_names(self.rules or ())
             if duplicates:
-                raise RiskConfigError([Problem(format_path(path), message, None) for path, message in duplicates])
+                raise ConfigError([Problem(format_path(path), message, None) for path, message in duplicates])
             self._risk = RiskConfig(rules=self.rules or (), detectors=self.detectors or DetectorsConfig())
         return self
 

@@ -119,15 +119,6 @@ class TraceRisk:
         return _RANK[self.tier]
 
 
-class RiskConfigError(ConfigError):
-    """A risk configuration was refused.
-
-    The message has one line per problem: ``[file:line:column: ]path: what is wrong``, with ``path`` the YAML path of
-    the bad value (``rules[2].match.attributes["gen_ai.request.model"].regex``). :attr:`errors` holds the
-    ``(path, message)`` pairs and :attr:`source` the file name (``None`` for an already parsed mapping).
-    """
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Configuration
 
@@ -756,7 +747,7 @@ def _base(prefix: str) -> KeyPath:
     return tuple(prefix.split(".")) if prefix else ()
 
 
-_LOADER: Final[dict[str, Any]] = {"error": RiskConfigError, "describe": _describe_error, "check": _check}
+_LOADER: Final[dict[str, Any]] = {"describe": _describe_error, "check": _check}
 
 
 def load_risk_config_text(text: str, *, source: str = "<string>", prefix: str = "") -> RiskConfig:
@@ -770,7 +761,7 @@ def _default_config() -> RiskConfig:
     try:
         text = resource.read_text(encoding="utf-8")
     except OSError as error:
-        raise RiskConfigError(
+        raise ConfigError(
             f"spanguard/processors/risk/{DEFAULT_CONFIG_RESOURCE}: the packaged default risk configuration is missing "
             f"({error}); is it listed in the package data?"
         ) from None
@@ -787,8 +778,8 @@ def load_risk_config(
     collector's), a :class:`RiskConfig` (returned as it is) or ``None`` for the packaged default
     (``default_rules.yaml``). ``prefix`` is put before every path in error messages (``processors.risk``).
 
-    Raises :class:`RiskConfigError` for unreadable files, bad YAML (with file:line:column) and every refused value
-    (with the YAML path, and the file, line and column when there is a file).
+    Raises ``spanguard.yamlconfig.ConfigError`` for unreadable files, bad YAML (with file:line:column) and every
+    refused value (with the YAML path, and the file, line and column when there is a file).
     """
     if source is None:
         return _default_config()
@@ -799,7 +790,7 @@ def load_risk_config(
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if "\n" in name and not os.path.exists(name):
-            raise RiskConfigError(
+            raise ConfigError(
                 f"{_short(name)}: cannot read the risk configuration (YAML text? use load_risk_config_text)"
             )
         return load_file(name, RiskConfig, what="risk configuration", base=_base(prefix), **_LOADER)
@@ -1326,7 +1317,6 @@ __all__ = [
     "Match",
     "RiskClassifier",
     "RiskConfig",
-    "RiskConfigError",
     "Rule",
     "StringMatch",
     "Tier",

@@ -13,8 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from pydantic import BaseModel, ConfigDict
 from spanguard.collector.cli import main
 from spanguard.collector.component import Consumer, Settings, TraceBatch
-from spanguard.collector.config import ConfigError, Factory, load_config_text, register
+from spanguard.collector.config import Factory, load_config_text, register
 from spanguard.collector.service import Collector, unbuildable
+
+from spanguard.yamlconfig import ConfigError
 
 
 class StampConfig(BaseModel):

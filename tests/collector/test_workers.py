@@ -10,9 +10,11 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from sink import OtlpSink
 from spanguard.collector.component import Backpressure, TraceBatch
-from spanguard.collector.config import ConfigError, load_config_text
+from spanguard.collector.config import load_config_text
 from spanguard.collector.workers import PipelineWorkers, merge_stats, shard_of, split, worker_config
 from test_service import EMAIL, red_and_green, running_collector, send
+
+from spanguard.yamlconfig import ConfigError
 
 
 def _resource_spans(traces: int, spans_per_trace: int = 3, *, service: str = "shop") -> list[ResourceSpans]:

@@ -12,7 +12,6 @@ from spanguard.processors.risk import (
     DetectorsConfig,
     RiskClassifier,
     RiskConfig,
-    RiskConfigError,
     TraceRisk,
     highest_tier,
     load_risk_config,
@@ -21,6 +20,8 @@ from spanguard.processors.risk import (
 )
 from spanguard.processors.risk import engine as risk_module
 from spanguard.processors.view import EventView, SpanView
+
+from spanguard.yamlconfig import ConfigError
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SECOND = 1_000_000_000
@@ -196,7 +197,7 @@ def test_mapping_source_and_prefix():
     config = load_risk_config({"rules": [{"name": "a", "tier": "red", "reason": "r", "match": {"status": "ERROR"}}]})
     assert config.rules[0].tier == "red"
     assert load_risk_config(config) is config
-    with pytest.raises(RiskConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         load_risk_config(
             {"rules": [{"name": "a", "tier": "red", "reason": "r", "match": {}}]}, prefix="processors.risk"
         )
@@ -306,14 +307,14 @@ BAD = [
 def test_bad_configuration_is_refused_with_file_line_and_path(tmp_path, case, text, expected):
     path = tmp_path / "risk.yaml"
     path.write_text(text)
-    with pytest.raises(RiskConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         load_risk_config(path)
     message = str(error.value)
     assert message.startswith(str(path.parent) + "/" + expected), message
     assert error.value.source == str(path)
     # Without a file the message starts with the path itself.
     if not case.startswith(("syntax", "duplicate key", "top level")):
-        with pytest.raises(RiskConfigError) as parsed:
+        with pytest.raises(ConfigError) as parsed:
             load_risk_config(yaml.safe_load(text))
         assert str(parsed.value).startswith(expected.split(": ", 1)[1][:40]), str(parsed.value)
         assert parsed.value.errors[0][0] == str(parsed.value).split(": ", 1)[0]
@@ -321,7 +322,7 @@ def test_bad_configuration_is_refused_with_file_line_and_path(tmp_path, case, te
 
 def test_several_problems_are_all_reported_in_file_order():
     text = "detectors:\n  low_confidence: {threshold: x}\n  agent_loop: {min_repeats: 1}\n"
-    with pytest.raises(RiskConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         load_risk_config_text(text, source="r.yaml")
     lines = str(error.value).splitlines()
     assert lines[0].startswith("r.yaml:2:20: detectors.low_confidence.threshold:")
@@ -333,9 +334,9 @@ def test_several_problems_are_all_reported_in_file_order():
 
 
 def test_unreadable_file_and_wrong_source_type(tmp_path):
-    with pytest.raises(RiskConfigError, match="cannot read the risk configuration"):
+    with pytest.raises(ConfigError, match="cannot read the risk configuration"):
         load_risk_config(tmp_path / "missing.yaml")
-    with pytest.raises(RiskConfigError, match="use load_risk_config_text"):
+    with pytest.raises(ConfigError, match="use load_risk_config_text"):
         load_risk_config("rules: []\ndetectors: {}\n")
     with pytest.raises(TypeError):
         load_risk_config(42)  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spanguard.collector.config import ConfigError, load_config
+from spanguard.collector.config import load_config
+
+from spanguard.yamlconfig import ConfigError
 
 SERVICE = """\
 receivers: {otlp: {protocols: {grpc: {endpoint: 127.0.0.1:4317}}}}

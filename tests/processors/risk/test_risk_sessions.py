@@ -9,11 +9,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from spanguard.processors.risk import RiskClassifier, RiskConfigError, load_risk_config_text
+from spanguard.processors.risk import RiskClassifier, load_risk_config_text
 from spanguard.processors.sdk import RiskSamplingSpanProcessor
 from spanguard.processors.tail_sampling import SamplingConfig, TailSampler
 from spanguard.processors.tail_sampling.session_memory import SessionMemory, normalize_question, question_digest
 from spanguard.processors.view import SpanView
+
+from spanguard.yamlconfig import ConfigError
 
 ONLY_SESSIONS = {
     "detectors": {
@@ -317,7 +319,7 @@ def test_reason_texts_explain_the_new_codes():
     ],
 )
 def test_bad_values_are_refused_with_the_keys_path(yaml_text, expected):
-    with pytest.raises(RiskConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_risk_config_text(yaml_text, source="risk.yaml")
     assert expected in str(caught.value)
 
