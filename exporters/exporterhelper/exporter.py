@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from enum import Enum
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
@@ -28,10 +29,12 @@ from spanguard.exporters.exporterhelper.queue import (
 )
 from spanguard.exporters.exporterhelper.retry import Backoff, RetryConfig, SendError
 from spanguard.exporters.exporterhelper.sending import Payload, Sender, SendingQueueConfig, SendResult
+from spanguard.semconv import StrEnum
 
 __all__ = [
     "Exporter",
     "ExporterTelemetry",
+    "FailureReason",
     "NoopExporterTelemetry",
     "new_exporter",
 ]
@@ -43,15 +46,28 @@ logger = logging.getLogger("spanguard.collector.exporter")
 # Telemetry
 
 
+class FailureReason(StrEnum):
+    """Why spans will not be delivered (what :meth:`ExporterTelemetry.failed` is told)."""
+
+    PERMANENT = "permanent"
+    """The backend refused them for good."""
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    """Still failing after ``retry_on_failure.max_elapsed_time`` (or on the first failure, retries disabled)."""
+    REJECTED = "rejected"
+    """The backend accepted the request but rejected these spans (OTLP partial success)."""
+    SHUTDOWN = "shutdown"
+    """Left in a memory queue at shutdown."""
+
+
 class ExporterTelemetry(Protocol):
-    """Where an exporter reports what it did (the collector wires Prometheus here)."""
+    """Where an exporter reports what it did, as it happens (optional: the collector's metrics read
+    :attr:`Exporter.stats`)."""
 
     def sent(self, exporter: str, spans: int) -> None:
         """``spans`` were accepted by the backend."""
 
     def failed(self, exporter: str, spans: int, reason: str) -> None:
-        """``spans`` will not be delivered: ``permanent``, ``retries_exhausted``, ``rejected`` (OTLP partial
-        success), ``shutdown`` (left in a memory queue) or ``corrupt``."""
+        """``spans`` will not be delivered, for ``reason`` (a :class:`FailureReason`)."""
 
     def queue(self, exporter: str, size: int, capacity: int) -> None:
         """The sending queue now holds ``size`` of ``capacity`` batches."""
@@ -123,7 +139,20 @@ def _no_instrumentation() -> Iterator[None]:
         otel_context.detach(token)
 
 
-_OK, _PERMANENT, _GAVE_UP, _STOPPED = "ok", "permanent", "retries_exhausted", "stopped"
+class _Delivery(Enum):
+    """How one attempt to deliver a payload (with its retries) ended."""
+
+    SENT = "sent"
+    PERMANENT = "permanent"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    STOPPED = "stopped"
+    """The exporter is stopping: the payload goes back to its queue (or the inline caller gets Backpressure)."""
+
+
+class _State(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    SHUTDOWN = "shutdown"
 
 
 class Exporter:
@@ -158,7 +187,7 @@ class Exporter:
             else:
                 self._queue = MemoryQueue(qc.queue_size)
         self._persistent = isinstance(self._queue, PersistentQueue)
-        self._state = "new"
+        self._state = _State.NEW
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
@@ -177,9 +206,9 @@ class Exporter:
     def start(self) -> None:
         """Open the queue (a persistent one resumes what it holds), connect the sender, start the workers."""
         with self._state_lock:
-            if self._state == "running":
+            if self._state is _State.RUNNING:
                 return
-            if self._state == "shutdown":
+            if self._state is _State.SHUTDOWN:
                 raise RuntimeError(f"exporter {self.name} was shut down; it cannot start again")
             self._sender.start()
             if self._queue is not None:
@@ -206,7 +235,7 @@ class Exporter:
                     )
                     worker.start()
                     self._workers.append(worker)
-            self._state = "running"
+            self._state = _State.RUNNING
         self._report_queue()
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -216,8 +245,8 @@ class Exporter:
         """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._state_lock:
-            previous, self._state = self._state, "shutdown"
-        if previous != "running":
+            previous, self._state = self._state, _State.SHUTDOWN
+        if previous is not _State.RUNNING:
             return
         queue = self._queue
         if queue is None:
@@ -254,14 +283,14 @@ class Exporter:
             )
             with self._stats_lock:
                 self._dropped += left_spans
-            self._telemetry.failed(self.name, left_spans, "shutdown")
+            self._telemetry.failed(self.name, left_spans, FailureReason.SHUTDOWN)
         self._report_queue()
 
     # -- consuming -----------------------------------------------------------------------------------------------------
 
     def consume(self, batch: TraceBatch) -> None:
         """Queue the batch (durably, for a persistent queue); :class:`Backpressure` when it cannot be taken now."""
-        if self._state != "running":
+        if self._state is not _State.RUNNING:
             raise Backpressure(f"exporter {self.name} is not running", retry_after=1.0)
         payload = Payload.of(batch)
         if payload.spans == 0:
@@ -282,10 +311,10 @@ class Exporter:
 
     def _send_inline(self, payload: Payload) -> None:
         outcome, error = self._deliver(payload)
-        if outcome == _OK:
+        if outcome is _Delivery.SENT:
             return
-        if outcome == _PERMANENT:
-            self._count_failed(payload.spans, _PERMANENT, error)
+        if outcome is _Delivery.PERMANENT:
+            self._count_failed(payload.spans, FailureReason.PERMANENT, error)
             raise PermanentError(f"exporter {self.name}: {error}")
         logger.warning("exporter %s: cannot deliver now (%s); pushing back", self.name, error, extra=self._log)
         raise Backpressure(f"exporter {self.name}: cannot deliver now ({error})", retry_after=self._retry_after())
@@ -322,20 +351,22 @@ class Exporter:
         self._report_queue()
         payload: Payload = item.payload
         outcome, error = self._deliver(payload)
-        if outcome == _STOPPED:
+        if outcome is _Delivery.STOPPED:
             queue.release(item)
             return
-        if outcome != _OK:
-            self._count_failed(item.spans, outcome, error)
+        if outcome is not _Delivery.SENT:
+            permanent = outcome is _Delivery.PERMANENT
+            reason = FailureReason.PERMANENT if permanent else FailureReason.RETRIES_EXHAUSTED
+            self._count_failed(item.spans, reason, error)
         queue.ack(item)
         self._report_queue()
 
-    def _deliver(self, payload: Payload) -> tuple[str, SendError | None]:
-        """Send with retries. ``(_OK | _PERMANENT | _GAVE_UP | _STOPPED, last error)``."""
+    def _deliver(self, payload: Payload) -> tuple[_Delivery, SendError | None]:
+        """Send with retries: how it ended, and the last error."""
         backoff = Backoff(self._retry)
         while True:
             if self._stop.is_set():
-                return _STOPPED, None
+                return _Delivery.STOPPED, None
             try:
                 with _no_instrumentation():
                     result = self._sender.send(payload)
@@ -345,21 +376,21 @@ class Exporter:
                 error = SendError(str(failure), retryable=False)
             except Exception as failure:  # a bug or an unexpected library error: retry rather than lose data
                 if self._stop.is_set():  # e.g. the channel was closed under us at shutdown
-                    return _STOPPED, None
+                    return _Delivery.STOPPED, None
                 logger.exception("exporter %s: unexpected error while sending", self.name, extra=self._log)
                 error = SendError(f"unexpected {type(failure).__name__}", retryable=True)
             else:
                 self._count_sent(payload.spans, result)
-                return _OK, None
+                return _Delivery.SENT, None
             if self._stop.is_set():
-                return _STOPPED, error
+                return _Delivery.STOPPED, error
             if not error.retryable:
-                return _PERMANENT, error
+                return _Delivery.PERMANENT, error
             if not self._retry.enabled:
-                return _GAVE_UP, error
+                return _Delivery.RETRIES_EXHAUSTED, error
             delay = backoff.next_delay(error.retry_after)
             if delay is None:
-                return _GAVE_UP, error
+                return _Delivery.RETRIES_EXHAUSTED, error
             with self._stats_lock:
                 self._retries += 1
                 self._last_delay = delay
@@ -373,7 +404,7 @@ class Exporter:
                 extra=self._log,
             )
             if self._stop.wait(delay):
-                return _STOPPED, error
+                return _Delivery.STOPPED, error
 
     def _count_sent(self, spans: int, result: SendResult) -> None:
         rejected = min(max(result.rejected, 0), spans)
@@ -393,13 +424,13 @@ class Exporter:
                 extra=self._log,
             )
         if rejected:
-            self._telemetry.failed(self.name, rejected, "rejected")
+            self._telemetry.failed(self.name, rejected, FailureReason.REJECTED)
 
-    def _count_failed(self, spans: int, reason: str, error: SendError | None) -> None:
+    def _count_failed(self, spans: int, reason: FailureReason, error: SendError | None) -> None:
         with self._stats_lock:
             self._failed_spans += spans
             self._dropped += spans
-        what = "failed permanently" if reason == _PERMANENT else "gave up after retrying"
+        what = "failed permanently" if reason is FailureReason.PERMANENT else "gave up after retrying"
         logger.error("exporter %s: export of %d span(s) %s: %s", self.name, spans, what, error, extra=self._log)
         self._telemetry.failed(self.name, spans, reason)
 

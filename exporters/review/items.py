@@ -12,7 +12,13 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanguard.processors.otlp import views_of
 from spanguard.processors.view import EventView, SpanView
-from spanguard.semconv import SPANGUARD_REVIEW_TIER, SPANGUARD_RISK_REASONS, SPANGUARD_RISK_TIER
+from spanguard.semconv import (
+    SPANGUARD_REVIEW_TIER,
+    SPANGUARD_RISK_REASONS,
+    SPANGUARD_RISK_TIER,
+    ReviewTier,
+    RiskTier,
+)
 
 __all__ = [
     "convert_request",
@@ -22,9 +28,9 @@ __all__ = [
     "review_span",
 ]
 
-_REVIEW_TIERS = ("spot_check", "factual_verification", "dual_approval")
+_REVIEW_TIERS = ReviewTier.values()
 """Review tiers, least demanding first: a trace whose spans disagree goes to the most demanding one."""
-_RISK_TIERS = ("green", "yellow", "red")
+_RISK_TIERS = RiskTier.values()
 """Risk tiers, least risky first: a trace whose spans disagree gets the riskiest one."""
 
 
@@ -125,7 +131,9 @@ def convert_request(request: ExportTraceServiceRequest) -> tuple[list[dict[str, 
         if tier is None:
             unknown += 1
             continue
-        risk_tier = _ranked([view.attributes.get(SPANGUARD_RISK_TIER) for view in views], _RISK_TIERS) or "green"
+        risk_tier = (
+            _ranked([view.attributes.get(SPANGUARD_RISK_TIER) for view in views], _RISK_TIERS) or RiskTier.GREEN.value
+        )
         reasons: dict[str, None] = {}
         for view in views:
             for reason in _reasons(view.attributes.get(SPANGUARD_RISK_REASONS)):
