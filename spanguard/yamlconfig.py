@@ -220,11 +220,11 @@ def load_once(name: str | os.PathLike[str], context: Mapping[str, Any] | None, l
     if key not in files:
         try:
             files[key] = (load(path), None)
-        except ConfigError as error:
-            files[key] = (None, error)
-    value, error = files[key]
-    if error is not None:
-        raise error
+        except ConfigError as refused:
+            files[key] = (None, refused)
+    value, problem = files[key]
+    if problem is not None:
+        raise problem
     return value
 
 
@@ -477,7 +477,9 @@ class Loading:
         try:
             loader = _Loader(text)
             while loader.check_node():
-                nodes.append(loader.get_node())
+                node = loader.get_node()
+                if node is not None:
+                    nodes.append(node)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             message = f"YAML syntax error: {exc.problem or exc.context or 'invalid YAML'}"
@@ -494,7 +496,7 @@ class Loading:
             found = None
             if isinstance(position, int):
                 line = text.count("\n", 0, position)
-                found = yaml.Mark("", position, line, position - (text.rfind("\n", 0, position) + 1), None, None)
+                found = yaml.Mark("", position, line, position - (text.rfind("\n", 0, position) + 1), None, 0)
             reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
             character = getattr(exc, "character", None)
             shown = f" (#x{character:04x})" if isinstance(character, int) else ""
@@ -576,7 +578,8 @@ class Loading:
             self.positions[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = self._build(value_node, key_path, inner)
         for key, mark in first.items():  # merged-in mappings record their own positions; explicit keys win
-            self.positions[(*path, key)] = (mark.line + 1, mark.column + 1)
+            explicit = (*path, key)
+            self.positions[explicit] = (mark.line + 1, mark.column + 1)
         for key, value in merged.items():
             result.setdefault(key, value)
         return result
@@ -696,7 +699,7 @@ class Loading:
             data = {}
         if not isinstance(data, Mapping):
             mark = self.root_position
-            where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, None) if mark is not None else None
+            where = yaml.Mark("", 0, mark[0] - 1, mark[1] - 1, None, 0) if mark is not None else None
             self.error(base, f"the top level must be a mapping, not {kind_of(data)}", where)
             raise self.fail()
         config = self.validate(model, data, base, dict(context or {}))
