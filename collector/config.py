@@ -51,7 +51,6 @@ __all__ = [
     "SECTIONS",
     "CollectorConfig",
     "ComponentConfig",
-    "ConfigIssue",
     "Duration",
     "Endpoint",
     "Factory",
@@ -88,9 +87,6 @@ _ID_HELP: Final = (
 
 # --------------------------------------------------------------------------------------------------------------------
 # Problems
-
-ConfigIssue = Problem
-"""One problem (or warning) found in a config (the shared :class:`~spanguard.yamlconfig.Problem`)."""
 
 CONFIG_LABEL: Final = "collector config"
 """The label of a collector config's :class:`~spanguard.yamlconfig.ConfigError` (its heading says what was refused)."""
@@ -254,7 +250,7 @@ class CollectorConfig:
     telemetry: TelemetryConfig
     service_extensions: tuple[str, ...]
     """Extension ids to start (``service.extensions``), in order."""
-    warnings: tuple[ConfigIssue, ...] = ()
+    warnings: tuple[Problem, ...] = ()
     """Things that do not stop the collector, e.g. components defined but not used."""
     source: str = "<string>"
     config_dir: Path | None = None
@@ -476,7 +472,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
                     f"{kind} {component_id!r} is defined but not used in {where}; it will not be started",
                 )
 
-    if loading.issues:
+    if loading.problems:
         return None
     return CollectorConfig(
         receivers=components["receiver"],

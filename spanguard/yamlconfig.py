@@ -124,11 +124,6 @@ class ConfigError(ValueError):
         """``(path, message)`` per problem."""
         super().__init__(str(self))
 
-    @property
-    def issues(self) -> tuple[Problem, ...]:
-        """The problems (the collector's older name for them)."""
-        return self.problems
-
     def __str__(self) -> str:
         if self.label is None:
             return "\n".join(str(problem) for problem in self.problems)
@@ -429,11 +424,6 @@ class Loading:
         self.env_typed: dict[KeyPath, Any] = {}
         """Typed values of whole-reference strings (``${env:PORT}`` -> 4317), by path."""
         self.built = 0
-
-    @property
-    def issues(self) -> list[Problem]:
-        """The problems (the collector's older name for them)."""
-        return self.problems
 
     # -- problems
 

@@ -21,7 +21,7 @@ from spanguard.collector.config import (
     parse_duration,
 )
 
-from spanguard.yamlconfig import ConfigError
+from spanguard.yamlconfig import ConfigError, Problem
 
 # --------------------------------------------------------------------------------------------------------------------
 # Dummy factories: small models with a Duration and nested models, standing in for the real components
@@ -165,9 +165,9 @@ def refused(text: str, environ: dict[str, str] | None = None, **kwargs: Any) -> 
     return caught.value
 
 
-def issue_at(error: ConfigError, path: str) -> cfg.ConfigIssue:
+def issue_at(error: ConfigError, path: str) -> Problem:
     """The problem reported at ``path`` (exactly one)."""
-    found = [issue for issue in error.issues if issue.path == path]
+    found = [issue for issue in error.problems if issue.path == path]
     assert len(found) == 1, f"no single issue at {path!r} in:\n{error}"
     return found[0]
 
@@ -273,7 +273,7 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     path.write_text("receivers:\n  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:4317}}\nservice: [\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={}, registry=REGISTRY)
-    (issue,) = caught.value.issues
+    (issue,) = caught.value.problems
     assert issue.message.startswith("YAML syntax error")
     assert issue.line is not None and issue.line >= 2
     assert f"{path}:{issue.line}:{issue.column}: YAML syntax error" in str(caught.value)
@@ -281,7 +281,7 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
 
 def test_tab_indentation_is_a_syntax_error_with_position() -> None:
     error = refused("receivers:\n\totlp: {}\n")
-    (issue,) = error.issues
+    (issue,) = error.problems
     assert "YAML syntax error" in issue.message and issue.line == 2
 
 
@@ -293,7 +293,7 @@ def test_empty_config_is_refused(text: str) -> None:
 
 def test_several_documents_are_refused() -> None:
     error = refused(minimal("exporters: {debug: {}}\n") + "---\nreceivers: {}\n")
-    assert "one YAML document" in str(error) and error.issues[0].line == 7  # where the second starts
+    assert "one YAML document" in str(error) and error.problems[0].line == 7  # where the second starts
 
 
 def test_top_level_must_be_a_mapping() -> None:
@@ -418,7 +418,7 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
           pipelines:
             traces: {receivers: [otlp], exporters: [debug, missing]}
         """)
-    assert [issue.path for issue in error.issues] == [
+    assert [issue.path for issue in error.problems] == [
         "receivers.otlp.protocols.grpc.endpoint",
         "processors.batch.timeout",
         "processors.sampler",
@@ -426,8 +426,8 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         "bogus",
         "service.pipelines.traces.exporters[1]",
     ]
-    assert [issue.line for issue in error.issues] == [1, 2, 2, 3, 4, 7]
-    assert error.errors == [(issue.path, issue.message) for issue in error.issues]
+    assert [issue.line for issue in error.problems] == [1, 2, 2, 3, 4, 7]
+    assert error.errors == [(issue.path, issue.message) for issue in error.problems]
     assert str(error).startswith("<string>: invalid collector config (6 problems):\n  <string>:1:")
 
 
@@ -616,7 +616,7 @@ def test_missing_env_var_is_an_error_naming_the_variable_and_the_path() -> None:
     assert "${env:PHOENIX_ENDPOINT:-default}" in issue.message
     assert issue.line == 4
     assert "environment variable NOPE is not set" in issue_at(error, "exporters.otlp/phoenix.timeout").message
-    assert len(error.issues) == 2  # no second, derived error (e.g. "invalid endpoint ''") for the same values
+    assert len(error.problems) == 2  # no second, derived error (e.g. "invalid endpoint ''") for the same values
 
 
 def test_env_default_applies_when_unset_or_empty() -> None:
@@ -863,7 +863,7 @@ def test_alias_bomb_is_bounded() -> None:
 
 def test_forbidden_characters_and_non_string_keys_are_refused_with_position() -> None:
     error = refused(minimal("exporters: {debug: {verbosity: \x07}}\n"))
-    assert "YAML error: special characters are not allowed" in str(error) and error.issues[0].line == 2
+    assert "YAML error: special characters are not allowed" in str(error) and error.problems[0].line == 2
     error = refused(minimal("exporters:\n  debug: {}\n  ? [a, b]\n  : {}\n"))
     issue = issue_at(error, "exporters")
     assert "keys must be plain strings" in issue.message and issue.line == 4
