@@ -57,23 +57,79 @@ class PermanentError(Exception):
     """The data can never be accepted (it is invalid); retrying will not help."""
 
 
-@dataclass
 class TraceBatch:
-    """Spans moving through a pipeline: OTLP ``ResourceSpans`` the pipeline owns and may change in place."""
+    """Spans moving through a pipeline: OTLP ``ResourceSpans`` the pipeline owns and may change in place.
 
-    resource_spans: list[ResourceSpans]
-    views: list[Any] | None = None
-    """The spans as ``SpanView`` s, when a stage already built them for exactly these protobufs (saves a re-read)."""
+    A batch made :meth:`from_bytes` holds a serialized request and decodes it only when ``resource_spans`` is first
+    read: a hop that only forwards it (worker to exporter) never pays for a decode and a re-encode.
+    """
+
+    __slots__ = ("_encoded", "_resource_spans", "_spans", "views")
+
+    def __init__(self, resource_spans: list[ResourceSpans], views: list[Any] | None = None) -> None:
+        self._resource_spans: list[ResourceSpans] | None = resource_spans
+        self._encoded: bytes | None = None
+        self._spans: int | None = None
+        self.views = views
+        """The spans as ``SpanView`` s, when a stage built them for exactly these protobufs (saves a re-read)."""
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spans: int | None = None) -> TraceBatch:
+        """A batch of a serialized ``ExportTraceServiceRequest`` (``spans``: how many it holds, when known)."""
+        batch = cls.__new__(cls)
+        batch._resource_spans = None
+        batch._encoded = data
+        batch._spans = spans
+        batch.views = None
+        return batch
+
+    @property
+    def resource_spans(self) -> list[ResourceSpans]:
+        """The spans as protobufs (decoded on first use for a batch made from bytes)."""
+        if self._resource_spans is None:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+            assert self._encoded is not None
+            self._resource_spans = list(ExportTraceServiceRequest.FromString(self._encoded).resource_spans)
+            # Whoever reads the protobufs may change them in place: from now on they, not the bytes, are the batch.
+            self._encoded = None
+        return self._resource_spans
+
+    @resource_spans.setter
+    def resource_spans(self, value: list[ResourceSpans]) -> None:
+        self._resource_spans, self._encoded, self._spans = value, None, None
+
+    @property
+    def encoded(self) -> bytes | None:
+        """The serialized request, while the batch is still only those bytes (None once decoded, or never bytes)."""
+        return self._encoded
 
     @property
     def span_count(self) -> int:
         """How many spans the batch holds."""
+        if self._resource_spans is None and self._spans is not None:
+            return self._spans
         return sum(len(scope.spans) for resource in self.resource_spans for scope in resource.scope_spans)
 
     @classmethod
     def of(cls, resource_spans: Sequence[ResourceSpans]) -> TraceBatch:
         """A batch over the given resource spans (not copied)."""
         return cls(list(resource_spans))
+
+    @classmethod
+    def joined(cls, batches: Sequence[TraceBatch]) -> TraceBatch:
+        """One batch holding the spans of ``batches`` in order (serialized requests concatenate into one request)."""
+        if len(batches) == 1:
+            return batches[0]
+        if all(batch.encoded is not None for batch in batches):
+            spans = [batch._spans for batch in batches]
+            total = None if any(n is None for n in spans) else sum(n for n in spans if n is not None)
+            return cls.from_bytes(b"".join(batch.encoded for batch in batches if batch.encoded is not None), total)
+        return cls([resource for batch in batches for resource in batch.resource_spans])
+
+    def __repr__(self) -> str:
+        held = "bytes" if self._resource_spans is None else f"{len(self._resource_spans)} resource spans"
+        return f"TraceBatch({held}, {self.span_count} spans)"
 
 
 @runtime_checkable

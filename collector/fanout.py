@@ -22,6 +22,9 @@ class FanOut:
     def consume(self, batch: TraceBatch) -> None:
         """Give each consumer its own copy (the last gets the original)."""
         for consumer in self._consumers[:-1]:
+            if batch.encoded is not None:
+                consumer.consume(TraceBatch.from_bytes(batch.encoded, batch.span_count))  # bytes are never changed
+                continue
             copy = []
             for resource in batch.resource_spans:
                 clone = ResourceSpans()

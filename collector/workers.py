@@ -70,6 +70,10 @@ def _decode(data: bytes) -> list[ResourceSpans]:
     return list(ExportTraceServiceRequest.FromString(data).resource_spans)
 
 
+def _batch_bytes(batch: TraceBatch) -> bytes:
+    return batch.encoded if batch.encoded is not None else _encode(batch.resource_spans)
+
+
 def merge_stats(into: dict[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
     """Add ``stats`` into ``into``: numbers summed, mappings merged key by key, anything else kept from the first."""
     for key, value in stats.items():
@@ -379,10 +383,11 @@ class PipelineWorkers:
                 return
             self._tally(message[2] if len(message) > 2 else None)
             try:
-                self._next.consume(TraceBatch(_decode(message[1])))
+                # Passed on as bytes: an exporter sends them as they are, without a decode and a re-encode here.
+                self._next.consume(TraceBatch.from_bytes(message[1], message[3] if len(message) > 3 else None))
                 answer: tuple[Any, ...] = ("ok",)
             except Backpressure as error:
-                remaining = _encode(error.remaining.resource_spans) if error.remaining is not None else None
+                remaining = _batch_bytes(error.remaining) if error.remaining is not None else None
                 answer = ("backpressure", error.reason, error.retry_after, remaining)
             except Exception as error:
                 logger.exception("pipeline %s: exporting a worker's output failed", self._pipeline)
@@ -454,12 +459,12 @@ class _ToCollector:
 
     def consume(self, batch: TraceBatch) -> None:
         """Send the batch; raise :class:`Backpressure` when the exporters are full."""
-        data = _encode(batch.resource_spans)
+        data = _batch_bytes(batch)
         with self._lock:
-            self._output.send(("kept", data, self._tally.take()))
+            self._output.send(("kept", data, self._tally.take(), batch.span_count))
             answer = self._output.recv()
         if answer[0] == "backpressure":
-            remaining = TraceBatch(_decode(answer[3])) if answer[3] is not None else None
+            remaining = TraceBatch.from_bytes(answer[3]) if answer[3] is not None else None
             raise Backpressure(answer[1], answer[2], remaining)
         if answer[0] == "error":
             raise RuntimeError(f"the collector could not export: {answer[1]}")

@@ -7,9 +7,11 @@ The collector owns the protobuf messages it received, so changes are written bac
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from itertools import islice
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from spanguard.processors.view import EventView, SpanView
 
@@ -57,9 +59,18 @@ def to_any(value: Any) -> AnyValue:
     return result
 
 
+_SCALARS: Final = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+
+
 def attributes_of(pairs: Sequence[KeyValue]) -> dict[str, Any]:
     """Protobuf key-values as a dict."""
-    return {kv.key: from_any(kv.value) for kv in pairs}
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Scalars read in place: a call of from_any per attribute is a good part of reading a span.
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else from_any(value)
+    return out
 
 
 def write_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
@@ -78,20 +89,22 @@ def write_events(span: Span, events: Sequence[EventView]) -> None:
 
 def to_view(span: Span, resource: dict[str, Any], scope: str) -> SpanView:
     """A plain view of a protobuf span, given its resource attributes (shared, not copied) and scope name."""
+    status = span.status
+    events = span.events
     return SpanView(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex() or None,
-        name=span.name,
-        kind=_KINDS.get(span.kind, "INTERNAL"),  # type: ignore[arg-type]
-        start_time_unix_nano=span.start_time_unix_nano,
-        end_time_unix_nano=span.end_time_unix_nano,
-        status_code=_STATUS.get(span.status.code, "UNSET"),  # type: ignore[arg-type]
-        status_message=span.status.message,
-        attributes=attributes_of(span.attributes),
-        events=[EventView(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in span.events],
-        resource=resource,  # shared by the views of one resource: views are never changed in place
-        scope=scope,
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.name,
+        span.parent_span_id.hex() or None,
+        _KINDS.get(span.kind, "INTERNAL"),  # type: ignore[arg-type]
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        _STATUS.get(status.code, "UNSET"),  # type: ignore[arg-type]
+        status.message,
+        attributes_of(span.attributes),
+        [EventView(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in events] if events else [],
+        resource,  # shared by the views of one resource: views are never changed in place
+        scope,
     )
 
 
@@ -104,12 +117,15 @@ def iter_spans(resource_spans: Sequence[ResourceSpans]) -> Iterator[tuple[Resour
 
 
 class ProtoSource(NamedTuple):
-    """Where a view came from: its protobufs, and its attributes as read (to write back only what changed)."""
+    """Where a view came from: its protobufs, and its attributes and events as read (to write only what changed)."""
 
     resource: ResourceSpans
     scope: Any
     span: Span
     attributes: dict[str, Any]
+    events: list[EventView] | None = None
+    name: str | None = None
+    status_message: str | None = None
 
 
 def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
@@ -120,7 +136,9 @@ def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
         for scope in resource.scope_spans:
             for span in scope.spans:
                 view = to_view(span, resource_attributes, scope.scope.name)
-                view.source = ProtoSource(resource, scope, span, view.attributes)
+                view.source = ProtoSource(
+                    resource, scope, span, view.attributes, view.events, view.name, view.status_message
+                )
                 views.append(view)
     return views
 
@@ -207,15 +225,169 @@ def regroup(views: Sequence[SpanView]) -> list[ResourceSpans]:
     regrouping = Regrouping()
     cache: dict[Any, KeyValue] = {}
     for view in views:
-        resource, scope, span, original = view.source
-        new_span = regrouping.add(resource, scope, span, view.resource)
-        _write_changed_attributes(new_span, original, view.attributes, cache)
-        if view.events or span.events:
-            write_events(new_span, view.events)
-        new_span.status.message = view.status_message
-        if new_span.name != view.name:
-            new_span.name = view.name
+        source = view.source
+        _apply(view, regrouping.add(source.resource, source.scope, source.span, view.resource), cache)
     return regrouping.result()
+
+
+def _apply(view: SpanView, copy: Span, cache: dict[Any, KeyValue]) -> None:
+    """Make ``copy`` (of the view's protobuf span) say what the view says."""
+    source = view.source
+    _write_changed_attributes(copy, source.attributes, view.attributes, cache)
+    if view.events or source.span.events:
+        write_events(copy, view.events)
+    copy.status.message = view.status_message
+    if copy.name != view.name:
+        copy.name = view.name
+
+
+# The wire format of the messages encode_views writes (field number << 3 | 2: length-delimited), after
+# opentelemetry/proto/collector/trace/v1/trace_service.proto and opentelemetry/proto/trace/v1/trace.proto.
+_REQUEST_RESOURCE_SPANS: Final = b"\x0a"  # ExportTraceServiceRequest.resource_spans = 1
+_RESOURCE: Final = b"\x0a"  # ResourceSpans.resource = 1
+_SCOPE_SPANS: Final = b"\x12"  # ResourceSpans.scope_spans = 2
+_SCOPE: Final = b"\x0a"  # ScopeSpans.scope = 1
+_SPANS: Final = b"\x12"  # ScopeSpans.spans = 2
+_SCHEMA_URL: Final = b"\x1a"  # ResourceSpans.schema_url = 3, ScopeSpans.schema_url = 3
+_SPAN_ATTRIBUTE: Final = b"\x4a"  # Span.attributes = 9
+_EMPTY_STATUS: Final = b"\x7a\x00"  # Span.status = 15, present and empty (what assigning status.message leaves)
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+class _AttributeFields:
+    """Serialized ``Span.attributes`` entries, built once per distinct key and value in one :func:`encode_views`."""
+
+    __slots__ = ("_by_id", "_by_value")
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[str, int], tuple[Any, bytes]] = {}
+        self._by_value: dict[tuple[str, Any], bytes] = {}
+
+    def get(self, key: str, value: Any) -> bytes:
+        """The field for ``key`` and ``value``."""
+        # By the value's identity first: the spans of a trace share the annotations' objects, and hashing a tuple of
+        # reasons per span costs more than this lookup (the entry keeps the value, so its id is not reused meanwhile);
+        # then by value, so that traces with equal annotations build each key-value once.
+        entry = self._by_id.get((key, id(value)))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        try:
+            data = self._by_value.get((key, value))
+        except TypeError:  # an unhashable value
+            data = None
+        if data is None:
+            data = _field(_SPAN_ATTRIBUTE, KeyValue(key=key, value=to_any(value)).SerializeToString())
+            try:
+                self._by_value[(key, value)] = data
+            except TypeError:
+                pass
+        self._by_id[(key, id(value))] = (value, data)
+        return data
+
+
+def _as_read(view: SpanView, source: ProtoSource) -> bool:
+    """Whether the view's name, status message and events are those its protobuf span holds."""
+    if source.name is None:  # a source that did not record them: ask the protobuf
+        span = source.span
+        return (
+            (view.events is source.events or (not view.events and not span.events))
+            and view.name == span.name
+            and view.status_message == span.status.message
+        )
+    return view.events is source.events and view.name == source.name and view.status_message == source.status_message
+
+
+def _span_pieces(view: SpanView, fields: _AttributeFields, kvs: dict[Any, KeyValue]) -> list[bytes]:
+    """The serialized span :func:`regroup` would make of ``view``, in pieces: its protobuf's bytes and the attributes
+    the view added (entries of a repeated field may follow the message: parsing appends them), or a changed copy's."""
+    source = view.source
+    attributes, original = view.attributes, source.attributes
+    # Every original pair still there (identity or equality, as in _write_changed_attributes), the rest as read.
+    if (attributes is original or original.items() <= attributes.items()) and _as_read(view, source):
+        pieces = [source.span.SerializeToString()]
+        extra = len(attributes) - len(original)
+        if extra > 0:
+            # Annotations come last ({**original, ...}): when the last ``extra`` keys are new, they are all the new
+            # ones (every original key is there), in order.
+            added = list(islice(reversed(attributes.items()), extra))
+            if any(key in original for key, _ in added):
+                added = [(key, value) for key, value in attributes.items() if key not in original]
+            else:
+                added.reverse()
+            pieces.extend([fields.get(key, value) for key, value in added])
+        # An empty status merges into a present one unchanged and makes an absent one present, as regroup's
+        # assignment of status.message does.
+        pieces.append(_EMPTY_STATUS)
+        return pieces
+    copy = Span()
+    copy.CopyFrom(source.span)
+    _apply(view, copy, kvs)
+    return [copy.SerializeToString()]
+
+
+def encode_views(views: Sequence[SpanView]) -> bytes:
+    """The serialized ``ExportTraceServiceRequest`` of ``regroup(views)``, without building its protobufs: a span
+    the view has not changed (beyond added attributes) is its protobuf's bytes (the tail sampler's kept traces).
+    The pieces are joined once, their lengths written ahead of them."""
+    groups: dict[int, tuple[ResourceSpans, Mapping[str, Any], dict[int, list[Any]]]] = {}
+    fields = _AttributeFields()
+    kvs: dict[Any, KeyValue] = {}
+    for view in views:
+        source = view.source
+        resource, scope = source.resource, source.scope
+        group = groups.get(id(resource))
+        if group is None:
+            group = groups[id(resource)] = (resource, view.resource, {})
+        scopes = group[2]
+        entry = scopes.get(id(scope))
+        if entry is None:
+            entry = scopes[id(scope)] = [scope, [], 0]
+        pieces = _span_pieces(view, fields, kvs)
+        size = sum(map(len, pieces))
+        head = _SPANS + _varint(size)
+        entry[1].append(head)
+        entry[1].extend(pieces)
+        entry[2] += len(head) + size
+    out: list[bytes] = []
+    for resource, view_resource, scopes in groups.values():
+        proto = resource.resource
+        if view_resource is not None and attributes_of(proto.attributes) != view_resource:
+            changed = Resource()
+            changed.CopyFrom(proto)
+            write_attributes(changed, view_resource)
+            proto = changed
+        body = [_field(_RESOURCE, proto.SerializeToString())]
+        size = len(body[0])
+        for scope, pieces, spans_size in scopes.values():
+            scope_field = _field(_SCOPE, scope.scope.SerializeToString())
+            schema = _field(_SCHEMA_URL, scope.schema_url.encode()) if scope.schema_url else b""
+            scope_size = len(scope_field) + spans_size + len(schema)
+            head = _SCOPE_SPANS + _varint(scope_size)
+            body.append(head)
+            body.append(scope_field)
+            body.extend(pieces)
+            body.append(schema)
+            size += len(head) + scope_size
+        if resource.schema_url:
+            body.append(_field(_SCHEMA_URL, resource.schema_url.encode()))
+            size += len(body[-1])
+        out.append(_REQUEST_RESOURCE_SPANS + _varint(size))
+        out.extend(body)
+    return b"".join(out)
 
 
 def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[list[ResourceSpans]]:
@@ -256,7 +428,9 @@ def redact_resource_spans(
         ):
             view.source = original.source
             write_back(view)
-            view.source = original.source._replace(attributes=view.attributes)
+            view.source = original.source._replace(
+                attributes=view.attributes, events=view.events, name=view.name, status_message=view.status_message
+            )
             changed += 1
         else:
             view = original

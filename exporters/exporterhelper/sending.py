@@ -95,7 +95,9 @@ class Payload:
 
     @classmethod
     def of(cls, batch: TraceBatch) -> Payload:
-        """The export request for ``batch``."""
+        """The export request for ``batch`` (its bytes as they are, for a batch still made of bytes)."""
+        if batch.encoded is not None:
+            return cls(data=batch.encoded, spans=batch.span_count)
         return cls(ExportTraceServiceRequest(resource_spans=batch.resource_spans), spans=batch.span_count)
 
     @classmethod

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from spanguard.collector.component import Backpressure, Consumer, Factory, Settings, TraceBatch
 from spanguard.processors import otlp
 from spanguard.processors.risk import RiskClassifier
@@ -40,7 +39,7 @@ class TailSamplingStage:
         self._config = config
         self._next = next_consumer
         self._lock = threading.Lock()
-        self._pending: list[ResourceSpans] = []
+        self._pending: list[TraceBatch] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._telemetry = telemetry
@@ -67,23 +66,24 @@ class TailSamplingStage:
             # Already buffered and decided: on backpressure keep it here rather than make the client resend.
             self._send_or_hold(kept)
 
-    def _kept(self, decisions: Sequence[Decision]) -> list[ResourceSpans]:
+    def _kept(self, decisions: Sequence[Decision]) -> list[TraceBatch]:
         if self._telemetry is not None:
             for decision in decisions:
                 # A recalled trace was counted when it was dropped; its recall is the sampler's session_recalled.
                 if not decision.recalled:
                     self._telemetry.decided(decision)
         kept = [view for decision in decisions if decision.keep for view in decision.spans]
-        return otlp.regroup(kept) if kept else []
+        # Serialized straight from the views: the exporters send bytes, so no protobufs are built for them.
+        return [TraceBatch.from_bytes(otlp.encode_views(kept), len(kept))] if kept else []
 
-    def _send_or_hold(self, resource_spans: list[ResourceSpans]) -> bool:
+    def _send_or_hold(self, batches: list[TraceBatch]) -> bool:
+        batch = TraceBatch.joined(batches)
         try:
-            self._next.consume(TraceBatch(resource_spans))
+            self._next.consume(batch)
             return True
         except Backpressure as error:
-            held = error.remaining.resource_spans if error.remaining is not None else resource_spans
             with self._lock:
-                self._pending[:0] = held
+                self._pending[:0] = [error.remaining if error.remaining is not None else batch]
             return False
 
     def _run(self) -> None:

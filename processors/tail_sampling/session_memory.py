@@ -24,8 +24,15 @@ __all__ = ["SessionMemory", "TurnFindings", "normalize_question", "question_dige
 _TOKEN_BYTES: Final = 8
 
 
+# In ASCII, NFKC changes nothing, case-folding is lower-casing, and every character that is not a letter or a digit is
+# punctuation, a symbol, a space or a control character: one table does what the general path does per character.
+_ASCII_SPACES: Final = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+
+
 def normalize_question(text: str) -> str:
     """``text`` compared as a question: NFKC, case-folded, punctuation and symbols as spaces, whitespace collapsed."""
+    if text.isascii():
+        return " ".join(text.lower().translate(_ASCII_SPACES).split())
     folded = unicodedata.normalize("NFKC", text).casefold()
     kept = (" " if unicodedata.category(char)[0] in "PSZC" else char for char in folded)
     return " ".join("".join(kept).split())
@@ -33,8 +40,9 @@ def normalize_question(text: str) -> str:
 
 def question_digest(normalized: str) -> tuple[bytes, frozenset[bytes]]:
     """The SHA-256 of a normalised question and the truncated SHA-256 of each of its words."""
-    whole = hashlib.sha256(normalized.encode("utf-8")).digest()
-    tokens = frozenset(hashlib.sha256(word.encode("utf-8")).digest()[:_TOKEN_BYTES] for word in normalized.split())
+    sha256 = hashlib.sha256
+    whole = sha256(normalized.encode("utf-8")).digest()
+    tokens = frozenset([sha256(word.encode("utf-8")).digest()[:_TOKEN_BYTES] for word in set(normalized.split())])
     return whole, tokens
 
 

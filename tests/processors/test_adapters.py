@@ -140,3 +140,47 @@ def test_chunked_splits_protobufs_in_order_under_their_resource_and_scope():
     assert [n[2] for n in names] == [f"{r}.{sc}.{i}" for r in range(2) for sc in range(2) for i in range(3)]
     assert all(n[0] == f"svc{n[2][0]}" and n[1] == f"scope{n[2][0]}{n[2][2]}" for n in names)
     assert chunked([], 5) == []
+
+
+def _request(resource_spans):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    return ExportTraceServiceRequest(resource_spans=resource_spans)
+
+
+def test_encode_views_is_the_regrouped_request_serialized():
+    """Redacted (spans and resource), annotated by the sampler, and untouched views: the same request either way."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = encode_spans(make_spans())
+    views: list = []
+    assert otlp.redact_resource_spans(request.resource_spans, Redactor(), views) >= 1
+    sampler = TailSampler(SamplingConfig(green_rate=1.0, yellow_rate=1.0), RiskClassifier())
+    kept = [v for d in sampler.add(views) + sampler.flush() if d.keep for v in d.spans]
+    assert len(kept) == len(views)
+    encoded = ExportTraceServiceRequest.FromString(otlp.encode_views(kept))
+    assert encoded == _request(otlp.regroup(kept))
+    assert EMAIL not in str(encoded)
+    untouched = otlp.views_of(encode_spans(make_spans()).resource_spans)
+    assert ExportTraceServiceRequest.FromString(otlp.encode_views(untouched)) == _request(otlp.regroup(untouched))
+
+
+def test_encode_views_writes_changed_removed_and_added_attributes_renames_and_events():
+    import dataclasses
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+    from spanguard.processors.view import EventView
+
+    request = encode_spans(make_spans())
+    bare = ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="x")])])
+    request.resource_spans.append(bare)  # no resource, no scope, no status: still the same as regroup's
+    views = otlp.views_of(request.resource_spans)
+    first, second, third, fourth = views[0], views[1], views[2], views[-1]
+    changed = dataclasses.replace(first, attributes={**first.attributes, "gen_ai.conversation.id": "other", "x": 1})
+    removed = dataclasses.replace(second, attributes={k: v for k, v in list(second.attributes.items())[1:]})
+    renamed = dataclasses.replace(third, name="renamed", events=[EventView("e", 5, {"k": "v"})])
+    added = dataclasses.replace(fourth, attributes={**fourth.attributes, "spanguard.risk.tier": "red", "n": (1, 2)})
+    edited = [changed, removed, renamed, added]
+    assert ExportTraceServiceRequest.FromString(otlp.encode_views(edited)) == _request(otlp.regroup(edited))
+    assert otlp.encode_views([]) == b""

@@ -142,6 +142,7 @@ def test_string_shorthands_span_name_operation_status_and_resource():
         ("false", [False], [0, ""]),
         ("{in: [a, 2]}", ["a", 2, ("x", "a")], ["2", "b"]),
         ("[a, b]", ["b"], ["c"]),  # a list means in
+        ("{in: [content_filter, refusal]}", ["refusal", ("stop", "content_filter")], ["stop", 1, True, ("x",)]),
         ('{regex: "^gpt-4o(-mini)?$"}', ["gpt-4o", "gpt-4o-mini", ("x", "gpt-4o")], ["gpt-4o-2024", 4]),
         ("{gt: 100}", [101, 100.5, "150.00", (1, 200)], [100, "abc", True, "nan"]),
         ("{gte: 100}", [100, 100.0], [99.9]),

@@ -192,6 +192,14 @@ def test_questions_are_normalised_for_case_whitespace_and_punctuation():
     assert normalize_question("...") == ""
 
 
+def test_ascii_questions_are_normalised_as_any_other_text():
+    """ASCII text takes a shortcut (a translation table): every character ends as the general path has it."""
+    for code in range(128):
+        text = f"Ab{chr(code)}c{chr(code) * 2}D 1{chr(code)}"
+        # A non-ASCII letter at the end sends the same text through the general (Unicode) path.
+        assert normalize_question(text) + " \u00e9" == normalize_question(text + " \u00e9"), code
+
+
 def test_the_memory_keeps_digests_not_question_text():
     memory = SessionMemory(max_sessions=10, ttl_s=60, max_entries_per_session=10)
     classifier = RiskClassifier(config())
