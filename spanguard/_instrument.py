@@ -10,11 +10,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import sys
 import threading
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -169,13 +168,15 @@ def _installed(library: str) -> bool:
         return False
 
 
-def _instrumentors_in_effect() -> list[Any]:
-    """The instrumentors ``opentelemetry-instrument`` (or ``instrument()``) has in effect; imports nothing."""
-    found = []
-    for entry_point in spanguard_entry_points():
-        module = sys.modules.get(entry_point.module)
-        cls = getattr(module, entry_point.attr, None) if module else None
-        instance = getattr(cls, "_instance", None)
+def _instrumentors_in_effect() -> list[SpanguardInstrumentor]:
+    """The spanguard instrumentors in effect, by ``instrument()`` or by ``opentelemetry-instrument``: the instance of
+    every loaded instrumentor class that is instrumented. Scans no entry point and imports nothing (tool calls ask)."""
+    found: dict[int, SpanguardInstrumentor] = {}
+    classes = list(SpanguardInstrumentor.__subclasses__())
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        instance = cls.__dict__.get("_instance")  # BaseInstrumentor's singleton, set on the class it instantiates
         if instance is not None and instance.is_instrumented_by_opentelemetry:
-            found.append(instance)
-    return found
+            found[id(instance)] = instance
+    return list(found.values())

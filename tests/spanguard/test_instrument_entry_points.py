@@ -149,3 +149,18 @@ def test_instrument_imports_no_server_and_no_sdk_library_that_is_not_installed(t
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "False", "True", "True"]
+
+
+def test_the_options_of_instrumentors_opentelemetry_instrument_started_are_found(telemetry):
+    """``opentelemetry-instrument`` instantiates the instrumentors itself; their options are the ones in effect."""
+    from spanguard.instrumentation.openai import OpenAIInstrumentor
+
+    assert _instrument.current_options() is None
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, capture_content=True, redact=False)
+    try:
+        options = _instrument.current_options()
+        assert options is not None and options.capture.enabled and not options.redact
+    finally:
+        instrumentor.uninstrument()
+    assert _instrument.current_options() is None
