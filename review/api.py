@@ -53,12 +53,12 @@ from spanguard.review.sessions import SessionStore
 from spanguard.review.sessions_api import add_session_routes
 from spanguard.review.store import (
     ITEM_ID_MAX,
-    KINDS,
-    STATUSES,
     Conflict,
     Decision,
     DecisionRecord,
     IngestItem,
+    ItemKind,
+    ItemStatus,
     NotFound,
     Principal,
     ReviewError,
@@ -66,13 +66,21 @@ from spanguard.review.store import (
     ReviewStore,
 )
 from spanguard.review.verdicts import Verdict, VerdictEmitter
+from spanguard.semconv import GEN_AI_OPERATION_EXECUTE_TOOL, GEN_AI_OPERATION_NAME, GEN_AI_RESPONSE_ID, ReviewTier
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spanguard import __version__
 
+__all__ = [
+    "ApiError",
+    "ReviewMetrics",
+    "create_app",
+]
+
 logger = logging.getLogger("spanguard.review")
 STATIC = Path(__file__).with_name("static")
+_TIER_PATTERN = f"^({'|'.join(ReviewTier.values())})$"
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -332,9 +340,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             name=principal.name,
             role=principal.role,
             reject_reasons=list(policy.reject_reasons),
-            checklists={
-                tier: policy.checklist(tier) for tier in ("spot_check", "factual_verification", "dual_approval")
-            },
+            checklists={tier: policy.checklist(tier) for tier in ReviewTier},
             session_checklist=list(policy.session_checklist),
             units=dict(policy.units),
         )
@@ -375,7 +381,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     def list_items(
         _: Principal = reviewer,
         status: Annotated[str | None, Query(description="one or more of pending,claimed,done,expired"), NO_NUL] = None,
-        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$"), NO_NUL] = None,
+        tier: Annotated[str | None, Query(pattern=_TIER_PATTERN), NO_NUL] = None,
         reason: Annotated[str | None, Query(max_length=200), NO_NUL] = None,
         model: Annotated[str | None, Query(max_length=200), NO_NUL] = None,
         since: Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)"), NO_NUL] = None,
@@ -393,7 +399,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> ItemList:
         items = store.list(
-            kind=kind if kind in KINDS else None,  # type: ignore[arg-type]
+            kind=ItemKind(kind) if kind in ItemKind.values() else None,
             status=_statuses(status),
             tier=tier,
             reason=reason,
@@ -403,7 +409,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             limit=limit,
             offset=offset,
         )
-        counts = store.member_counts([item.id for item in items if item.kind == "session"])
+        counts = store.member_counts([item.id for item in items if item.kind == ItemKind.SESSION])
         return ItemList(items=[_summary(item, config, counts) for item in items])
 
     @app.post(
@@ -415,7 +421,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     )
     def claim_next(
         principal: Principal = reviewer,
-        tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$"), NO_NUL] = None,
+        tier: Annotated[str | None, Query(pattern=_TIER_PATTERN), NO_NUL] = None,
     ) -> ItemDetail | Response:
         item_id = store.claim_next(principal.name, tier=tier)
         if item_id is None:
@@ -448,11 +454,11 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     def claim(item_id: ItemIdPath, principal: Principal = reviewer) -> ItemDetail:
         if not store.claim(item_id, principal.name):
             item = store.get(item_id)
-            if item.status == "claimed" and item.lease_owner == principal.name:
+            if item.status == ItemStatus.CLAIMED and item.lease_owner == principal.name:
                 return _detail(store, item, config)  # claiming again what one holds is not an error
             held = (
                 "is done"
-                if item.status == "done"
+                if item.status == ItemStatus.DONE
                 else f"is claimed by {item.lease_owner} until {_iso(item.lease_expires_at)}"
             )
             raise ApiError(409, f"review item {item_id} {held}")
@@ -466,7 +472,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
     )
     def release(item_id: ItemIdPath, principal: Principal = reviewer) -> ItemSummary:
         item = store.release(item_id, principal.name)
-        return _summary(item, config, store.member_counts([item.id] if item.kind == "session" else []))
+        return _summary(item, config, store.member_counts([item.id] if item.kind == ItemKind.SESSION else []))
 
     @app.post(
         "/v1/review-items/{item_id}/decision",
@@ -492,7 +498,7 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             metrics.decision_seconds.observe(max(0.0, (record.at - record.claimed_at).total_seconds()))
         if emitter is not None:
             # A session item's verdict is about each of its traces: one evaluation event on each.
-            for evaluated in store.members(item.id) if item.kind == "session" else [item]:
+            for evaluated in store.members(item.id) if item.kind == ItemKind.SESSION else [item]:
                 emitter.emit(_verdict(evaluated, record, item_id=item.id))
         return _detail(store, item, config)
 
@@ -554,8 +560,8 @@ def _statuses(status: str | None) -> list[str] | None:
     """``pending,expired`` as a list of statuses; :class:`ApiError` naming an unknown one."""
     statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
     for value in statuses or []:
-        if value not in STATUSES:
-            raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(STATUSES)}")
+        if value not in ItemStatus.values():
+            raise ApiError(422, f"query.status: unknown status {value!r}; known: {', '.join(ItemStatus.values())}")
     return statuses
 
 
@@ -582,20 +588,20 @@ def _summary_fields(item: ReviewItem, config: ServiceConfig, counts: dict[int, i
         "created_at": _iso(item.created_at) or "",
         "updated_at": _iso(item.updated_at) or "",
         "trace_url": config.trace_url_template.replace("{trace_id}", item.trace_id)
-        if config.trace_url_template and item.kind == "trace"
+        if config.trace_url_template and item.kind == ItemKind.TRACE
         else None,
-        "kind": item.kind or "trace",
+        "kind": item.kind or ItemKind.TRACE,
         "conversation_id": item.conversation_id,
         "user_id": item.user_id,
         "session_item_id": item.session_item_id,
         "follows_id": item.follows_id,
-        "traces": counts.get(item.id, 0) if counts is not None and item.kind == "session" else None,
+        "traces": counts.get(item.id, 0) if counts is not None and item.kind == ItemKind.SESSION else None,
     }
 
 
 def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> ItemDetail:
     conversation, context = assemble(item.spans or []), None
-    if item.kind == "session" and item.conversation_id is not None:
+    if item.kind == ItemKind.SESSION and item.conversation_id is not None:
         traces, earlier = SessionStore(store).review_context(item)
         earlier_counts = store.member_counts([e.id for e in earlier])
         conversation = session_conversation([(t.trace_id, t.spans or []) for t in traces])
@@ -624,7 +630,7 @@ def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> Item
         conversation=conversation,
         decisions=[_decision(record) for record in store.decisions(item.id)],
         golden=item.golden,
-        checklist=store.policy.checklist(item.tier, "session" if item.kind == "session" else "trace"),
+        checklist=store.policy.checklist(item.tier, "session" if item.kind == ItemKind.SESSION else "trace"),
         reject_reasons=list(store.policy.reject_reasons),
         session=context,
     )
@@ -648,7 +654,11 @@ def _decision(record: DecisionRecord) -> DecisionOut:
 
 def _evaluated_span(spans: Sequence[dict[str, Any]]) -> str | None:
     """The span a verdict is about: the last LLM call (its output is what was judged), else the trace's root."""
-    llm = [s for s in spans if (s.get("attributes") or {}).get("gen_ai.operation.name") not in (None, "execute_tool")]
+    llm = [
+        s
+        for s in spans
+        if (s.get("attributes") or {}).get(GEN_AI_OPERATION_NAME) not in (None, GEN_AI_OPERATION_EXECUTE_TOOL)
+    ]
     if llm:
         return max(llm, key=lambda s: s.get("end_time_unix_nano") or 0).get("span_id")
     roots = [s for s in spans if not s.get("parent_span_id")]
@@ -660,9 +670,9 @@ def _verdict(item: ReviewItem, record: DecisionRecord, *, item_id: int | None = 
     evaluated = _evaluated_span(spans)
     response_id = next(
         (
-            (s.get("attributes") or {}).get("gen_ai.response.id")
+            (s.get("attributes") or {}).get(GEN_AI_RESPONSE_ID)
             for s in spans
-            if s.get("span_id") == evaluated and (s.get("attributes") or {}).get("gen_ai.response.id")
+            if s.get("span_id") == evaluated and (s.get("attributes") or {}).get(GEN_AI_RESPONSE_ID)
         ),
         None,
     )

@@ -15,11 +15,21 @@ from spanguard.review.approvals import (
     MAX_APPROVALS,
     MAX_REASON_CHARS,
     MAX_TIMEOUT_S,
-    ApprovalOutcome,
-    ApprovalStatus,
     ApprovalTier,
 )
 from spanguard.review.schemas import HEX16, HEX32, NO_NUL
+from spanguard.semconv import ApprovalOutcome, ApprovalStatus
+
+__all__ = [
+    "ApprovalAuditList",
+    "ApprovalAuditOut",
+    "ApprovalDecisionIn",
+    "ApprovalDecisionOut",
+    "ApprovalIn",
+    "ApprovalList",
+    "ApprovalOut",
+    "ConsumeIn",
+]
 
 HEX64 = r"^[0-9a-f]{64}$"
 _Text = Annotated[str, NO_NUL, pydantic.Field(min_length=1, max_length=200)]

@@ -9,6 +9,7 @@ conditional ``UPDATE``\\ s, so across replicas each fires once. Behaviour: docs/
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import math
@@ -19,20 +20,18 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from spanguard.instrumentation.gate_policy import HardTimeoutOutcome
-from spanguard.review.store import Base, Conflict, NotFound, ReviewError, ReviewStore, _now, _without_nul
+from spanguard.review.store import Base, Conflict, NotFound, ReviewError, ReviewStore, _now, _without_nul, rowcount
+from spanguard.semconv import ApprovalOutcome, ApprovalStatus, RiskTier
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 __all__ = [
-    "APPROVAL_STATUSES",
     "NOTIFY_CHANNEL",
     "SCHEMA_VERSION",
     "ApprovalAudit",
     "ApprovalDecision",
-    "ApprovalOutcome",
     "ApprovalRequest",
-    "ApprovalStatus",
     "ApprovalStore",
     "ApprovalTier",
     "NewApproval",
@@ -40,11 +39,7 @@ __all__ = [
 ]
 
 ApprovalTier = Literal["yellow", "red"]
-ApprovalStatus = Literal["pending", "approved", "rejected", "modified", "timed_out"]
-ApprovalOutcome = Literal["approve", "reject", "modify"]
 APPROVAL_TIERS: tuple[ApprovalTier, ...] = get_args(ApprovalTier)
-APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = get_args(ApprovalStatus)
-APPROVAL_OUTCOMES: tuple[ApprovalOutcome, ...] = get_args(ApprovalOutcome)
 HARD_TIMEOUT_OUTCOMES: tuple[HardTimeoutOutcome, ...] = get_args(HardTimeoutOutcome)
 SCHEMA_VERSION = 1
 NOTIFY_CHANNEL = "spanguard_approvals"
@@ -63,7 +58,7 @@ _TRACE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN = re.compile(r"^[0-9a-f]{16}$")
 _TIMER_BATCH = 100
 # Each request is about one call, so the decided statuses are final; "consumable" ones let the app run the call.
-_CONSUMABLE = ("approved", "modified")
+_CONSUMABLE = (ApprovalStatus.APPROVED, ApprovalStatus.MODIFIED)
 
 
 class ApprovalRequest(Base):
@@ -84,7 +79,7 @@ class ApprovalRequest(Base):
     session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     span_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    status: Mapped[str] = mapped_column(String(16), index=True, default=ApprovalStatus.PENDING.value)
     approvers: Mapped[list[str]] = mapped_column(JSON, default=list)
     # none_as_null: None is SQL NULL (not JSON null), so "was it modified" is an IS NOT NULL on both databases.
     decided_arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
@@ -235,7 +230,7 @@ def check_new(new: NewApproval) -> None:
         raise ReviewError(f"soft_timeout_s ({soft:g}) must not be after hard_timeout_s ({hard:g})")
     if new.on_hard_timeout not in HARD_TIMEOUT_OUTCOMES:
         raise ReviewError(f"on_hard_timeout: must be deny or proceed, not {new.on_hard_timeout!r}")
-    if new.tier == "red" and new.on_hard_timeout == "proceed":
+    if new.tier == RiskTier.RED and new.on_hard_timeout == "proceed":
         raise ReviewError("on_hard_timeout: a red request never proceeds without a person (use deny)")
 
 
@@ -314,7 +309,7 @@ class ApprovalStore:
                 session_id=new.session_id,
                 trace_id=new.trace_id,
                 span_id=new.span_id,
-                status="pending",
+                status=ApprovalStatus.PENDING,
                 approvers=[],
                 soft_timeout_s=float(new.soft_timeout_s),
                 hard_timeout_s=float(new.hard_timeout_s),
@@ -356,28 +351,30 @@ class ApprovalStore:
         self._existing(approval_id)
         with self.store._writing() as session:
             request = self._locked(session, approval_id)
-            if request.status != "pending":
+            if request.status != ApprovalStatus.PENDING:
                 if self._repeats(session, request, reviewer, outcome, reason, arguments):
                     return request, None
                 raise Conflict(f"approval request {approval_id} is {request.status}, no longer pending")
-            if outcome == "approve" and reviewer in (request.approvers or []):
+            if outcome == ApprovalOutcome.APPROVE and reviewer in (request.approvers or []):
                 raise Conflict(
                     f"{reviewer} already approved approval request {approval_id}; another reviewer must approve it"
                 )
             before = _state(request)
             now = _now()
-            if outcome == "reject":
-                request.status, request.reason = "rejected", reason
+            if outcome == ApprovalOutcome.REJECT:
+                request.status, request.reason = ApprovalStatus.REJECTED, reason
             else:
-                if outcome == "modify":
+                if outcome == ApprovalOutcome.MODIFY:
                     # The earlier approvals were of other arguments: they no longer count.
                     request.decided_arguments = dict(arguments or {})
                     request.approvers = [reviewer]
                 else:
                     request.approvers = [*(request.approvers or []), reviewer]
                 if len(request.approvers) >= request.approvals_required:
-                    request.status = "approved" if request.decided_arguments is None else "modified"
-            if request.status != "pending":
+                    request.status = (
+                        ApprovalStatus.APPROVED if request.decided_arguments is None else ApprovalStatus.MODIFIED
+                    )
+            if request.status != ApprovalStatus.PENDING:
                 request.decided_at = now
             record = ApprovalDecision(
                 approval_id=request.id,
@@ -395,14 +392,14 @@ class ApprovalStore:
 
     @staticmethod
     def _check_decision(outcome: str, reason: str | None, arguments: Mapping[str, Any] | None) -> None:
-        if outcome not in APPROVAL_OUTCOMES:
+        if outcome not in ApprovalOutcome.values():
             raise ReviewError(f"outcome: must be approve, reject or modify, not {outcome!r}")
         if reason is not None:
             if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or "\x00" in reason:
                 raise ReviewError(f"reason: must be text of at most {MAX_REASON_CHARS} characters, without NUL")
-        if outcome == "reject" and not (reason or "").strip():
+        if outcome == ApprovalOutcome.REJECT and not (reason or "").strip():
             raise ReviewError("reason: a rejection needs a reason (the agent tells its model why)")
-        if outcome == "modify":
+        if outcome == ApprovalOutcome.MODIFY:
             if arguments is None:
                 raise ReviewError("arguments: a modify needs the edited arguments (an object)")
             _object("arguments", arguments, MAX_ARGUMENTS_BYTES)
@@ -429,9 +426,9 @@ class ApprovalStore:
         ).first()
         if last is None or last.outcome != outcome:
             return False
-        if outcome == "reject" and last.reason != reason:
+        if outcome == ApprovalOutcome.REJECT and last.reason != reason:
             return False
-        return outcome != "modify" or last.arguments == dict(arguments or {})
+        return outcome != ApprovalOutcome.MODIFY or last.arguments == dict(arguments or {})
 
     def consume(self, approval_id: str, digest: str, actor: str) -> ApprovalRequest:
         """Mark the approved call as about to run: once, for the request's digest (:class:`Conflict` otherwise)."""
@@ -442,7 +439,7 @@ class ApprovalStore:
             request = self._locked(session, approval_id)
             if request.consumed_at is not None:
                 raise Conflict(f"approval request {approval_id} was already consumed; an approval runs one call once")
-            proceeds = request.status == "timed_out" and request.on_hard_timeout == "proceed"
+            proceeds = request.status == ApprovalStatus.TIMED_OUT and request.on_hard_timeout == "proceed"
             if request.status not in _CONSUMABLE and not proceeds:
                 raise Conflict(f"approval request {approval_id} is {request.status}: there is nothing to run")
             if not secrets.compare_digest(digest, request.digest):
@@ -463,7 +460,7 @@ class ApprovalStore:
         """
         now = now or _now()
         escalated = self._fire(
-            (ApprovalRequest.status == "pending")
+            (ApprovalRequest.status == ApprovalStatus.PENDING)
             & ApprovalRequest.escalated_at.is_(None)
             & (ApprovalRequest.soft_deadline < now),
             {"escalated_at": now},
@@ -471,10 +468,10 @@ class ApprovalStore:
             {"escalated": False},
         )
         timed_out = self._fire(
-            (ApprovalRequest.status == "pending") & (ApprovalRequest.hard_deadline < now),
-            {"status": "timed_out", "decided_at": now},
+            (ApprovalRequest.status == ApprovalStatus.PENDING) & (ApprovalRequest.hard_deadline < now),
+            {"status": ApprovalStatus.TIMED_OUT.value, "decided_at": now},
             "time_out",
-            {"status": "pending"},
+            {"status": ApprovalStatus.PENDING.value},
         )
         return Timers(escalated, timed_out)
 
@@ -489,13 +486,15 @@ class ApprovalStore:
         fired: list[str] = []
         for approval_id in candidates:
             with self.store._writing() as session:
-                changed = session.execute(
-                    update(ApprovalRequest)
-                    .where(ApprovalRequest.id == approval_id)
-                    .where(due)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                changed = rowcount(
+                    session.execute(
+                        update(ApprovalRequest)
+                        .where(ApprovalRequest.id == approval_id)
+                        .where(due)
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 if changed != 1:
                     continue  # another replica got there first
                 request = session.get(ApprovalRequest, approval_id, populate_existing=True)
@@ -540,11 +539,11 @@ class ApprovalStore:
         """Requests (of ``status``): escalated first, then red before yellow, then oldest first."""
         statuses = [status] if isinstance(status, str) else list(status or [])
         for value in statuses:
-            if value not in APPROVAL_STATUSES:
-                raise ReviewError(f"status: unknown status {value!r}; known: {', '.join(APPROVAL_STATUSES)}")
+            if value not in ApprovalStatus.values():
+                raise ReviewError(f"status: unknown status {value!r}; known: {', '.join(ApprovalStatus.values())}")
         query = select(ApprovalRequest).order_by(
             case((ApprovalRequest.escalated_at.is_(None), 1), else_=0),
-            case((ApprovalRequest.tier == "red", 0), else_=1),
+            case((ApprovalRequest.tier == RiskTier.RED, 0), else_=1),
             ApprovalRequest.created_at,
             ApprovalRequest.id,
         )
@@ -558,13 +557,13 @@ class ApprovalStore:
         escalated = ApprovalRequest.escalated_at.is_not(None)
         query = (
             select(ApprovalRequest.tier, escalated, func.count())
-            .where(ApprovalRequest.status == "pending")
+            .where(ApprovalRequest.status == ApprovalStatus.PENDING)
             .group_by(ApprovalRequest.tier, escalated)
         )
         with self.store._sessions() as session:
             return {(tier, bool(flag)): count for tier, flag, count in session.execute(query)}
 
-    def audit(self, approval_id: str, *, limit: int = 1000) -> list[ApprovalAudit]:
+    def audit(self, approval_id: str, *, limit: int = 1000) -> builtins.list[ApprovalAudit]:
         """The audit trail of one request, oldest first."""
         with self.store._sessions() as session:
             query = select(ApprovalAudit).where(ApprovalAudit.approval_id == approval_id)
@@ -572,7 +571,7 @@ class ApprovalStore:
 
     def history(
         self, since: dt.datetime | None = None, *, arguments: bool = False, limit: int = 1_000_000
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Requests created at or after ``since`` as plain dicts, oldest first: the fatigue report's records.
 
         With ``arguments`` each also has the call's (redacted) ``arguments``, which the report re-decides the policy

@@ -30,13 +30,14 @@ from spanguard.review.approval_schemas import (
     ApprovalOut,
     ConsumeIn,
 )
-from spanguard.review.approvals import APPROVAL_STATUSES, ApprovalRequest, ApprovalStore, NewApproval, Timers
+from spanguard.review.approvals import ApprovalRequest, ApprovalStore, NewApproval, Timers
 from spanguard.review.approvals_live import EscalationWebhook, NotifyListener, TimerThread, Waiters
 from spanguard.review.config import ApprovalsConfig
 from spanguard.review.gauges import StoreGauge
 from spanguard.review.schemas import NO_NUL, ErrorOut
 from spanguard.review.store import Principal, ReviewError, ReviewStore, _now
 from spanguard.review.verdicts import Verdict, VerdictEmitter
+from spanguard.semconv import ApprovalStatus
 
 __all__ = ["ApprovalMetrics", "ApprovalsRuntime", "add_approval_routes"]
 
@@ -47,7 +48,7 @@ _STATE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such approval request"},
     409: {"model": ErrorOut, "description": "the request's state refuses this (see docs/gates.md)"},
 }
-_STATUS_HELP = "one or more of " + ",".join(APPROVAL_STATUSES)
+_STATUS_HELP = "one or more of " + ",".join(ApprovalStatus.values())
 ApprovalIdPath = Annotated[str, PathParam(max_length=64, description="the request's id: apr_ and 22 characters")]
 
 
@@ -249,7 +250,7 @@ def add_approval_routes(
         waiters = runtime.waiters
         with waiters.watch(approval_id) as watch:  # watching before reading: a change in between still wakes it
             current = await run_in_threadpool(read)
-            while current.status == "pending" and not waiters.closed:
+            while current.status == ApprovalStatus.PENDING and not waiters.closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -329,7 +330,7 @@ def _out(request: ApprovalRequest, approvals: ApprovalStore) -> ApprovalOut:
         soft_timeout_s=request.soft_timeout_s,
         hard_timeout_s=request.hard_timeout_s,
         on_hard_timeout=request.on_hard_timeout,
-        status=request.status,  # type: ignore[arg-type]
+        status=request.status,
         approvers=list(request.approvers or []),
         decisions=[
             ApprovalDecisionOut(

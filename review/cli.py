@@ -17,6 +17,8 @@ from spanguard.review.store import ROLES, ReviewError, ReviewStore
 from spanguard._logging import quiet_library_loggers, safe_url
 from spanguard.yamlconfig import ConfigError
 
+__all__ = ["ReviewServer", "add_arguments", "run"]
+
 logger = logging.getLogger("spanguard.review")
 
 

@@ -11,15 +11,27 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pydantic
 from spanguard.instrumentation.gate_policy import GatePolicy, load_policy
 from spanguard.review.verdicts import VerdictsConfig
+from spanguard.semconv import ReviewTier
 
 from spanguard.yamlconfig import Loading, load_once, read_config_file
 
-TIERS = ("spot_check", "factual_verification", "dual_approval")
+__all__ = [
+    "DEFAULT_DB_URL",
+    "TIERS",
+    "UNITS",
+    "ApprovalsConfig",
+    "ReviewPolicy",
+    "ServiceConfig",
+    "Unit",
+    "load_config",
+]
+
+TIERS: Final = ReviewTier.values()
 Unit = Literal["trace", "session"]
 UNITS: tuple[Unit, ...] = ("trace", "session")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -55,11 +67,15 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         "other",
     ]
     checklists: dict[str, list[str]] = {
-        "spot_check": ["factual_accuracy", "policy_adherence", "tone"],
-        "factual_verification": ["factual_accuracy", "sources_supported", "policy_adherence", "tone"],
-        "dual_approval": ["factual_accuracy", "policy_adherence", "safety", "tone"],
+        ReviewTier.SPOT_CHECK.value: ["factual_accuracy", "policy_adherence", "tone"],
+        ReviewTier.FACTUAL_VERIFICATION.value: ["factual_accuracy", "sources_supported", "policy_adherence", "tone"],
+        ReviewTier.DUAL_APPROVAL.value: ["factual_accuracy", "policy_adherence", "safety", "tone"],
     }
-    units: dict[str, Unit] = {"spot_check": "trace", "factual_verification": "session", "dual_approval": "session"}
+    units: dict[str, Unit] = {
+        ReviewTier.SPOT_CHECK.value: "trace",
+        ReviewTier.FACTUAL_VERIFICATION.value: "session",
+        ReviewTier.DUAL_APPROVAL.value: "session",
+    }
     session_checklist: list[str] = ["context_retained", "consistent_with_earlier_answers", "no_repeated_tool_calls"]
 
     @pydantic.field_validator("reject_reasons")
@@ -95,7 +111,7 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         """Whether a trace of ``tier`` with a conversation id is reviewed as a trace or within its session."""
         return self.units.get(tier, "trace")
 
-    def checklist(self, tier: str, kind: Unit = "trace") -> list[str]:
+    def checklist(self, tier: str, kind: str = "trace") -> list[str]:
         """The checklist items a decision on an item of ``tier`` (a trace or a session item) must answer."""
         items = list(self.checklists.get(tier, []))
         if kind == "session":

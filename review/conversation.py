@@ -19,8 +19,14 @@ from typing import Any, Final
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_SYSTEM
 from spanguard.semconv import (
     ERROR_TYPE,
+    GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
     GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_CHAT,
+    GEN_AI_OPERATION_EMBEDDINGS,
+    GEN_AI_OPERATION_EXECUTE_TOOL,
+    GEN_AI_OPERATION_GENERATE_CONTENT,
     GEN_AI_OPERATION_NAME,
+    GEN_AI_OPERATION_TEXT_COMPLETION,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MODEL,
@@ -41,9 +47,7 @@ from spanguard.semconv.redaction import FAILED_MARKER
 
 __all__ = [
     "CONTENT_LIMIT",
-    "DETAILS_EVENT",
     "LLM_OPERATIONS",
-    "TOOL_OPERATION",
     "TRUNCATED",
     "assemble",
     "placeholders",
@@ -56,12 +60,15 @@ CONTENT_LIMIT: Final = 20_000
 """The most characters of one content (a turn, a tool call's arguments or result) put on the page."""
 TRUNCATED: Final = "…[truncated]"
 """Appended to a content cut at :data:`CONTENT_LIMIT`."""
-LLM_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+LLM_OPERATIONS: Final = frozenset(
+    {
+        GEN_AI_OPERATION_CHAT,
+        GEN_AI_OPERATION_TEXT_COMPLETION,
+        GEN_AI_OPERATION_GENERATE_CONTENT,
+        GEN_AI_OPERATION_EMBEDDINGS,
+    }
+)
 """The ``gen_ai.operation.name`` values of spans that are one call to a model."""
-TOOL_OPERATION: Final = "execute_tool"
-"""The ``gen_ai.operation.name`` of a tool execution span."""
-DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
-"""The span event that carries the content attributes when capture mode is ``EVENT_ONLY`` or ``SPAN_AND_EVENT``."""
 
 # Redaction's replace and hash operators (processors/redaction/operators.py): <EMAIL_ADDRESS>, <PERSON:3f2a9c1b>, and
 # its own markers <DROPPED_KEY>, <REDACTION_FAILED>. Masked values (****1111) carry no type, so they cannot be listed.
@@ -171,7 +178,7 @@ def thread(
 def _calls(read: list[_Span], notes: _Notes) -> tuple[list[_Call], list[_Execution], list[_Request]]:
     """The model calls read, by start, and the tool spans tied to the calls' requests."""
     llm_spans = sorted((s for s in read if s.is_llm), key=_by_start)
-    tool_spans = sorted((s for s in read if s.operation == TOOL_OPERATION), key=_by_start)
+    tool_spans = sorted((s for s in read if s.operation == GEN_AI_OPERATION_EXECUTE_TOOL), key=_by_start)
     calls = [_read_llm(span, notes) for span in llm_spans]
     if calls and not any(call.has_content for call in calls):
         notes.add("no message content was recorded (content capture is off)")
@@ -244,7 +251,7 @@ class _Span:
         fallback = None
         for name, attributes in self.events:
             if key in attributes:
-                if name == DETAILS_EVENT:
+                if name == GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS:
                     return attributes[key]
                 if fallback is None:
                     fallback = attributes[key]
@@ -574,7 +581,7 @@ def _match_tools(tool_spans: list[_Span], calls: list[_Call], notes: _Notes) -> 
     executions = []
     for span in tool_spans:
         attributes = span.attributes
-        name = _short(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(f"{TOOL_OPERATION} ")
+        name = _short(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(f"{GEN_AI_OPERATION_EXECUTE_TOOL} ")
         arguments = _tool_json(span, GEN_AI_TOOL_CALL_ARGUMENTS, notes, note_plain_text=True)
         raw_result = span.content(GEN_AI_TOOL_CALL_RESULT)
         result = _tool_json(span, GEN_AI_TOOL_CALL_RESULT, notes, note_plain_text=False)
@@ -582,12 +589,12 @@ def _match_tools(tool_spans: list[_Span], calls: list[_Call], notes: _Notes) -> 
         tool_call_id = _id(attributes.get(GEN_AI_TOOL_CALL_ID))
         execution = _Execution(span, tool_call_id, name, arguments, raw_result is not None, result, text)
         if tool_call_id is not None:
-            request = _open(by_id.get(tool_call_id), span)
+            matched = _open(by_id.get(tool_call_id), span)
         else:
-            request = _open(by_call.get((name, _canonical(arguments))), span) or _open(by_name.get(name), span)
-        if request is not None:
-            request.execution, execution.request = execution, request
-            execution.id = execution.id or request.tool_call["id"]
+            matched = _open(by_call.get((name, _canonical(arguments))), span) or _open(by_name.get(name), span)
+        if matched is not None:
+            matched.execution, execution.request = execution, matched
+            execution.id = execution.id or matched.tool_call["id"]
             execution.name = execution.name or request.tool_call["name"]
             if execution.arguments is None:
                 execution.arguments = copy.deepcopy(request.tool_call["arguments"])

@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, get_args
+from typing import Any, Final
 
 from spanguard.exporters.datasets import (
     ExportKind,
@@ -28,20 +28,20 @@ from spanguard.exporters.datasets import (
 )
 from spanguard.review.approvals import ApprovalDecision, ApprovalRequest, is_id
 from spanguard.review.store import (
-    KINDS,
     Base,
     Conflict,
     DecisionRecord,
+    ItemKind,
+    ItemStatus,
     NotFound,
-    Outcome,
     ReviewError,
     ReviewItem,
     ReviewStore,
-    ReviewTier,
     _index,
     _now,
     started,
 )
+from spanguard.semconv import ApprovalOutcome, ReviewOutcome, ReviewTier, RiskTier
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -71,10 +71,7 @@ __all__ = [
 BATCH: Final = 1000
 """Items read per batch by the export."""
 MAX_TAGS: Final = 20
-REVIEW_TIERS: Final[tuple[str, ...]] = get_args(ReviewTier)
-RISK_TIERS: Final = ("green", "yellow", "red")
-OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
-UNITS: Final[tuple[str, ...]] = KINDS
+UNITS: Final[tuple[str, ...]] = ItemKind.values()
 """The export's ``unit`` filter: ``session`` (session items only) or ``trace`` (every trace item, those reviewed
 within a session item included); without it, what was reviewed: session items and the traces not in one."""
 RESERVED_NAMES: Final = frozenset({"export"})  # a route of its own under /v1/datasets/
@@ -156,10 +153,11 @@ def parse_since(value: str | dt.datetime | None) -> dt.datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        text = value
         try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
         except ValueError:
-            raise ReviewError(f"since: not an ISO 8601 date or time: {value[:40]!r}") from None
+            raise ReviewError(f"since: not an ISO 8601 date or time: {text[:40]!r}") from None
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value
@@ -178,8 +176,8 @@ def parse_filter(
     if unit is not None and unit != "" and unit not in UNITS:
         raise ReviewError(f"unit: unknown value {str(unit)[:40]!r}; known: {', '.join(UNITS)}")
     return ExportFilter(
-        tiers=_list("tier", tier, (*REVIEW_TIERS, *RISK_TIERS)),
-        outcomes=_list("outcome", outcome, OUTCOMES),
+        tiers=_list("tier", tier, (*ReviewTier.values(), *RiskTier.values())),
+        outcomes=_list("outcome", outcome, ReviewOutcome.values()),
         since=parse_since(since),
         dataset=check_name(dataset, "dataset") if dataset else None,
         tag=_tag(tag) if tag else None,
@@ -244,7 +242,7 @@ class DatasetStore:
                 raise Conflict(
                     f"review item {item_id} is reviewed within session item {item.session_item_id}: add that item"
                 )
-            if item.status != "done" or item.outcome is None:
+            if item.status != ItemStatus.DONE or item.outcome is None:
                 raise Conflict(f"review item {item_id} is not reviewed yet (status {item.status})")
             where = DatasetCase.item_id == item_id
         else:
@@ -355,7 +353,7 @@ def _case_row(
         "tags": list(case.tags or []),
         "added_by": case.added_by,
         "added_at": case.added_at,
-        "outcome": outcome if item else "reject",
+        "outcome": outcome if item else ReviewOutcome.REJECT,
         "tier": tier if item else None,
         "risk_tier": risk if item else approval_tier,
         "preview": (preview or "") if item else f"rejected action {action}",
@@ -378,14 +376,14 @@ def _item_query(filters: ExportFilter) -> Any:
         ReviewItem.spans,
         ReviewItem.kind,
         ReviewItem.conversation_id,
-    ).where(ReviewItem.status == "done", ReviewItem.outcome.is_not(None))
+    ).where(ReviewItem.status == ItemStatus.DONE, ReviewItem.outcome.is_not(None))
     if filters.unit is None:
         # A trace reviewed within a session item is in that item's case already: exported once, as a session case.
         query = query.where(ReviewItem.session_item_id.is_(None))
     else:
         query = query.where(ReviewItem.kind == filters.unit)
-    review_tiers = [t for t in filters.tiers if t in REVIEW_TIERS]
-    risk_tiers = [t for t in filters.tiers if t in RISK_TIERS]
+    review_tiers = [t for t in filters.tiers if t in ReviewTier.values()]
+    risk_tiers = [t for t in filters.tiers if t in RiskTier.values()]
     if review_tiers and risk_tiers:
         query = query.where(ReviewItem.tier.in_(review_tiers) | ReviewItem.risk_tier.in_(risk_tiers))
     elif review_tiers:
@@ -414,10 +412,10 @@ def _membership(filters: ExportFilter) -> Any:
 
 
 def _approval_query(filters: ExportFilter) -> Any | None:
-    if filters.outcomes and "reject" not in filters.outcomes:
+    if filters.outcomes and ReviewOutcome.REJECT not in filters.outcomes:
         return None
     if filters.tiers:
-        risk_tiers = [t for t in filters.tiers if t in RISK_TIERS]
+        risk_tiers = [t for t in filters.tiers if t in RiskTier.values()]
         if not risk_tiers:
             return None  # approval requests have no review tier
     query = select(
@@ -514,7 +512,7 @@ def _items(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterator[Re
 def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tuple[str, list[dict[str, Any]]]]]:
     """Each session item's session as ``(trace id, spans)`` in time order, from the session's first trace up to the
     item's latest member (as the page shows it): one query for every session item of the batch, none without one."""
-    items = [r for r in rows if r.kind == "session" and r.conversation_id is not None]
+    items = [r for r in rows if r.kind == ItemKind.SESSION and r.conversation_id is not None]
     if not items:
         return {}
     keys = list(dict.fromkeys(r.conversation_id for r in items))
@@ -525,7 +523,7 @@ def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tup
         ReviewItem.session_item_id,
         ReviewItem.created_at,
         ReviewItem.spans,
-    ).where(ReviewItem.kind == "trace", ReviewItem.session_key.in_(keys))
+    ).where(ReviewItem.kind == ItemKind.TRACE, ReviewItem.session_key.in_(keys))
     by_key: dict[str, list[tuple[tuple[int, dt.datetime, int], Any]]] = {}
     for trace in session.execute(query):
         order = (started(trace.spans) or 0, trace.created_at, trace.id)
@@ -535,10 +533,10 @@ def _session_traces(session: Session, rows: Sequence[Any]) -> dict[int, list[tup
         traces.sort(key=lambda entry: entry[0])
     found: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
     for item in items:
-        traces = [trace for _, trace in by_key.get(item.conversation_id, [])]
-        members = [i for i, trace in enumerate(traces) if trace.session_item_id == item.id]
+        ordered = [trace for _, trace in by_key.get(item.conversation_id, [])]
+        members = [i for i, trace in enumerate(ordered) if trace.session_item_id == item.id]
         if members:
-            found[item.id] = [(t.trace_id, t.spans or []) for t in traces[: members[-1] + 1]]
+            found[item.id] = [(t.trace_id, t.spans or []) for t in ordered[: members[-1] + 1]]
     return found
 
 
@@ -558,7 +556,7 @@ def _approvals(store: ReviewStore, filters: ExportFilter, batch: int) -> Iterato
             reviewers: dict[str, list[str]] = {}
             query = (
                 select(ApprovalDecision.approval_id, ApprovalDecision.reviewer)
-                .where(ApprovalDecision.approval_id.in_(ids), ApprovalDecision.outcome == "reject")
+                .where(ApprovalDecision.approval_id.in_(ids), ApprovalDecision.outcome == ApprovalOutcome.REJECT)
                 .order_by(ApprovalDecision.id)
             )
             for approval_id, reviewer in session.execute(query):
@@ -586,8 +584,10 @@ def _narrowed(filters: ExportFilter, kind: ExportKind, include_approved: bool) -
     Only corrected items (and approved ones, for sft with ``include_approved``) give sft and preference rows: narrowed
     in the query, so the others are neither read nor converted for nothing (approval requests give neither).
     """
-    wanted = {"eval": OUTCOMES, "sft": ("correct", "approve") if include_approved else ("correct",)}
-    outcomes = tuple(o for o in (filters.outcomes or OUTCOMES) if o in wanted.get(kind, ("correct",)))
+    corrected: tuple[str, ...] = (ReviewOutcome.CORRECT,)
+    sft = (*corrected, ReviewOutcome.APPROVE) if include_approved else corrected
+    wanted = {"eval": ReviewOutcome.values(), "sft": sft}
+    outcomes = tuple(o for o in (filters.outcomes or ReviewOutcome.values()) if o in wanted.get(kind, corrected))
     return replace(filters, outcomes=outcomes) if outcomes else None
 
 

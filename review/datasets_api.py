@@ -175,8 +175,8 @@ def add_dataset_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
         case, created = datasets.add(
             name, item_id=body.item_id, approval_id=body.approval_id, tags=body.tags, actor=principal.name
         )
-        body = _case(datasets.case(name, case.id)).model_dump_json()
-        return Response(body, status_code=201 if created else 200, media_type="application/json")
+        payload = _case(datasets.case(name, case.id)).model_dump_json()
+        return Response(payload, status_code=201 if created else 200, media_type="application/json")
 
     @app.get("/v1/datasets/{name}", tags=["datasets"], summary="A dataset's cases, oldest first.", responses=_ERRORS)
     def get_dataset(

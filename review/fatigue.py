@@ -21,7 +21,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 from spanguard.instrumentation.gate_policy import GatePolicy, decide
-from spanguard.review.approvals import APPROVAL_STATUSES, APPROVAL_TIERS, ApprovalTier
+from spanguard.review.approvals import APPROVAL_TIERS, ApprovalTier
+from spanguard.semconv import ApprovalStatus, RiskTier
 
 __all__ = [
     "APPROVE_SHARE",
@@ -44,8 +45,10 @@ MAX_DAYS: Final = 366
 
 RecordTier = ApprovalTier
 _TIERS: Final = APPROVAL_TIERS
-_STATUSES: Final = APPROVAL_STATUSES
-_DECIDED: Final = frozenset({"approved", "rejected", "modified"})  # a person decided (a time-out is not a decision)
+_STATUSES: Final = ApprovalStatus.values()
+# A person decided (a time-out is not a decision); of those, the decisions that say the call was not right as asked.
+_DECIDED: Final = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.MODIFIED})
+_TROUBLED: Final = (ApprovalStatus.REJECTED, ApprovalStatus.MODIFIED)
 _FEATURE_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # usable in a condition (no leading _)
 
 
@@ -248,7 +251,7 @@ def _record(raw: Any) -> _Record:
     if decided is not None and decided < created:
         raise RecordError("decided_at is before created_at")
     # With two approvers a modify resets the approvals and the request may end "approved": still an edit.
-    outcome = "modified" if status == "approved" and modified else status
+    outcome = ApprovalStatus.MODIFIED if status == ApprovalStatus.APPROVED and modified else status
     return _Record(ident, action, tier, outcome, required, created, decided, escalated is not None, arguments)
 
 
@@ -353,8 +356,8 @@ class _Threshold:
 def _separating_threshold(records: list[_Record]) -> _Threshold | None:
     """A numeric argument under which no request was rejected or modified, and the round threshold that spares the
     most requests while still asking for every rejected or modified one (None when no argument does)."""
-    ended = [r for r in records if r.outcome != "pending"]
-    bad = [r.outcome in ("rejected", "modified") for r in ended]
+    ended = [r for r in records if r.outcome != ApprovalStatus.PENDING]
+    bad = [r.outcome in _TROUBLED for r in ended]
     if not any(bad):
         return None
     features = [_features(r.arguments) for r in ended]
@@ -392,14 +395,14 @@ def _suggest(
         records = by_action[action]
         tally = tallies[action]
         listed = policy.actions.get(action)
-        red = any(r.tier == "red" for r in records) or (listed is not None and listed.tier == "red")
+        red = any(r.tier == RiskTier.RED for r in records) or (listed is not None and listed.tier == RiskTier.RED)
         ended = tally.ended
         counts = tally.counts
         unchanged = counts.get("approved", 0) / ended if ended else None
         troubled = (counts.get("rejected", 0) + counts.get("modified", 0)) / ended if ended else None
         tier: RecordTier = "red" if red else "yellow"
-        if red and (listed is None or listed.tier != "red"):
-            approvals = max(r.approvals_required for r in records if r.tier == "red")
+        if red and (listed is None or listed.tier != RiskTier.RED):
+            approvals = max(r.approvals_required for r in records if r.tier == RiskTier.RED)
             actions[action] = {"tier": "red", "approvals": approvals} if approvals > 1 else {"tier": "red"}
             suggestions.append(
                 Suggestion(
@@ -536,11 +539,11 @@ def build_report(
     red_asked = unasked_bad = 0
     for record in kept:
         # A red request was red on the gate (or in the policy): it asks under any policy.
-        asks = record.tier == "red" or decide(suggested, record.action, record.arguments).asks
+        asks = record.tier == RiskTier.RED or decide(suggested, record.action, record.arguments).asks
         if asks:
             asked_by_day[record.created_at.date()] += 1
-            red_asked += record.tier == "red"
-        elif record.outcome in ("rejected", "modified"):
+            red_asked += record.tier == RiskTier.RED
+        elif record.outcome in _TROUBLED:
             unasked_bad += 1
 
     first = min((r.created_at.date() for r in kept), default=end.date())
@@ -558,7 +561,7 @@ def build_report(
     action_rows = [
         ActionRow(
             action=action,
-            tier="red" if any(r.tier == "red" for r in by_action[action]) else "yellow",
+            tier="red" if any(r.tier == RiskTier.RED for r in by_action[action]) else "yellow",
             approved_unchanged_share=(tally.counts.get("approved", 0) / tally.ended) if tally.ended else None,
             **tally.values(),
         )
@@ -577,7 +580,7 @@ def build_report(
         by_tier=[TierRow(tier=tier, **by_tier[tier].values()) for tier in _TIERS],
         by_day=day_rows,
         cells=[
-            Cell(date=day, action=action, tier=tier, **tally.values(timed=False))  # type: ignore[arg-type]
+            Cell(date=day, action=action, tier=tier, **tally.values(timed=False))
             for (day, action, tier), tally in sorted(cells.items())
         ],
         suggestions=suggestions,

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+__all__ = [
+    "StoreGauge",
+]
 
 logger = logging.getLogger("spanguard.review")
 
 
 class StoreGauge(Collector):
-    """One gauge family whose samples ``read()`` returns as ``{label values: count}``."""
+    """One gauge family whose samples ``read()`` returns as ``{label values: count}`` (a tuple of strings per key)."""
 
     def __init__(
-        self, name: str, documentation: str, labels: Sequence[str], read: Callable[[], Mapping[tuple[str, ...], int]]
+        self, name: str, documentation: str, labels: Sequence[str], read: Callable[[], Mapping[Any, int]]
     ) -> None:
         self._name, self._documentation, self._labels, self._read = name, documentation, list(labels), read
 

@@ -10,7 +10,33 @@ import re
 from typing import Annotated, Any, Literal
 
 import pydantic
-from spanguard.review.store import ITEM_ID_MAX
+from spanguard.review.store import ITEM_ID_MAX, ItemKind
+from spanguard.semconv import ReviewOutcome, ReviewTier, RiskTier
+
+__all__ = [
+    "AuditList",
+    "AuditOut",
+    "DecisionIn",
+    "DecisionOut",
+    "ErrorOut",
+    "Facets",
+    "IngestResult",
+    "IngestResults",
+    "ItemDetail",
+    "ItemIn",
+    "ItemList",
+    "ItemSummary",
+    "ItemsIn",
+    "Me",
+    "Ratings",
+    "ReviewSpan",
+    "SessionContext",
+    "SessionTurn",
+    "SpanEvent",
+    "SpanScope",
+    "SpanStatus",
+    "naive_utc",
+]
 
 HEX32 = r"^[0-9a-f]{32}$"
 HEX16 = r"^[0-9a-f]{16}$"
@@ -49,10 +75,6 @@ def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
-Tier = Literal["spot_check", "factual_verification", "dual_approval"]
-RiskTier = Literal["green", "yellow", "red"]
 
 
 class _Strict(pydantic.BaseModel):
@@ -102,8 +124,8 @@ class ItemIn(_Strict):
     """One trace to review: ingested idempotently by ``trace_id``."""
 
     trace_id: str = pydantic.Field(pattern=HEX32, description="the trace's id, 32 lowercase hex digits")
-    tier: Tier
-    risk_tier: RiskTier = "green"
+    tier: ReviewTier
+    risk_tier: RiskTier = RiskTier.GREEN
     reasons: list[str] = pydantic.Field([], max_length=200)
     spans: list[ReviewSpan] = pydantic.Field(min_length=1, max_length=20_000)
 
@@ -148,7 +170,7 @@ class Ratings(_Strict):
 class DecisionIn(_Strict):
     """A reviewer's decision; who decided comes from the bearer token."""
 
-    outcome: Literal["approve", "reject", "correct"]
+    outcome: ReviewOutcome
     reason: Annotated[str | None, NO_NUL] = pydantic.Field(
         None, pattern=_KEY, description="one of the configured rejection reasons"
     )
@@ -203,7 +225,7 @@ class ItemSummary(pydantic.BaseModel):
     created_at: str
     updated_at: str
     trace_url: str | None = None
-    kind: Literal["trace", "session"] = "trace"
+    kind: ItemKind = ItemKind.TRACE
     conversation_id: str | None = None
     user_id: str | None = None
     session_item_id: int | None = pydantic.Field(None, description="the session item this trace is reviewed within")

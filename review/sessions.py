@@ -8,6 +8,7 @@ query for the page of keys, one for their items) and opens one (one query). Beha
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any
 from spanguard.review.store import (
     _RISK_RANK,
     _TIER_RANK,
-    STATUSES,
+    ItemKind,
+    ItemStatus,
     NotFound,
     ReviewError,
     ReviewItem,
@@ -59,7 +61,7 @@ def check_session_id(value: object, field: str = "conversation_id") -> str:
         raise ReviewError(f"{field} must not contain a NUL byte (\\x00)")
     if not is_session_id(value):
         raise ReviewError(f"{field}: a session id is 1 to 200 characters, none of them a control character")
-    return value  # type: ignore[return-value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,7 @@ class SessionDetail(SessionSummary):
 
 
 def _trace(row: Any, spans: list[dict[str, Any]] | None = None) -> SessionTrace:
-    ends = [s.get("end_time_unix_nano") for s in spans or []]
-    ends = [t for t in ends if isinstance(t, int) and t > 0]
+    ends = [t for s in spans or [] if isinstance(t := s.get("end_time_unix_nano"), int) and t > 0]
     return SessionTrace(
         item_id=row.id,
         trace_id=row.trace_id,
@@ -180,7 +181,7 @@ def _reviews(session: Any, keys: Sequence[str]) -> dict[str, list[Any]]:
     """The session items of each key, oldest first (one query)."""
     rows = session.execute(
         select(*_REVIEW)
-        .where(ReviewItem.kind == "session", ReviewItem.conversation_id.in_(list(keys)))
+        .where(ReviewItem.kind == ItemKind.SESSION, ReviewItem.conversation_id.in_(list(keys)))
         .order_by(ReviewItem.id)
     ).all()
     found: dict[str, list[Any]] = {}
@@ -215,8 +216,8 @@ class SessionStore:
         statuses = [status] if isinstance(status, str) else list(status or [])
         _no_nul({"user": user, "tier": tier, "status": ",".join(statuses)})
         for value in statuses:
-            if value not in STATUSES:
-                raise ReviewError(f"status: unknown status {value!r}; known: {', '.join(STATUSES)}")
+            if value not in ItemStatus.values():
+                raise ReviewError(f"status: unknown status {value!r}; known: {', '.join(ItemStatus.values())}")
         if tier is not None and tier not in _TIER_RANK:
             raise ReviewError(f"tier: unknown tier {tier!r}; known: {', '.join(_TIER_RANK)}")
         if user is not None:
@@ -237,7 +238,7 @@ class SessionStore:
             unit = aliased(ReviewItem)
             reviewed = (
                 select(unit.id)
-                .where(unit.conversation_id == key, unit.kind == "session", unit.status.in_(statuses))
+                .where(unit.conversation_id == key, unit.kind == ItemKind.SESSION, unit.status.in_(statuses))
                 .exists()
             )
             alone = ReviewItem.status.in_(statuses) & ReviewItem.session_item_id.is_(None)
@@ -250,7 +251,8 @@ class SessionStore:
         if until is not None:
             query = query.having(func.min(ReviewItem.created_at) < until)
         with self.store._sessions() as session:
-            keys = list(session.scalars(query.limit(limit).offset(offset)))
+            # The query's WHERE keeps only rows with a session key (None is only the column's type).
+            keys = [k for k in session.scalars(query.limit(limit).offset(offset)) if k is not None]
             if not keys:
                 return []
             rows = session.execute(
@@ -287,10 +289,10 @@ class SessionStore:
             ended_unix_nano=max(ends) if ends else None,
         )
 
-    def review_context(self, item: ReviewItem) -> tuple[list[SessionTrace], list[ReviewItem]]:
+    def review_context(self, item: ReviewItem) -> tuple[builtins.list[SessionTrace], builtins.list[ReviewItem]]:
         """A session item's session: its traces (with spans) in time order up to its latest member, and the
         session's earlier session items, oldest first (docs/review.md, "Review by session")."""
-        if item.kind != "session" or item.conversation_id is None:
+        if item.kind != ItemKind.SESSION or item.conversation_id is None:
             return [], []
         try:
             traces = self.get(item.conversation_id).traces
@@ -303,7 +305,7 @@ class SessionStore:
                 session.scalars(
                     select(ReviewItem)
                     .where(
-                        ReviewItem.kind == "session",
+                        ReviewItem.kind == ItemKind.SESSION,
                         ReviewItem.conversation_id == item.conversation_id,
                         ReviewItem.id < item.id,
                     )

@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from spanguard.review.conversation import assemble
 from spanguard.review.schemas import NO_NUL, ErrorOut, naive_utc
 from spanguard.review.sessions import SessionDetail, SessionStore, SessionSummary, SessionTrace, check_session_id
-from spanguard.review.store import SESSION_ID_MAX, STATUSES, Principal, ReviewError, ReviewStore
+from spanguard.review.store import SESSION_ID_MAX, ItemStatus, Principal, ReviewError, ReviewStore
 from starlette.convertors import Convertor, register_url_convertor
 
 
@@ -177,7 +177,9 @@ def add_session_routes(app: FastAPI, store: ReviewStore, *, caller: Callable[...
         since: Annotated[dt.datetime | None, Query(description="active at or after (ISO 8601)"), NO_NUL] = None,
         until: Annotated[dt.datetime | None, Query(description="started before (ISO 8601)"), NO_NUL] = None,
         tier: Annotated[str | None, Query(pattern="^(spot_check|factual_verification|dual_approval)$"), NO_NUL] = None,
-        status: Annotated[str | None, Query(description=f"a trace has one of: {','.join(STATUSES)}"), NO_NUL] = None,
+        status: Annotated[
+            str | None, Query(description=f"a trace has one of: {','.join(ItemStatus.values())}"), NO_NUL
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> SessionList:

@@ -14,6 +14,7 @@ it (docs/review.md, "Review by session").
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import re
@@ -23,11 +24,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeGuard, cast
 
 from spanguard.review.config import ReviewPolicy
 from spanguard.review.conversation import assemble
-from spanguard.semconv import GEN_AI_CONVERSATION_ID, USER_ID
+from spanguard.semconv import GEN_AI_CONVERSATION_ID, USER_ID, ReviewOutcome, ReviewTier, RiskTier, StrEnum
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -44,21 +45,61 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-Status = Literal["pending", "claimed", "done", "expired"]
-ReviewTier = Literal["spot_check", "factual_verification", "dual_approval"]
-Outcome = Literal["approve", "reject", "correct"]
+__all__ = [
+    "ITEM_ID_MAX",
+    "MIGRATIONS",
+    "ROLES",
+    "SESSION_ID_MAX",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Conflict",
+    "Decision",
+    "DecisionRecord",
+    "IngestItem",
+    "ItemKind",
+    "ItemStatus",
+    "NotFound",
+    "Principal",
+    "ReviewError",
+    "ReviewItem",
+    "ReviewStore",
+    "Role",
+    "hash_token",
+    "in_time_order",
+    "is_session_id",
+    "rowcount",
+    "session_ids",
+    "session_trace_id",
+    "started",
+]
+
+
+class ItemStatus(StrEnum):
+    """Where a review item is: waiting, held by a reviewer's lease, decided, or waiting again after a lease ran out."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    EXPIRED = "expired"
+
+
+class ItemKind(StrEnum):
+    """What a review item reviews: one trace, or a session's traces as one (docs/review.md, "Review by session")."""
+
+    TRACE = "trace"
+    SESSION = "session"
+
+
 Role = Literal["ingest", "reviewer", "admin"]
-Kind = Literal["trace", "session"]
-KINDS: tuple[Kind, ...] = ("trace", "session")
 ROLES: tuple[Role, ...] = ("ingest", "reviewer", "admin")
-STATUSES: tuple[Status, ...] = ("pending", "claimed", "done", "expired")
-_RISK_RANK = {"green": 0, "yellow": 1, "red": 2}
-_TIER_RANK = {"spot_check": 0, "factual_verification": 1, "dual_approval": 2}
-_CLAIMABLE = ("pending", "expired")
+_RISK_RANK: Final[dict[str, int]] = {tier.value: rank for rank, tier in enumerate(RiskTier)}
+_TIER_RANK: Final[dict[str, int]] = {tier.value: rank for rank, tier in enumerate(ReviewTier)}
+_CLAIMABLE: Final = (ItemStatus.PENDING, ItemStatus.EXPIRED)
 _PREVIEW = 280
 _TOKEN_PREFIX = "sgr_"
 ITEM_ID_MAX = 2**63 - 1  # ids are positive 64-bit signed integers
@@ -69,6 +110,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _REMOVED = re.compile(r"<[A-Z][A-Z0-9_]*>")
 SESSION_ID_MAX = 200
 """The longest conversation id (and user id) an item keeps in its indexed columns."""
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (``Session.execute`` is typed as returning any ``Result``)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def _now() -> dt.datetime:
@@ -111,7 +157,7 @@ class ReviewItem(Base):
     risk_rank: Mapped[int] = mapped_column(Integer)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     spans: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    status: Mapped[str] = mapped_column(String(16), index=True, default=ItemStatus.PENDING.value)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -199,7 +245,7 @@ class Conflict(ReviewError):
 class Decision:
     """A reviewer's verdict on an item (the reviewer comes from the caller's token, never from the request body)."""
 
-    outcome: Outcome
+    outcome: ReviewOutcome
     reason: str | None = None
     reason_text: str | None = None
     correction: str | None = None
@@ -312,7 +358,7 @@ def _summary(spans: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
     return _without_nul(list(conversation["models"])[:20]), _without_nul(preview)
 
 
-def is_session_id(value: object) -> bool:
+def is_session_id(value: object) -> TypeGuard[str]:
     """Whether ``value`` can be a conversation or user id: 1 to 200 characters, none of them a control character."""
     return (
         isinstance(value, str)
@@ -421,9 +467,11 @@ class ReviewStore:
     def revoke_tokens(self, name: str) -> int:
         """Revoke every token of ``name``; how many were revoked."""
         with self._writing() as session:
-            return session.execute(
-                update(ApiToken).where(ApiToken.name == name, ApiToken.revoked.is_(False)).values(revoked=True)
-            ).rowcount
+            return rowcount(
+                session.execute(
+                    update(ApiToken).where(ApiToken.name == name, ApiToken.revoked.is_(False)).values(revoked=True)
+                )
+            )
 
     # -- ingestion -------------------------------------------------------------------------------------------------
 
@@ -466,7 +514,7 @@ class ReviewStore:
             select(ReviewItem).where(ReviewItem.trace_id == new.trace_id).with_for_update()
         ).one_or_none()
         reasons = list(dict.fromkeys(new.reasons))
-        if item is not None and item.kind != "trace":
+        if item is not None and item.kind != ItemKind.TRACE:
             raise ReviewError(f"trace id {new.trace_id} is a session item's key, not a trace")
         if item is None:
             spans = list({span.get("span_id"): span for span in reversed(new.spans)}.values())[::-1]
@@ -483,7 +531,7 @@ class ReviewStore:
                 models=models,
                 models_index=_index(models),
                 preview=preview,
-                status="pending",
+                status=ItemStatus.PENDING,
                 approvals=[],
                 conversation_id=conversation_id,
                 user_id=user_id,
@@ -497,7 +545,7 @@ class ReviewStore:
         known = {span.get("span_id") for span in item.spans or []}
         fresh = [span for span in new.spans if span.get("span_id") not in known]
         fresh = list({span.get("span_id"): span for span in reversed(fresh)}.values())[::-1]
-        upgrade = item.status != "done" and _TIER_RANK.get(new.tier, 0) > _TIER_RANK.get(item.tier, 0)
+        upgrade = item.status != ItemStatus.DONE and _TIER_RANK.get(new.tier, 0) > _TIER_RANK.get(item.tier, 0)
         riskier = _RISK_RANK.get(new.risk_tier, 0) > item.risk_rank
         if not fresh and set(reasons) <= set(item.reasons or []) and not upgrade and not riskier:
             return item.id, False
@@ -525,11 +573,11 @@ class ReviewStore:
 
     def _group(self, session: Session, item: ReviewItem, actor: str) -> None:
         """Put a trace item into its session's open session item when its session is reviewed as one (see module)."""
-        if item.kind != "trace" or item.conversation_id is None:
+        if item.kind != ItemKind.TRACE or item.conversation_id is None:
             return
         if item.session_item_id is not None:
             parent = session.get(ReviewItem, item.session_item_id, with_for_update=True)
-            if parent is not None and parent.status != "done":
+            if parent is not None and parent.status != ItemStatus.DONE:
                 before = _state(parent)
                 if self._fold(parent, [item]):
                     self._audit(session, parent, actor, "merge", before)
@@ -540,7 +588,7 @@ class ReviewStore:
         reviews = list(
             session.scalars(
                 select(ReviewItem)
-                .where(ReviewItem.kind == "session", ReviewItem.conversation_id == key)
+                .where(ReviewItem.kind == ItemKind.SESSION, ReviewItem.conversation_id == key)
                 .order_by(ReviewItem.id.desc())
                 .with_for_update()
             )
@@ -552,7 +600,7 @@ class ReviewStore:
         members = [item]
         if parent is None:
             parent = ReviewItem(
-                kind="session",
+                kind=ItemKind.SESSION,
                 trace_id=session_trace_id(key, len(reviews) + 1),
                 tier=item.tier,
                 risk_tier=item.risk_tier,
@@ -563,7 +611,7 @@ class ReviewStore:
                 models=[],
                 models_index="",
                 preview="",
-                status="pending",
+                status=ItemStatus.PENDING,
                 approvals=[],
                 conversation_id=key,
                 user_id=item.user_id,
@@ -579,7 +627,7 @@ class ReviewStore:
                     session.scalars(
                         select(ReviewItem)
                         .where(
-                            ReviewItem.kind == "trace",
+                            ReviewItem.kind == ItemKind.TRACE,
                             ReviewItem.session_key == key,
                             ReviewItem.session_item_id.is_(None),
                             ReviewItem.status.in_(_CLAIMABLE),
@@ -648,7 +696,7 @@ class ReviewStore:
                 .where(ReviewItem.session_item_id.in_(ids))
                 .group_by(ReviewItem.session_item_id)
             )
-            return {item_id: count for item_id, count in session.execute(query)}
+            return {item_id: count for item_id, count in session.execute(query) if item_id is not None}
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -693,7 +741,7 @@ class ReviewStore:
         model: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
-        kind: Kind | None = None,
+        kind: ItemKind | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ReviewItem]:
@@ -721,10 +769,10 @@ class ReviewStore:
             query = query.where(ReviewItem.created_at < until)
         if kind is None:
             query = query.where(ReviewItem.session_item_id.is_(None))
-        elif kind in KINDS:
+        elif kind in ItemKind.values():
             query = query.where(ReviewItem.kind == kind)
         else:
-            raise ReviewError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+            raise ReviewError(f"kind must be one of {', '.join(ItemKind.values())}, not {kind!r}")
         with self._sessions() as session:
             return list(session.scalars(query.limit(limit).offset(offset)))
 
@@ -762,7 +810,7 @@ class ReviewStore:
                         counts[facet][value] = counts[facet].get(value, 0) + 1
         return {facet: dict(sorted(values.items())) for facet, values in counts.items()}
 
-    def audit(self, item_id: int | None = None, *, limit: int = 1000) -> list[AuditEntry]:
+    def audit(self, item_id: int | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]:
         """The audit trail (of one item, or of all), oldest first."""
         if item_id is not None and not self._stored(item_id):
             return []
@@ -777,7 +825,7 @@ class ReviewStore:
     def expire_leases(self) -> int:
         """Return items whose lease ran out to the queue as ``expired`` (audited); how many."""
         now = _now()
-        expired_lease = (ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now)
+        expired_lease = (ReviewItem.status == ItemStatus.CLAIMED) & (ReviewItem.lease_expires_at < now)
         with self._sessions() as session:  # the common case, nothing expired, needs no write transaction
             if session.execute(select(ReviewItem.id).where(expired_lease).limit(1)).first() is None:
                 return 0
@@ -788,7 +836,7 @@ class ReviewStore:
             expired = list(session.scalars(query))
             for item in expired:
                 before = _state(item)
-                item.status, item.lease_owner, item.lease_expires_at = "expired", None, None
+                item.status, item.lease_owner, item.lease_expires_at = ItemStatus.EXPIRED, None, None
                 item.updated_at = now
                 self._audit(session, item, "system", "expire", before)
             return len(expired)
@@ -799,24 +847,27 @@ class ReviewStore:
     def _claimable(self, now: dt.datetime) -> Any:
         # A trace reviewed within a session item is claimed through that item, never on its own.
         return ReviewItem.session_item_id.is_(None) & (
-            ReviewItem.status.in_(_CLAIMABLE) | ((ReviewItem.status == "claimed") & (ReviewItem.lease_expires_at < now))
+            ReviewItem.status.in_(_CLAIMABLE)
+            | ((ReviewItem.status == ItemStatus.CLAIMED) & (ReviewItem.lease_expires_at < now))
         )
 
     def _lease_to(self, session: Session, item_id: int, reviewer: str, lease_s: float | None, now: dt.datetime) -> bool:
         """One conditional UPDATE (atomic on both databases): True when the item was claimable and is now leased."""
-        claimed = session.execute(
-            update(ReviewItem)
-            .where(ReviewItem.id == item_id)
-            .where(self._claimable(now))
-            .values(
-                status="claimed",
-                lease_owner=reviewer,
-                lease_expires_at=now + self._lease(lease_s),
-                claimed_at=now,
-                updated_at=now,
+        claimed = rowcount(
+            session.execute(
+                update(ReviewItem)
+                .where(ReviewItem.id == item_id)
+                .where(self._claimable(now))
+                .values(
+                    status=ItemStatus.CLAIMED,
+                    lease_owner=reviewer,
+                    lease_expires_at=now + self._lease(lease_s),
+                    claimed_at=now,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if claimed == 1:
             # populate_existing: the UPDATE bypassed the session, which may hold the row as it was before.
             item = session.get(ReviewItem, item_id, populate_existing=True)
@@ -838,7 +889,7 @@ class ReviewStore:
                 raise NotFound(f"no review item {item_id}")
             if item.session_item_id is not None:
                 raise Conflict(f"review item {item_id} is reviewed within session item {item.session_item_id}")
-            if item.status != "done" and reviewer in (item.approvals or []):
+            if item.status != ItemStatus.DONE and reviewer in (item.approvals or []):
                 raise Conflict(
                     f"{reviewer} already approved review item {item_id}; a second, different reviewer must decide it"
                 )
@@ -884,14 +935,14 @@ class ReviewStore:
         with self._writing() as session:
             item = self._held(session, item_id, reviewer)
             before = _state(item)
-            item.status, item.lease_owner, item.lease_expires_at = "pending", None, None
+            item.status, item.lease_owner, item.lease_expires_at = ItemStatus.PENDING, None, None
             item.updated_at = _now()
             self._audit(session, item, reviewer, "release", before)
             return item
 
     # -- decisions -------------------------------------------------------------------------------------------------
 
-    def check(self, tier: str, decision: Decision, kind: Kind = "trace") -> None:
+    def check(self, tier: str, decision: Decision, kind: ItemKind = ItemKind.TRACE) -> None:
         """Raise :class:`ReviewError` naming what is wrong when ``decision`` does not fit an item of ``tier``."""
         policy = self.policy
         # Typed by a reviewer, not telemetry: refused rather than altered (PostgreSQL text cannot hold a NUL).
@@ -904,17 +955,17 @@ class ReviewStore:
                 "checklist": "".join(decision.checklist),
             }
         )
-        if decision.outcome not in ("approve", "reject", "correct"):
+        if decision.outcome not in ReviewOutcome.values():
             raise ReviewError(f"outcome must be approve, reject or correct, not {decision.outcome!r}")
-        if decision.outcome == "reject" and not decision.reason:
+        if decision.outcome == ReviewOutcome.REJECT and not decision.reason:
             raise ReviewError(f"a rejection needs a reason, one of: {', '.join(policy.reject_reasons)}")
         if decision.reason is not None and decision.reason not in policy.reject_reasons:
             raise ReviewError(f"unknown reason {decision.reason!r}; known: {', '.join(policy.reject_reasons)}")
-        if decision.outcome == "correct" and not (decision.correction or "").strip():
+        if decision.outcome == ReviewOutcome.CORRECT and not (decision.correction or "").strip():
             raise ReviewError("a correction needs the corrected output")
-        if decision.outcome != "correct" and decision.correction is not None:
+        if decision.outcome != ReviewOutcome.CORRECT and decision.correction is not None:
             raise ReviewError("correction is only for the outcome 'correct'")
-        if decision.turn is not None and (kind != "session" or decision.outcome != "correct"):
+        if decision.turn is not None and (kind != ItemKind.SESSION or decision.outcome != ReviewOutcome.CORRECT):
             raise ReviewError("turn is only for a correction of a session item")
         expected = policy.checklist(tier, kind)
         answered = set(decision.checklist)
@@ -930,26 +981,26 @@ class ReviewStore:
         self._existing(item_id)
         with self._writing() as session:
             item = self._held(session, item_id, reviewer)
-            self.check(item.tier, decision, "session" if item.kind == "session" else "trace")
+            self.check(item.tier, decision, ItemKind.SESSION if item.kind == ItemKind.SESSION else ItemKind.TRACE)
             members = self._members_for(session, item, decision)
             before = _state(item)
             now = _now()
             claimed_at = item.claimed_at
             item.updated_at = now
             item.lease_owner, item.lease_expires_at = None, None
-            if decision.outcome == "approve" and item.tier == "dual_approval":
+            if decision.outcome == ReviewOutcome.APPROVE and item.tier == ReviewTier.DUAL_APPROVAL:
                 approvals = list(item.approvals or [])
                 if reviewer in approvals:
                     raise Conflict("this reviewer already approved the item; a second reviewer must")
                 approvals.append(reviewer)
                 item.approvals = approvals
-                item.status = "done" if len(approvals) >= 2 else "pending"
-                item.outcome = "approve" if len(approvals) >= 2 else None
+                item.status = ItemStatus.DONE if len(approvals) >= 2 else ItemStatus.PENDING
+                item.outcome = ReviewOutcome.APPROVE if len(approvals) >= 2 else None
             else:
-                item.status, item.outcome = "done", decision.outcome
-            if decision.outcome == "correct":
+                item.status, item.outcome = ItemStatus.DONE, decision.outcome
+            if decision.outcome == ReviewOutcome.CORRECT:
                 item.golden = decision.correction
-            if item.status == "done":
+            if item.status == ItemStatus.DONE:
                 item.decided_at = now
                 self._decide_members(session, item, members, decision, reviewer, now)
             session.add(
@@ -972,9 +1023,9 @@ class ReviewStore:
             return item
 
     @staticmethod
-    def _members_for(session: Session, item: ReviewItem, decision: Decision) -> list[ReviewItem]:
+    def _members_for(session: Session, item: ReviewItem, decision: Decision) -> builtins.list[ReviewItem]:
         """A session item's members, locked; :class:`ReviewError` when a correction names a turn not among them."""
-        if item.kind != "session":
+        if item.kind != ItemKind.SESSION:
             return []
         members = list(
             session.scalars(
@@ -990,7 +1041,7 @@ class ReviewStore:
 
     @staticmethod
     def _corrected_turn(members: Sequence[ReviewItem], decision: Decision) -> str | None:
-        if decision.outcome != "correct" or not members:
+        if decision.outcome != ReviewOutcome.CORRECT or not members:
             return None
         return decision.turn or members[-1].trace_id
 
@@ -1010,8 +1061,13 @@ class ReviewStore:
         corrected = self._corrected_turn(members, decision)
         for member in members:
             before = _state(member)
-            member.status, member.outcome, member.decided_at, member.updated_at = "done", item.outcome, now, now
-            if decision.outcome == "correct" and member.trace_id == corrected:
+            member.status, member.outcome, member.decided_at, member.updated_at = (
+                ItemStatus.DONE,
+                item.outcome,
+                now,
+                now,
+            )
+            if decision.outcome == ReviewOutcome.CORRECT and member.trace_id == corrected:
                 member.golden = decision.correction
             self._audit(session, member, reviewer, f"decide:{item.outcome}", before)
 
@@ -1020,7 +1076,7 @@ class ReviewStore:
         item = session.get(ReviewItem, item_id, with_for_update=True)
         if item is None:
             raise NotFound(f"no review item {item_id}")
-        if item.status != "claimed" or item.lease_owner != reviewer:
+        if item.status != ItemStatus.CLAIMED or item.lease_owner != reviewer:
             raise Conflict(f"review item {item_id} is not claimed by {reviewer}")
         if item.lease_expires_at is not None and item.lease_expires_at < _now():
             raise Conflict(f"the lease on review item {item_id} has expired")

@@ -48,6 +48,11 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from spanguard.semconv import (
+    EVALUATION_HUMAN_APPROVAL,
+    EVALUATION_HUMAN_CHECKLIST_PREFIX,
+    EVALUATION_HUMAN_LIKERT,
+    EVALUATION_HUMAN_REVIEW,
+    EVALUATION_HUMAN_THUMBS,
     GEN_AI_EVALUATION_EXPLANATION,
     GEN_AI_EVALUATION_NAME,
     GEN_AI_EVALUATION_RESULT,
@@ -57,6 +62,8 @@ from spanguard.semconv import (
     SPANGUARD_GATE_APPROVAL_ID,
     SPANGUARD_REVIEW_ITEM_ID,
     SPANGUARD_REVIEW_REVIEWER,
+    ApprovalOutcome,
+    ReviewOutcome,
 )
 
 import spanguard
@@ -64,11 +71,6 @@ from spanguard._logging import safe_url
 
 __all__ = [
     "APPROVAL_OUTCOME_SCORES",
-    "HUMAN_APPROVAL",
-    "HUMAN_CHECKLIST_PREFIX",
-    "HUMAN_LIKERT",
-    "HUMAN_REVIEW",
-    "HUMAN_THUMBS",
     "OUTCOME_SCORES",
     "Verdict",
     "VerdictEmitter",
@@ -79,18 +81,21 @@ __all__ = [
 
 logger = logging.getLogger("spanguard.review.verdicts")
 
-HUMAN_REVIEW = "human_review"
-HUMAN_APPROVAL = "human_approval"
-HUMAN_THUMBS = "human_thumbs"
-HUMAN_LIKERT = "human_likert"
-HUMAN_CHECKLIST_PREFIX = "human_checklist."
 DEFAULT_SERVICE_NAME = "spanguard-review"
 SCOPE_NAME = "spanguard.review"
 
-OUTCOME_SCORES: Mapping[str, float] = {"approve": 1.0, "reject": 0.0, "correct": 0.5}
+OUTCOME_SCORES: Mapping[str, float] = {
+    ReviewOutcome.APPROVE: 1.0,
+    ReviewOutcome.REJECT: 0.0,
+    ReviewOutcome.CORRECT: 0.5,
+}
 """The decision's ``gen_ai.evaluation.score.value``: a correction is half-way (usable only after a human fix)."""
 
-APPROVAL_OUTCOME_SCORES: Mapping[str, float] = {"approve": 1.0, "reject": 0.0, "modify": 0.5}
+APPROVAL_OUTCOME_SCORES: Mapping[str, float] = {
+    ApprovalOutcome.APPROVE: 1.0,
+    ApprovalOutcome.REJECT: 0.0,
+    ApprovalOutcome.MODIFY: 0.5,
+}
 """An approval gate's decision (``human_approval``) scored the same way: a modify ran only after a human edit."""
 
 _THUMBS = {"up": 1.0, "down": 0.0}
@@ -215,10 +220,10 @@ def _event(verdict: Verdict, name: str, label: str, value: float) -> Event:
 def _rating_event(verdict: Verdict, key: str, value: Any) -> Event | None:
     if key == "thumbs":
         if isinstance(value, str) and value in _THUMBS:
-            return _event(verdict, HUMAN_THUMBS, value, _THUMBS[value])
+            return _event(verdict, EVALUATION_HUMAN_THUMBS, value, _THUMBS[value])
     elif key == "likert":
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
-            return _event(verdict, HUMAN_LIKERT, str(value), float(value))
+            return _event(verdict, EVALUATION_HUMAN_LIKERT, str(value), float(value))
     else:
         logger.info("verdict on review item %s: an unknown rating left out", _item(verdict))
         return None
@@ -234,7 +239,9 @@ def evaluation_events(verdict: Verdict) -> list[Event]:
     Free text (the reason when it is not a code, the comment) is never part of any event.
     """
     approval = verdict.approval_id is not None
-    name, scores = (HUMAN_APPROVAL, APPROVAL_OUTCOME_SCORES) if approval else (HUMAN_REVIEW, OUTCOME_SCORES)
+    name, scores = (
+        (EVALUATION_HUMAN_APPROVAL, APPROVAL_OUTCOME_SCORES) if approval else (EVALUATION_HUMAN_REVIEW, OUTCOME_SCORES)
+    )
     if verdict.outcome not in scores:
         raise ValueError(f"unknown outcome {verdict.outcome!r}; expected one of {', '.join(scores)}")
     decision = _event(verdict, name, verdict.outcome, scores[verdict.outcome])
@@ -255,7 +262,9 @@ def evaluation_events(verdict: Verdict) -> list[Event]:
         if not isinstance(key, str) or not _CODE.match(key) or not isinstance(passed, bool):
             logger.info("verdict on review item %s: a checklist entry is not code -> bool, left out", _item(verdict))
             continue
-        events.append(_event(verdict, HUMAN_CHECKLIST_PREFIX + key, "pass" if passed else "fail", float(passed)))
+        events.append(
+            _event(verdict, EVALUATION_HUMAN_CHECKLIST_PREFIX + key, "pass" if passed else "fail", float(passed))
+        )
     return events
 
 

@@ -184,6 +184,7 @@ __all__ = [
     "ReviewOutcome",
     "ReviewTier",
     "RiskTier",
+    "SamplingStat",
     "StrEnum",
     "declared_attribute_names",
     "render_markdown",
@@ -305,6 +306,16 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
     MODIFIED = "modified"
     TIMED_OUT = "timed_out"
+
+
+class SamplingStat(StrEnum):
+    """Keys of the tail sampler's ``stats`` that the collector's metrics read (the sampler writes them)."""
+
+    BUFFERED_TRACES = "buffered_traces"
+    EARLY_DECISIONS = "early_decisions"
+    HELD_TRACES = "held_traces"
+    SESSION_RECALLED = "session_recalled"
+    REVIEW_BUDGET = "review_budget"
 
 
 APPROVAL_FINAL_STATUSES: Final[frozenset[ApprovalStatus]] = frozenset(set(ApprovalStatus) - {ApprovalStatus.PENDING})

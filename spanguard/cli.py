@@ -8,6 +8,8 @@ import sys
 from spanguard import __version__
 from spanguard.semconv import render_markdown
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator
 
+__all__ = ["Duration", "parse_duration"]
+
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HELP: Final = "use a number of seconds or a duration such as '10s', '500ms', '1m30s', '2h'"

@@ -46,7 +46,7 @@ class GateConfig(BaseModel):
     """A judged scorer passes when more than this share of its trials pass."""
     cache: str | None = DEFAULT_CACHE
     """The score cache file (relative to the working directory); null: no cache."""
-    scorers: ScorersSection = Field(default_factory=ScorersSection)  # type: ignore[valid-type]
+    scorers: ScorersSection = Field(default_factory=ScorersSection)
 
 
 def load_config(path: str | os.PathLike[str] | None) -> GateConfig:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
-from spanguard.review.store import Outcome
+from spanguard.semconv import ReviewOutcome
 
 from spanguard.yamlconfig import format_path
 
@@ -127,7 +127,7 @@ class EvalCase(BaseModel):
     id: Annotated[str, Field(pattern=CASE_ID_PATTERN)]
     input: CaseInput
     original_output: Message | None = None
-    outcome: Outcome | None = None
+    outcome: ReviewOutcome | None = None
     reason: str | None = None
     reason_text: str | None = None
     expected_output: Message | None = None

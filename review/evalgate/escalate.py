@@ -24,6 +24,7 @@ from spanguard.review.evalgate.runner import CaseOutcome, CaseStatus, RunResult
 from spanguard.review.schemas import ItemIn
 from spanguard.semconv import (
     GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_CHAT,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
     SPANGUARD_EVAL_CASE_ID,
@@ -31,6 +32,8 @@ from spanguard.semconv import (
     SPANGUARD_EVAL_JUDGE_REASONING,
     SPANGUARD_EVAL_SCORER_REASONS,
     SPANGUARD_EVAL_TARGET,
+    ReviewTier,
+    RiskTier,
 )
 
 from spanguard._logging import safe_url
@@ -50,8 +53,8 @@ __all__ = [
 ENDPOINT_ENV: Final = "SPANGUARD_REVIEW_ENDPOINT"
 TOKEN_ENV: Final = "SPANGUARD_REVIEW_TOKEN"
 """An ``ingest`` token of the review service."""
-TIER: Final = "factual_verification"
-RISK_TIER: Final = "yellow"
+TIER: Final = ReviewTier.FACTUAL_VERIFICATION
+RISK_TIER: Final = RiskTier.YELLOW
 REASON_PENDING_HUMAN: Final = "eval:pending_human"
 _BATCH: Final = 50  # well under the service's max_items_per_request
 _DETAIL_MAX: Final = 200
@@ -109,7 +112,7 @@ def review_item(run: RunResult, outcome: CaseOutcome) -> dict[str, Any]:
     reasoning = [r.reasoning for r in outcome.scorers if r.reasoning]
     reasons = [f"{r.name}: {r.error or r.reason}" for r in outcome.scorers]
     chat_attributes: dict[str, Any] = {
-        GEN_AI_OPERATION_NAME: "chat",
+        GEN_AI_OPERATION_NAME: GEN_AI_OPERATION_CHAT,
         GEN_AI_INPUT_MESSAGES: to_json(chat_input_messages(case.messages())),
         GEN_AI_OUTPUT_MESSAGES: to_json(_output_messages(outcome.output)),
         SPANGUARD_EVAL_SCORER_REASONS: reasons,
@@ -139,7 +142,7 @@ def review_item(run: RunResult, outcome: CaseOutcome) -> dict[str, Any]:
             "trace_id": trace_id,
             "span_id": chat,
             "parent_span_id": root,
-            "name": "chat",
+            "name": GEN_AI_OPERATION_CHAT,
             "kind": "client",
             "start_time_unix_nano": start,
             "end_time_unix_nano": end,

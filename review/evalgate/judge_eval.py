@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from spanguard.semconv import ReviewOutcome
+
 from .dataset import EvalCase
 from .judge import Judge, JudgeAnswerError, JudgeConfig, JudgeUnavailable
 
@@ -112,7 +114,8 @@ def _ratio(num: int, den: int, what: str, notes: list[str]) -> float | None:
 
 def metrics(matrix: Confusion) -> Metrics:
     """Every metric of ``matrix``; an undefined one (a class absent, no prediction of one) is 0 with a note."""
-    c, notes = matrix, []
+    c = matrix
+    notes: list[str] = []
     accuracy = _ratio(c.tp + c.tn, c.n, "accuracy undefined (no cases): taken as 0", notes)
     precision = _ratio(c.tp, c.tp + c.fp, "precision undefined (the judge passed no case): taken as 0", notes)
     recall = _ratio(c.tp, c.tp + c.fn, "recall undefined (people passed no case): taken as 0", notes)
@@ -307,7 +310,7 @@ def labelled(case: EvalCase) -> tuple[dict[str, Any], bool] | None:
     """The output people judged and whether they passed it (approve passes; reject and correct fail), or None."""
     if case.original_output is None or case.outcome is None:
         return None
-    return case.original_output.model_dump(exclude_none=True), case.outcome == "approve"
+    return case.original_output.model_dump(exclude_none=True), case.outcome == ReviewOutcome.APPROVE
 
 
 def evaluate_judge(

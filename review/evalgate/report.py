@@ -276,7 +276,7 @@ def junit_xml(run: RunResult, verdict: GateVerdict) -> str:
         cases.append(element)
         return element
 
-    def child(parent: ET.Element, tag: str, message: str, kind: str, text: str = "") -> None:
+    def child(parent: ET.Element, tag: str, message: str, kind: str = "", text: str = "") -> None:
         tallies[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
         element = ET.SubElement(
             parent, tag, {"message": message, "type": kind} if tag != "skipped" else {"message": message}

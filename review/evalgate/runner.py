@@ -256,6 +256,7 @@ class _Run:
         self.cache = cache
         self.scorer_calls = 0
         self.unavailable = _unavailable_errors()
+        self.reraised: tuple[type[BaseException], ...] = (NotCalled, *self.unavailable)
         self.scoring = asyncio.Semaphore(config.concurrency)
         self.make_score = getattr(provider, "Score", _CachedScore)
         try:
@@ -295,7 +296,7 @@ class _Run:
         trials = 1 if getattr(scorer, "deterministic", True) else self.config.trials
         try:
             pairs = [await self.score(scorer, case, output, digest, trial) for trial in range(trials)]
-        except (NotCalled, *self.unavailable):
+        except self.reraised:
             raise
         except Exception as error:
             reason = _short(f"{type(error).__name__}: {error}")
@@ -312,7 +313,7 @@ class _Run:
         first = next((s for s in scores if s.passed is passed), scores[0])
         combined = (
             dataclasses.replace(first, score=value, passed=passed, reason=reason)
-            if dataclasses.is_dataclass(first)
+            if dataclasses.is_dataclass(first) and not isinstance(first, type)
             else _CachedScore(value, passed, reason)
         )
         result = ScorerResult(

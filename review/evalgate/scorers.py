@@ -24,6 +24,7 @@ from typing import Any, Final
 import re2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spanguard.instrumentation.content import parse_arguments
+from spanguard.semconv import ReviewOutcome
 
 from spanguard.yamlconfig import format_path
 
@@ -216,7 +217,9 @@ def _tool_calls(message: Output | None) -> list[tuple[str, Any]]:
     for call in (_as_dict(message) or {}).get("tool_calls") or ():
         if not isinstance(call, Mapping):
             continue
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            function = call
         name = function.get("name")
         if isinstance(name, str):
             calls.append((name, parse_arguments(function.get("arguments", {}))))
@@ -608,7 +611,7 @@ def _json_validator(case_id: str, at: tuple[str | int, ...], schema: Any) -> Any
         raise ScorerError(case_id, at, "a JSON Schema must be an object")
     cls = jsonschema.validators.validator_for(schema)
     try:
-        cls.check_schema(schema)
+        cls.check_schema(schema)  # type: ignore[arg-type]  # a boolean schema is valid JSON Schema; the stubs say dict
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "the schema"
         raise ScorerError(case_id, at, f"not a valid JSON Schema at {where} ({exc.validator})") from None
@@ -641,7 +644,7 @@ def _from_assertion(case: EvalCase, index: int, assertion: Assertion, config: Sc
     threshold = assertion.threshold
     if threshold is None:
         threshold = config.thresholds.get(kind, _default_threshold(kind, config))
-    value = extra.get("value")
+    value: Any = extra.get("value")
     if kind in _TEXT_TYPES and not isinstance(value, str):
         raise ScorerError(case.id, (*at, "value"), "must be a string")
     if kind in _TEXT_TYPES and kind != "exact" and not value:
@@ -716,17 +719,17 @@ def _defaults(case: EvalCase, config: ScorersConfig) -> list[Scorer]:
         return config.weights.get(kind, 1.0), config.thresholds.get(kind, threshold)
 
     scorers: list[Scorer] = []
-    if case.outcome == "correct" and case.expected_output is not None:
+    if case.outcome == ReviewOutcome.CORRECT and case.expected_output is not None:
         weight, threshold = setting("matches-correction", d.similarity_threshold)
         matches = _similar_to_correction(
             "matches-correction", weight, threshold, floor=min(d.similarity_floor, threshold) if judged else None
         )
         matches.kind = "matches-correction"
         scorers.append(matches)
-    if case.outcome in ("correct", "reject") and case.original_output is not None:
+    if case.outcome in (ReviewOutcome.CORRECT, ReviewOutcome.REJECT) and case.original_output is not None:
         weight, threshold = setting("not-original", d.reproduce_threshold)
         scorers.append(NotOriginal("not-original", weight, threshold))
-    if case.outcome == "approve" and case.original_output is not None:
+    if case.outcome == ReviewOutcome.APPROVE and case.original_output is not None:
         weight, threshold = setting("no-drift", d.drift_threshold)
         scorers.append(
             Similar(
