@@ -6,7 +6,7 @@ The collector owns the protobuf messages it received, so changes are written bac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, Final, NamedTuple
 
@@ -339,11 +339,52 @@ def _span_pieces(view: SpanView, fields: _AttributeFields, kvs: dict[Any, KeyVal
     return [copy.SerializeToString()]
 
 
+class _Scope:
+    """A scope's spans on their way into a serialized request: their framed pieces and how many bytes they make."""
+
+    __slots__ = ("pieces", "scope", "size")
+
+    def __init__(self, scope: Any) -> None:
+        self.scope = scope
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, pieces: list[bytes]) -> None:
+        """Add one span, serialized in ``pieces``."""
+        size = sum(map(len, pieces))
+        head = _SPANS + _varint(size)
+        self.pieces.append(head)
+        self.pieces.extend(pieces)
+        self.size += len(head) + size
+
+
+def _resource_spans_bytes(resource: ResourceSpans, proto: Any, scopes: Iterable[_Scope], out: list[bytes]) -> None:
+    """Append one framed ``ResourceSpans`` to ``out``: ``proto`` (its resource), then its scopes, as regroup's copy."""
+    body = [_field(_RESOURCE, proto.SerializeToString())]
+    size = len(body[0])
+    for entry in scopes:
+        scope = entry.scope
+        scope_field = _field(_SCOPE, scope.scope.SerializeToString())
+        schema = _field(_SCHEMA_URL, scope.schema_url.encode()) if scope.schema_url else b""
+        scope_size = len(scope_field) + entry.size + len(schema)
+        head = _SCOPE_SPANS + _varint(scope_size)
+        body.append(head)
+        body.append(scope_field)
+        body.extend(entry.pieces)
+        body.append(schema)
+        size += len(head) + scope_size
+    if resource.schema_url:
+        body.append(_field(_SCHEMA_URL, resource.schema_url.encode()))
+        size += len(body[-1])
+    out.append(_REQUEST_RESOURCE_SPANS + _varint(size))
+    out.extend(body)
+
+
 def encode_views(views: Sequence[SpanView]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` of ``regroup(views)``, without building its protobufs: a span
     the view has not changed (beyond added attributes) is its protobuf's bytes (the tail sampler's kept traces).
     The pieces are joined once, their lengths written ahead of them."""
-    groups: dict[int, tuple[ResourceSpans, Mapping[str, Any], dict[int, list[Any]]]] = {}
+    groups: dict[int, tuple[ResourceSpans, Mapping[str, Any], dict[int, _Scope]]] = {}
     fields = _AttributeFields()
     kvs: dict[Any, KeyValue] = {}
     for view in views:
@@ -352,16 +393,10 @@ def encode_views(views: Sequence[SpanView]) -> bytes:
         group = groups.get(id(resource))
         if group is None:
             group = groups[id(resource)] = (resource, view.resource, {})
-        scopes = group[2]
-        entry = scopes.get(id(scope))
+        entry = group[2].get(id(scope))
         if entry is None:
-            entry = scopes[id(scope)] = [scope, [], 0]
-        pieces = _span_pieces(view, fields, kvs)
-        size = sum(map(len, pieces))
-        head = _SPANS + _varint(size)
-        entry[1].append(head)
-        entry[1].extend(pieces)
-        entry[2] += len(head) + size
+            entry = group[2][id(scope)] = _Scope(scope)
+        entry.add(_span_pieces(view, fields, kvs))
     out: list[bytes] = []
     for resource, view_resource, scopes in groups.values():
         proto = resource.resource
@@ -370,24 +405,28 @@ def encode_views(views: Sequence[SpanView]) -> bytes:
             changed.CopyFrom(proto)
             write_attributes(changed, view_resource)
             proto = changed
-        body = [_field(_RESOURCE, proto.SerializeToString())]
-        size = len(body[0])
-        for scope, pieces, spans_size in scopes.values():
-            scope_field = _field(_SCOPE, scope.scope.SerializeToString())
-            schema = _field(_SCHEMA_URL, scope.schema_url.encode()) if scope.schema_url else b""
-            scope_size = len(scope_field) + spans_size + len(schema)
-            head = _SCOPE_SPANS + _varint(scope_size)
-            body.append(head)
-            body.append(scope_field)
-            body.extend(pieces)
-            body.append(schema)
-            size += len(head) + scope_size
-        if resource.schema_url:
-            body.append(_field(_SCHEMA_URL, resource.schema_url.encode()))
-            size += len(body[-1])
-        out.append(_REQUEST_RESOURCE_SPANS + _varint(size))
-        out.extend(body)
+        _resource_spans_bytes(resource, proto, scopes.values(), out)
     return b"".join(out)
+
+
+def encode_parts(resource_spans: Sequence[ResourceSpans], part_of: Callable[[Span], int], parts: int) -> list[bytes]:
+    """The spans of a request as ``parts`` serialized requests (span by span, ``part_of(span)`` says which), each
+    span under its resource and scope: what a :class:`Regrouping` per part serializes to, made of each span's bytes
+    (b"" for a part without spans)."""
+    out: list[list[bytes]] = [[] for _ in range(parts)]
+    for resource in resource_spans:
+        scopes: list[dict[int, _Scope]] = [{} for _ in range(parts)]
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                mine = scopes[part_of(span)]
+                entry = mine.get(id(scope))
+                if entry is None:
+                    entry = mine[id(scope)] = _Scope(scope)
+                entry.add([span.SerializeToString()])
+        for index, mine in enumerate(scopes):
+            if mine:
+                _resource_spans_bytes(resource, resource.resource, mine.values(), out[index])
+    return [b"".join(pieces) for pieces in out]
 
 
 def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[list[ResourceSpans]]:

@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from sink import OtlpSink
 from spanguard.collector.component import Backpressure, TraceBatch
 from spanguard.collector.config import load_config_text
-from spanguard.collector.workers import PipelineWorkers, merge_stats, shard_of, split, worker_config
+from spanguard.collector.workers import PipelineWorkers, _decode, merge_stats, shard_of, split, worker_config
 from test_service import EMAIL, red_and_green, running_collector, send
 
 from spanguard.yamlconfig import ConfigError
@@ -40,7 +40,7 @@ def _ids(resource_spans: list[ResourceSpans]) -> list[tuple[bytes, bytes]]:
 
 def test_split_sends_every_span_once_and_every_trace_to_one_worker():
     original = _resource_spans(traces=25)
-    shards = split(original, 3)
+    shards = [_decode(part) for part in split(original, 3)]
     seen = [ids for shard in shards for ids in _ids(shard)]
     assert sorted(seen) == sorted(_ids(original))
     for index, shard in enumerate(shards):
@@ -212,7 +212,7 @@ def test_a_dead_worker_makes_the_collector_unhealthy_and_its_traces_refused(tmp_
         workers._workers[1].process.kill()
         workers._workers[1].process.join(5)
         assert not workers.healthy()
-        only_dead = split(_resource_spans(traces=8), 2)[1]  # the traces worker 1 owns: nobody else takes them
+        only_dead = _decode(split(_resource_spans(traces=8), 2)[1])  # the traces worker 1 owns: nobody else takes them
         with pytest.raises(Backpressure):
             workers.consume(TraceBatch(only_dead))
     finally:

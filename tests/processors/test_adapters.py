@@ -184,3 +184,19 @@ def test_encode_views_writes_changed_removed_and_added_attributes_renames_and_ev
     edited = [changed, removed, renamed, added]
     assert ExportTraceServiceRequest.FromString(otlp.encode_views(edited)) == _request(otlp.regroup(edited))
     assert otlp.encode_views([]) == b""
+
+
+def test_encode_parts_is_each_regrouped_part_serialized():
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = encode_spans(make_spans())
+    spans = [s for r in request.resource_spans for sc in r.scope_spans for s in sc.spans]
+    for parts in (1, 2, 3):
+        regroupings = [otlp.Regrouping() for _ in range(parts)]
+        for resource, scope, span in otlp.iter_spans(request.resource_spans):
+            regroupings[spans.index(span) % parts].add(resource, scope, span)
+        encoded = otlp.encode_parts(request.resource_spans, lambda span, n=parts: spans.index(span) % n, parts)
+        assert [ExportTraceServiceRequest.FromString(data) for data in encoded] == [
+            _request(regrouping.result()) for regrouping in regroupings
+        ]
+    assert otlp.encode_parts(request.resource_spans, lambda span: 0, 2)[1] == b""
