@@ -1396,17 +1396,18 @@ def print_profile(console: Any, path: Path, top: int = 30) -> None:
         ct for (file, _, name), (_, _, _, ct, _) in raw.items() if name == "run" and file.endswith("threading.py")
     )
     stages = (
-        ("receiver: request handling, all of it", "receivers.py", "_decode_and_consume"),
-        ("  decode (protobuf parse)", "receivers.py", "_decode_protobuf"),
-        ("  validate span ids", "receivers.py", "_remove_invalid_spans"),
-        ("  redaction stage", "otlp.py", "redact_resource_spans"),
-        ("    Redactor.redact_spans (scanning)", "redaction.py", "redact_spans"),
-        ("  exporter consume (Payload.of copies the batch)", "exporterhelper/sending.py", "of"),
-        ("protobuf -> SpanView (views_of, every caller)", "otlp.py", "views_of"),
-        ("tail sampling: decisions (poll)", "sampling.py", "poll"),
-        ("  risk classification", "risk.py", "classify"),
-        ("tail sampling: regroup kept spans into protobuf", "otlp.py", "regroup"),
-        ("  rewrite all attributes (write_attributes, any caller)", "otlp.py", "write_attributes"),
+        ("receiver: request handling, all of it", "receivers/otlp/receiver.py", "_decode_and_consume"),
+        ("  decode (protobuf parse)", "receivers/otlp/receiver.py", "_decode_protobuf"),
+        ("  validate span ids", "receivers/otlp/receiver.py", "_remove_invalid_spans"),
+        ("  split between pipeline workers (encode_parts)", "processors/otlp.py", "encode_parts"),
+        ("  redaction stage", "processors/otlp.py", "redact_resource_spans"),
+        ("    Redactor.redact_spans (scanning)", "redaction/engine.py", "redact_spans"),
+        ("  exporter consume (Payload.of)", "exporterhelper/sending.py", "of"),
+        ("protobuf -> SpanView (views_of, every caller)", "processors/otlp.py", "views_of"),
+        ("tail sampling: decisions (poll)", "tail_sampling/sampler.py", "poll"),
+        ("  risk classification", "risk/engine.py", "classify"),
+        ("tail sampling: kept views serialized (encode_views)", "processors/otlp.py", "encode_views"),
+        ("  rewrite all attributes (write_attributes, any caller)", "processors/otlp.py", "write_attributes"),
         ("exporter workers (serialize + gRPC send)", "exporterhelper/exporter.py", "_work"),
     )
     table_rows = []
@@ -1439,8 +1440,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="a,b,overload_a,overload_b", help="which runs (comma-separated)")
     parser.add_argument(
         "--profile",
-        choices=["a", "b"],
-        help="run only (a) or (b), the collector under cProfile (every thread); print the top functions",
+        choices=["a", "b", "b1"],
+        help="run only (a), (b) or b1 (the processors in the collector's own process, so that cProfile sees them),"
+        " the collector under cProfile (every thread of its process, not its workers); print the top functions",
     )
     parser.add_argument("--profile-out", metavar="PATH", help="with --profile: also keep the pstats file here")
     parser.add_argument("--generator", help=argparse.SUPPRESS)
