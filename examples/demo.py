@@ -30,6 +30,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from spanguard.semconv import (
+    GEN_AI_CONVERSATION_ID,
+    SPANGUARD_REDACTION_ENTITIES,
+    SPANGUARD_REVIEW_TIER,
+    SPANGUARD_RISK_REASONS,
+    SPANGUARD_RISK_TIER,
+    ApprovalOutcome,
+    ApprovalStatus,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = Path(os.environ.get("SPANGUARD_DEMO_DIR") or ROOT / ".spanguard" / "demo").resolve()
@@ -119,7 +128,7 @@ def approve_when_asked(console: Console, token: str, agent: subprocess.Popen[byt
     deadline = time.monotonic() + seconds
     pending: list[dict[str, Any]] = []
     while not pending and agent.poll() is None and time.monotonic() < deadline:
-        body = httpx.get(base, params={"status": "pending"}, headers=headers, timeout=10).json()
+        body = httpx.get(base, params={"status": ApprovalStatus.PENDING.value}, headers=headers, timeout=10).json()
         pending = body["items"]
         if not pending:
             time.sleep(0.2)
@@ -140,7 +149,9 @@ def approve_when_asked(console: Console, token: str, agent: subprocess.Popen[byt
     )
     console.print(table)
     time.sleep(1.0)  # the agent is blocked in its long poll meanwhile
-    decided = httpx.post(f"{base}/{request['id']}/decision", json={"outcome": "approve"}, headers=headers, timeout=10)
+    decided = httpx.post(
+        f"{base}/{request['id']}/decision", json={"outcome": ApprovalOutcome.APPROVE.value}, headers=headers, timeout=10
+    )
     console.print(
         f"approved by [bold]demo-reviewer[/bold] (POST /v1/approvals/{request['id']}/decision: "
         f"{decided.status_code}, status {decided.json().get('status')}); the agent resumes and the refund runs"
@@ -266,15 +277,15 @@ def main() -> int:
     for trace_id, views in traces.items():
         first = views[0].attributes
         conversation = next(
-            (v.attributes["gen_ai.conversation.id"] for v in views if "gen_ai.conversation.id" in v.attributes), "-"
+            (v.attributes[GEN_AI_CONVERSATION_ID] for v in views if GEN_AI_CONVERSATION_ID in v.attributes), "-"
         )
-        redacted = sorted({e for v in views for e in v.attributes.get("spanguard.redaction.entities", ())})
+        redacted = sorted({e for v in views for e in v.attributes.get(SPANGUARD_REDACTION_ENTITIES, ())})
         table.add_row(
             trace_id[:12],
             conversation,
-            str(first.get("spanguard.risk.tier", "-")),
-            ", ".join(first.get("spanguard.risk.reasons", ())) or "-",
-            str(first.get("spanguard.review.tier", "-")),
+            str(first.get(SPANGUARD_RISK_TIER, "-")),
+            ", ".join(first.get(SPANGUARD_RISK_REASONS, ())) or "-",
+            str(first.get(SPANGUARD_REVIEW_TIER, "-")),
             str(len(views)),
             ", ".join(redacted) or "-",
         )

@@ -9,6 +9,7 @@ See docs/contributing.md ("Type checking").
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -65,11 +66,24 @@ def to_source(line: str, links: dict[Path, Path]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    links = build_tree(package_dirs())
-    command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "-p", "spanguard", *argv]
-    # Run inside the tree: the source root holds a spanguard/ folder that is not the whole package.
-    env = {**os.environ, "MYPYPATH": str(TREE)}
-    result = subprocess.run(command, cwd=TREE, env=env, capture_output=True, text=True)
+    TREE.mkdir(exist_ok=True)
+    with (TREE / ".lock").open("w") as lock:
+        # Two runs at once (two `make lint` in one checkout) would rebuild the tree under each other.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        links = build_tree(package_dirs())
+        command = [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "-p",
+            "spanguard",
+            *argv,
+        ]
+        # Run inside the tree: the source root holds a spanguard/ folder that is not the whole package.
+        env = {**os.environ, "MYPYPATH": str(TREE)}
+        result = subprocess.run(command, cwd=TREE, env=env, capture_output=True, text=True)
     for line in result.stdout.splitlines():
         print(to_source(line, links))
     sys.stderr.write(result.stderr)
