@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import hashlib
 import inspect
 import json
@@ -26,6 +25,7 @@ from spanguard.review.evalgate import scorers as default_scorers
 from spanguard.review.evalgate.config import GateConfig
 from spanguard.review.evalgate.dataset import Dataset, EvalCase, Message
 from spanguard.review.evalgate.targets import Caller, NotCalled, TargetFailed
+from spanguard.semconv import StrEnum
 
 __all__ = [
     "CACHE_VERSION",
@@ -43,7 +43,7 @@ CACHE_VERSION: Final = 1
 _REASON_MAX: Final = 500
 
 
-class CaseStatus(str, enum.Enum):
+class CaseStatus(StrEnum):
     """What became of one case."""
 
     PASSED = "passed"
