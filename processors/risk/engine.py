@@ -304,8 +304,10 @@ class AttributeCondition(BaseModel, frozen=True, extra="forbid"):
         if bounds:
             element_tests.append(lambda v: _within(v, bounds))
 
-        def element(value: Any) -> bool:
-            return all(t(value) for t in element_tests)
+        # One operator (the usual case) is its own test: no generator per value.
+        element: Callable[[Any], bool] = (
+            element_tests[0] if len(element_tests) == 1 else (lambda value: all(t(value) for t in element_tests))
+        )
 
         def test(attributes: Mapping[str, Any]) -> bool:
             value = attributes.get(key, missing)
@@ -319,7 +321,7 @@ class AttributeCondition(BaseModel, frozen=True, extra="forbid"):
             if not element_tests:
                 return True
             if isinstance(value, (tuple, list)):
-                return any(element(item) for item in value)
+                return any(map(element, value))
             return element(value)
 
         return test
