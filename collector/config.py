@@ -1,28 +1,8 @@
 """The collector's config file: loading and validating ``collector.yaml`` in the OpenTelemetry Collector's shape.
 
-::
-
-    receivers:  {otlp: {protocols: {grpc: {endpoint: 127.0.0.1:4317}}}}
-    processors: {redaction: {}, risk: {rules_file: risk.yaml}, tail_sampling: {decision_wait: 10s}, batch: {}}
-    exporters:  {otlp/phoenix: {endpoint: 127.0.0.1:4317, tls: {insecure: true}}}
-    extensions: {health_check: {endpoint: 127.0.0.1:13133}}
-    service:
-      extensions: [health_check]
-      telemetry: {metrics: {address: 127.0.0.1:8888}, logs: {level: info}}
-      pipelines:
-        traces: {receivers: [otlp], processors: [redaction, risk, tail_sampling, batch], exporters: [otlp/phoenix]}
-
-Components are made by factories (the Collector's model): each :class:`Factory` names a kind (receiver, processor,
-exporter, extension), a type (``otlp``) and the pydantic model of its settings, and is :func:`register`-ed once.
-A component id is ``type`` or ``type/name``; its settings are validated by its factory's model.
-
-:func:`load_config` refuses a bad file with one :class:`spanguard.yamlconfig.ConfigError` listing every problem
-found, each with its YAML path (``exporters.otlp/phoenix.tls.insecure``) and, when known, ``line:column``.
-``docs/collector-config.md`` is the reference for users; the decisions taken here are listed there too.
-
-The YAML (positions, duplicate keys, ``${env:VAR}``, pydantic errors as paths) is read by the shared loader,
-:mod:`spanguard.yamlconfig`; what is validated here is the top level and ``service``, and each component by its
-factory's model.
+Components are made by the :class:`Factory` objects :func:`register`-ed here; :func:`load_config` checks the top level
+and ``service``, and each component by its factory's model, reading the YAML through :mod:`spanguard.yamlconfig`.
+The behaviour, and the guide for component authors, is ``docs/collector-config.md``.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Pipeline workers: a pipeline's processors in several processes, so that one collector uses more than one core.
 
-Python runs one thread of bytecode at a time per process, and redaction, risk classification and tail sampling are
-CPU-bound: in-process they saturate one core. With ``workers: N`` on a pipeline (``service.pipelines.<id>.workers``),
-its processors run in N worker processes, and this process keeps the receivers, the memory limiter and the exporters
-with their sending queues.
-
-* **Trace affinity.** Each span goes to worker ``trace id mod N`` (the id's last eight bytes), so every span of a trace
-  meets the same tail sampler and traces are decided whole, as in one process. Review budgets and tail-sampling
-  memory bounds are shared out between the workers, so the configured totals still hold.
-* **Acknowledgement.** A request is acknowledged once every worker that got a part of it has taken its part (buffered
-  for tail sampling, or passed on to the exporters), as the in-process chain would. When a worker pushes back while
-  others took their parts, this process holds the refused part (one per worker at most) and hands it over as soon as
-  the worker takes it; while a part is held, new requests are refused with a retryable status. When no part was
-  taken, the request is refused as a whole.
-* **Output.** Kept traces come back over a second pipe and go to the exporters here; an exporter's backpressure is
-  answered back, and the worker's tail sampler holds the traces, as in-process.
-* **Lifecycle.** Workers are spawned (never forked: gRPC's threads must not be) when the stage starts, and each builds
-  its processors from the same validated config; the stage starts only when all are ready. A worker that dies makes
-  the collector unhealthy, and requests for its traces are refused (retryably). Shutdown asks every worker to shut its
-  processors down (tail sampling decides what it holds and sends the kept traces on) within the timeout; a worker that
-  does not finish in time is terminated.
+With ``workers: N`` on a pipeline, its processors run in N spawned processes, each span in the worker that owns its
+trace, while this process keeps the receivers, the memory limiter and the exporters. The behaviour (acknowledgement,
+backpressure, start, failure, shutdown) is ``docs/collector-config.md``, "Pipelines".
 """
 
 from __future__ import annotations

@@ -1,30 +1,8 @@
 """Human verdicts back into OpenTelemetry: each decision and rating as a ``gen_ai.evaluation.result`` event.
 
-A reviewer's verdict on a review item becomes several events of the GenAI semantic conventions, each an OTel log
-record whose ``event_name`` is ``gen_ai.evaluation.result`` and whose trace_id/span_id are the reviewed trace's (the
-span evaluated, flags sampled), so every backend shows the human verdict beside the trace:
-
-- ``human_review``: the decision. ``gen_ai.evaluation.score.label`` is the outcome (approve, reject, correct) and
-  ``gen_ai.evaluation.score.value`` is 1.0 for approve, 0.0 for reject and 0.5 for correct: a correction means the
-  answer needed a human fix to be usable, so it scores between the two, and averaging the scores over traces still
-  reads as "share of answers that were good"; the label keeps the exact outcome. ``gen_ai.evaluation.explanation``
-  is the rejection reason *code* from the configured list (``factually_incorrect``, ``pii_leak``...), never the
-  reviewer's free text, the correction or the comment: those may quote the conversation and hold personal data, and
-  they stay in the review store (and its audit log). A reason that does not look like a code (spaces, over 64
-  characters) is left out and noted.
-- ``human_thumbs`` (label up/down, value 1/0) and ``human_likert`` (value 1..5, label the number), one per rating.
-- ``human_checklist.<item>`` (label pass/fail, value 1/0), one per checklist item answered.
-
-Every event also has ``spanguard.review.reviewer``, ``spanguard.review.item_id`` and, when known,
-``gen_ai.response.id``. An approval gate's decision is one ``human_approval`` event (approve 1.0, reject 0.0, modify
-0.5) with ``spanguard.gate.approval_id`` instead of the item id, linked to the gate's span. Its body is a short line
-made from those controlled values only (``human_review: reject``), so log views that show the body are readable.
-:func:`evaluation_events` is that mapping, pure and testable without the SDK.
-
-:class:`VerdictEmitter` sends the events over OTLP (gRPC or HTTP/protobuf) with the OpenTelemetry SDK's own
-``LoggerProvider`` (never the global one), ``BatchLogRecordProcessor`` and official OTLP log exporters. ``emit`` never
-raises: a failure is logged without content and counted (:attr:`VerdictEmitter.failed`), and so is an export that
-failed. ``shutdown`` is idempotent and bounded in time, even when the endpoint is down or does not answer.
+:func:`evaluation_events` maps a :class:`Verdict` to its events (pure, testable without the SDK);
+:class:`VerdictEmitter` sends them over OTLP and never raises. The events, their attributes and what never leaves the
+store are ``docs/review.md``, "Verdicts in OpenTelemetry" (approval gates: ``docs/gates.md``).
 """
 
 from __future__ import annotations

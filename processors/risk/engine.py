@@ -1,17 +1,8 @@
-"""Risk classification: give each trace a tier (green < yellow < red) and the reasons for it.
+"""Risk classification: give each trace a tier (green < yellow < red) and the reasons for it, as short stable codes.
 
-Pure logic over :class:`~spanguard.processors.view.SpanView`; the SDK and OTLP adapters feed it. A trace's tier is the
-highest tier of its spans (rules and per-span detectors), of the trace-level detectors (agent loops, low
-confidence, over-long sessions) and of the cross-turn detectors, which compare it with earlier traces of its session
-(a bounded per-process memory of digests, ``session_memory.py``). Reasons are short, stable codes: ``rule:<name>`` for
-a YAML rule, the detector's name (``error_status``, ``unpinned_model``, ``approval_gate``, ``agent_loop``,
-``low_confidence``, ``long_session``, ``repeated_tool_call_across_turns``, ``repeated_user_question``,
-``turn_budget``) and ``topic:<category>`` for safety-sensitive topics. :meth:`RiskConfig.explain` turns a code into
-its human text.
-
-Configuration is YAML (``docs/risk.md``; the packaged default is ``default_rules.yaml`` next to this module). Everything
-that can be checked is checked at load, with the YAML path of the bad value (and the file, line and column when the
-configuration came from a file); every regular expression is compiled once, at load.
+Pure logic over :class:`~spanguard.processors.view.SpanView`; the SDK and OTLP adapters feed it. The rules, detectors,
+reason codes, configuration and its errors are ``docs/risk.md`` (the packaged default is ``default_rules.yaml`` next
+to this module).
 """
 
 from __future__ import annotations

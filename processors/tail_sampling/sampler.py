@@ -1,25 +1,8 @@
 """Risk-based tail sampling: buffer each trace's spans, classify the trace, keep it whole or drop it whole.
 
-Pure logic over :class:`~spanguard.processors.view.SpanView`; no threads, no I/O, injectable clocks. The caller
-(the collector's pipeline, or an in-process processor) feeds spans with :meth:`TailSampler.add`, calls
-:meth:`TailSampler.poll` on a timer and :meth:`TailSampler.shutdown` when it stops, and forwards the spans of every
-kept :class:`Decision`. A sampler is not thread-safe: the caller serialises calls (one lock around it).
-
-The rules, in the order they apply (``docs/sampling.md`` has the rationale):
-
-* A trace is decided when its root span has arrived plus ``root_grace``, or ``decision_wait`` after its first span
-  arrived, whichever comes first; early when a memory bound forces it (``max_traces``, ``max_spans``,
-  ``max_spans_per_trace``): the oldest buffered trace is decided then, never dropped unseen.
-* Tier from the classifier (none configured: green). A trace holding an approval-gate span is red.
-* Red is kept (rate 1.0). A trace of a session that turned red earlier is kept (rate 1.0, reason ``session_red``).
-  Otherwise yellow is kept with ``yellow_rate``, green with ``green_rate``, by :func:`should_keep` on the session id
-  (``gen_ai.conversation.id``) or, without one, on the trace id: deterministic, so replicas agree without talking.
-* A dropped trace of a session is held for ``session_hold`` seconds (``session_hold_spans`` at most); if its session
-  turns red meanwhile, it is released as kept (rate 1.0, reason ``session_red``, ``Decision.recalled``).
-* A kept trace goes to review (``spanguard.review.tier``) unless that review tier's daily budget says no; it is
-  kept either way.
-* Late spans of a decided trace follow the decision; a late approval-gate span of a dropped trace is the one
-  exception: it turns the rest of the trace red and kept.
+Pure logic over :class:`~spanguard.processors.view.SpanView` with injectable clocks, no threads and no I/O; the caller
+serialises calls. The behaviour (when a trace is decided, what is kept, red sessions, late spans, memory bounds, the
+review budget) is ``docs/sampling.md``.
 """
 
 from __future__ import annotations

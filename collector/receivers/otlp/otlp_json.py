@@ -1,18 +1,7 @@
 """OTLP/JSON for traces, as the OTLP specification defines it, over the official ``opentelemetry-proto`` messages.
 
-OTLP/JSON is the Protobuf JSON mapping (``google.protobuf.json_format``) with the differences the specification makes:
-
-- ``traceId``, ``spanId`` and ``parentSpanId`` (of spans and of span links) are case-insensitive HEX strings, not
-  base64 (every other ``bytes`` field, such as ``AnyValue.bytesValue``, stays base64);
-- keys are lowerCamelCase (decoding also accepts the original snake_case names, as the OpenTelemetry Collector does);
-- enums are written as integers (decoding accepts integers and names);
-- 64-bit integers are written as strings (decoding accepts strings and numbers);
-- unknown fields are ignored when decoding.
-
-Decoding refuses, with a :class:`ValueError` whose message names the problem: invalid UTF-8, invalid JSON, a body
-that is not a JSON object, a malformed hex id (with its path), values of the wrong type, and nesting deeper than
-protobuf's own limit (100 levels, the same limit the binary decoder applies). An empty body is not valid JSON;
-an empty request is ``{}``.
+Decoding refuses bad input with a :class:`ValueError` naming the problem. The mapping's differences from protobuf's
+JSON, and what is refused, are ``docs/collector-config.md`` (receiver ``otlp``).
 """
 
 from __future__ import annotations
