@@ -1,13 +1,8 @@
 """The collector's component model, after the OpenTelemetry Collector's: typed configs, factories, consumers.
 
-A pipeline is receivers -> processors -> exporters. Receivers hand each accepted request to the pipeline's first
-consumer; processors are consumers that pass (possibly changed, possibly fewer) spans on; exporters are the last
-consumers: they put batches on their sending queue, and a request is acknowledged to its client only once every
-exporter of the pipeline has queued it. A full queue or memory limit raises :class:`Backpressure`, which receivers
-turn into a status OTLP clients retry.
-
-Every component is made by its :class:`Factory`'s ``create(settings, next_consumer, telemetry)``; the service only
-wires what the factories return. How to write one: docs/collector-config.md ("For component authors").
+A pipeline is receivers -> processors -> exporters, each handing batches to the next consumer and each made by its
+:class:`Factory`; :class:`Backpressure` is a refusal clients retry. The model is docs/architecture.md ("The component
+model"); how to write a component is docs/collector-config.md ("For component authors").
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The generated part of docs/collector-config.md: one table of keys, defaults and meanings per built-in component.
 
-Each component's block (between ``<!-- generated: <kind> <type> -->`` and ``<!-- end generated -->``) is its config
-model's docstring and a table built from the model: every key (nested settings models of the collector and the
-exporters expanded, a processor engine's own models left to its docs), its default made readable, and its meaning
-from the field's ``description`` or the docstring under the field. Text outside the blocks is written by hand.
-
-``python -m spanguard.collector.reference [FILE]`` rewrites the blocks (default ``docs/collector-config.md``);
-``--check FILE`` exits 1 when they are stale (``make test`` runs it, as for docs/attributes.md).
+Each component's block lies between ``<!-- generated: <kind> <type> -->`` and ``<!-- end generated -->``; text
+outside the blocks is written by hand. What a block holds, and the ``--check`` mode ``make test`` runs, are
+docs/collector-config.md ("Components").
 """
 
 from __future__ import annotations

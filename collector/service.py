@@ -1,12 +1,8 @@
 """The collector service: builds pipelines from a validated config, runs them, and shuts down without losing data.
 
-Every component is made by its factory's ``create(settings, next_consumer, telemetry)``
-(:class:`~spanguard.collector.component.Factory`); this module only wires what the factories return: exporters
-first, then each pipeline's processors back to front (each handed the consumer after it), then receivers (handed the
-pipeline's entry), then extensions. Start order is exporters, processors, receivers (so nothing is accepted before it
-can go somewhere); shutdown is the reverse: receivers stop accepting, tail sampling decides what it holds, exporters
-drain their queues within the timeout and leave the rest in the persistent queue. Behaviour:
-docs/collector-config.md.
+Every component is made by its :class:`~spanguard.collector.component.Factory`; this module only wires what the
+factories return, and starts and stops them in order. The build, start and shutdown order is docs/architecture.md
+("The component model"); the rest of the behaviour is docs/collector-config.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The review store: review items, leases, decisions, tokens and the audit log, in SQLite (default) or PostgreSQL.
 
-A review item is one trace, ingested idempotently by trace id (later spans of the trace merge in). Reviewers claim an
-item for a lease; a claim is one conditional ``UPDATE`` (claimable, or claimed with an expired lease), which both
-SQLite and PostgreSQL apply atomically, so two reviewers never hold the same item. ``claim_next`` picks the riskiest,
-oldest claimable item of a tier: with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent reviewers skip each
-other's rows instead of queueing on them. Every change writes an audit entry (who, when, what, before, after) in the
-same transaction. The schema is managed by Alembic (:meth:`ReviewStore.migrate`).
-
-A session item (``kind`` ``session``) reviews the traces of one conversation as one: traces whose tier the policy
-reviews by session join their session's open session item at ingestion and are claimed, decided and audited through
-it (docs/review.md, "Review by session").
+Claims are single conditional ``UPDATE``s (``FOR UPDATE SKIP LOCKED`` for ``claim_next`` on PostgreSQL), and every
+change writes its audit entry in the same transaction; the schema is managed by Alembic (:meth:`ReviewStore.migrate`).
+The behaviour (items, session items, leases, decisions, replicas) is docs/review.md.
 """
 
 from __future__ import annotations
