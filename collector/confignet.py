@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pydantic
 
+from spanguard.yamlconfig import relative_to_config
+
 __all__ = [
     "Endpoint",
     "HttpUrl",
@@ -111,11 +113,16 @@ class TlsClientConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     insecure_skip_verify: bool = False
     """Keep TLS but do not verify the server's certificate (testing only; not supported for gRPC)."""
     ca_file: str | None = None
-    """PEM file of the CA(s) to trust instead of the system's."""
+    """PEM file of the CA(s) to trust instead of the system's (a relative name is found next to the config file)."""
     cert_file: str | None = None
     """PEM client certificate for mutual TLS (with ``key_file``)."""
     key_file: str | None = None
     """PEM private key of ``cert_file``."""
+
+    @pydantic.field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _next_to_the_config(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
+        return None if value is None else str(relative_to_config(value, info.context))
 
     @pydantic.model_validator(mode="after")
     def _pair(self) -> TlsClientConfig:
@@ -128,16 +135,18 @@ class TlsServerConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """``tls`` of a receiver: PEM certificate (chain) and private key files, which must exist when loaded."""
 
     cert_file: str
-    """PEM certificate (chain) the server presents; the file must exist when the config is loaded."""
+    """PEM certificate (chain) the server presents; the file must exist when the config is loaded (a relative name is
+    found next to the config file)."""
     key_file: str
     """PEM private key of ``cert_file``; the file must exist when the config is loaded."""
 
     @pydantic.field_validator("cert_file", "key_file")
     @classmethod
-    def _exists(cls, value: str) -> str:
-        if not Path(value).is_file():
+    def _exists(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        path = relative_to_config(value, info.context)
+        if not path.is_file():
             raise ValueError(f"file not found: {value!r}")
-        return value
+        return str(path)
 
 
 def client_ssl_context(url: str, tls: TlsClientConfig) -> ssl.SSLContext | bool:

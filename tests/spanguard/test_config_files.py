@@ -20,6 +20,7 @@ from spanguard.review.evalgate.judge_eval import calibrated_threshold, evaluatio
 
 from spanguard.yamlconfig import ConfigError, load_file, load_once
 
+
 def collector_yaml(**processors: str) -> str:
     """A collector config whose one pipeline runs ``processors`` (name -> its settings, in flow style)."""
     return "\n".join(
@@ -188,3 +189,24 @@ def test_load_once_reads_a_file_named_twice_once_per_load(elsewhere: Path, reads
     assert reads == {"whole.yaml": 1, "part.yaml": 1}
     load_file(elsewhere / "whole.yaml", Whole)  # another load reads it again: it may have changed
     assert reads == {"whole.yaml": 2, "part.yaml": 2}
+
+
+def test_tls_files_are_found_next_to_the_collector_config(elsewhere: Path) -> None:
+    for name in ("server.pem", "server.key", "ca.pem"):
+        (elsewhere / name).write_text("not checked at load\n")
+    text = collector_yaml(batch="{}")
+    text = text.replace(
+        '{grpc: {endpoint: "127.0.0.1:0"}}',
+        '{grpc: {endpoint: "127.0.0.1:0", tls: {cert_file: server.pem, key_file: server.key}}}',
+    )
+    text = text.replace("  debug: {}", '  otlp: {endpoint: "backend:4317", tls: {ca_file: ca.pem}}').replace(
+        "[debug]", "[otlp]"
+    )
+    (elsewhere / "collector.yaml").write_text(text)
+    loaded = load_collector_config(elsewhere / "collector.yaml")
+    server = loaded.receivers["otlp"].config.protocols.grpc.tls
+    assert (server.cert_file, server.key_file) == (str(elsewhere / "server.pem"), str(elsewhere / "server.key"))
+    assert loaded.exporters["otlp"].config.tls.ca_file == str(elsewhere / "ca.pem")
+    (elsewhere / "server.pem").unlink()
+    with pytest.raises(ConfigError, match=r"protocols\.grpc\.tls\.cert_file: file not found: 'server\.pem'"):
+        load_collector_config(elsewhere / "collector.yaml")
