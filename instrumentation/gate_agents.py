@@ -1,11 +1,9 @@
 """Approval gates for the OpenAI Agents SDK (``pip install spanguard[openai-agents]``): the SDK's own approval pause,
 decided by spanguard's policy and by the people in the review service.
 
-:func:`needs_approval` is a tool's ``needs_approval`` callable backed by the gate policy; :func:`gated_tool` sets it on
-a ``FunctionTool`` and also runs a reviewer's edited arguments. :func:`run_with_approvals` runs an agent and, when the
-run stops with interruptions, asks one approval per interruption (the serialised ``RunState`` kept with it), applies
-the decisions and continues; :func:`resume_run` rebuilds a run that died while waiting and continues it without
-asking twice. Behaviour: docs/gates.md ("Framework adapters").
+:func:`run_with_approvals` asks one approval per interruption of a run and continues it, :func:`resume_run` continues
+a run that died while waiting, :func:`gated_tool` runs a reviewer's edited arguments. Behaviour: docs/gates.md
+("Framework adapters").
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Approval gates for LangGraph (``pip install spanguard[langgraph]``): a gate is LangGraph's own ``interrupt``.
 
-:func:`gate_interrupt`, called inside a node or a tool, asks spanguard's policy and, when a person must approve,
-creates the approval request and interrupts the graph with its id; the graph is resumed with
-``Command(resume=...)`` from :func:`decision_command` (or :func:`resume_command` for every pending gate). On resume
-the node runs again from its start: the same request is found again by its key, and the decision is checked with the
-review service (the consume of the approved digest), never taken from the resume value. Behaviour: docs/gates.md
-("Framework adapters").
+:func:`gate_interrupt` interrupts the graph with the approval request's id; :func:`decision_command` and
+:func:`resume_command` resume it, and the decision is always checked with the review service, never taken from the
+resume value. Behaviour: docs/gates.md ("Framework adapters").
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Datasets in the review store: named sets of reviewed items and rejected approval requests, with tags; and the
 export's reader, which streams reviewed sources with their decisions and tags in batches.
 
-A dataset case is one row of ``dataset_cases`` (unique per dataset and source, so adding twice merges tags rather than
-duplicating). :func:`export_rows` reads items by id in batches of :data:`BATCH` (three queries a batch: items,
-their decisions, their tags; a fourth when the batch holds session items: their sessions' traces), converts each with
-:mod:`spanguard.exporters.datasets` and yields the lines to write. Behaviour: docs/datasets.md ("Datasets in the
-review service", "Export", "Multi-turn cases from sessions").
+:func:`export_rows` converts each source with :mod:`spanguard.exporters.datasets` and yields the lines to write.
+Behaviour: docs/datasets.md ("Datasets in the review service", "Export", "Multi-turn cases from sessions").
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The approval-fatigue report: how often the gates asked people, how they answered, and a policy that asks less.
 
 Pure: plain approval records (as the approvals store's ``history(since)`` returns them) in, a JSON-able report out.
-It counts requests per action, tier and day, times decisions, measures each day against the intervention budget,
-names actions that are nearly always approved unchanged (green, or a higher threshold) and actions often rejected or
-modified (fix the prompt or the policy), and re-runs :func:`~spanguard.instrumentation.gate_policy.decide` on the
-recorded calls under the suggested policy. A red action is never suggested below red. The rules and thresholds:
-docs/gates.md ("Approval fatigue").
+The counts, the suggestion rules and their thresholds are docs/gates.md ("Approval fatigue").
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """What the cross-turn risk detectors remember about each session: digests, never content.
 
-Per process (per collector replica, or per app process): a bounded LRU of sessions (``gen_ai.conversation.id``) with
-an idle TTL, like the tail sampler's "turned red" memory. Each session holds the trace ids seen (its turns), the
-SHA-256 digests of the tool calls made (tool name and canonical JSON arguments) with the traces that made them, and
-for each answered question the SHA-256 of its normalised text and the 64-bit hashes of its words (for the token-set
-similarity). Recording a trace again (its spans classified in several batches) changes nothing. ``docs/risk.md``
-describes the detectors and what happens across replicas.
+A bounded, per-process LRU of sessions with an idle TTL, holding each session's trace ids and SHA-256 digests of its
+tool calls and questions. Behaviour: ``docs/risk.md`` ("The session memory").
 """
 
 from __future__ import annotations

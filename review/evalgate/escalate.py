@@ -1,11 +1,7 @@
 """People where the judge cannot decide: each pending-human case of a gate run sent to the review queue.
 
-A case the gate reports as ``pending_human`` becomes one review item in the service's ingest format (``POST
-/v1/review-items``): a root span ``eval_case {id}`` and a ``chat`` span holding the case's input messages and the
-target's output (GenAI parts format, so the page shows them as a conversation), the judge's reasoning and the scorers'
-reasons. Its trace id is derived from (dataset SHA-256, case id, output SHA-256): the service ingests idempotently by
-trace id, so a rerun never duplicates an item, and a changed output is a new one. Sending has a timeout and retries; a
-failure is one line on stderr and a count in the report, never a crash or another exit code. Behaviour:
+Each case becomes one review item in the service's ingest format, under a trace id derived from the dataset, the case
+and the output, so a rerun never duplicates an item; a failure to send never changes the exit code. Behaviour:
 docs/datasets.md ("People where the judge cannot decide").
 """
 

@@ -1,11 +1,8 @@
 """The LLM judge of ``spanguard gate``: a rubric, one target output, a verdict and a confidence, over any
 OpenAI-compatible endpoint (the real ``openai`` SDK).
 
-The judge is asked for a JSON object; an answer that is not one (or lacks a verdict or a confidence in [0, 1]) is
-asked again, then raised as :class:`JudgeAnswerError` (the case errors, it never passes). An endpoint that fails
-(network, time-out, 429, 5xx) is retried with backoff, then raised as :class:`JudgeUnavailable`, which the gate turns
-into exit 3, like a failed target. Nothing a case holds (messages, outputs, the judge's reasoning) is logged.
-Behaviour: docs/datasets.md ("Scorers and the judge").
+A bad answer ends as :class:`JudgeAnswerError`, a failing endpoint as :class:`JudgeUnavailable`; nothing a case holds
+is logged. Behaviour: docs/datasets.md ("The judge").
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """How far the LLM judge can be trusted: its agreement with people on reviewed cases, its calibrated confidence
 threshold, and whether it may gate (``spanguard judge-eval``).
 
-The metrics (confusion matrix, Matthews correlation, balanced accuracy, precision, recall; "pass" is the positive
-class) are pure functions, and an undefined one is 0 with a note, never an error. The calibration follows "Trust or
-Escalate" (Jung et al., ICLR 2025): the judge keeps the cases whose confidence reaches a threshold and leaves the others
-to people; the threshold is the lowest on a grid, tested from the most confident down (fixed-sequence testing), whose
-agreement with people on the kept cases is at least the target with the stated confidence (a one-sided
-Clopper-Pearson lower bound). Behaviour: docs/datasets.md ("Scorers and the judge").
+Pure metrics and a "Trust or Escalate" calibration (Jung et al., ICLR 2025). Behaviour: docs/datasets.md
+("``judge-eval``: may this judge gate?").
 """
 
 from __future__ import annotations

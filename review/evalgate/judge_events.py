@@ -1,11 +1,7 @@
 """Judge verdicts as ``gen_ai.evaluation.result`` events, as human verdicts are (review/verdicts.py).
 
-Each scorer result of a gate run for which the LLM judge was asked becomes one event named ``llm_judge``: its score,
-its label (pass, fail, or abstain when it left the case to people), the scorer's short reason as the explanation
-(the gate's own controlled text, never the judge's free-text reasoning, which may quote the case) and the case id.
-The event is linked to the case's source trace when the case has one (``source.trace_id``), else to no trace. They
-go over OTLP with :class:`~spanguard.review.verdicts.VerdictEmitter`. Behaviour: docs/datasets.md ("Judge verdicts
-as events").
+Each judged scorer result of a gate run is one ``llm_judge`` event, sent with
+:class:`~spanguard.review.verdicts.VerdictEmitter`. Behaviour: docs/datasets.md ("Judge verdicts as events").
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The scorers of ``spanguard gate``: what one case's target output is checked against, and how a case's scores add
 up to pass, fail or pending human.
 
-:func:`for_case` gives a case's scorers, cheapest first: its hand-written ``assertions`` if it has any, else the
-defaults for its human outcome (match the correction and do not reproduce the rejected output; do not drift from an
-approved output; never make a refused tool call again), with the LLM judge last, asked only where the checks cannot
-settle the case. :func:`aggregate` turns their scores into a :class:`CaseVerdict`. Regular expressions are RE2 (linear
-time: a dataset's pattern cannot hang the gate). Behaviour: docs/datasets.md ("Scorers and the judge").
+:func:`for_case` gives a case's scorers, cheapest first, the LLM judge last; :func:`aggregate` turns their scores into
+a :class:`CaseVerdict`. Behaviour: docs/datasets.md ("Scorers and the judge").
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Targets: what the gate runs on each case, a Python function or an OpenAI-compatible endpoint.
 
-``module:function`` (or ``path/to/file.py:function``) names a function, sync or async, that takes the input messages
-in the OpenAI chat format and returns the answer text or an assistant message (a dict with ``role``, ``content``,
-``tool_calls``, or an object with ``model_dump()``, as the openai SDK's message). A URL names an OpenAI-compatible
-endpoint, called with the real ``openai`` SDK. :class:`Caller` runs a target under a concurrency limit, a per-call
-timeout and retries with exponential backoff; a call that still fails is :class:`TargetFailed`. Behaviour:
-docs/datasets.md ("The gate").
+:class:`Caller` runs a target under a concurrency limit, a per-call timeout and retries; a call that still fails is
+:class:`TargetFailed`. Behaviour: docs/datasets.md ("Targets").
 """
 
 from __future__ import annotations
