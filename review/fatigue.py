@@ -386,7 +386,7 @@ def _suggest(
     policy: GatePolicy, by_action: dict[str, list[_Record]], tallies: dict[str, _Tally]
 ) -> tuple[list[Suggestion], GatePolicy]:
     suggestions: list[Suggestion] = []
-    actions = {name: entry.model_dump(exclude_defaults=True) for name, entry in policy.actions.items()}
+    actions = {name: entry.model_dump(mode="json", exclude_defaults=True) for name, entry in policy.actions.items()}
     for action in sorted(by_action):
         records = by_action[action]
         tally = tallies[action]
@@ -600,7 +600,9 @@ def build_report(
 def _policy_json(policy: GatePolicy) -> dict[str, Any]:
     """The policy as a file would hold it: only what differs from the defaults, with its version."""
     data = policy.model_dump(mode="json", exclude_defaults=True)
-    data["actions"] = {name: entry.model_dump(exclude_defaults=True) for name, entry in policy.actions.items()}
+    data["actions"] = {
+        name: entry.model_dump(mode="json", exclude_defaults=True) for name, entry in policy.actions.items()
+    }
     return {"version": policy.version, **data}
 
 
