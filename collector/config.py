@@ -380,9 +380,9 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
                 service_extensions = tuple(found.extensions)
                 _check_references(loading, ("service", "extensions"), found.extensions, "extension", defined)
         if "telemetry" in service_raw:
-            found = loading.validate(_ServiceTelemetry, {"telemetry": service_raw["telemetry"]}, ("service",))
-            if isinstance(found, _ServiceTelemetry):
-                metrics, logs = found.telemetry.metrics, found.telemetry.logs
+            given = loading.validate(_ServiceTelemetry, {"telemetry": service_raw["telemetry"]}, ("service",))
+            if isinstance(given, _ServiceTelemetry):
+                metrics, logs = given.telemetry.metrics, given.telemetry.logs
                 telemetry = TelemetryConfig(
                     metrics_address=None if metrics.level == "none" else metrics.address,
                     metrics_level=metrics.level,
@@ -400,7 +400,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
                 f"must be a mapping of pipeline id to pipeline, not {kind_of(found_pipelines)}",
             )
     for pipeline_id, raw_pipeline in raw_pipelines.items():
-        path: KeyPath = ("service", "pipelines", pipeline_id)
+        path = ("service", "pipelines", pipeline_id)
         try:
             signal, _ = parse_component_id(pipeline_id)
         except ValueError as exc:
@@ -439,8 +439,8 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
     used: dict[Kind, set[str]] = {kind: set() for kind in KINDS}
     for raw_pipeline in raw_pipelines.values():  # as written, so that a pipeline with a problem still counts
         for kind in ("receiver", "processor", "exporter"):
-            ids = raw_pipeline.get(SECTIONS[kind]) if isinstance(raw_pipeline, dict) else None
-            used[kind].update(item for item in ids or () if isinstance(item, str))
+            written = raw_pipeline.get(SECTIONS[kind]) if isinstance(raw_pipeline, dict) else None
+            used[kind].update(item for item in written or () if isinstance(item, str))
     if isinstance(service_raw, dict) and isinstance(service_raw.get("extensions"), list):
         used["extension"].update(item for item in service_raw["extensions"] if isinstance(item, str))
     for kind in KINDS:
@@ -463,7 +463,7 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
         telemetry=telemetry,
         service_extensions=service_extensions,
         warnings=tuple(loading.warnings),
-        source=loading.source,
+        source=loading.source or "<string>",
         config_dir=config_dir,
     )
 

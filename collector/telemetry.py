@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from spanguard.collector.confignet import split_endpoint
+from spanguard.semconv import SamplingStat
 
 logger = logging.getLogger("spanguard.collector")
 
@@ -194,11 +195,11 @@ def sampling_families(samplers: dict[str, HasStats]) -> Callable[[], Iterable[An
         )
         for name, stage in samplers.items():
             stats = stage.stats
-            buffered.add_metric([name], stats.get("buffered_traces", 0))
-            early.add_metric([name], stats.get("early_decisions", 0))
-            held.add_metric([name], stats.get("held_traces", 0))
-            recalled.add_metric([name], stats.get("session_recalled", 0))
-            for tier, use in (stats.get("review_budget") or {}).items():
+            buffered.add_metric([name], stats.get(SamplingStat.BUFFERED_TRACES, 0))
+            early.add_metric([name], stats.get(SamplingStat.EARLY_DECISIONS, 0))
+            held.add_metric([name], stats.get(SamplingStat.HELD_TRACES, 0))
+            recalled.add_metric([name], stats.get(SamplingStat.SESSION_RECALLED, 0))
+            for tier, use in (stats.get(SamplingStat.REVIEW_BUDGET) or {}).items():
                 if isinstance(use, dict):
                     budget.add_metric([name, tier], use.get("used", 0))
                     if use.get("limit") is not None:

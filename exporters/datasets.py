@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from spanguard.review.conversation import session_spans, thread
+from spanguard.semconv import GEN_AI_INPUT_MESSAGES, GEN_AI_OPERATION_CHAT, GEN_AI_OPERATION_NAME
 
 __all__ = [
     "KINDS",
@@ -205,8 +206,8 @@ def _genai_turns(messages: Sequence[Any]) -> list[dict[str, Any]]:
     # Read by the same code that reads spans, so both sources accept (and tolerate) exactly the same shapes.
     span = {
         "span_id": "0" * 16,
-        "name": "chat",
-        "attributes": {"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(list(messages))},
+        "name": GEN_AI_OPERATION_CHAT,
+        "attributes": {GEN_AI_OPERATION_NAME: GEN_AI_OPERATION_CHAT, GEN_AI_INPUT_MESSAGES: json.dumps(list(messages))},
     }
     return thread([span])[0]
 

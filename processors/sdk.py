@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -152,12 +152,12 @@ class RedactingSpanProcessor(SpanProcessor):
             if redacted is view:
                 return
             for key in view.attributes.keys() - redacted.attributes.keys():
-                del span._attributes[key]  # type: ignore[attr-defined]  # the SDK has no public removal
+                del cast("MutableMapping[str, Any]", span._attributes)[key]  # the SDK has no public removal
             span.set_attributes({k: v for k, v in redacted.attributes.items() if view.attributes.get(k, _MISSING) != v})
             if redacted.name != view.name:
                 span.update_name(redacted.name)
             if redacted.resource is not view.resource and redacted.resource != view.resource:
-                span._resource = _resources.rebuilt(span.resource, redacted.resource)  # type: ignore[attr-defined]
+                span._resource = _resources.rebuilt(span.resource, redacted.resource)
         except Exception:
             # The start is passed on regardless; the ended span is redacted (or dropped) in on_end.
             logger.debug("spanguard: a starting span could not be redacted in place", exc_info=True)
@@ -272,7 +272,7 @@ def wrap_with_redaction(provider: Any, redactor: Redactor) -> int:
     """
     multi = getattr(provider, "_active_span_processor", None)
     processors = getattr(multi, "_span_processors", None)
-    if processors is None:
+    if multi is None or processors is None:
         return 0
     # Session stamping runs on start, before content exists; everything else must see only redacted spans.
     from spanguard.instrumentation.session import SessionSpanProcessor
@@ -302,7 +302,7 @@ def unwrap_redaction(provider: Any) -> None:
     if "add_span_processor" in getattr(provider, "__dict__", {}):
         del provider.add_span_processor
     multi = getattr(provider, "_active_span_processor", None)
-    if getattr(multi, "_span_processors", None) is None:
+    if multi is None or getattr(multi, "_span_processors", None) is None:
         return
     multi._span_processors = tuple(
         p.next_processor if isinstance(p, RedactingSpanProcessor) else p for p in multi._span_processors

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import re2
 from pydantic import (
@@ -50,13 +50,11 @@ from spanguard.yamlconfig import (
 )
 
 Tier = Literal["green", "yellow", "red"]
-TIERS: Final[tuple[Tier, ...]] = ("green", "yellow", "red")
+TIERS: Final = cast("tuple[Tier, ...]", semconv.RiskTier.values())
 """The tiers, lowest first."""
 _RANK: Final[dict[str, int]] = {tier: rank for rank, tier in enumerate(TIERS)}
 
-SPANGUARD_RESPONSE_LOGPROB_MEAN: Final[str] = getattr(
-    semconv, "SPANGUARD_RESPONSE_LOGPROB_MEAN", "spanguard.response.logprob.mean"
-)
+SPANGUARD_RESPONSE_LOGPROB_MEAN: Final = semconv.SPANGUARD_RESPONSE_LOGPROB_MEAN
 
 DEFAULT_CONFIG_RESOURCE: Final = "default_rules.yaml"
 """The packaged default configuration, a file of the ``spanguard.processors`` package."""
@@ -596,7 +594,11 @@ class LongSessionConfig(BaseModel, frozen=True, extra="forbid"):
     tier: Tier = "yellow"
     max_llm_calls: StrictInt | None = Field(20, ge=1)
     max_duration_s: Number | None = 600.0
-    llm_operations: tuple[StrictStr, ...] = ("chat", "text_completion", "generate_content")
+    llm_operations: tuple[StrictStr, ...] = (
+        semconv.GEN_AI_OPERATION_CHAT,
+        semconv.GEN_AI_OPERATION_TEXT_COMPLETION,
+        semconv.GEN_AI_OPERATION_GENERATE_CONTENT,
+    )
 
     @field_validator("max_duration_s")
     @classmethod
@@ -816,7 +818,7 @@ _PINNED: Final = semconv.SPANGUARD_MODEL_PINNED
 _GATE: Final = semconv.SPANGUARD_APPROVAL_GATE
 _RISK_TIER: Final = semconv.SPANGUARD_RISK_TIER
 _RISK_REASONS: Final = semconv.SPANGUARD_RISK_REASONS
-_EXECUTE_TOOL: Final = "execute_tool"
+_EXECUTE_TOOL: Final = semconv.GEN_AI_OPERATION_EXECUTE_TOOL
 
 _STRUCTURAL_KEYS: Final = frozenset(
     {"role", "type", "id", "name", "finish_reason", "mime_type", "modality", "uri", "call_id", "tool_call_id"}
@@ -944,8 +946,8 @@ class _Topics:
         self.words_found = words_found
         # Terms by their first word, each with the other words it needs.
         self.terms_by_first: dict[str, list[tuple[tuple[str, ...], frozenset[int]]]] = {}
-        for words, indexes in self.screen:
-            self.terms_by_first.setdefault(words[0], []).append((words[1:], indexes))
+        for words, needed in self.screen:
+            self.terms_by_first.setdefault(words[0], []).append((words[1:], needed))
 
     def _screen(self, raw: str) -> frozenset[int] | set[int]:
         if self.escaped and "\\" in raw:
@@ -1091,7 +1093,7 @@ class RiskClassifier:
         if self._unpinned is not None and _falsy(attributes.get(_PINNED)):
             hits.append((self._unpinned, "unpinned_model"))
         if _truthy(attributes.get(_GATE)):
-            hits.append((_RANK["red"], "approval_gate"))
+            hits.append((_RANK[semconv.RiskTier.RED], "approval_gate"))
         if self._topics is not None:
             self._topics.scan(span, cache, hits)
 
@@ -1285,6 +1287,14 @@ def _has_answer(messages: Any) -> bool:
     )
 
 
+def _on_attributes(predicate: Callable[[Any], bool]) -> Callable[[SpanView], bool]:
+    return lambda span: predicate(span.attributes)
+
+
+def _on_resource(predicate: Callable[[Any], bool]) -> Callable[[SpanView], bool]:
+    return lambda span: predicate(span.resource)
+
+
 def _compile_rule(rule: Rule) -> Callable[[SpanView], bool]:
     """One test per condition, cheapest first; the rule holds when every test does."""
     match = rule.match
@@ -1302,11 +1312,9 @@ def _compile_rule(rule: Rule) -> Callable[[SpanView], bool]:
         name = match.span_name.predicate()
         tests.append(lambda span: name(span.name))
     for key, condition in (match.attributes or {}).items():
-        attribute = condition.predicate(key)
-        tests.append(lambda span, attribute=attribute: attribute(span.attributes))
+        tests.append(_on_attributes(condition.predicate(key)))
     for key, condition in (match.resource or {}).items():
-        resource = condition.predicate(key)
-        tests.append(lambda span, resource=resource: resource(span.resource))
+        tests.append(_on_resource(condition.predicate(key)))
 
     if len(tests) == 1:
         return tests[0]

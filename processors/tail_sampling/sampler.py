@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Protocol
 
 import pydantic
 from pydantic import Field, field_validator
@@ -28,6 +28,9 @@ from spanguard.semconv import (
     SPANGUARD_RISK_REASONS,
     SPANGUARD_RISK_TIER,
     SPANGUARD_SAMPLING_RATE,
+    ReviewTier,
+    RiskTier,
+    SamplingStat,
 )
 
 from spanguard.durations import parse_duration
@@ -35,10 +38,8 @@ from spanguard.durations import parse_duration
 __all__ = [
     "REVIEW_TIERS",
     "Decision",
-    "ReviewTier",
     "SamplingConfig",
     "TailSampler",
-    "Tier",
     "TraceClassifier",
     "parse_duration",
     "sampling_value",
@@ -47,14 +48,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-Tier = Literal["green", "yellow", "red"]
-ReviewTier = Literal["spot_check", "factual_verification", "dual_approval"]
-
-TIERS: Final[tuple[str, ...]] = ("green", "yellow", "red")
 REVIEW_TIERS: Final[dict[str, str]] = {
-    "green": "spot_check",
-    "yellow": "factual_verification",
-    "red": "dual_approval",
+    RiskTier.GREEN.value: ReviewTier.SPOT_CHECK.value,
+    RiskTier.YELLOW.value: ReviewTier.FACTUAL_VERIFICATION.value,
+    RiskTier.RED.value: ReviewTier.DUAL_APPROVAL.value,
 }
 """The review tier each risk tier's kept traces go to."""
 
@@ -233,7 +230,7 @@ def _risk_of(risk: Any) -> tuple[str, tuple[str, ...]]:
     tier = getattr(risk, "tier", None)
     tier = getattr(tier, "value", tier)  # an Enum tier is fine too
     if tier not in REVIEW_TIERS:
-        raise ValueError(f"classifier returned tier {tier!r}, expected one of {', '.join(TIERS)}")
+        raise ValueError(f"classifier returned tier {tier!r}, expected one of {', '.join(RiskTier.values())}")
     reasons = tuple(str(r) for r in (getattr(risk, "reasons", ()) or ()))
     return str(tier), reasons
 
@@ -257,7 +254,7 @@ class TailSampler:
         self._classifier = classifier
         self._clock = clock
         self._wall_clock = wall_clock
-        self._budget: dict[str, int] = dict(config.review_budget or {})
+        self._budget: dict[str, int] = {str(tier): limit for tier, limit in (config.review_budget or {}).items()}
 
         self._buffers: OrderedDict[str, _Buffer] = OrderedDict()  # by first arrival: the oldest is first
         self._heap: list[tuple[float, int, _Buffer]] = []  # (deadline, seq, buffer), stale entries skipped lazily
@@ -274,9 +271,9 @@ class TailSampler:
 
         self._day = -1
         self._budget_days: dict[str, _BudgetDay] = {}
-        self._decisions = {tier: {"kept": 0, "dropped": 0} for tier in TIERS}
+        self._decisions = {tier: {"kept": 0, "dropped": 0} for tier in RiskTier.values()}
         self._counts = {
-            "early_decisions": 0,
+            SamplingStat.EARLY_DECISIONS: 0,
             "late_spans": 0,
             "late_spans_kept": 0,
             "late_spans_dropped": 0,
@@ -284,7 +281,7 @@ class TailSampler:
             "spans_kept": 0,
             "spans_dropped": 0,
             "session_red_kept": 0,
-            "session_recalled": 0,
+            SamplingStat.SESSION_RECALLED: 0,
             "session_hold_evicted": 0,
             "session_hold_expired": 0,
             "classifier_errors": 0,
@@ -396,16 +393,16 @@ class TailSampler:
             day = self._budget_days.get(tier, _BudgetDay())
             review[tier] = {"used": day.used, "limit": self._budget.get(tier), "denied": day.denied}
         return {
-            "buffered_traces": len(self._buffers),
+            SamplingStat.BUFFERED_TRACES: len(self._buffers),
             "buffered_spans": self._buffered_spans,
             "decisions": {tier: dict(counts) for tier, counts in self._decisions.items()},
             **self._counts,
             "decided_cache": len(self._decided),
             "red_sessions": len(self._red_sessions),
-            "held_traces": len(self._held),
+            SamplingStat.HELD_TRACES: len(self._held),
             "held_spans": self._held_spans,
             "review_day": datetime.fromtimestamp(self._day * _DAY, tz=timezone.utc).date().isoformat(),
-            "review_budget": review,
+            SamplingStat.REVIEW_BUDGET: review,
         }
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -423,7 +420,7 @@ class TailSampler:
 
     def _classify(self, spans: list[SpanView]) -> tuple[str, tuple[str, ...], Any]:
         if self._classifier is None:
-            return "green", (), None
+            return RiskTier.GREEN, (), None
         try:
             risk = self._classifier.classify(spans)
             tier, reasons = _risk_of(risk)
@@ -431,7 +428,7 @@ class TailSampler:
             # Fail towards keeping: a trace the classifier cannot read is treated as red, never dropped unseen.
             _log.exception("risk classification failed for trace %s; keeping it as red", spans[0].trace_id)
             self._counts["classifier_errors"] += 1
-            return "red", (REASON_CLASSIFICATION_FAILED,), None
+            return RiskTier.RED, (REASON_CLASSIFICATION_FAILED,), None
         return tier, reasons, risk
 
     def _decide(self, buffer: _Buffer, *, early: bool, out: list[Decision]) -> None:
@@ -445,18 +442,18 @@ class TailSampler:
         buffer.spans = []
 
         tier, reasons, risk = self._classify(spans)
-        if buffer.has_gate and tier != "red":
-            tier, reasons = "red", (*reasons, REASON_APPROVAL_GATE)
+        if buffer.has_gate and tier != RiskTier.RED:
+            tier, reasons = RiskTier.RED, (*reasons, REASON_APPROVAL_GATE)
         sessions = sorted(buffer.sessions) if buffer.sessions else []
 
-        if tier == "red":
+        if tier == RiskTier.RED:
             keep, rate = True, 1.0
         elif any(self._is_red_session(session) for session in sessions):
             keep, rate = True, 1.0
             reasons = (*reasons, REASON_SESSION_RED)
             self._counts["session_red_kept"] += 1
         else:
-            rate = config.yellow_rate if tier == "yellow" else config.green_rate
+            rate = config.yellow_rate if tier == RiskTier.YELLOW else config.green_rate
             keep = should_keep(sessions[0] if sessions else trace_id, rate)
 
         review_tier = self._grant_review(tier, reasons, buffer.has_gate) if keep else None
@@ -466,7 +463,7 @@ class TailSampler:
         self._decisions[tier]["kept" if keep else "dropped"] += 1
         self._counts["spans_kept" if keep else "spans_dropped"] += len(spans)
         if early:
-            self._counts["early_decisions"] += 1
+            self._counts[SamplingStat.EARLY_DECISIONS] += 1
         out_spans = self._annotate(spans, risk, tier, reasons, rate, review_tier) if keep else ()
         out.append(Decision(trace_id, keep, tier, reasons, rate, review_tier, early, False, out_spans))
         if not keep:
@@ -476,7 +473,7 @@ class TailSampler:
         if trace_id in self._held:
             # Spans of this trace that came after its decision was forgotten, decided and held: keep them too.
             self._release_own(trace_id, record, out)
-        if tier == "red":
+        if tier == RiskTier.RED:
             self._turn_red(sessions, out)
 
     def _follow(self, trace_id: str, spans: list[SpanView], out: list[Decision]) -> None:
@@ -488,9 +485,9 @@ class TailSampler:
         if gate and not record.keep:
             # An approval gate ends when a person answers, often long after the rest of its trace was decided.
             # Traces holding one are never dropped: what is still to come of this trace is kept, as red.
-            reasons = record.reasons if record.tier == "red" else (*record.reasons, REASON_APPROVAL_GATE)
-            review_tier = self._grant_review("red", reasons, True)
-            record = _Record(True, "red", reasons, 1.0, review_tier, record.risk)
+            reasons = record.reasons if record.tier == RiskTier.RED else (*record.reasons, REASON_APPROVAL_GATE)
+            review_tier = self._grant_review(RiskTier.RED, reasons, True)
+            record = _Record(True, RiskTier.RED, reasons, 1.0, review_tier, record.risk)
             self._decided[trace_id] = record
             self._counts["late_gate_upgrades"] += 1
         sessions = sorted({str(s) for span in spans if (s := span.attributes.get(GEN_AI_CONVERSATION_ID))})
@@ -523,7 +520,7 @@ class TailSampler:
         if held is not None:
             sessions = sorted({*sessions, *held.sessions})  # the gate's trace: its sessions turn red too
             self._release_own(trace_id, record, out)
-        if record.tier == "red":
+        if record.tier == RiskTier.RED:
             self._turn_red(sessions, out)
 
     def _annotate(
@@ -667,7 +664,7 @@ class TailSampler:
             review_tier = self._grant_review(entry.tier, reasons, False)
             record = _Record(True, entry.tier, reasons, 1.0, review_tier, entry.risk)
             self._remember(trace_id, record)  # its late spans are kept from now on
-            self._counts["session_recalled"] += 1
+            self._counts[SamplingStat.SESSION_RECALLED] += 1
             out.append(self._released(entry, record))
 
     def _release_own(self, trace_id: str, record: _Record, out: list[Decision]) -> None:

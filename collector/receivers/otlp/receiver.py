@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import grpc
 import uvicorn
@@ -132,7 +132,8 @@ class _GrpcStatus(NamedTuple):
 
 def _decode_protobuf(body: bytes | bytearray) -> ExportTraceServiceRequest:
     try:
-        return ExportTraceServiceRequest.FromString(body)
+        # The stubs say bytes; protobuf parses any buffer, and copying a request body to bytes would cost a copy.
+        return ExportTraceServiceRequest.FromString(cast(bytes, body))
     except DecodeError as error:
         text = str(error)
         if "MaxDepth" in text:
