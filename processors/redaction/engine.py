@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import re2
 import regex
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
-from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 from spanguard.processors.redaction.config import KEY_SPLIT, RedactionConfig, key_words
 from spanguard.processors.redaction.entities import (
     DEFAULT_ENTITIES,
@@ -119,6 +119,9 @@ class _Recognizer:
     negative: frozenset[str] = frozenset()  # words that say "this is not one" (an order number is not a phone)
     screen: Any = None  # an RE2 set of the patterns' screens (SecretRecognizer.pattern_screens), or None
     screen_of: tuple[int | None, ...] = ()  # per pattern: its index in ``screen`` (None: always run)
+    # A character every match holds, with no whitespace in any match: the patterns then run only on the runs of
+    # non-whitespace around it (the same matches: see _runs_around); None: on the whole text.
+    anchor: str | None = None
 
     def skipped(self, text: str) -> frozenset[int]:
         """The patterns not to run on ``text``: those whose screen does not find it (ASCII text only)."""
@@ -126,6 +129,36 @@ class _Recognizer:
             return frozenset()
         hits = set(self.screen.Match(text.encode("ascii")) or ())
         return frozenset(i for i, slot in enumerate(self.screen_of) if slot is not None and slot not in hits)
+
+
+# Presidio's e-mail patterns: each match holds an ``@`` and no whitespace (no class of theirs has any, no ``.``, no
+# lookaround; ``\b`` at a run's edge sees whitespace or an end of text, the same non-word either way).
+_EMAIL_PATTERNS: Final = frozenset(p.regex for p in EmailRecognizer.PATTERNS)
+_ASCII_SPACES: Final = " \t\n\r\f\v"
+
+
+def _runs_around(text: str, anchor: str) -> list[tuple[int, int]]:
+    """The stretches of ``text`` between whitespace (or its ends) that hold ``anchor``, in order, not overlapping.
+
+    Only ASCII whitespace bounds a stretch: one may hold several runs of non-whitespace, never cut one.
+    """
+    out: list[tuple[int, int]] = []
+    at = text.find(anchor)
+    while at >= 0:
+        start = max(text.rfind(c, 0, at) for c in _ASCII_SPACES) + 1
+        end = min((e for c in _ASCII_SPACES if (e := text.find(c, at)) >= 0), default=len(text))
+        out.append((start, end))
+        at = text.find(anchor, end)
+    return out
+
+
+def _finditer(compiled: Any, text: str, stretches: Sequence[tuple[int, int]], deadline: float) -> Iterator[Any]:
+    """The matches of ``compiled`` in the stretches of ``text``, each search with the time left (fails closed)."""
+    for at, to in stretches:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise _BudgetExceeded
+        yield from compiled.finditer(text, at, to, timeout=remaining)  # TimeoutError: fails closed
 
 
 # Phone numbers are looked for (with Presidio's PhoneRecognizer) only in windows around runs of digits.
@@ -157,6 +190,12 @@ def _wrap(registered: RegisteredRecognizer) -> _Recognizer:
             slots.append(None if screen is None else rset.Add(screen.encode("ascii")))
         rset.Compile()
         wrapped.screen, wrapped.screen_of = rset, tuple(slots)
+    if (
+        patterns
+        and isinstance(recognizer, EmailRecognizer)
+        and {p.regex for p in recognizer.patterns} <= _EMAIL_PATTERNS
+    ):
+        wrapped.anchor = "@"
     return wrapped
 
 
@@ -840,13 +879,11 @@ class Redactor:
         trim_start = getattr(recognizer, "trim_start", None)
         out: list[Detection] = []
         skipped = r.skipped(text)
+        stretches = _runs_around(text, r.anchor) if r.anchor is not None else [(0, len(text))]
         for i, (compiled, base_score) in enumerate(r.patterns or ()):
             if i in skipped:
                 continue
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                raise _BudgetExceeded
-            for match in compiled.finditer(text, timeout=remaining):  # TimeoutError: fails closed
+            for match in _finditer(compiled, text, stretches, deadline):
                 start, end = match.span()
                 if trim_start is not None:
                     start = trim_start(text, start, end)

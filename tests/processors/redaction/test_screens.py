@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spanguard.processors.redaction import RedactionConfig, Redactor
+from spanguard.processors.redaction.engine import _finditer, _runs_around
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.view import EventView, SpanView, with_attributes
 
@@ -210,3 +212,20 @@ def test_with_attributes_copies_every_other_field() -> None:
     for field in dataclasses.fields(SpanView):
         assert getattr(copy, field.name) == getattr(expected, field.name), field.name
     assert copy.source is view.source
+
+
+# Addresses next to what may border them: punctuation, other @s, non-ASCII letters and spaces (NBSP, LINE SEPARATOR).
+EMAIL_FRAGMENTS = [*FRAGMENTS, "a.b@c.d", "x@y", "@@", "é@ü.org", "u/ada@x.io", "\u00a0", "\u2028", "_", "'", "-@-"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(st.sampled_from(EMAIL_FRAGMENTS), min_size=0, max_size=10).map("".join))
+def test_email_patterns_run_around_the_at_sign_find_what_they_find_in_the_whole_text(
+    redactor: Redactor, text: str
+) -> None:
+    email = next(r for r in redactor._recognizers if r.entity == "EMAIL_ADDRESS")
+    assert email.anchor == "@"
+    assert email.patterns
+    for compiled, _score in email.patterns:
+        around = [m.span() for m in _finditer(compiled, text, _runs_around(text, "@"), time.perf_counter() + 60)]
+        assert around == [m.span() for m in compiled.finditer(text)], text
