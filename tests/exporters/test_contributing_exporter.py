@@ -4,7 +4,6 @@ report them in ``/metrics``."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,33 +11,20 @@ from pathlib import Path
 
 import pytest
 import spanguard.exporters
+from contributing_examples import add_to_package, example_modules
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.components import register_builtins
 from spanguard.collector.config import Registry, load_config_text
 from spanguard.collector.service import Collector
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "contributing.md"
-
-
-def example_modules() -> dict[str, str]:
-    """The example's modules by file name (``config.py``, ...), from the section "An exporter"."""
-    section = DOC.read_text("utf-8").split("## An exporter", 1)[1].split("\n## ", 1)[0]
-    found = dict(re.findall(r"```python\n# exporters/span_names/(\w+\.py)\n(.*?)```", section, re.S))
-    assert set(found) == {"config.py", "sender.py", "factory.py"}
-    return found
-
 
 @pytest.fixture
-def span_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def span_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``spanguard.exporters.span_names`` importable from the example's text."""
-    package = tmp_path / "span_names"
-    package.mkdir()
-    (package / "__init__.py").write_text('"""The example exporter of docs/contributing.md."""\n')
-    for name, text in example_modules().items():
-        (package / name).write_text(text)
-    monkeypatch.setattr(spanguard.exporters, "__path__", [*spanguard.exporters.__path__, str(tmp_path)])
-    yield
+    modules = example_modules("An exporter", "exporters/span_names")
+    assert set(modules) == {"config.py", "sender.py", "factory.py"}
+    add_to_package(spanguard.exporters, modules, tmp_path, monkeypatch, "span_names")
 
 
 @pytest.fixture

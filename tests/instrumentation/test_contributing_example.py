@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import spanguard.instrumentation
+from contributing_examples import add_to_package, example_modules, section
 
 import spanguard
-
-ROOT = Path(__file__).resolve().parents[2]
 
 ACME_LLM = """
 from types import SimpleNamespace
@@ -36,26 +35,23 @@ class AsyncClient:
 """
 
 
-def example() -> tuple[str, str]:
-    """The example's module text and its entry point line, from docs/contributing.md."""
-    text = (ROOT / "docs" / "contributing.md").read_text("utf-8")
-    section = text.split("## An instrumented library", 1)[1].split("\n## ", 1)[0]
-    module = re.search(r"```python\n(# instrumentation/acme\.py\n.*?)```", section, re.S)
+def example() -> tuple[dict[str, str], str]:
+    """The example's module and its entry point line, from docs/contributing.md."""
+    modules = example_modules("An instrumented library", "instrumentation")
     line = re.search(
         r'```toml\n\[project\.entry-points\.opentelemetry_instrumentor\]\n.*?^spanguard_acme = "(.*?)"$',
-        section,
+        section("An instrumented library"),
         re.S | re.M,
     )
-    assert module is not None and line is not None
-    return module.group(1), f"spanguard_acme = {line.group(1)}"
+    assert set(modules) == {"acme.py"} and line is not None
+    return modules, f"spanguard_acme = {line.group(1)}"
 
 
 @pytest.fixture
 def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The example's module in spanguard.instrumentation, its entry point and a fake acme_llm on the path."""
-    module, entry_point = example()
-    (tmp_path / "instrumentation").mkdir()
-    (tmp_path / "instrumentation" / "acme.py").write_text(module)
+    modules, entry_point = example()
+    add_to_package(spanguard.instrumentation, modules, tmp_path / "instrumentation", monkeypatch)
     (tmp_path / "acme_llm").mkdir()
     (tmp_path / "acme_llm" / "__init__.py").write_text("")
     (tmp_path / "acme_llm" / "client.py").write_text(ACME_LLM)
@@ -66,9 +62,6 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         if extra:
             (info / "entry_points.txt").write_text(extra)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(
-        spanguard.instrumentation, "__path__", [*spanguard.instrumentation.__path__, str(tmp_path / "instrumentation")]
-    )
     yield
     spanguard.uninstrument()
     for name in ("spanguard.instrumentation.acme", "acme_llm.client", "acme_llm"):

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import spanguard.processors
+from contributing_examples import add_to_package, example_modules
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from spanguard.collector.component import TraceBatch
@@ -19,26 +19,13 @@ from spanguard.collector.service import Collector
 
 from spanguard.yamlconfig import ConfigError
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "contributing.md"
-
-
-def example_modules() -> dict[str, str]:
-    """The example's modules by file name (``config.py``, ``factory.py``), from the section "A processor"."""
-    section = DOC.read_text("utf-8").split("## A processor", 1)[1].split("\n## ", 1)[0]
-    found = dict(re.findall(r"```python\n# processors/stamp/(\w+\.py)\n(.*?)```", section, re.S))
-    assert set(found) == {"config.py", "factory.py"}
-    return found
-
 
 @pytest.fixture
 def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     """``spanguard.processors.stamp`` importable from the example's text, in a registry beside the built-ins."""
-    package = tmp_path / "stamp"
-    package.mkdir()
-    (package / "__init__.py").write_text('"""The example processor of docs/contributing.md."""\n')
-    for name, text in example_modules().items():
-        (package / name).write_text(text)
-    monkeypatch.setattr(spanguard.processors, "__path__", [*spanguard.processors.__path__, str(tmp_path)])
+    modules = example_modules("A processor", "processors/stamp")
+    assert set(modules) == {"config.py", "factory.py"}
+    add_to_package(spanguard.processors, modules, tmp_path, monkeypatch, "stamp")
     from spanguard.processors.stamp.factory import new_factory
 
     registry = Registry()
