@@ -47,6 +47,7 @@ from spanguard.processors.redaction.screen import (
     DigitsTrigger,
     TriggerFunction,
     TriggerSets,
+    re2_alternatives,
 )
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (
@@ -96,6 +97,7 @@ _JSON_DEPTH: Final = 4
 # they are left as they are (a tool call's id must still match its response's). Only at those levels: the same keys
 # inside tool-call arguments or responses are scanned like everything else.
 STRUCTURAL_KEYS: Final = frozenset({"role", "type", "id", "finish_reason", "mime_type", "modality", "file_id"})
+_HITS_KEPT: Final = 4096  # ASCII values whose triggers are kept while a batch is redacted
 _RESOURCE_CACHE_SIZE: Final = 256  # distinct resources whose redaction is kept (a fleet has few)
 _MISS: Final = object()
 _NO_RESOURCES: Final[Mapping[int, Any]] = {}
@@ -332,6 +334,11 @@ class Redactor:
         self._gate_folded = tuple(dict.fromkeys(lit for t in gated for lit in t.folded))
         self._screen = AsciiScreen(self._triggers)
         self._trigger_sets = TriggerSets(self._triggers)
+        # Which triggers find an ASCII value, from planning (does it need analysis?) to analysis (which recognizers?):
+        # one RE2 pass per value instead of two. Both screens give the same verdict unless a trigger has no RE2
+        # alternative at all (TriggerSets then always reports it): the verdict is then the AsciiScreen's.
+        self._hits: dict[str, set[TriggerFunction]] = {}
+        self._hits_decide = all(re2_alternatives(t) != [] for t in self._triggers)
         self._never_scan = _glob_matcher(config.never_scan)
         self._always_drop = _glob_matcher(config.always_drop)
         fragments = [_literal_fragment(g.lower()) for g in config.always_drop]
@@ -566,7 +573,7 @@ class Redactor:
     def _triggered(self, text: str, lower: str | None = None) -> bool:
         """Whether some trigger finds ``text`` (``lower``: ``text.lower()``)."""
         if text.isascii():
-            return self._screen(text)
+            return bool(self._ascii_hits(text)) if self._hits_decide else self._screen(text)
         if lower is None:
             lower = text.lower()
         for trigger in self._pattern_triggers:
@@ -593,11 +600,21 @@ class Redactor:
                 self._name_cache.clear()
         return dirty
 
+    def _ascii_hits(self, text: str) -> set[TriggerFunction]:
+        """:class:`TriggerSets` on an ASCII ``text``, kept until the batch being redacted is done (values are screened
+        when planned and again when analyzed)."""
+        hits = self._hits.get(text)
+        if hits is None:
+            if len(self._hits) >= _HITS_KEPT:
+                self._hits.clear()
+            hits = self._hits[text] = self._trigger_sets(text)
+        return hits
+
     def _fired(self, text: str) -> list[_Recognizer]:
         """The recognizers whose trigger finds ``text`` (each distinct trigger is evaluated once; in ASCII text, the
         triggers RE2 can express are found together by :class:`TriggerSets`, a superset their patterns then decide)."""
         if text.isascii():
-            hit = self._trigger_sets(text)
+            hit = self._ascii_hits(text)
             return [r for r in self._recognizers if r.trigger in hit]
         lower = text.lower()
         hits = {trigger: trigger(text, lower) for trigger in self._triggers}
@@ -1210,6 +1227,7 @@ class Redactor:
             layout.append((attrs_at, len(span.events), status_at, name_at, event_names))
         plans, groups, leaves = self._plan_maps(maps)
         self._analyze_groups(groups)
+        self._hits.clear()  # the values are analyzed: their triggers are not needed any more
         self._ner(leaves)
         out: list[SpanView] = []
         total = _Tally()

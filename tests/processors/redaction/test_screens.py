@@ -229,3 +229,14 @@ def test_email_patterns_run_around_the_at_sign_find_what_they_find_in_the_whole_
     for compiled, _score in email.patterns:
         around = [m.span() for m in _finditer(compiled, text, _runs_around(text, "@"), time.perf_counter() + 60)]
         assert around == [m.span() for m in compiled.finditer(text)], text
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts)
+def test_the_trigger_sets_give_the_ascii_screens_verdict(redactor: Redactor, text: str) -> None:
+    # Planning asks the trigger sets whether an ASCII value needs analysis (analysis then reuses their answer).
+    if not text.isascii():
+        return
+    assert redactor._hits_decide
+    assert bool(redactor._trigger_sets(text)) is redactor._screen(text), text
+    assert redactor._triggered(text) is redactor._screen(text), text
