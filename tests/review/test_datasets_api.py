@@ -9,6 +9,7 @@ import pty
 import select
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -316,9 +317,11 @@ def test_the_reader_asks_three_queries_a_batch_not_one_per_item(service):
         reviewed(service, outcome)
     rejected_approval(service)
     selects: list[str] = []
+    reader = threading.get_ident()
 
+    # Only the reader's own statements: the service's sweeper reads approval requests on its own thread meanwhile.
     def count(_conn, _cursor, statement, *_args) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if threading.get_ident() == reader and statement.lstrip().upper().startswith("SELECT"):
             selects.append(statement)
 
     event.listen(service.store.engine, "before_cursor_execute", count)
