@@ -195,7 +195,7 @@ def _wrap(registered: RegisteredRecognizer) -> _Recognizer:
     if (
         patterns
         and isinstance(recognizer, EmailRecognizer)
-        and {p.regex for p in recognizer.patterns} <= _EMAIL_PATTERNS
+        and {p.regex for p in recognizer.patterns} <= _EMAIL_PATTERNS  # type: ignore[has-type]
     ):
         wrapped.anchor = "@"
     return wrapped
