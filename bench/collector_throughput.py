@@ -982,6 +982,7 @@ def measure_memory(corpus: Corpus) -> dict[str, float]:
     import gc
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
     from spanguard.processors import otlp
 
     batches = [b.data for b in corpus.batches] * max(1, 40 // len(corpus.batches) + 1)

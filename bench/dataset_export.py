@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert
+
 from spanguard.exporters.datasets import encode_line
 from spanguard.review.datasets import DatasetCase, export_rows, parse_filter
 from spanguard.review.store import DecisionRecord, ReviewItem, ReviewStore
-from sqlalchemy import insert
 
 CHUNK = 5_000
 TARGET = 5_000

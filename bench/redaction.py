@@ -532,6 +532,7 @@ def presidio_engine(entities: Sequence[str], model: str, threshold: float) -> En
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_anonymizer import AnonymizerEngine
+
     from spanguard.processors.redaction.secrets import secret_recognizers
 
     provider = NlpEngineProvider(
@@ -706,6 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import spacy
     from rich.console import Console
     from rich.table import Table
+
     from spanguard.processors.redaction import NER_ENTITIES, SECRET_ENTITIES, STRUCTURED_ENTITIES
 
     console = Console(width=max(Console().width, 120))

@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from redaction_corpus.generator import NER_KINDS, generate, title_case_phrases
     from redaction_corpus.harness import leaks, redact_otlp, run_in_process
     from redaction_corpus.plant import LOCATIONS, SCAFFOLDING, Planter, bundles
+
     from spanguard.processors.redaction import RedactionConfig, Redactor
 
     started = time.perf_counter()

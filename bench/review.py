@@ -495,8 +495,9 @@ def floor_rows(store: Any, items: Sequence[Item]) -> list[dict[str, Any]]:
 
 def measure_floor(engine: Any, rows: Sequence[dict[str, Any]]) -> float:
     """Seconds to insert ``rows`` with ``insert(ReviewItem)`` executemany, one transaction per FLOOR_TXN rows."""
-    from spanguard.review.store import ReviewItem
     from sqlalchemy import insert
+
+    from spanguard.review.store import ReviewItem
 
     statement = insert(ReviewItem)
     start = time.perf_counter()
@@ -697,8 +698,9 @@ def run_reviews(service: Service, tokens: dict[str, str], items: Sequence[Item],
 
 def verify(store: Any, items: Sequence[Item], result: ReviewResult) -> list[tuple[str, bool, str]]:
     """Check through the store what the reviewers did: outcomes, dual approvals, rounds, and the audit log."""
-    from spanguard.review.store import AuditEntry, DecisionRecord, ReviewItem
     from sqlalchemy import select
+
+    from spanguard.review.store import AuditEntry, DecisionRecord, ReviewItem
 
     by_trace = {item.trace_id: item for item in items}
     with store.engine.connect() as connection:
@@ -1183,10 +1185,11 @@ class SessionBench:
 def run_sessions(workdir: Path, sessions: int, say: Callable[[str], None]) -> SessionBench:
     """``sessions`` conversations of SESSION_TRACES traces each, written straight into a migrated SQLite store (rows as
     ``ReviewStore._ingest_one`` writes them), then sessions opened and pages listed in random order."""
+    from sqlalchemy import insert, select, text
+
     from spanguard.review.conversation import session_conversation
     from spanguard.review.sessions import SessionStore
     from spanguard.review.store import ReviewItem, ReviewStore, session_trace_id
-    from sqlalchemy import insert, select, text
 
     url, _ = fresh_database("sqlite", workdir, "sessions")
     store = ReviewStore(url)

@@ -64,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
     """Validate the config, then run the collector until SIGTERM; returns the exit code."""
     from spanguard.collector.config import load_config
     from spanguard.collector.service import Collector, unbuildable
-
     from spanguard.yamlconfig import ConfigError
 
     try:

@@ -19,9 +19,9 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
 from spanguard.collector.component import KINDS, TYPE_RE, Factory, Kind
 from spanguard.collector.confignet import Endpoint, parse_endpoint
-
 from spanguard.durations import Duration, parse_duration
 from spanguard.yamlconfig import ConfigError, KeyPath, Loading, Problem, kind_of, read_config_file
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
 from spanguard.collector.component import Consumer, TraceBatch
 
 __all__ = ["FanOut"]

@@ -23,8 +23,8 @@ from typing import Any, Final, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-from spanguard.collector.component import KINDS, Factory
 
+from spanguard.collector.component import KINDS, Factory
 from spanguard.durations import parse_duration
 
 __all__ = ["main", "render_block", "update"]

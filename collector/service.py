@@ -18,7 +18,6 @@ from spanguard.collector.component import Admission, Consumer, Settings, TraceBa
 from spanguard.collector.config import CONFIG_LABEL, KINDS, SECTIONS, CollectorConfig, ComponentConfig, PipelineConfig
 from spanguard.collector.fanout import FanOut
 from spanguard.collector.telemetry import CollectorMetrics, TelemetryServer
-
 from spanguard.yamlconfig import ConfigError
 
 __all__ = ["BuiltChain", "Collector", "build_chain", "create_component", "unbuildable"]

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+
 from spanguard.collector.confignet import split_endpoint
 from spanguard.semconv import SamplingStat
 

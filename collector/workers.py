@@ -20,6 +20,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
 from spanguard.collector.component import Backpressure, Consumer, TraceBatch
 from spanguard.collector.config import CollectorConfig
 from spanguard.collector.telemetry import Family, HasStats

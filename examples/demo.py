@@ -30,6 +30,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,
     SPANGUARD_REDACTION_ENTITIES,

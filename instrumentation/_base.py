@@ -13,11 +13,12 @@ from typing import Any, ClassVar, Final
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
 from spanguard.instrumentation._core import InstrumentOptions, Telemetry
 from spanguard.instrumentation.content import capture_mode
 from spanguard.instrumentation.models import ModelRegistry
 from spanguard.instrumentation.session import SessionSpanProcessor
-from wrapt import wrap_function_wrapper
 
 _processor_lock = threading.Lock()
 logger = logging.getLogger("spanguard")

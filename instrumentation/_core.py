@@ -19,6 +19,8 @@ from opentelemetry import trace
 from opentelemetry.metrics import Histogram, MeterProvider, get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
+
+from spanguard import __version__
 from spanguard.instrumentation import gate_state
 from spanguard.instrumentation.content import CaptureMode
 from spanguard.instrumentation.models import ModelRegistry
@@ -40,8 +42,6 @@ from spanguard.semconv import (
     SERVER_PORT,
     SPANGUARD_MODEL_PINNED,
 )
-
-from spanguard import __version__
 
 logger = logging.getLogger("spanguard.instrumentation")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import wrapt
+
 from spanguard.instrumentation._core import LLMCall, log_internal_error
 from spanguard.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
 

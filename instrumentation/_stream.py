@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import wrapt
 from opentelemetry.util.types import AttributeValue
+
 from spanguard.instrumentation._core import LLMCall, log_internal_error
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
+
 from spanguard.instrumentation._core import IN_INSTRUMENTED_CALL, LLMCall, Telemetry, log_internal_error
 from spanguard.instrumentation._raw import is_raw_response, observe_raw
 from spanguard.instrumentation._stream import Accumulator, AsyncStreamProxy, SyncStreamProxy

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
+
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
 from spanguard.instrumentation._core import (
     IN_INSTRUMENTED_CALL,

@@ -16,6 +16,8 @@ from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+
+from spanguard import __version__
 from spanguard.instrumentation.gate_client import ApprovalsClient, AsyncApprovalsClient, ServiceError
 from spanguard.instrumentation.gate_digest import DigestError, argument_digest
 from spanguard.instrumentation.gate_outcomes import (
@@ -59,8 +61,6 @@ from spanguard.semconv import (
     GateOutcome,
     RiskTier,
 )
-
-from spanguard import __version__
 
 __all__ = [
     "GateSettings",

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Union, cast
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
-from spanguard.instrumentation.gate_conditions import Condition, ConditionError
-from spanguard.semconv import RiskTier
 
 from spanguard.durations import Duration
+from spanguard.instrumentation.gate_conditions import Condition, ConditionError
+from spanguard.semconv import RiskTier
 from spanguard.yamlconfig import load_data, load_file, load_text
 
 __all__ = [

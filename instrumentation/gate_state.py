@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from opentelemetry import trace
+
 from spanguard.instrumentation.session import current_session
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,

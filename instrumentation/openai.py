@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
+
 from spanguard.instrumentation._base import SpanguardInstrumentor, Target
 from spanguard.instrumentation._core import is_given, put, put_float, put_nonzero, put_strings, with_extra_body
 from spanguard.instrumentation._wrap import async_wrapper, sync_wrapper

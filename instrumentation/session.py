@@ -20,6 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from spanguard import __version__
 from spanguard.semconv import (
     ERROR_TYPE,
     GEN_AI_AGENT_NAME,
@@ -34,8 +36,6 @@ from spanguard.semconv import (
     GEN_AI_TOOL_TYPE,
     USER_ID,
 )
-
-from spanguard import __version__
 
 __all__ = [
     "SessionSpanProcessor",

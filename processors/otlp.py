@@ -13,6 +13,7 @@ from typing import Any, Final, NamedTuple
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+
 from spanguard.processors.view import EventView, SpanView
 
 _KINDS = {

@@ -16,6 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import Status
+
 from spanguard.processors.view import EventView, SpanView, span_id_hex, trace_id_hex
 from spanguard.semconv import SPANGUARD_REDACTION_COUNT
 

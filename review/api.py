@@ -23,6 +23,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spanguard import __version__
 from spanguard.review.approvals_api import add_approval_routes
 from spanguard.review.config import ServiceConfig
 from spanguard.review.conversation import assemble, session_conversation
@@ -67,10 +71,6 @@ from spanguard.review.store import (
 )
 from spanguard.review.verdicts import Verdict, VerdictEmitter
 from spanguard.semconv import GEN_AI_OPERATION_EXECUTE_TOOL, GEN_AI_OPERATION_NAME, GEN_AI_RESPONSE_ID, ReviewTier
-from sqlalchemy.exc import DBAPIError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from spanguard import __version__
 
 __all__ = [
     "ApiError",

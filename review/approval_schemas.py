@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic
+
 from spanguard.instrumentation.gate_policy import HardTimeoutOutcome
 from spanguard.review.approvals import (
     MAX_APPROVALS,

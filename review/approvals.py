@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from spanguard.instrumentation.gate_policy import HardTimeoutOutcome
-from spanguard.review.store import Base, Conflict, NotFound, ReviewError, ReviewStore, _now, _without_nul, rowcount
-from spanguard.semconv import ApprovalOutcome, ApprovalStatus, RiskTier
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from spanguard.instrumentation.gate_policy import HardTimeoutOutcome
+from spanguard.review.store import Base, Conflict, NotFound, ReviewError, ReviewStore, _now, _without_nul, rowcount
+from spanguard.semconv import ApprovalOutcome, ApprovalStatus, RiskTier
 
 __all__ = [
     "NOTIFY_CHANNEL",

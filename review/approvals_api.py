@@ -20,6 +20,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
 from spanguard.review.approval_schemas import (
     ApprovalAuditList,
     ApprovalAuditOut,

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from spanguard.review.approvals import NOTIFY_CHANNEL, ApprovalRequest, ApprovalStore, Timers
 from sqlalchemy.engine import URL
+
+from spanguard.review.approvals import NOTIFY_CHANNEL, ApprovalRequest, ApprovalStore, Timers
 
 __all__ = ["EscalationWebhook", "NotifyListener", "TimerThread", "Waiters", "escalation_payload"]
 

@@ -11,10 +11,9 @@ import threading
 import time
 from typing import Any
 
+from spanguard._logging import quiet_library_loggers, safe_url
 from spanguard.review.config import ServiceConfig, load_config
 from spanguard.review.store import ROLES, ReviewError, ReviewStore
-
-from spanguard._logging import quiet_library_loggers, safe_url
 from spanguard.yamlconfig import ConfigError
 
 __all__ = ["ReviewServer", "add_arguments", "run"]
@@ -113,6 +112,7 @@ class ReviewServer:
     def start(self) -> None:
         """Bind, start serving, and return once the server accepts connections."""
         import uvicorn
+
         from spanguard.review.api import create_app
         from spanguard.review.verdicts import VerdictEmitter
 

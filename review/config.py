@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import pydantic
+
 from spanguard.instrumentation.gate_policy import GatePolicy, load_policy
 from spanguard.review.verdicts import VerdictsConfig
 from spanguard.semconv import ReviewTier
-
 from spanguard.yamlconfig import Loading, load_once, read_config_file
 
 __all__ = [

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_SYSTEM
+
 from spanguard.semconv import (
     ERROR_TYPE,
     GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,

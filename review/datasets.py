@@ -13,6 +13,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
 from spanguard.exporters.datasets import (
     ExportKind,
     RejectedApproval,
@@ -39,18 +52,6 @@ from spanguard.review.store import (
     started,
 )
 from spanguard.semconv import ApprovalOutcome, ReviewOutcome, ReviewTier, RiskTier
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    UniqueConstraint,
-    func,
-    select,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
 __all__ = [
     "BATCH",

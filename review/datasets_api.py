@@ -17,6 +17,7 @@ import pydantic
 from fastapi import Depends, FastAPI, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
+
 from spanguard.exporters.datasets import ExportKind, encode_line
 from spanguard.review.datasets import DatasetStore, check_name, export_rows, parse_filter
 from spanguard.review.schemas import ITEM_ID, NO_NUL, ErrorOut

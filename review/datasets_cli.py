@@ -18,10 +18,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from spanguard._logging import safe_url
 from spanguard.exporters.datasets import KINDS, encode_line
 from spanguard.review.gates_cli import TOKEN_ENV, _detail, _first_line
-
-from spanguard._logging import safe_url
 
 __all__ = ["EXPORT_ROUTE", "DatasetError", "add_arguments", "run"]
 
@@ -105,11 +104,11 @@ def export(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _from_db(args: argparse.Namespace, filters: Any) -> tuple[int, int]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from spanguard.review.config import load_config
     from spanguard.review.datasets import count_sources, export_rows
     from spanguard.review.store import ReviewStore
-    from sqlalchemy.exc import SQLAlchemyError
-
     from spanguard.yamlconfig import ConfigError
 
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
+
 from spanguard.instrumentation.gate_policy import GatePolicy, decide
 from spanguard.review.approvals import APPROVAL_TIERS, ApprovalTier
 from spanguard.semconv import ApprovalStatus, RiskTier

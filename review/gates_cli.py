@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_policy(path: str) -> Any:
     from spanguard.instrumentation.gate_policy import load_policy
-
     from spanguard.yamlconfig import ConfigError
 
     try:
@@ -96,11 +95,11 @@ def read_report(
 ) -> dict:
     """The report built from the approvals store at ``db`` (else the review config's store, else the default one);
     the policy is ``policy_file``'s, else the review config's ``approvals.policy``, else the default policy."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from spanguard.instrumentation.gate_policy import GatePolicy
     from spanguard.review.config import load_config
     from spanguard.review.fatigue import build_report, window_start
-    from sqlalchemy.exc import SQLAlchemyError
-
     from spanguard.yamlconfig import ConfigError
 
     try:
@@ -137,6 +136,7 @@ def fetch_report(endpoint: str, token: str, *, days: int) -> dict:
     """The report from the review service at ``endpoint``, checked against the report's schema (it is untrusted)."""
     import httpx
     from pydantic import ValidationError
+
     from spanguard.review.fatigue import FatigueReport
 
     url = endpoint.rstrip("/") + REPORT_ROUTE

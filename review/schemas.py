@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import pydantic
+
 from spanguard.review.store import ITEM_ID_MAX, ItemKind
 from spanguard.semconv import ReviewOutcome, ReviewTier, RiskTier
 

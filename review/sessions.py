@@ -14,6 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import aliased
+
 from spanguard.review.store import (
     _RISK_RANK,
     _TIER_RANK,
@@ -27,8 +30,6 @@ from spanguard.review.store import (
     is_session_id,
     started,
 )
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import aliased
 
 __all__ = ["SessionDetail", "SessionReview", "SessionStore", "SessionSummary", "SessionTrace", "check_session_id"]
 

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import pydantic
 from fastapi import Depends, FastAPI, Query
 from fastapi import Path as PathParam
+from starlette.convertors import Convertor, register_url_convertor
+
 from spanguard.review.conversation import assemble
 from spanguard.review.schemas import NO_NUL, ErrorOut, naive_utc
 from spanguard.review.sessions import SessionDetail, SessionStore, SessionSummary, SessionTrace, check_session_id
 from spanguard.review.store import SESSION_ID_MAX, ItemStatus, Principal, ReviewError, ReviewStore
-from starlette.convertors import Convertor, register_url_convertor
 
 
 class _SessionId(Convertor[str]):

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal, TypeGuard, cast
 
-from spanguard.review.config import ReviewPolicy
-from spanguard.review.conversation import assemble
-from spanguard.semconv import GEN_AI_CONVERSATION_ID, USER_ID, ReviewOutcome, ReviewTier, RiskTier, StrEnum
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -41,6 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from spanguard.review.config import ReviewPolicy
+from spanguard.review.conversation import assemble
+from spanguard.semconv import GEN_AI_CONVERSATION_ID, USER_ID, ReviewOutcome, ReviewTier, RiskTier, StrEnum
 
 __all__ = [
     "ITEM_ID_MAX",

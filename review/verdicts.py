@@ -25,6 +25,9 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+import spanguard
+from spanguard._logging import safe_url
 from spanguard.semconv import (
     EVALUATION_HUMAN_APPROVAL,
     EVALUATION_HUMAN_CHECKLIST_PREFIX,
@@ -43,9 +46,6 @@ from spanguard.semconv import (
     ApprovalOutcome,
     ReviewOutcome,
 )
-
-import spanguard
-from spanguard._logging import safe_url
 
 __all__ = [
     "APPROVAL_OUTCOME_SCORES",

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
+
 from spanguard.collector.component import Backpressure, PermanentError, Settings, TraceBatch
 from spanguard.exporters.exporterhelper.queue import (
     MemoryQueue,

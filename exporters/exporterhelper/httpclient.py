@@ -9,10 +9,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from spanguard._logging import safe_url
 from spanguard.collector.confignet import TlsClientConfig, client_ssl_context
 from spanguard.exporters.exporterhelper.retry import SendError
-
-from spanguard._logging import safe_url
 
 __all__ = ["HttpClient"]
 

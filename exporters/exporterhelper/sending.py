@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from spanguard.collector.component import TraceBatch
 
+from spanguard.collector.component import TraceBatch
 from spanguard.durations import Duration
 
 __all__ = [

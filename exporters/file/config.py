@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pydantic
+
 from spanguard.exporters.exporterhelper.sending import SettingsModel
 
 __all__ = ["FileExporterConfig", "RotationConfig"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from spanguard._logging import safe_url
 from spanguard.collector.confignet import grpc_channel_credentials, grpc_target
 from spanguard.exporters.exporterhelper.retry import SendError, classify_grpc_error
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult, partial_success
 from spanguard.exporters.otlp.config import OtlpExporterConfig
-
-from spanguard._logging import safe_url
 
 __all__ = ["GrpcSender"]
 

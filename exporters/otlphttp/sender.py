@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from spanguard.exporters.exporterhelper.httpclient import HttpClient
 from spanguard.exporters.exporterhelper.retry import classify_http_status
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult, encode_json, partial_success

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pydantic
+
 from spanguard.collector.confignet import HttpUrl, TlsClientConfig
 from spanguard.exporters.exporterhelper.retry import RetryConfig
 from spanguard.exporters.exporterhelper.sending import Headers, SendingQueueConfig, SettingsModel, Timeout

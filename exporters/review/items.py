@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from spanguard.processors.otlp import views_of
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import (

@@ -12,6 +12,7 @@ from typing import Final, Literal
 import regex
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+
 from spanguard.processors.redaction.entities import (
     CREDIT_CARD,
     DATE_OF_BIRTH,

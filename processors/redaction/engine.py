@@ -22,6 +22,7 @@ import re2
 import regex
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+
 from spanguard.processors.redaction.config import KEY_SPLIT, RedactionConfig, key_words
 from spanguard.processors.redaction.entities import (
     DEFAULT_ENTITIES,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import regex
+
 from spanguard.processors.redaction.entities import LOCATION, PERSON
 from spanguard.processors.redaction.results import Detection
 

@@ -14,6 +14,7 @@ from typing import Final
 
 import phonenumbers
 from presidio_anonymizer.operators import Mask, Redact, Replace
+
 from spanguard.processors.redaction.config import RedactionConfig
 from spanguard.processors.redaction.entities import (
     CREDIT_CARD,

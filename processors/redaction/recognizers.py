@@ -42,6 +42,7 @@ from presidio_analyzer.predefined_recognizers import (
     UsLicenseRecognizer,
     UsSsnRecognizer,
 )
+
 from spanguard.processors.redaction.entities import (
     DATE_OF_BIRTH,
     IN_PAN,

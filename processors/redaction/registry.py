@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
+
 from spanguard.processors.redaction.config import RecognizerSpec
 from spanguard.processors.redaction.entities import RESERVED_ENTITIES
 from spanguard.processors.redaction.recognizers import builtin_recognizers

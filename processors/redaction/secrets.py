@@ -14,6 +14,7 @@ from typing import Final, NamedTuple
 
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer
+
 from spanguard.processors.redaction.entities import (
     ANTHROPIC_API_KEY,
     AWS_ACCESS_KEY,

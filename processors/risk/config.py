@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pydantic
+
 from spanguard.processors.risk.engine import (
     DetectorsConfig,
     RiskConfig,
@@ -10,7 +11,6 @@ from spanguard.processors.risk.engine import (
     duplicate_rule_names,
     load_risk_config,
 )
-
 from spanguard.yamlconfig import ConfigError, Problem, format_path, load_once
 
 __all__ = ["RiskProcessorConfig"]

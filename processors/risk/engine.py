@@ -30,6 +30,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from spanguard import semconv
 from spanguard.processors.tail_sampling.session_memory import (
     SessionMemory,
     normalize_question,
@@ -37,8 +39,6 @@ from spanguard.processors.tail_sampling.session_memory import (
     tool_call_digest,
 )
 from spanguard.processors.view import SpanView, with_attributes
-
-from spanguard import semconv
 from spanguard.yamlconfig import (
     ConfigError,
     KeyPath,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+
 from spanguard.processors.tail_sampling.sampler import SamplingConfig
 
 __all__ = ["TailSamplingProcessorConfig"]

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Final, Protocol
 
 import pydantic
 from pydantic import Field, field_validator
+
+from spanguard.durations import parse_duration
 from spanguard.processors.view import SpanView, with_attributes
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,
@@ -32,8 +34,6 @@ from spanguard.semconv import (
     RiskTier,
     SamplingStat,
 )
-
-from spanguard.durations import parse_duration
 
 __all__ = [
     "REVIEW_TIERS",

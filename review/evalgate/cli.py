@@ -130,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
     from spanguard.review.evalgate.dataset import DatasetError, load_dataset
     from spanguard.review.evalgate.runner import ScoreCache, run_gate
     from spanguard.review.evalgate.targets import Caller, TargetError, load_target
-
     from spanguard.yamlconfig import ConfigError
 
     try:

@@ -11,8 +11,8 @@ import os
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
-from spanguard.review.evalgate import scorers as _scorers
 
+from spanguard.review.evalgate import scorers as _scorers
 from spanguard.yamlconfig import load_file
 
 __all__ = ["DEFAULT_CACHE", "GateConfig", "ScorersSection", "load_config"]

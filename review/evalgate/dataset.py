@@ -18,8 +18,8 @@ from typing import Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
-from spanguard.semconv import ReviewOutcome
 
+from spanguard.semconv import ReviewOutcome
 from spanguard.yamlconfig import format_path
 
 __all__ = [

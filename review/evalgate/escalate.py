@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from spanguard._logging import safe_url
 from spanguard.instrumentation.content import to_json
 from spanguard.instrumentation.openai import chat_input_messages
 from spanguard.review.evalgate.runner import CaseOutcome, CaseStatus, RunResult
@@ -31,8 +32,6 @@ from spanguard.semconv import (
     ReviewTier,
     RiskTier,
 )
-
-from spanguard._logging import safe_url
 
 __all__ = [
     "ENDPOINT_ENV",

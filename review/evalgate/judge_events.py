@@ -12,6 +12,7 @@ from typing import Any, Final
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
 from spanguard.review.evalgate.runner import RunResult
 from spanguard.review.verdicts import Event, VerdictEmitter, VerdictsConfig
 from spanguard.semconv import (

@@ -114,7 +114,6 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("spanguard_target")
     from spanguard.review.evalgate.config import load_config
     from spanguard.review.evalgate.runner import ScoreCache
-
     from spanguard.yamlconfig import ConfigError
 
     try:

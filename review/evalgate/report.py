@@ -20,9 +20,9 @@ from typing import Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
-from spanguard.review.evalgate.runner import CaseStatus, RunResult
 
 from spanguard import __version__
+from spanguard.review.evalgate.runner import CaseStatus, RunResult
 
 __all__ = [
     "EXIT_FAILED",

@@ -20,9 +20,9 @@ from typing import Any, Final
 
 import re2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from spanguard.instrumentation.content import parse_arguments
 from spanguard.semconv import ReviewOutcome
-
 from spanguard.yamlconfig import format_path
 
 from .dataset import Assertion, EvalCase

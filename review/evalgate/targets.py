@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 import pydantic
-from spanguard.review.evalgate.dataset import Message, error_path
 
 from spanguard._logging import safe_url
+from spanguard.review.evalgate.dataset import Message, error_path
 
 __all__ = [
     "API_KEY_ENV",

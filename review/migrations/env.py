@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from spanguard.review import approvals, datasets  # noqa: F401  (their tables are on Base's metadata)
 from spanguard.review.store import Base
 

@@ -13,6 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from pydantic import BaseModel
+
 from spanguard.collector.component import Settings, TraceBatch
 from spanguard.exporters.exporterhelper.exporter import Exporter
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
 from spanguard.collector import config as cfg
 from spanguard.collector.config import (
     CollectorConfig,
@@ -20,7 +21,6 @@ from spanguard.collector.config import (
     main_validate,
     parse_duration,
 )
-
 from spanguard.yamlconfig import ConfigError, Problem
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+
 from spanguard.collector.cli import ConsoleFormatter, JsonFormatter, configure_logging
 from spanguard.collector.config import TelemetryConfig
 

@@ -11,11 +11,11 @@ from exporter_build import make_exporter
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
+
+from spanguard._logging import LIBRARY_LOGGERS, safe_url
 from spanguard.collector.cli import configure_logging
 from spanguard.collector.component import PermanentError, TraceBatch
 from spanguard.semconv import SPANGUARD_REVIEW_TIER
-
-from spanguard._logging import LIBRARY_LOGGERS, safe_url
 
 USER, PASSWORD, KEY = "collector-user", "pa55word-in-url", "key-in-query"
 INLINE = {"sending_queue": {"enabled": False}, "retry_on_failure": {"enabled": False}}

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
 

@@ -7,6 +7,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from spanguard.collector.component import Backpressure, TraceBatch
 from spanguard.processors.batch.config import BatchProcessorConfig
 from spanguard.processors.batch.factory import BatchStage

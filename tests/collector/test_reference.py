@@ -4,10 +4,10 @@ in step with the registered factories (``make test`` runs ``--check`` on the rea
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from spanguard.collector.component import Factory
 from spanguard.collector.confignet import TlsClientConfig
 from spanguard.collector.reference import main, render_block, update
-
 from spanguard.durations import Duration
 
 

@@ -10,6 +10,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from sink import OtlpSink
+
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
 

@@ -11,11 +11,11 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from pydantic import BaseModel, ConfigDict
+
 from spanguard.collector.cli import main
 from spanguard.collector.component import Consumer, Settings, TraceBatch
 from spanguard.collector.config import Factory, load_config_text, register
 from spanguard.collector.service import Collector, unbuildable
-
 from spanguard.yamlconfig import ConfigError
 
 

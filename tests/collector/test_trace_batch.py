@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.fanout import FanOut
 from spanguard.exporters.exporterhelper.sending import Payload

@@ -9,11 +9,11 @@ import urllib.request
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from sink import OtlpSink
+from test_service import EMAIL, red_and_green, running_collector, send
+
 from spanguard.collector.component import Backpressure, TraceBatch
 from spanguard.collector.config import load_config_text
 from spanguard.collector.workers import PipelineWorkers, _decode, merge_stats, shard_of, split, worker_config
-from test_service import EMAIL, red_and_green, running_collector, send
-
 from spanguard.yamlconfig import ConfigError
 
 

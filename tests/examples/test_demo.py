@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from spanguard.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import spanguard.exporters
 from contributing_examples import add_to_package, example_modules
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+import spanguard.exporters
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.components import register_builtins
 from spanguard.collector.config import Registry, load_config_text

@@ -10,6 +10,7 @@ from typing import Any
 
 import pydantic
 from openai.types.chat import ChatCompletionMessageParam
+
 from spanguard.exporters.datasets import (
     SESSION_SOURCE,
     ReviewDecision,

@@ -20,6 +20,8 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCallParam,
     ChatCompletionMessageParam,
 )
+
+import spanguard
 from spanguard.exporters.datasets import (
     RejectedApproval,
     ReviewDecision,
@@ -35,8 +37,6 @@ from spanguard.exporters.datasets import (
 )
 from spanguard.exporters.review.items import review_span
 from spanguard.processors.sdk import to_view
-
-import spanguard
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 T0 = 1_700_000_000_000_000_000

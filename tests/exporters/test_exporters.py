@@ -18,15 +18,15 @@ from exporter_build import SECRET, copy_batch, make_batch, make_exporter, wait_u
 from opentelemetry import context as otel_context
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from sink import OtlpSink
+
 from spanguard.collector.component import Backpressure, Component, Consumer, PermanentError, TraceBatch
+from spanguard.durations import parse_duration
 from spanguard.exporters.exporterhelper.exporter import Exporter
 from spanguard.exporters.exporterhelper.retry import Backoff, RetryConfig, classify_http_status, parse_retry_after
 from spanguard.exporters.file.config import FileExporterConfig
 from spanguard.exporters.otlp.config import OtlpExporterConfig
 from spanguard.exporters.otlp.sender import GrpcSender
 from spanguard.exporters.otlphttp.config import OtlpHttpExporterConfig
-
-from spanguard.durations import parse_duration
 
 FAST_RETRY = {"initial_interval": 0.01, "max_interval": 0.05, "max_elapsed_time": 20, "randomization_factor": 0.2}
 

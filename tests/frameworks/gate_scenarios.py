@@ -95,6 +95,7 @@ def langgraph_gate(fake: FakeProvider, options: argparse.Namespace, runs: list[d
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.prebuilt import create_react_agent
     from langgraph.types import Command
+
     from spanguard.instrumentation.gate_langgraph import APPROVAL_ID_KEY, gate_interrupt, resume_command
 
     refund = _refund_tool(runs)
@@ -140,6 +141,7 @@ def langgraph_gate_async(fake: FakeProvider, options: argparse.Namespace, runs: 
     from langchain_core.tools import tool
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.prebuilt import create_react_agent
+
     from spanguard.instrumentation.gate_langgraph import APPROVAL_ID_KEY, agate_interrupt, decision_command
 
     refund = _refund_tool(runs)

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import spanguard.instrumentation
 from contributing_examples import add_to_package, example_modules, section
 
 import spanguard
+import spanguard.instrumentation
 
 ACME_LLM = """
 from types import SimpleNamespace

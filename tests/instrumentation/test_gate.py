@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from fake_provider import text, tool_call
 from gate_harness import Service, join_reviewer, reviewer, start_service, start_webhook
+
+import spanguard
 from spanguard.instrumentation import gate as gate_module
 from spanguard.instrumentation import gate_call
 from spanguard.instrumentation.gate_digest import argument_digest
@@ -34,8 +36,6 @@ from spanguard.semconv import (
     SPANGUARD_GATE_TIER,
     SPANGUARD_GATE_WAIT_DURATION,
 )
-
-import spanguard
 
 MODEL = "gpt-4o-mini-2024-07-18"
 POLICY = {

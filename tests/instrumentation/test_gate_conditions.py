@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spanguard.instrumentation.gate_conditions import MAX_LENGTH, Condition, ConditionError
 
 ARGUMENTS = {

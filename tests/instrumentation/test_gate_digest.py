@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spanguard.instrumentation.gate_digest import DigestError, argument_digest
 
 REFUND = {"order_id": "A-1002", "amount": 42.5, "items": [{"sku": "X1", "qty": 2}], "note": "caf\u00e9"}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from spanguard.instrumentation.gate_policy import (
     POLICY_ENV,
     GatePolicy,
@@ -17,7 +18,6 @@ from spanguard.instrumentation.gate_policy import (
     policy_from_mapping,
     policy_from_text,
 )
-
 from spanguard.yamlconfig import ConfigError
 
 POLICY = GatePolicy.model_validate(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from spanguard.instrumentation import gate_state
 
 import spanguard
+from spanguard.instrumentation import gate_state
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ import logging
 import openai
 import pytest
 from fake_provider import text
-from spanguard.instrumentation.models import ModelRegistry, is_pinned
 
 import spanguard
+from spanguard.instrumentation.models import ModelRegistry, is_pinned
 
 PINNED = [
     "gpt-4o-2024-08-06",

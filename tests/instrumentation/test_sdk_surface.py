@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import wrapt
+
 from spanguard.instrumentation import anthropic as anthropic_instrumentation
 from spanguard.instrumentation import openai as openai_instrumentation
 from spanguard.instrumentation._base import MANAGING_METHODS

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from spanguard.processors import otlp, sdk
 from spanguard.processors.redaction import Redactor
 from spanguard.processors.risk import RiskClassifier
@@ -116,6 +117,7 @@ def test_regroup_writes_changed_removed_and_added_attributes():
 
 def test_chunked_splits_protobufs_in_order_under_their_resource_and_scope():
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
     from spanguard.processors.otlp import chunked
 
     resources = []
@@ -170,6 +172,7 @@ def test_encode_views_writes_changed_removed_and_added_attributes_renames_and_ev
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
     from spanguard.processors.view import EventView
 
     request = encode_spans(make_spans())

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import spanguard.processors
 from contributing_examples import add_to_package, example_modules
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+import spanguard.processors
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.components import register_builtins
 from spanguard.collector.config import CollectorConfig, Registry, load_config_text
 from spanguard.collector.service import Collector
-
 from spanguard.yamlconfig import ConfigError
 
 

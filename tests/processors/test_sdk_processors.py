@@ -7,6 +7,7 @@ import json
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from spanguard.processors.redaction import Redactor
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.sdk import (

@@ -262,6 +262,7 @@ def run_collector(
     import httpx
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
     from spanguard.collector.config import load_config_text
     from spanguard.collector.service import Collector
     from spanguard.review.cli import ReviewServer

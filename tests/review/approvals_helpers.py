@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.store import ReviewStore

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from otlp_logs import attributes_of
+
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ReviewPolicy, ServiceConfig
 from spanguard.review.store import ReviewStore

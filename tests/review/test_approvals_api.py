@@ -20,13 +20,13 @@ from approvals_helpers import (
     webhook_receiver,
 )
 from otlp_logs import attributes_of
+
 from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.approvals_live import EscalationWebhook
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig, load_config
 from spanguard.review.store import ReviewStore
 from spanguard.review.verdicts import VerdictsConfig
-
 from spanguard.yamlconfig import ConfigError
 
 OTHER = "cd" * 32

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+
 from spanguard.review.approvals import NOTIFY_CHANNEL, ApprovalStore, NewApproval, check_new
 from spanguard.review.store import Conflict, NotFound, ReviewError, ReviewStore
 

@@ -9,9 +9,9 @@ import sys
 
 import httpx
 import pytest
-from spanguard.review.store import ReviewStore
 
 from spanguard.cli import main
+from spanguard.review.store import ReviewStore
 
 
 def test_token_create_prints_a_token_once_and_stores_only_its_hash(tmp_path, capsys):

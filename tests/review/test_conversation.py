@@ -14,10 +14,10 @@ from typing import Any
 import agent as example_agent
 import pytest
 from fake_provider import text, tool_call
-from spanguard.processors.sdk import to_view
-from spanguard.review.conversation import CONTENT_LIMIT, TRUNCATED, assemble, placeholders
 
 import spanguard
+from spanguard.processors.sdk import to_view
+from spanguard.review.conversation import CONTENT_LIMIT, TRUNCATED, assemble, placeholders
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 MS = 1_000_000

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from approvals_helpers import Service, start_service, stop_service
 from fake_provider import text
-from spanguard.exporters.datasets import SESSION_SOURCE, case_id
-from spanguard.review.datasets import ExportFilter, count_sources, export_rows
-from spanguard.review.store import Decision, IngestItem, ReviewStore
 from sqlalchemy import event
 
 from spanguard.cli import main
+from spanguard.exporters.datasets import SESSION_SOURCE, case_id
+from spanguard.review.datasets import ExportFilter, count_sources, export_rows
+from spanguard.review.store import Decision, IngestItem, ReviewStore
 
 T0 = 1_700_000_000_000_000_000
 SECOND = 1_000_000_000

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from approvals_helpers import Service, approval_body, start_service, stop_service
-from spanguard.exporters.datasets import case_id
-from spanguard.review.datasets import ExportFilter, count_sources, export_rows
-from spanguard.review.store import ReviewStore
 from sqlalchemy import event, text
 
 from spanguard.cli import main
+from spanguard.exporters.datasets import case_id
+from spanguard.review.datasets import ExportFilter, count_sources, export_rows
+from spanguard.review.store import ReviewStore
 
 CHECKLIST = {"factual_accuracy": True, "policy_adherence": True, "tone": True}
 DUAL = {**CHECKLIST, "safety": True}

@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 
 import pytest
+
 from spanguard.instrumentation.gate_policy import GatePolicy, decide
 from spanguard.review.fatigue import FatigueReport, build_report, percentile, suggested_policy, window_start
 

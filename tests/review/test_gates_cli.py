@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from spanguard.cli import main
 from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.fatigue import build_report
 from spanguard.review.store import ReviewStore
-
-from spanguard.cli import main
 
 DIGEST = "ab" * 32
 

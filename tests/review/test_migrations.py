@@ -6,9 +6,10 @@ import json
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
 from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.store import Base, Decision, ReviewStore
-from sqlalchemy import text
 
 HEAD = "0006"
 

@@ -19,11 +19,12 @@ import httpx
 import pytest
 import test_page
 from playwright.sync_api import Page, expect
+from test_page import IMG, SCRIPT, SVG, Tab, sign_in
+
 from spanguard.instrumentation.gate_digest import argument_digest
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.store import ReviewStore
-from test_page import IMG, SCRIPT, SVG, Tab, sign_in
 
 browser = test_page.browser  # the item view's fixtures: one Chromium for the module, a fresh context per test
 tab = test_page.tab

@@ -17,10 +17,11 @@ import httpx
 import pytest
 import test_page
 from playwright.sync_api import Page, expect
+from test_page import IMG, SCRIPT, Tab, agent_trace, sign_in
+
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.store import ReviewStore
-from test_page import IMG, SCRIPT, Tab, agent_trace, sign_in
 
 browser = test_page.browser  # one Chromium for the module, a fresh context per test
 tab = test_page.tab

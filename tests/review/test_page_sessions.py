@@ -30,10 +30,11 @@ if not CHROMIUM.exists():  # pragma: no cover - depends on the environment
 
 import test_page  # noqa: E402
 from sessions_helpers import SECOND, T0  # noqa: E402
+from test_page import Tab, sign_in  # noqa: E402
+
 from spanguard.review.cli import ReviewServer  # noqa: E402
 from spanguard.review.config import ServiceConfig  # noqa: E402
 from spanguard.review.store import ReviewStore  # noqa: E402
-from test_page import Tab, sign_in  # noqa: E402
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=2">'

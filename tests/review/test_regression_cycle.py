@@ -24,13 +24,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import expect
+
+import spanguard
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
 from spanguard.review.cli import ReviewServer
 from spanguard.review.config import ServiceConfig
 from spanguard.review.store import ReviewStore
-
-import spanguard
 
 browser = test_page.browser
 tab = test_page.tab

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from approvals_helpers import Service, start_service, stop_service
 from fake_provider import FakeProvider, Reply, text, tool_call
+
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
 from spanguard.processors.tail_sampling import REASON_SESSION_RED, should_keep

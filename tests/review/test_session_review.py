@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from sessions_helpers import item
+
 from spanguard.review.config import ReviewPolicy
 from spanguard.review.store import Conflict, Decision, IngestItem, ReviewError, ReviewStore
 

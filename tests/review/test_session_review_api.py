@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from approvals_helpers import Service, start_service, stop_service
 from otlp_logs import attributes_of
+
 from spanguard.review.verdicts import VerdictsConfig
 
 T0 = 1_700_000_000_000_000_000

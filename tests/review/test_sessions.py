@@ -11,9 +11,10 @@ from urllib.parse import quote
 import pytest
 from approvals_helpers import Service, start_service, stop_service
 from sessions_helpers import SECOND, T0, item, span
+from sqlalchemy import event, text
+
 from spanguard.review.sessions import SessionStore
 from spanguard.review.store import IngestItem, NotFound, ReviewError, ReviewStore
-from sqlalchemy import event, text
 
 
 @pytest.fixture

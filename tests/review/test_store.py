@@ -6,9 +6,10 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import text
+
 from spanguard.review.config import ReviewPolicy
 from spanguard.review.store import Conflict, Decision, NotFound, Principal, ReviewError, ReviewStore, hash_token
-from sqlalchemy import text
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from otlp_logs import Received, attributes_of
+
 from spanguard.review.verdicts import (
     OUTCOME_SCORES,
     Verdict,

@@ -8,9 +8,9 @@ from pathlib import Path
 import openai
 import pytest
 from fake_provider import error, text, tool_call
-from spanguard.semconv import SPANGUARD_ATTRIBUTES, declared_attribute_names, render_markdown
 
 import spanguard
+from spanguard.semconv import SPANGUARD_ATTRIBUTES, declared_attribute_names, render_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationInfo, field_validator
+
 from spanguard.collector.config import load_config as load_collector_config
 from spanguard.instrumentation.gate_policy import load_policy
 from spanguard.processors.risk import load_risk_config
 from spanguard.review.config import load_config as load_review_config
 from spanguard.review.evalgate.config import load_config as load_gate_config
 from spanguard.review.evalgate.judge_eval import calibrated_threshold, evaluation_report, judge_gate_check
-
 from spanguard.yamlconfig import ConfigError, load_file, load_once
 
 

@@ -17,11 +17,11 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from otlp_sink import OtlpSink
-from spanguard.instrumentation.openai import ChatEndpoint
-from spanguard.instrumentation.session import SessionSpanProcessor
 
 import spanguard
 from spanguard import _sdk
+from spanguard.instrumentation.openai import ChatEndpoint
+from spanguard.instrumentation.session import SessionSpanProcessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS = [
@@ -101,6 +101,7 @@ def test_broken_request_extraction_leaves_call_uninstrumented(instrument, openai
 
 def test_broken_stream_accumulator_keeps_stream_intact(instrument, openai_client, fake, monkeypatch):
     from fake_provider import text
+
     from spanguard.instrumentation.openai import ChatStreamAccumulator
 
     telemetry = instrument()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pydantic
+
 from spanguard.collector.confignet import Endpoint
 
 __all__ = ["HealthCheckConfig"]

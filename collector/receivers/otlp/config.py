@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+
 from spanguard.collector.confignet import Endpoint, TlsServerConfig
 
 __all__ = ["GrpcSettings", "HttpSettings", "OtlpReceiverConfig", "Protocols"]

@@ -31,14 +31,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
-from spanguard.collector.confignet import grpc_server_credentials, split_endpoint
-from spanguard.collector.receivers.otlp import otlp_json
-from spanguard.collector.receivers.otlp.config import GrpcSettings, HttpSettings, OtlpReceiverConfig
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
+from spanguard.collector.confignet import grpc_server_credentials, split_endpoint
+from spanguard.collector.receivers.otlp import otlp_json
+from spanguard.collector.receivers.otlp.config import GrpcSettings, HttpSettings, OtlpReceiverConfig
 
 __all__ = [
     "EXPORT_METHOD",

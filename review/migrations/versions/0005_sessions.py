@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 from spanguard.review.store import SESSION_ID_MAX, session_ids
 
 revision = "0005"

@@ -22,6 +22,7 @@ from exporter_build import make_exporter, wait_until
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
+
 from spanguard.collector.component import TraceBatch
 from spanguard.exporters.exporterhelper.exporter import Exporter
 from spanguard.exporters.exporterhelper.queue import (

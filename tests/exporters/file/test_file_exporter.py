@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from exporter_build import copy_batch, make_batch, make_exporter
+
 from spanguard.collector.component import Backpressure
 from spanguard.collector.receivers.otlp import otlp_json
 from spanguard.exporters.exporterhelper.sending import Payload, encode_json

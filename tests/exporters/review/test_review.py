@@ -30,6 +30,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.config import load_config_text
 from spanguard.exporters.exporterhelper.exporter import Exporter
@@ -39,7 +40,6 @@ from spanguard.exporters.review.config import ReviewExporterConfig
 from spanguard.exporters.review.factory import new_factory
 from spanguard.exporters.review.items import review_items
 from spanguard.exporters.review.sender import ReviewSender
-
 from spanguard.yamlconfig import ConfigError
 
 TOKEN = "tok-3f9a-ingest"

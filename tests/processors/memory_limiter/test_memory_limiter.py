@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from spanguard.collector.component import Backpressure
 from spanguard.collector.config import load_config_text
 from spanguard.processors.memory_limiter import limiter as memory
 from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
 from spanguard.processors.memory_limiter.limiter import MemoryLimiter, resident_bytes
-
 from spanguard.yamlconfig import ConfigError
 
 CONFIG = """

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.util.genai.completion_hook import load_completion_hook  # noqa: E402
 from opentelemetry.util.genai.types import InputMessage, OutputMessage, Text  # noqa: E402
+
 from spanguard.processors.redaction.genai_hook import RedactionCompletionHook  # noqa: E402
 
 EMAIL = "jane.doe@example.com"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from spanguard.processors.redaction import RedactionConfig, Redactor
 from spanguard.processors.redaction.ner import (
     introduced_names,

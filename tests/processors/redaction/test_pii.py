@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from faker import Faker
 from presidio_analyzer import EntityRecognizer
+
 from spanguard.processors.redaction import Redactor, entities
 from spanguard.processors.redaction import recognizers as pii
 from spanguard.processors.redaction.screen import DIGITS, AsciiScreen, re2_alternatives

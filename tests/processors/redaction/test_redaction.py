@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import ValidationError
+
 from spanguard.processors import redaction
 from spanguard.processors.redaction import (
     DROPPED_MARKER,

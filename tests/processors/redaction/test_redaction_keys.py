@@ -6,6 +6,7 @@ import json
 
 import pytest
 from pydantic import ValidationError
+
 from spanguard.processors.redaction import RedactionConfig, Redactor
 from spanguard.processors.view import EventView, SpanView
 from spanguard.semconv import SPANGUARD_REDACTION_COUNT

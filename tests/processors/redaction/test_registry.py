@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+
 from spanguard.processors.redaction import (
     DEFAULT_ENTITIES,
     PatternSpec,

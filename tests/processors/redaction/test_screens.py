@@ -8,6 +8,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spanguard.processors.redaction import RedactionConfig, Redactor
 from spanguard.processors.redaction.engine import _finditer, _runs_around
 from spanguard.processors.risk import RiskClassifier

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 import regex
+
 from spanguard.processors.redaction import RedactionConfig, Redactor, secrets
 from spanguard.processors.redaction.entities import SECRET_ENTITIES
 from spanguard.processors.redaction.secrets import secret_recognizers

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from spanguard.processors.risk import (
     DetectorsConfig,
     RiskClassifier,
@@ -20,7 +21,6 @@ from spanguard.processors.risk import (
 )
 from spanguard.processors.risk import engine as risk_module
 from spanguard.processors.view import EventView, SpanView
-
 from spanguard.yamlconfig import ConfigError
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spanguard.collector.config import load_config
 
+from spanguard.collector.config import load_config
 from spanguard.yamlconfig import ConfigError
 
 SERVICE = """\

@@ -9,12 +9,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from spanguard.processors.risk import RiskClassifier, load_risk_config_text
 from spanguard.processors.sdk import RiskSamplingSpanProcessor
 from spanguard.processors.tail_sampling import SamplingConfig, TailSampler
 from spanguard.processors.tail_sampling.session_memory import SessionMemory, normalize_question, question_digest
 from spanguard.processors.view import SpanView
-
 from spanguard.yamlconfig import ConfigError
 
 ONLY_SESSIONS = {

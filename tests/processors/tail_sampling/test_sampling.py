@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
+from spanguard.durations import parse_duration
 from spanguard.processors.tail_sampling import (
     Decision,
     SamplingConfig,
@@ -26,8 +28,6 @@ from spanguard.semconv import (
     SPANGUARD_RISK_TIER,
     SPANGUARD_SAMPLING_RATE,
 )
-
-from spanguard.durations import parse_duration
 
 DAY0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 RANK = {"green": 0, "yellow": 1, "red": 2}

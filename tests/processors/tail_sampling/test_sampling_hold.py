@@ -10,6 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
+from test_sampling import Clock, sampler, tid, trace
+
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.sdk import RiskSamplingSpanProcessor
 from spanguard.processors.tail_sampling import REASON_SESSION_RED, Decision, SamplingConfig, TailSampler
@@ -22,7 +24,6 @@ from spanguard.semconv import (
     SPANGUARD_RISK_TIER,
     SPANGUARD_SAMPLING_RATE,
 )
-from test_sampling import Clock, sampler, tid, trace
 
 
 def hold_sampler(clock: Clock, **config: Any) -> TailSampler:

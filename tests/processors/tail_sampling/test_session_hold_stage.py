@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
 from spanguard.collector.component import TraceBatch
 from spanguard.collector.telemetry import sampling_families
 from spanguard.processors.risk import RiskClassifier

@@ -12,6 +12,7 @@ import pytest
 from fake_provider import text
 from gate_helpers import case, gate, target, write_cases
 from otlp_logs import attributes_of
+
 from spanguard.review.evalgate.config import GateConfig
 from spanguard.review.evalgate.dataset import load_dataset
 from spanguard.review.evalgate.escalate import REASON_PENDING_HUMAN, escalate, review_item, trace_id_for

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from spanguard.review.evalgate.dataset import MAX_PROBLEMS, DatasetError, EvalCase, load_dataset, parse_lines
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fake_provider import error, text
 from gate_helpers import CAPITAL, SUM, case, write_cases
+
 from spanguard.review.evalgate import scorers as real_scorers
 from spanguard.review.evalgate.config import GateConfig
 from spanguard.review.evalgate.dataset import load_dataset

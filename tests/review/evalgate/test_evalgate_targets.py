@@ -7,6 +7,7 @@ import re
 
 import pytest
 from fake_provider import text, tool_call
+
 from spanguard.review.evalgate.dataset import Message
 from spanguard.review.evalgate.targets import (
     Caller,

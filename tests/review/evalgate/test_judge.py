@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fake_provider import FakeProvider, error, text
 from scorer_cases import CORRECTION, corrected, make_case, say
+
 from spanguard.review.evalgate.dataset import EvalCase
 from spanguard.review.evalgate.judge import (
     DEFAULT_RUBRIC,
@@ -21,7 +22,6 @@ from spanguard.review.evalgate.judge import (
     judge_for,
 )
 from spanguard.review.evalgate.scorers import ScorersConfig, aggregate, for_case
-
 from spanguard.yamlconfig import ConfigError, load_text
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fake_provider import FakeProvider, error, text
+
 from spanguard.review.evalgate.config import load_config
 from spanguard.review.evalgate.dataset import EvalCase
 from spanguard.review.evalgate.judge import Judge, JudgeConfig, JudgeUnavailable

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from scorer_cases import CORRECTION, ORIGINAL, corrected, make_case, say
+
 from spanguard.review.evalgate import scorers
 from spanguard.review.evalgate.dataset import EvalCase, Message
 from spanguard.review.evalgate.scorers import Score, ScorerError, ScorersConfig, aggregate, for_case, normalise
-
 from spanguard.yamlconfig import ConfigError, load_text
 
 

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind
+
 from spanguard.collector.receivers.otlp import otlp_json
 
 TRACE_HEX = "5b8efff798038103d269b633813fc60c"

@@ -37,6 +37,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from spanguard.collector.component import Backpressure, Component, PermanentError, TraceBatch
 from spanguard.collector.receivers.otlp import otlp_json
 from spanguard.collector.receivers.otlp.receiver import (
