@@ -104,7 +104,7 @@ def _retry_info_delay(error: Any) -> float | None:
     """The ``google.rpc.RetryInfo`` delay a gRPC error carries in its status details, if any."""
     try:
         from google.rpc import error_details_pb2
-        from grpc_status import rpc_status  # type: ignore[attr-defined]  # the stubs lack rpc_status
+        from grpc_status import rpc_status
 
         status = rpc_status.from_call(error)
     except Exception:  # no details, malformed details, or not a call

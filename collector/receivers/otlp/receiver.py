@@ -413,7 +413,7 @@ class OtlpReceiver:
                 ("grpc.so_reuseport", 0),  # else a second server could silently share a port already in use
             ],
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
             functools.partial(self._grpc_export, limit=limit),
             request_deserializer=None,  # raw bytes: size and admission are checked before parsing
             response_serializer=None,  # the handler returns serialized bytes
@@ -439,7 +439,8 @@ class OtlpReceiver:
             outcome = self._admit("grpc", len(body)) or self._process("grpc", lambda: _decode_protobuf(body))
         if outcome.kind == "ok" and outcome.response is not None:
             return outcome.response.SerializeToString()
-        context.abort_with_status(_grpc_status(outcome))  # raises
+        # grpc reads code, details and trailing_metadata off any object: the stubs ask for its abstract Status class.
+        context.abort_with_status(cast(grpc.Status, _grpc_status(outcome)))  # raises
         raise AssertionError("unreachable")
 
     # ---- HTTP
