@@ -362,7 +362,9 @@ class Redactor:
         key_texts = [w.replace("_", "[_.\\- ]?") for w, _ in self._redact_key_words]
         key_texts += [re.escape(_literal_fragment(glob.lower())) for glob in config.redact_keys]
         key_texts = [t for t in key_texts if t]
-        self._json_key_pattern = rf'(?i:{"|".join(key_texts)})[^"\\\n]{{0,64}}\\?"[ \t]*:' if key_texts else None
+        # Unbounded (a superset of "up to 64 characters of the key after the word"): only screens use it, and a window
+        # of counted characters costs RE2 a state for every place it is at.
+        self._json_key_pattern = rf'(?i:{"|".join(key_texts)})[^"\\\n]*\\?"[ \t]*:' if key_texts else None
         self._json_key_re = re2.compile(self._json_key_pattern) if self._json_key_pattern else None
         # A whole span's values at once: the triggers, the fragments of keys to drop and the PII-named JSON keys.
         self._span_screen = AsciiScreen(

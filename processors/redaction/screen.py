@@ -187,6 +187,7 @@ _NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
 
 # An alternative that is a literal (re2.escape'd, maybe case-folded): no class, group or repeat of its own.
 _LITERAL_ALTERNATIVE: Final = re.compile(r"(?:\(\?i:)?(?:\\.|[A-Za-z0-9_])+\)?")
+_LITERAL_TRIE: Final = re.compile(rf"{_LITERAL_ALTERNATIVE.pattern}(?:\|{_LITERAL_ALTERNATIVE.pattern})*")
 
 
 class AsciiScreen:
@@ -225,12 +226,14 @@ class AsciiScreen:
         self._digits = 0 if digits else -1
         self.patterns: tuple[str, ...] = tuple(patterns)
         """The RE2 patterns of the set, in order (the digit run first, when there is one)."""
-        self._set = _re2_set(patterns)
+        extras = {f"(?:{pattern})" for pattern in extra}
+        # The extra patterns (a redactor's PII-named JSON keys: many words, then any key text) are each a set's worth.
+        self._set = _re2_set(patterns, [i for i, pattern in enumerate(patterns) if pattern in extras])
 
     def __call__(self, text: str) -> bool:
         """Whether some trigger finds ``text``, which must be ASCII."""
         data = text.encode("ascii")
-        hits = self._set.Match(data) if self._set is not None else None
+        hits = self._set.match(data) if self._set is not None else None
         if hits and (len(hits) > 1 or hits[0] != self._digits or _digit_run_outside_a_date(data)):
             return True
         if not self._python:
@@ -271,15 +274,64 @@ def _digit_run_outside_a_date(data: bytes) -> bool:
         pos = stop  # a run has seven digits: never empty
 
 
-def _re2_set(patterns: Sequence[str]) -> Any:
-    """One compiled RE2 set of ``patterns`` (ASCII), or None when there are none."""
-    if not patterns:
-        return None
-    rset = re2.Set.SearchSet(ROOMY)
-    for pattern in patterns:
-        rset.Add(pattern.encode("ascii"))
-    rset.Compile()
-    return rset
+# A class, an escape or a dot under a repeat: the pattern can be part-way through a match at many places of a text.
+_COUNTER: Final = re.compile(r"(?:\]|\\[dDwWsS]|\.)(?:\{\d|[*+])")
+_COUNTERS_PER_SET: Final = 8
+
+
+def _partition(patterns: Sequence[str], alone: Sequence[int] = ()) -> list[list[int]]:
+    """The patterns' indexes in groups, one RE2 set each, so that no set's DFA outgrows what fresh text can afford.
+
+    An RE2 set's DFA state is every pattern's partial match at once, so patterns that can be part-way through a match
+    almost anywhere (counted classes) multiply each other's states: on text it had not seen, one set of all the
+    redactor's triggers built states for most of every pass (about 130 us per span of 400 bytes of values, against
+    4 us once warm). A big literal alternation (a trie) and the patterns in ``alone`` get sets of their own, the
+    counters come a few to a set, and the patterns that start with a word share one; each set costs a pass (about
+    2 us warm), so there are few. Which set a pattern is in never changes an answer, only its cost.
+    """
+    solo: list[list[int]] = []
+    counters: list[int] = []
+    words: list[int] = []
+    for index, pattern in enumerate(patterns):
+        if index in alone or ("|" in pattern and _LITERAL_TRIE.fullmatch(pattern)):
+            solo.append([index])
+        elif _COUNTER.search(pattern):
+            counters.append(index)
+        else:
+            words.append(index)
+    grouped = [counters[i : i + _COUNTERS_PER_SET] for i in range(0, len(counters), _COUNTERS_PER_SET)]
+    return [group for group in (*solo, *grouped, words) if group]
+
+
+class _SetGroup:
+    """Several RE2 sets that answer as one: the indexes (in the patterns given) of every pattern that finds a text."""
+
+    __slots__ = ("_sets",)
+
+    def __init__(self, patterns: Sequence[str], alone: Sequence[int] = ()) -> None:
+        self._sets: list[tuple[Any, tuple[int, ...]]] = []
+        for group in _partition(patterns, alone):
+            rset = re2.Set.SearchSet(ROOMY)
+            for index in group:
+                rset.Add(patterns[index].encode("ascii"))
+            rset.Compile()
+            # The compiled set's own Match: the wrapper's per-call Python work is a good part of a short value's pass.
+            self._sets.append((getattr(rset, "_set", rset), tuple(group)))
+
+    def match(self, data: bytes) -> list[int]:
+        """The indexes of the patterns that find ``data``."""
+        found: list[int] = []
+        for rset, indexes in self._sets:
+            hits = rset.Match(data)
+            if hits:
+                found.extend(indexes[i] for i in hits)
+        return found
+
+
+def _re2_set(patterns: Sequence[str], alone: Sequence[int] = ()) -> _SetGroup | None:
+    """``patterns`` (ASCII) compiled as RE2 sets that answer as one (``alone``: indexes that get a set of their own),
+    or None when there are none."""
+    return _SetGroup(patterns, alone) if patterns else None
 
 
 class TriggerSets:
@@ -306,7 +358,7 @@ class TriggerSets:
         """The triggers that (may) find ``text``, which must be ASCII."""
         data = text.encode("ascii")
         owners = self._owners
-        hit = {owners[index] for index in (self._set.Match(data) or ())} if self._set is not None else set()
+        hit = {owners[index] for index in (self._set.match(data) or ())} if self._set is not None else set()
         if DIGITS in hit and not _digit_run_outside_a_date(data):
             hit.discard(DIGITS)  # only dates
         lower: str | None = None

@@ -6,11 +6,13 @@ import dataclasses
 import time
 
 import pytest
+import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanguard.processors.redaction import RedactionConfig, Redactor
 from spanguard.processors.redaction.engine import _finditer, _runs_around
+from spanguard.processors.redaction.screen import ROOMY, _partition
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.view import EventView, SpanView, with_attributes
 
@@ -241,3 +243,26 @@ def test_the_trigger_sets_give_the_ascii_screens_verdict(redactor: Redactor, tex
     assert redactor._hits_decide
     assert bool(redactor._trigger_sets(text)) is redactor._screen(text), text
     assert redactor._triggered(text) is redactor._screen(text), text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts)
+def test_a_screen_split_over_several_re2_sets_answers_as_one_set_would(redactor: Redactor, text: str) -> None:
+    # The screens' patterns are spread over a few RE2 sets (a single set's DFA grows too big on unseen text); which
+    # set a pattern lands in must never change which patterns are found.
+    if not text.isascii():
+        return
+    for screen in (redactor._span_screen, redactor._screen):
+        single = re2.Set.SearchSet(ROOMY)
+        for pattern in screen.patterns:
+            single.Add(pattern.encode("ascii"))
+        single.Compile()
+        data = text.encode("ascii")
+        assert sorted(screen._set.match(data)) == sorted(single.Match(data) or []), text
+
+
+def test_the_span_screen_is_split_with_every_pattern_in_one_set(redactor: Redactor) -> None:
+    patterns = redactor._span_screen.patterns
+    groups = _partition(patterns, [i for i, p in enumerate(patterns) if '[^"\\\\\\n]*' in p])
+    assert 1 < len(groups) < len(patterns)
+    assert sorted(i for group in groups for i in group) == list(range(len(patterns)))
