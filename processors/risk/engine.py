@@ -935,11 +935,12 @@ class _Topics:
             self.screen.append((words, frozenset(indexes)))
         self.escaped = escaped
         self.everything = frozenset(range(len(self.categories)))
-        # In ASCII text, one RE2 pass finds which screened words occur (overlapping ones too, as substring tests do),
-        # instead of a substring test per word. A word that is not ASCII is never in ASCII text.
+        # In ASCII text, one RE2 pass finds which terms' first (longest) words occur (overlapping ones too, as
+        # substring tests do), instead of a substring test per word; only those terms' other words are then looked
+        # for. A word that is not ASCII is never in ASCII text.
         words_found = re2.Set.SearchSet()
         self.word_index: list[str] = []
-        for word in sorted({w for words, _ in self.screen for w in words if w.isascii()}):
+        for word in sorted({words[0] for words, _ in self.screen if words[0].isascii()}):
             words_found.Add(f"(?i:{re2.escape(word)})")
             self.word_index.append(word)
         words_found.Compile()
@@ -956,11 +957,11 @@ class _Topics:
             found_at = self.words_found.Match(raw.encode("ascii"))
             if not found_at:
                 return _NONE
-            found = {self.word_index[i] for i in found_at}
+            lower = raw.lower()
             ascii_passed: set[int] = set()
-            for word in found:
-                for rest, indexes in self.terms_by_first.get(word, ()):
-                    if all(w in found for w in rest):
+            for i in found_at:
+                for rest, indexes in self.terms_by_first[self.word_index[i]]:
+                    if all(w in lower for w in rest):
                         ascii_passed |= indexes
             return ascii_passed
         lowered = raw.lower()
@@ -971,24 +972,38 @@ class _Topics:
         return passed
 
     def scan(self, span: SpanView, cache: dict[str, Any], hits: list[tuple[int, str]]) -> None:
-        texts: list[str] = []
-        candidates: set[int] = set()
+        raws: list[str] = []
         for key in self.attributes:
             value = _content_value(span, key)
             if value is None:
                 continue
             for raw in value if isinstance(value, (tuple, list)) else (value,):
-                if not isinstance(raw, str):
-                    continue
-                passed = self._screen(raw)
-                if not passed:
-                    continue
-                candidates.update(passed)
-                parsed = _parsed(raw, cache)
-                if parsed is _PARSE_FAILED:
-                    texts.append(raw)
-                else:
-                    _strings(parsed, texts)
+                if isinstance(raw, str):
+                    raws.append(raw)
+        if not raws:
+            return
+        if len(raws) > 1:
+            # One pass over all of them: no screened word holds a NUL, so none is found across two values, and a
+            # span whose values hold none of the words (most) is done.
+            joined = "\x00".join(raws)
+            if (
+                joined.isascii()
+                and not (self.escaped and "\\" in joined)
+                and not self.words_found.Match(joined.encode("ascii"))
+            ):
+                return
+        texts: list[str] = []
+        candidates: set[int] = set()
+        for raw in raws:
+            passed = self._screen(raw)
+            if not passed:
+                continue
+            candidates.update(passed)
+            parsed = _parsed(raw, cache)
+            if parsed is _PARSE_FAILED:
+                texts.append(raw)
+            else:
+                _strings(parsed, texts)
         if not texts:
             return
         joined = "\x00".join(texts).lower()

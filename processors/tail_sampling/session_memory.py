@@ -17,8 +17,6 @@ from typing import Final
 
 __all__ = ["SessionMemory", "TurnFindings", "normalize_question", "question_digest", "tool_call_digest"]
 
-_TOKEN_BYTES: Final = 8
-
 
 # In ASCII, NFKC changes nothing, case-folding is lower-casing, and every character that is not a letter or a digit is
 # punctuation, a symbol, a space or a control character: one table does what the general path does per character.
@@ -34,12 +32,12 @@ def normalize_question(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def question_digest(normalized: str) -> tuple[bytes, frozenset[bytes]]:
-    """The SHA-256 of a normalised question and the truncated SHA-256 of each of its words."""
-    sha256 = hashlib.sha256
-    whole = sha256(normalized.encode("utf-8")).digest()
-    tokens = frozenset([sha256(word.encode("utf-8")).digest()[:_TOKEN_BYTES] for word in set(normalized.split())])
-    return whole, tokens
+def question_digest(normalized: str) -> tuple[bytes, frozenset[int]]:
+    """The SHA-256 of a normalised question and the 64-bit keyed hash of each of its words."""
+    whole = hashlib.sha256(normalized.encode("utf-8")).digest()
+    # Python's own string hash: SipHash under a key drawn per process, which is as far as this memory reaches. A
+    # SHA-256 per word cost most of this detector's time and hid a single word no better.
+    return whole, frozenset(map(hash, normalized.split()))
 
 
 def tool_call_digest(tool: str, canonical_arguments: str) -> bytes:
@@ -67,10 +65,10 @@ class _Session:
         self.turns = 0
         self.traces: OrderedDict[str, None] = OrderedDict()
         self.tool_calls: OrderedDict[bytes, set[str]] = OrderedDict()
-        self.questions: OrderedDict[bytes, tuple[str, frozenset[bytes]]] = OrderedDict()
+        self.questions: OrderedDict[bytes, tuple[str, frozenset[int]]] = OrderedDict()
 
 
-def _jaccard(a: frozenset[bytes], b: frozenset[bytes]) -> float:
+def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
     union = len(a | b)
     return len(a & b) / union if union else 0.0
 
@@ -114,7 +112,7 @@ class SessionMemory:
         trace_id: str,
         *,
         tool_calls: Iterable[bytes] = (),
-        questions: Iterable[tuple[bytes, frozenset[bytes]]] = (),
+        questions: Iterable[tuple[bytes, frozenset[int]]] = (),
         answered: bool = False,
         similarity: float = 1.0,
         tool_call_cap: int = 2,
