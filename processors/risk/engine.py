@@ -935,13 +935,15 @@ class _Topics:
             self.screen.append((words, frozenset(indexes)))
         self.escaped = escaped
         self.everything = frozenset(range(len(self.categories)))
-        # In ASCII text, one RE2 pass finds which terms' first (longest) words occur (overlapping ones too, as
-        # substring tests do), instead of a substring test per word; only those terms' other words are then looked
-        # for. A word that is not ASCII is never in ASCII text.
+        # In ASCII text, one RE2 pass finds which terms' first (longest) words occur at the start of a word, instead
+        # of a substring test per word; only those terms' other words are then looked for. Every word of a match
+        # starts a word, in the decoded text: in raw JSON that is after a non-word character, a JSON escape (\n,
+        # \u00a0) or at the start. So "finish_reason" does not wake up "no reason to live". A word that is not ASCII
+        # is never in ASCII text.
         words_found = re2.Set.SearchSet()
         self.word_index: list[str] = []
         for word in sorted({words[0] for words, _ in self.screen if words[0].isascii()}):
-            words_found.Add(f"(?i:{re2.escape(word)})")
+            words_found.Add(f"(?i:(?:^|[^a-z0-9_]|\\\\[a-z]|\\\\u[0-9a-f]{{4}}){re2.escape(word)})")
             self.word_index.append(word)
         words_found.Compile()
         self.words_found = words_found
@@ -972,38 +974,24 @@ class _Topics:
         return passed
 
     def scan(self, span: SpanView, cache: dict[str, Any], hits: list[tuple[int, str]]) -> None:
-        raws: list[str] = []
+        texts: list[str] = []
+        candidates: set[int] = set()
         for key in self.attributes:
             value = _content_value(span, key)
             if value is None:
                 continue
             for raw in value if isinstance(value, (tuple, list)) else (value,):
-                if isinstance(raw, str):
-                    raws.append(raw)
-        if not raws:
-            return
-        if len(raws) > 1:
-            # One pass over all of them: no screened word holds a NUL, so none is found across two values, and a
-            # span whose values hold none of the words (most) is done.
-            joined = "\x00".join(raws)
-            if (
-                joined.isascii()
-                and not (self.escaped and "\\" in joined)
-                and not self.words_found.Match(joined.encode("ascii"))
-            ):
-                return
-        texts: list[str] = []
-        candidates: set[int] = set()
-        for raw in raws:
-            passed = self._screen(raw)
-            if not passed:
-                continue
-            candidates.update(passed)
-            parsed = _parsed(raw, cache)
-            if parsed is _PARSE_FAILED:
-                texts.append(raw)
-            else:
-                _strings(parsed, texts)
+                if not isinstance(raw, str):
+                    continue
+                passed = self._screen(raw)
+                if not passed:
+                    continue
+                candidates.update(passed)
+                parsed = _parsed(raw, cache)
+                if parsed is _PARSE_FAILED:
+                    texts.append(raw)
+                else:
+                    _strings(parsed, texts)
         if not texts:
             return
         joined = "\x00".join(texts).lower()

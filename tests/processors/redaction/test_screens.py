@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pytest
@@ -153,44 +154,74 @@ def test_a_dropped_key_inside_json_content_sends_the_span_the_long_way() -> None
     assert "hunter2" not in redactor.redact_span(span).attributes["gen_ai.tool.call.arguments"]
 
 
-TOPIC_TEXTS = st.lists(
-    st.sampled_from(
-        [
-            "I need legal advice",
-            "my divorce",
-            "self-harm",
-            "I want to die",
-            "want",
-            "to",
-            "die",
-            "tax return",
-            "in stock",
-            "stock tip",
-            "Cancer",
-            "LOAN",
-            " ",
-            "mañana",
-            "order",
-            "court",
-            "myself",
-            "kill",
-        ]
-    ),
-    max_size=6,
-).map(" ".join)
+TOPIC_WORDS = [
+    "I need legal advice",
+    "my divorce",
+    "self-harm",
+    "I want to die",
+    "want",
+    "to",
+    "die",
+    "tax return",
+    "in stock",
+    "stock tip",
+    "Cancer",
+    "LOAN",
+    " ",
+    "mañana",
+    "order",
+    "court",
+    "myself",
+    "kill",
+    "reason",
+    "live",
+    "no",
+]
 
 
-@settings(max_examples=300, deadline=None)
-@given(text=TOPIC_TEXTS)
-def test_topic_screen_passes_the_categories_the_substring_screen_passes(text: str) -> None:
+SEPARATORS = st.sampled_from([" ", "_", "-", "\n", "\u00a0", "", "x", "2", '"', "\\", "é"])
+TOPIC_VALUES = st.tuples(
+    st.lists(st.tuples(st.sampled_from(TOPIC_WORDS), SEPARATORS), max_size=6),
+    st.sampled_from(["plain", "json", "json-ascii"]),
+)
+
+
+def _topic_value(parts: list[tuple[str, str]], form: str) -> tuple[str, str]:
+    """(the raw attribute value, the text the exact patterns read): plain text, or the text as JSON message content."""
+    text = "".join(word + sep for word, sep in parts)
+    if form == "plain":
+        return text, text
+    messages = [{"role": "user", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}]
+    return json.dumps(messages, ensure_ascii=form == "json-ascii"), text
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=TOPIC_VALUES)
+def test_topic_screen_passes_every_category_whose_terms_are_in_the_text(
+    value: tuple[list[tuple[str, str]], str],
+) -> None:
+    # The screen may pass more than the exact patterns find (they decide), never less; and never more than the
+    # substring screen (every word of a term somewhere in the lower-cased raw value) it replaces.
     topics = RiskClassifier()._topics
     assert topics is not None
+    raw, text = _topic_value(*value)
     lowered = text.lower()
-    expected: set[int] = set()
+    found = {index for index, (_, _, pattern) in enumerate(topics.categories) if pattern.search(lowered)}
+    passed = set(topics._screen(raw))
+    assert found <= passed, (raw, found, passed)
+    raw_lower = raw.lower()
+    substring = set()
     for words, indexes in topics.screen:
-        if all(w in lowered for w in words):
-            expected |= indexes
-    assert set(topics._screen(text)) == expected
+        if all(w in raw_lower for w in words):
+            substring |= indexes
+    assert passed <= substring or (topics.escaped and "\\" in raw)
+
+
+def test_a_word_inside_an_identifier_does_not_pass_the_topic_screen() -> None:
+    topics = RiskClassifier()._topics
+    assert topics is not None
+    assert not topics._screen('[{"role": "assistant", "finish_reason": "stop", "live": 1, "no": 2, "to": 3}]')
+    assert topics._screen("there is no reason to live")
 
 
 def test_with_attributes_copies_every_other_field() -> None:
