@@ -65,13 +65,46 @@ _SCALARS: Final = frozenset({"string_value", "bool_value", "int_value", "double_
 
 def attributes_of(pairs: Sequence[KeyValue]) -> dict[str, Any]:
     """Protobuf key-values as a dict."""
+    return _read_attributes(pairs)[0]
+
+
+def _read_attributes(pairs: Sequence[KeyValue]) -> tuple[dict[str, Any], bool]:
+    """Protobuf key-values as a dict, and whether a key repeats (at the top or in a nested key-value list)."""
     out: dict[str, Any] = {}
+    nested_repeat = False
     for kv in pairs:
         value = kv.value
         kind = value.WhichOneof("value")
         # Scalars read in place: a call of from_any per attribute is a good part of reading a span.
-        out[kv.key] = getattr(value, kind) if kind in _SCALARS else from_any(value)
-    return out
+        if kind in _SCALARS:
+            out[kv.key] = getattr(value, kind)
+        else:
+            out[kv.key] = from_any(value)
+            nested_repeat = nested_repeat or _repeats_a_key(value)
+    return out, nested_repeat or len(out) != len(pairs)
+
+
+def _repeats_a_key(value: AnyValue) -> bool:
+    kind = value.WhichOneof("value")
+    if kind == "kvlist_value":
+        pairs = value.kvlist_value.values
+        return len({kv.key for kv in pairs}) != len(pairs) or any(_repeats_a_key(kv.value) for kv in pairs)
+    if kind == "array_value":
+        return any(_repeats_a_key(item) for item in value.array_value.values)
+    return False
+
+
+def owned_attributes_of(target: Any) -> dict[str, Any]:
+    """The ``attributes`` of a protobuf span, event or resource as a dict, the protobuf made to hold exactly that.
+
+    OTLP keys must be unique, but nothing on the wire enforces it: where a key repeats (in the list, or in a nested
+    key-value list), the dict keeps the last value and the protobuf is rewritten to match, so no value is sent on
+    that no processor saw (redaction included).
+    """
+    attributes, repeats = _read_attributes(target.attributes)
+    if repeats:
+        write_attributes(target, attributes)
+    return attributes
 
 
 def write_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
@@ -102,8 +135,8 @@ def to_view(span: Span, resource: dict[str, Any], scope: str) -> SpanView:
         span.end_time_unix_nano,
         _STATUS.get(status.code, "UNSET"),  # type: ignore[arg-type]
         status.message,
-        attributes_of(span.attributes),
-        [EventView(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in events] if events else [],
+        owned_attributes_of(span),
+        [EventView(e.name, e.time_unix_nano, owned_attributes_of(e)) for e in events] if events else [],
         resource,  # shared by the views of one resource: views are never changed in place
         scope,
     )
@@ -133,7 +166,7 @@ def views_of(resource_spans: Sequence[ResourceSpans]) -> list[SpanView]:
     """Views of every span of an export request; each view's ``source`` is a :class:`ProtoSource`."""
     views: list[SpanView] = []
     for resource in resource_spans:
-        resource_attributes = attributes_of(resource.resource.attributes)
+        resource_attributes = owned_attributes_of(resource.resource)
         for scope in resource.scope_spans:
             for span in scope.spans:
                 view = to_view(span, resource_attributes, scope.scope.name)
@@ -165,11 +198,20 @@ def _write_changed_attributes(
     if attributes is original:
         return
     get = attributes.get
+    changed: dict[str, Any] = {}
     for key, value in original.items():
         new = get(key, _MISSING)
-        if new is not value and new != value:
-            write_attributes(span, attributes)
+        if new is _MISSING:
+            write_attributes(span, attributes)  # a key removed: the list is rebuilt
             return
+        if new is not value and new != value:
+            changed[key] = new
+    if changed:
+        # Redaction changes a value or two of a span: those key-values are rewritten in place, the rest kept as read.
+        for pair in span.attributes:
+            new = changed.get(pair.key, _MISSING)
+            if new is not _MISSING:
+                pair.value.CopyFrom(to_any(new))
     # Only additions (the common case: risk and sampling annotations, the same for every span of a trace): append
     # them, building each distinct key-value once per call site's cache.
     if len(attributes) > len(original):

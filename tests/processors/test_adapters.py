@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -203,3 +205,29 @@ def test_encode_parts_is_each_regrouped_part_serialized():
             _request(regrouping.result()) for regrouping in regroupings
         ]
     assert otlp.encode_parts(request.resource_spans, lambda span: 0, 2)[1] == b""
+
+
+def _pair(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def test_a_repeated_attribute_key_cannot_carry_an_unredacted_value_past_redaction():
+    # OTLP says keys are unique; a client that repeats one must not get its first value past the redactor, which
+    # reads the last: the protobuf is made to hold what the processors saw, at every level.
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend([_pair("host.owner", EMAIL), _pair("host.owner", "ops")])
+    span = resource_spans.scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="chat")
+    span.attributes.extend([_pair("app.note", f"write to {EMAIL}"), _pair("app.note", "fine")])
+    nested = AnyValue(kvlist_value=KeyValueList(values=[_pair("to", EMAIL), _pair("to", "nobody")]))
+    span.attributes.append(KeyValue(key="app.mail", value=AnyValue(array_value=ArrayValue(values=[nested]))))
+    event = span.events.add(name="note")
+    event.attributes.extend([_pair("text", f"card {CARD}"), _pair("text", "none")])
+
+    views: list = []
+    otlp.redact_resource_spans(list(request.resource_spans), Redactor(), views)
+
+    data = request.SerializeToString()
+    assert EMAIL.encode() not in data and CARD.encode() not in data
+    assert otlp.views_of(list(request.resource_spans))[0].attributes == views[0].attributes
+    assert [kv.key for kv in span.attributes] == ["app.note", "app.mail"]
