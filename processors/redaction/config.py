@@ -291,7 +291,8 @@ class RecognizerSpec(BaseModel, frozen=True, extra="forbid"):
             supported_language=self.supported_language,
             global_regex_flags=regex.DOTALL | regex.MULTILINE,
         )
-        recognizer.trigger = Trigger(patterns=tuple(p.regex for p in self.patterns))  # type: ignore[attr-defined]
+        trigger = Trigger(patterns=tuple(p.regex for p in self.patterns), flags=re.DOTALL | re.MULTILINE)
+        recognizer.trigger = trigger  # type: ignore[attr-defined]
         recognizer.negative_context = list(self.negative_context)  # type: ignore[attr-defined]
         return recognizer
 

@@ -51,13 +51,16 @@ class Trigger:
         folded: tuple[str, ...] = (),
         patterns: tuple[str, ...] = (),
         folded_patterns: tuple[str, ...] = (),
+        flags: int = 0,
     ) -> None:
+        """``flags``: :mod:`re` flags of the patterns (``re.DOTALL | re.MULTILINE`` for a recognizer that runs with
+        them: a trigger must find every text its recognizer can match)."""
         if not (literals or folded or patterns or folded_patterns):
             raise ValueError("a trigger needs literals or patterns")
         self.literals = literals
         self.folded = folded
-        self.patterns = tuple(re.compile(p) for p in patterns)
-        self.folded_patterns = tuple(re.compile(p) for p in folded_patterns)
+        self.patterns = tuple(re.compile(p, flags) for p in patterns)
+        self.folded_patterns = tuple(re.compile(p, flags) for p in folded_patterns)
 
     def __call__(self, text: str, lower: str) -> bool:
         """Whether ``text`` (``lower`` is ``text.lower()``) may hold a match."""
@@ -382,15 +385,18 @@ def re2_alternatives(trigger: TriggerFunction) -> list[str] | None:
         return literals + [f"(?i:{re2.escape(lit)})" for lit in trigger.folded if lit.isascii()]
     out: list[str] = []
     for compiled, folded in [(p, False) for p in trigger.patterns] + [(p, True) for p in trigger.folded_patterns]:
-        if compiled.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE) or _NOT_PORTABLE.search(
-            compiled.pattern
-        ):
+        if compiled.flags & (re.IGNORECASE | re.VERBOSE) or _NOT_PORTABLE.search(compiled.pattern):
             return None
+        # Dot-all and multi-line carry over as RE2 flags. With multi-line, ^ and $ also hold around the newlines the
+        # screens join values with, so a joined text is still found whenever one of its values is.
+        flags = ("i" if folded else "") + ("s" if compiled.flags & re.DOTALL else "")
+        flags += "m" if compiled.flags & re.MULTILINE else ""
+        pattern = f"(?{flags}:{compiled.pattern})" if flags else f"(?:{compiled.pattern})"
         try:
-            re2.compile(compiled.pattern, _QUIET)
+            re2.compile(pattern, _QUIET)
         except re2.error:
             return None
-        out.append(f"(?i:{compiled.pattern})" if folded else f"(?:{compiled.pattern})")
+        out.append(pattern)
     return out
 
 

@@ -17,6 +17,7 @@ from spanguard.processors.redaction import (
     Trigger,
     builtin_registry,
 )
+from spanguard.processors.view import SpanView
 
 
 def employee_ids(**kwargs: Any) -> PatternRecognizer:
@@ -122,3 +123,21 @@ def test_the_registry_refuses_what_it_cannot_run() -> None:
         registry.add_recognizer(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="REDACTION_FAILED is reserved"):
         registry.add_recognizer(PatternRecognizer(supported_entity="REDACTION_FAILED", patterns=[Pattern("x", "x", 1)]))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        # The recognizer runs with DOTALL and MULTILINE: its trigger must find what it finds, on any line.
+        (r"^EMP-\d{6}$", "hello\nEMP-123456\nbye", "hello\n<EMPLOYEE_ID>\nbye"),
+        (r"EMP-\d{4}.Z", "badge EMP-1234\nZ here", "badge <EMPLOYEE_ID> here"),
+        (r"^EMP-\d{6}$", "EMP-123456", "<EMPLOYEE_ID>"),
+        (r"^EMP-\d{6}$", "xEMP-123456", "xEMP-123456"),
+    ],
+)
+def test_a_config_recognizer_is_triggered_with_the_flags_it_runs_with(pattern: str, text: str, expected: str) -> None:
+    spec = RecognizerSpec(name="emp", supported_entity="EMPLOYEE_ID", patterns=(PatternSpec(regex=pattern, score=0.9),))
+    redactor = Redactor(RedactionConfig(recognizers=(spec,)))
+    view = SpanView("0" * 32, "1" * 16, "s", attributes={"app.note": text, "app.other": "fine"})
+    assert redactor.redact_span(view).attributes["app.note"] == expected
+    assert redactor.redact_spans([view])[0].attributes["app.note"] == expected  # the batched path, joined screen
