@@ -185,7 +185,7 @@ _QUIET.log_errors = False
 ROOMY: Final = re2.Options()
 ROOMY.log_errors = False
 ROOMY.max_mem = 64 << 20
-_NOT_PORTABLE: Final = re.compile(r"\\[sSbBZ0-9]|\(\?[=!<P]")
+_NOT_PORTABLE: Final = re.compile(r"\\[sSbBAZ0-9]|\(\?[=!<P]")
 
 
 # An alternative that is a literal (re2.escape'd, maybe case-folded): no class, group or repeat of its own.
@@ -387,11 +387,11 @@ def re2_alternatives(trigger: TriggerFunction) -> list[str] | None:
     for compiled, folded in [(p, False) for p in trigger.patterns] + [(p, True) for p in trigger.folded_patterns]:
         if compiled.flags & (re.IGNORECASE | re.VERBOSE) or _NOT_PORTABLE.search(compiled.pattern):
             return None
-        # Dot-all and multi-line carry over as RE2 flags. With multi-line, ^ and $ also hold around the newlines the
-        # screens join values with, so a joined text is still found whenever one of its values is.
-        flags = ("i" if folded else "") + ("s" if compiled.flags & re.DOTALL else "")
-        flags += "m" if compiled.flags & re.MULTILINE else ""
-        pattern = f"(?{flags}:{compiled.pattern})" if flags else f"(?:{compiled.pattern})"
+        # Dot-all carries over; multi-line is always on, which only adds matches (what a trigger may do): ^ and $ then
+        # also hold around the newlines the screens join values with, so a joined text is found whenever one of its
+        # values is.
+        flags = ("i" if folded else "") + ("s" if compiled.flags & re.DOTALL else "") + "m"
+        pattern = f"(?{flags}:{compiled.pattern})"
         try:
             re2.compile(pattern, _QUIET)
         except re2.error:
@@ -410,7 +410,9 @@ class RegexTrigger:
     __slots__ = ("_pattern",)
 
     def __init__(self, patterns: Sequence[str], flags: int = 0) -> None:
-        self._pattern = regex.compile("|".join(f"(?:{p})" for p in patterns), flags=flags)
+        # Multi-line whatever the recognizer's flags: the screens join a span's values with newlines, so ^ and $ must
+        # hold there too (a superset of the recognizer's own matches, which is all a trigger has to be).
+        self._pattern = regex.compile("|".join(f"(?:{p})" for p in patterns), flags=flags | regex.MULTILINE)
 
     def __call__(self, text: str, lower: str) -> bool:
         """Whether one of the patterns finds ``text``."""

@@ -141,3 +141,18 @@ def test_a_config_recognizer_is_triggered_with_the_flags_it_runs_with(pattern: s
     view = SpanView("0" * 32, "1" * 16, "s", attributes={"app.note": text, "app.other": "fine"})
     assert redactor.redact_span(view).attributes["app.note"] == expected
     assert redactor.redact_spans([view])[0].attributes["app.note"] == expected  # the batched path, joined screen
+
+
+def test_an_anchored_recognizer_added_without_multiline_is_still_triggered_beside_other_values() -> None:
+    # The screens join a span's values with newlines: a trigger made of a recognizer's own patterns is multi-line,
+    # so ^ and $ hold at every value.
+    registry = builtin_registry()
+    registry.add_recognizer(
+        PatternRecognizer(
+            supported_entity="EMPLOYEE_ID", patterns=[Pattern("e", r"^E\d{6}$", 0.9)], global_regex_flags=0
+        )
+    )
+    redactor = Redactor(RedactionConfig(), registry=registry)
+    for attributes in ({"a": "E123456", "b": "fine"}, {"b": "fine", "a": "E123456"}, {"b": "héllo", "a": "E123456"}):
+        view = SpanView("0" * 32, "1" * 16, "s", attributes=attributes)
+        assert redactor.redact_spans([view])[0].attributes["a"] == "<EMPLOYEE_ID>", attributes
