@@ -38,6 +38,7 @@ from spanguard.processors.redaction.entities import (
 )
 from spanguard.processors.redaction.ner import NER_CANDIDATE, NerPass, warn_no_ner_once
 from spanguard.processors.redaction.operators import REDACTED, Operators
+from spanguard.processors.redaction.recognizers import CONTEXT_WORD as _WORD
 from spanguard.processors.redaction.recognizers import OfflineEmailRecognizer
 from spanguard.processors.redaction.registry import RecognizerRegistry, RegisteredRecognizer, builtin_registry
 from spanguard.processors.redaction.results import Detection, RedactedAttributes, RedactedText
@@ -92,7 +93,6 @@ _CONTEXT_WORDS: Final = 5
 # Words between a negative context word and its number: "order no. 4155550132", "PO number: 5512093348".
 # Not "my" or "your": a possessive says the number is someone's own ("sent receipt: my number is ...").
 _FILLER_WORDS: Final = frozenset({"no", "nr", "num", "number", "numbers", "is", "was", "of", "the"})
-_WORD: Final = re.compile(r"[^\W_]+")  # words; "driver_license" is two, as a context
 _JSON_DEPTH: Final = 4
 # Fields of the GenAI content JSON (messages, their parts, tool definitions) that describe structure, not content:
 # they are left as they are (a tool call's id must still match its response's). Only at those levels: the same keys

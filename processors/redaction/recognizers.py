@@ -56,6 +56,7 @@ from spanguard.processors.redaction.screen import DIGITS, DigitsTrigger, Trigger
 from spanguard.processors.redaction.secrets import secret_recognizers
 
 __all__ = [
+    "CONTEXT_WORD",
     "DateOfBirthRecognizer",
     "OfflineEmailRecognizer",
     "PassportRecognizer",
@@ -67,13 +68,14 @@ __all__ = [
 ]
 
 
-_WORD: Final = re.compile(r"\w+")
+CONTEXT_WORD: Final = re.compile(r"[^\W_]+")
+"""A word, as context tests read words: "driver_license" is two (the redactor's and the recognizers' tests agree)."""
 _CONTEXT_WORDS: Final = 5  # the redactor's context window
 
 
 def _has_context(text: str, start: int, words: frozenset[str]) -> bool:
     """Whether a word of ``words`` is among the five words before ``start``, as the redactor judges it."""
-    before = _WORD.findall(text[max(0, start - 120) : start].lower())[-_CONTEXT_WORDS:]
+    before = CONTEXT_WORD.findall(text[max(0, start - 120) : start].lower())[-_CONTEXT_WORDS:]
     return any(w in words or w.rstrip("s") in words for w in before)
 
 
@@ -490,7 +492,7 @@ def _national(
 
 
 def _word_trigger(words: Sequence[str], *patterns: str) -> Trigger:
-    """A trigger that finds one of ``words`` as a word (as the redactor's context test reads words: ``\\w+`` runs,
+    """A trigger that finds one of ``words`` as a word (as the context tests read words: :data:`CONTEXT_WORD`,
     plural ``s`` ignored), or one of ``patterns``.
 
     Words, not substrings: "sin" must not fire on "using", nor "tax" on "syntax", or most prose would be screened

@@ -611,3 +611,14 @@ def test_triggers_find_every_match() -> None:
             assert recognizer.trigger(text, lower), (recognizer.name, text)  # type: ignore[attr-defined]
             if text.isascii():
                 assert screens[id(recognizer)](text), (recognizer.name, text)
+
+
+def test_the_recognizers_and_the_redactor_read_context_words_alike() -> None:
+    from spanguard.processors.redaction import recognizers
+    from spanguard.processors.redaction.engine import Redactor as _Redactor
+
+    text = "mobile_number: 415 555 0132"
+    start = text.index("415")
+    words = frozenset({"mobile"})
+    assert recognizers._has_context(text, start, words)
+    assert _Redactor._has_context(text, start, words)
