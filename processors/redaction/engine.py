@@ -562,13 +562,6 @@ class Redactor:
             return entity, -1
         return None, -1
 
-    def _key_rule(self, key: str) -> int:
-        """_SCAN, _NEVER, _DROP, _BY_KEY or _URL (cached per key)."""
-        return self._key_info(key).rule
-
-    def _drops(self, key: str) -> bool:
-        return self._key_info(key).rule == _DROP
-
     def _needs_analysis(self, text: str, lower: str | None = None) -> bool:
         """Whether a text can hold anything: NER is on, or a trigger finds it (``lower``: ``text.lower()``)."""
         return self._use_ner or self._triggered(text, lower)
