@@ -62,28 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the config, then run the collector until SIGTERM; returns the exit code."""
-    from spanguard.collector.config import load_config
-    from spanguard.collector.service import Collector, unbuildable
-    from spanguard.yamlconfig import ConfigError
+    from spanguard.collector.config import checked_config, main_validate
+    from spanguard.collector.service import Collector
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"spanguard collector: invalid config\n{error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"spanguard collector: cannot read config: {error}", file=sys.stderr)
-        return 2
-    for warning in config.warnings:
-        print(warning, file=sys.stderr)
-    problems = unbuildable(config)
-    if problems:
-        listed = "\n".join(f"  {problem}" for problem in problems)
-        print(f"spanguard collector: invalid config\n{listed}", file=sys.stderr)
-        return 2
     if args.action == "validate":
-        print("config OK")
-        return 0
+        return main_validate(args.config)
+    config = checked_config(args.config)
+    if config is None:
+        return 2
     configure_logging(config.telemetry.logs_level, config.telemetry.logs_encoding)
     collector = Collector(config)
     try:

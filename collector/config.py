@@ -38,6 +38,7 @@ __all__ = [
     "PipelineConfig",
     "Registry",
     "TelemetryConfig",
+    "checked_config",
     "default_registry",
     "factories",
     "load_config",
@@ -47,6 +48,7 @@ __all__ = [
     "parse_duration",
     "parse_endpoint",
     "register",
+    "unbuildable",
 ]
 
 SECTIONS: Final[dict[Kind, str]] = {
@@ -523,21 +525,50 @@ def load_config(
     )
 
 
-def main_validate(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None, registry: Registry | None = None
-) -> int:
-    """``spanguard collector validate``: print ``config OK`` (stdout) or the problems (stderr); 0 when valid, else 2.
+def unbuildable(config: CollectorConfig) -> list[str]:
+    """A problem for each configured component whose factory has no ``create``: such a component must stop the
+    collector at start, never be left out of its pipeline (a redaction step that silently does not run sends data
+    out unredacted). Unknown types are refused when the config loads."""
+    return [
+        f"{SECTIONS[kind]}.{cid}: type {component.type!r} has no create function in its factory, so it cannot run; "
+        f"register it as Factory({kind!r}, type, ConfigModel, create=make) (docs/collector-config.md)"
+        for kind in KINDS
+        for cid, component in config.components(kind).items()
+        if component.factory.create is None
+    ]
 
-    Warnings (unused components) go to stderr either way.
-    """
+
+def checked_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None, registry: Registry | None = None
+) -> CollectorConfig | None:
+    """The config at ``path`` if the collector can run it (valid, every component buildable), else ``None``; the
+    problems and the warnings (unused components) are printed to stderr."""
     try:
         config = load_config(path, environ=environ, registry=registry)
     except ConfigError as exc:
         for warning in exc.warnings:
             print(warning, file=sys.stderr)
-        print(exc, file=sys.stderr)
-        return 2
+        print(f"spanguard collector: invalid config\n{exc}", file=sys.stderr)
+        return None
+    except OSError as error:
+        print(f"spanguard collector: cannot read config: {error}", file=sys.stderr)
+        return None
     for warning in config.warnings:
         print(warning, file=sys.stderr)
+    problems = unbuildable(config)
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        print(f"spanguard collector: invalid config\n{listed}", file=sys.stderr)
+        return None
+    return config
+
+
+def main_validate(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None, registry: Registry | None = None
+) -> int:
+    """``spanguard collector validate``: print ``config OK`` (stdout) or the problems (stderr); 0 when the collector
+    can run the config, else 2."""
+    if checked_config(path, environ=environ, registry=registry) is None:
+        return 2
     print("config OK")
     return 0

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from spanguard.collector.component import Admission, Consumer, Settings, TraceBatch
-from spanguard.collector.config import CONFIG_LABEL, KINDS, SECTIONS, CollectorConfig, ComponentConfig, PipelineConfig
+from spanguard.collector.config import (
+    CONFIG_LABEL,
+    SECTIONS,
+    CollectorConfig,
+    ComponentConfig,
+    PipelineConfig,
+    unbuildable,
+)
 from spanguard.collector.fanout import FanOut
 from spanguard.collector.telemetry import CollectorMetrics, TelemetryServer
 from spanguard.yamlconfig import ConfigError
@@ -23,19 +30,6 @@ from spanguard.yamlconfig import ConfigError
 __all__ = ["BuiltChain", "Collector", "build_chain", "create_component", "unbuildable"]
 
 logger = logging.getLogger("spanguard.collector")
-
-
-def unbuildable(config: CollectorConfig) -> list[str]:
-    """A problem for each configured component whose factory has no ``create``: such a component must stop the
-    collector at start, never be left out of its pipeline (a redaction step that silently does not run sends data
-    out unredacted). Unknown types are refused when the config loads."""
-    return [
-        f"{SECTIONS[kind]}.{cid}: type {component.type!r} has no create function in its factory, so it cannot run; "
-        f"register it as Factory({kind!r}, type, ConfigModel, create=make) (docs/collector-config.md)"
-        for kind in KINDS
-        for cid, component in config.components(kind).items()
-        if component.factory.create is None
-    ]
 
 
 def create_component(

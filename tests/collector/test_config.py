@@ -830,14 +830,14 @@ def test_missing_file_and_invalid_utf8(tmp_path: Path) -> None:
 def test_main_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(minimal("exporters: {debug: {}, file: {path: x}}\n"))
-    assert main_validate(good, environ={}, registry=REGISTRY) == 0
+    assert main_validate(good, environ={}) == 0  # the real factories: validate also checks each can be built
     out, err = capsys.readouterr()
     assert out == "config OK\n"
     assert "warning: exporters.file: exporter 'file' is defined but not used" in err
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(minimal("exporters:\n  debug: {colour: red}\n"))
-    assert main_validate(bad, environ={}, registry=REGISTRY) == 2
+    assert main_validate(bad, environ={}) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert f"{bad}:3:11: exporters.debug.colour: unknown key 'colour'; known keys: verbosity" in err
@@ -905,3 +905,15 @@ exporters: {{debug: {{}}}}
     error = refused(text(r"E(\d"), registry=None)
     issue = issue_at(error, "processors.redaction.recognizers[0].patterns[0].regex")
     assert "not a valid regular expression" in issue.message and issue.line == 7
+
+
+def test_main_validate_refuses_a_config_whose_components_cannot_be_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This loader test's registry has factories without create: valid settings, nothing that can run them.
+    path = tmp_path / "c.yaml"
+    path.write_text(minimal("exporters: {debug: {}}\n"))
+    assert main_validate(path, environ={}, registry=REGISTRY) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "exporters.debug: type 'debug' has no create function" in err
