@@ -498,8 +498,18 @@ def redact_resource_spans(
     redacted = redactor.redact_spans(views)
     changed = 0
     resources_done: set[int] = set()
+    scopes_done: set[int] = set()
     for original, view in zip(views, redacted, strict=True):
-        resource = original.source.resource
+        source = original.source
+        resource = source.resource
+        # What a view does not hold: the scope's attributes, the links' attributes and the trace states.
+        if id(source.scope) not in scopes_done:
+            scopes_done.add(id(source.scope))
+            if source.scope.scope.attributes:
+                _redact_attributes_in_place(source.scope.scope, redactor)
+        span = source.span
+        if span.links or span.trace_state:
+            _redact_links_and_state(span, redactor)
         if view is original:
             pass  # nothing needed redacting
         elif (
@@ -522,3 +532,22 @@ def redact_resource_spans(
         if views_out is not None:
             views_out.append(view)
     return changed
+
+
+def _redact_attributes_in_place(target: Any, redactor: Any) -> None:
+    """Redact the attributes of a protobuf scope or link (parts of a span no view holds), writing only on change."""
+    result = redactor.redact_attributes(owned_attributes_of(target))
+    if result.count:
+        write_attributes(target, result.attributes)
+
+
+def _redact_links_and_state(span: Span, redactor: Any) -> None:
+    """Redact a span's links' attributes and the trace states of the span and its links (W3C ``tracestate`` is free
+    text to a client: a vendor value may hold an id)."""
+    for link in span.links:
+        if link.attributes:
+            _redact_attributes_in_place(link, redactor)
+        if link.trace_state:
+            link.trace_state = redactor.redact_text(link.trace_state).text
+    if span.trace_state:
+        span.trace_state = redactor.redact_text(span.trace_state).text

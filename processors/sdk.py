@@ -7,6 +7,7 @@ with the original's context, parent, links, kind, status, times and scope, and h
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
@@ -15,7 +16,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.trace import Status
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, Status, TraceState
 
 from spanguard.processors.view import EventView, SpanView, span_id_hex, trace_id_hex
 from spanguard.semconv import SPANGUARD_REDACTION_COUNT
@@ -82,8 +84,9 @@ def to_view(span: ReadableSpan) -> SpanView:
     )
 
 
-def from_view(view: SpanView) -> ReadableSpan:
-    """The view's source span rebuilt with the view's attributes, events and resource attributes."""
+def from_view(view: SpanView, **overrides: Any) -> ReadableSpan:
+    """The view's source span rebuilt with the view's attributes, events and resource attributes (``overrides`` replace
+    the source's ``links``, ``context`` or ``instrumentation_scope``)."""
     span: ReadableSpan = view.source
     resource = span.resource
     if resource is None or (
@@ -92,18 +95,70 @@ def from_view(view: SpanView) -> ReadableSpan:
         resource = _resources.rebuilt(span.resource, view.resource)
     return ReadableSpan(
         name=view.name,
-        context=span.context,
+        context=overrides.get("context", span.context),
         parent=span.parent,
         resource=resource,
         attributes=view.attributes,
         events=tuple(Event(e.name, attributes=e.attributes, timestamp=e.time_unix_nano) for e in view.events),
-        links=span.links,
+        links=overrides.get("links", span.links),
         kind=span.kind,
         status=_status(span.status, view.status_message),
         start_time=span.start_time,
         end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
+        instrumentation_scope=overrides.get("instrumentation_scope", span.instrumentation_scope),
     )
+
+
+def outside_view(span: ReadableSpan, redactor: Redactor) -> dict[str, Any]:
+    """The redacted parts of an SDK span that no view holds (links' attributes and trace states, the span's trace
+    state, the scope's attributes), as :func:`from_view` overrides: empty when none of them changed."""
+    overrides: dict[str, Any] = {}
+    if span.links:
+        links = [_redacted_link(link, redactor) for link in span.links]
+        if any(new is not old for new, old in zip(links, span.links, strict=True)):
+            overrides["links"] = links
+    context = span.context
+    if context is not None and context.trace_state:
+        state = _redacted_state(context.trace_state, redactor)
+        if state is not context.trace_state:
+            overrides["context"] = SpanContext(
+                context.trace_id, context.span_id, context.is_remote, context.trace_flags, state
+            )
+    scope = span.instrumentation_scope
+    if scope is not None and scope.attributes:
+        result = redactor.redact_attributes(scope.attributes)
+        if result.count:
+            overrides["instrumentation_scope"] = InstrumentationScope(
+                scope.name, scope.version, scope.schema_url, result.attributes
+            )
+    return overrides
+
+
+def _redacted_link(link: Link, redactor: Redactor) -> Link:
+    attributes = link.attributes
+    if attributes:
+        result = redactor.redact_attributes(attributes)
+        if result.count:
+            attributes = result.attributes
+    context = link.context
+    state = _redacted_state(context.trace_state, redactor) if context.trace_state else context.trace_state
+    if state is not context.trace_state:
+        context = SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, state)
+    if attributes is link.attributes and context is link.context:
+        return link
+    return Link(context, attributes)
+
+
+def _redacted_state(state: TraceState, redactor: Redactor) -> TraceState:
+    # A W3C tracestate value is free text to a vendor and may hold an id; a value redaction changed is replaced, and
+    # one the SDK then refuses (outside the W3C alphabet) is dropped with its key rather than kept as it was.
+    pairs = [(key, redactor.redact_text(value).text) for key, value in state.items()]
+    if all(new == old for (_, new), old in zip(pairs, state.values(), strict=True)):
+        return state
+    return TraceState([(key, value) for key, value in pairs if _W3C_VALUE.fullmatch(value)])
+
+
+_W3C_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 
 
 def _status(status: Status, message: str) -> Status:
@@ -167,7 +222,10 @@ class RedactingSpanProcessor(SpanProcessor):
         """Hand on a redacted copy; a span that cannot be redacted is dropped, never passed on as it was."""
         try:
             view = self._redactor.redact_span(to_view(span))
-            redacted = from_view(view) if SPANGUARD_REDACTION_COUNT in view.attributes else span
+            overrides = outside_view(span, self._redactor)
+            redacted = (
+                from_view(view, **overrides) if overrides or SPANGUARD_REDACTION_COUNT in view.attributes else span
+            )
         except Exception:
             self._dropped += 1
             if self._dropped == 1:  # once: a broken redactor must not flood the app's logs

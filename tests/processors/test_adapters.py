@@ -11,7 +11,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 
 from spanguard.processors import otlp, sdk
 from spanguard.processors.redaction import Redactor
@@ -231,3 +241,34 @@ def test_a_repeated_attribute_key_cannot_carry_an_unredacted_value_past_redactio
     assert EMAIL.encode() not in data and CARD.encode() not in data
     assert otlp.views_of(list(request.resource_spans))[0].attributes == views[0].attributes
     assert [kv.key for kv in span.attributes] == ["app.note", "app.mail"]
+
+
+def test_scope_attributes_links_and_trace_states_are_redacted_on_both_paths():
+    # A view holds neither the scope nor the links nor the trace state, yet a client may put an id in any of them.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(sdk.RedactingSpanProcessor(SimpleSpanProcessor(exporter), Redactor()))
+    tracer = provider.get_tracer("shop", attributes={"owner": f"team lead {EMAIL}"})
+    state = TraceState([("vendor", f"user:{EMAIL}"), ("other", "t61rcWkgMzE")])
+    linked = SpanContext(0x1, 0x2, is_remote=True, trace_state=state)
+    parent = set_span_in_context(NonRecordingSpan(SpanContext(0x3, 0x4, True, TraceFlags(TraceFlags.SAMPLED), state)))
+    with tracer.start_as_current_span("chat", context=parent, links=[Link(linked, {"note": f"from {EMAIL}"})]):
+        pass
+    provider.shutdown()
+    sdk_bytes = encode_spans(exporter.get_finished_spans()).SerializeToString()
+    (exported,) = exporter.get_finished_spans()
+    assert exported.context.trace_state.get("other") == "t61rcWkgMzE"  # what holds nothing stays as it was
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop", attributes={"owner": f"team lead {EMAIL}"})
+    with tracer.start_as_current_span("chat", context=parent, links=[Link(linked, {"note": f"from {EMAIL}"})]):
+        pass
+    provider.shutdown()
+    request = encode_spans(exporter.get_finished_spans())
+    assert request.resource_spans[0].scope_spans[0].spans[0].trace_state  # the SDK exports it: something to redact
+    otlp.redact_resource_spans(list(request.resource_spans), Redactor())
+
+    for data in (sdk_bytes, request.SerializeToString()):
+        assert EMAIL.encode() not in data and b"team lead" in data and b"from " in data
