@@ -12,20 +12,26 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from pydantic import BaseModel
+from typing_extensions import Self
+
+from spanguard.collector.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
 
 __all__ = [
     "KINDS",
     "Admission",
     "Backpressure",
+    "Batch",
     "Component",
     "Consumer",
     "Create",
     "Factory",
     "Kind",
+    "LogBatch",
+    "MetricBatch",
     "PermanentError",
     "Settings",
     "TraceBatch",
@@ -40,7 +46,7 @@ TYPE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 class Backpressure(Exception):
     """The pipeline cannot take more now; the client should retry after ``retry_after`` seconds."""
 
-    def __init__(self, reason: str, retry_after: float = 1.0, remaining: TraceBatch | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float = 1.0, remaining: Batch | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
@@ -52,47 +58,53 @@ class PermanentError(Exception):
     """The data can never be accepted (it is invalid); retrying will not help."""
 
 
-class TraceBatch:
-    """Spans moving through a pipeline: OTLP ``ResourceSpans`` the pipeline owns and may change in place.
+class Batch:
+    """Items of one signal moving through a pipeline: OTLP resource messages the pipeline owns and may change in place.
 
-    A batch made :meth:`from_bytes` holds a serialized request and decodes it only when ``resource_spans`` is first
-    read: a hop that only forwards it (worker to exporter) never pays for a decode and a re-encode.
+    A batch made :meth:`from_bytes` holds a serialized request and decodes it only when ``resources`` is first read:
+    a hop that only forwards it (worker to exporter) never pays for a decode and a re-encode. :class:`TraceBatch`,
+    :class:`LogBatch` and :class:`MetricBatch` are the batches of the three signals.
     """
 
-    __slots__ = ("_encoded", "_resource_spans", "_spans", "views")
+    __slots__ = ("_count", "_encoded", "_resources", "views")
+    signal: ClassVar[Signal] = TRACES
 
-    def __init__(self, resource_spans: list[ResourceSpans], views: list[Any] | None = None) -> None:
-        self._resource_spans: list[ResourceSpans] | None = resource_spans
+    def __init__(self, resources: list[Any], views: list[Any] | None = None) -> None:
+        self._resources: list[Any] | None = resources
         self._encoded: bytes | None = None
-        self._spans: int | None = None
+        self._count: int | None = None
         self.views = views
-        """The spans as ``SpanView`` s, when a stage built them for exactly these protobufs (saves a re-read)."""
+        """The items as views (``SpanView`` s for spans), when a stage built them for exactly these protobufs."""
+
+    @staticmethod
+    def for_signal(name: str) -> type[Batch]:
+        """The batch class of the signal called ``name`` (``traces``, ``logs``, ``metrics``)."""
+        return _BATCHES[name]
 
     @classmethod
-    def from_bytes(cls, data: bytes, spans: int | None = None) -> TraceBatch:
-        """A batch of a serialized ``ExportTraceServiceRequest`` (``spans``: how many it holds, when known)."""
+    def from_bytes(cls, data: bytes, count: int | None = None) -> Self:
+        """A batch of a serialized export request of the class's signal (``count``: its items, when known)."""
         batch = cls.__new__(cls)
-        batch._resource_spans = None
+        batch._resources = None
         batch._encoded = data
-        batch._spans = spans
+        batch._count = count
         batch.views = None
         return batch
 
     @property
-    def resource_spans(self) -> list[ResourceSpans]:
-        """The spans as protobufs (decoded on first use for a batch made from bytes)."""
-        if self._resource_spans is None:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
+    def resources(self) -> list[Any]:
+        """The resource messages (decoded on first use for a batch made from bytes)."""
+        if self._resources is None:
             assert self._encoded is not None
-            self._resource_spans = list(ExportTraceServiceRequest.FromString(self._encoded).resource_spans)
+            request = self.signal.request.FromString(self._encoded)
+            self._resources = list(self.signal.resources(request))
             # Whoever reads the protobufs may change them in place: from now on they, not the bytes, are the batch.
             self._encoded = None
-        return self._resource_spans
+        return self._resources
 
-    @resource_spans.setter
-    def resource_spans(self, value: list[ResourceSpans]) -> None:
-        self._resource_spans, self._encoded, self._spans = value, None, None
+    @resources.setter
+    def resources(self, value: list[Any]) -> None:
+        self._resources, self._encoded, self._count = value, None, None
 
     @property
     def encoded(self) -> bytes | None:
@@ -100,38 +112,87 @@ class TraceBatch:
         return self._encoded
 
     @property
-    def span_count(self) -> int:
-        """How many spans the batch holds."""
-        if self._resource_spans is None and self._spans is not None:
-            return self._spans
-        return sum(len(scope.spans) for resource in self.resource_spans for scope in resource.scope_spans)
+    def item_count(self) -> int:
+        """How many items (spans, log records, data points) the batch holds."""
+        if self._resources is None and self._count is not None:
+            return self._count
+        return self.signal.count(self.resources)
 
     @classmethod
-    def of(cls, resource_spans: Sequence[ResourceSpans]) -> TraceBatch:
-        """A batch over the given resource spans (not copied)."""
-        return cls(list(resource_spans))
+    def of(cls, resources: Sequence[Any]) -> Self:
+        """A batch over the given resource messages (not copied)."""
+        return cls(list(resources))
 
     @classmethod
-    def joined(cls, batches: Sequence[TraceBatch]) -> TraceBatch:
-        """One batch holding the spans of ``batches`` in order (serialized requests concatenate into one request)."""
+    def joined(cls, batches: Sequence[Self]) -> Self:
+        """One batch holding the items of ``batches`` in order (serialized requests concatenate into one request)."""
         if len(batches) == 1:
             return batches[0]
         if all(batch.encoded is not None for batch in batches):
-            spans = [batch._spans for batch in batches]
-            total = None if any(n is None for n in spans) else sum(n for n in spans if n is not None)
+            counts = [batch._count for batch in batches]
+            total = None if any(n is None for n in counts) else sum(n for n in counts if n is not None)
             return cls.from_bytes(b"".join(batch.encoded for batch in batches if batch.encoded is not None), total)
-        return cls([resource for batch in batches for resource in batch.resource_spans])
+        return cls([resource for batch in batches for resource in batch.resources])
+
+    def copy(self) -> Self:
+        """An independent copy (bytes are shared: they are never changed)."""
+        if self._encoded is not None:
+            return type(self).from_bytes(self._encoded, self._count)
+        clones = []
+        for resource in self.resources:
+            clone = type(resource)()
+            clone.CopyFrom(resource)
+            clones.append(clone)
+        return type(self)(clones)
 
     def __repr__(self) -> str:
-        held = "bytes" if self._resource_spans is None else f"{len(self._resource_spans)} resource spans"
-        return f"TraceBatch({held}, {self.span_count} spans)"
+        held = "bytes" if self._resources is None else f"{len(self._resources)} resources"
+        return f"{type(self).__name__}({held}, {self.item_count} {self.signal.items})"
+
+
+class TraceBatch(Batch):
+    """Spans moving through a pipeline: ``ResourceSpans`` (see :class:`Batch`)."""
+
+    __slots__ = ()
+    signal: ClassVar[Signal] = TRACES
+
+    @property
+    def resource_spans(self) -> list[ResourceSpans]:
+        """The spans as protobufs (decoded on first use for a batch made from bytes)."""
+        return self.resources
+
+    @resource_spans.setter
+    def resource_spans(self, value: list[ResourceSpans]) -> None:
+        self.resources = value
+
+    @property
+    def span_count(self) -> int:
+        """How many spans the batch holds."""
+        return self.item_count
+
+
+class LogBatch(Batch):
+    """Log records moving through a pipeline: ``ResourceLogs`` (see :class:`Batch`)."""
+
+    __slots__ = ()
+    signal: ClassVar[Signal] = LOGS
+
+
+class MetricBatch(Batch):
+    """Metrics moving through a pipeline: ``ResourceMetrics`` (see :class:`Batch`)."""
+
+    __slots__ = ()
+    signal: ClassVar[Signal] = METRICS
+
+
+_BATCHES: Final[dict[str, type[Batch]]] = {cls.signal.name: cls for cls in (TraceBatch, LogBatch, MetricBatch)}
 
 
 @runtime_checkable
 class Consumer(Protocol):
-    """Takes trace batches; raises :class:`Backpressure` when it cannot take more now."""
+    """Takes batches; raises :class:`Backpressure` when it cannot take more now."""
 
-    def consume(self, batch: TraceBatch) -> None:
+    def consume(self, batch: Any) -> None:
         """Take one batch (it becomes the consumer's: the caller must not change it afterwards)."""
 
 
@@ -176,6 +237,9 @@ class Settings:
     """The validated configs of that pipeline's processors, in the same order (tail_sampling finds risk's rules)."""
     config_dir: Path | None = None
     """The config file's directory (``None`` for a config given as text)."""
+    signal: str = "traces"
+    """The signal of the pipeline a processor or exporter is built for (an exporter is built once per signal it
+    exports); for receivers and extensions, ``traces``."""
 
 
 Create = Callable[[Settings, Any, Any], Any]
@@ -195,6 +259,9 @@ class Factory:
     receiver the pipeline's entry; ``None`` for exporters and extensions. ``telemetry`` is the collector's
     :class:`~spanguard.collector.telemetry.CollectorMetrics`, where a component registers what it reports.
     Processors and exporters return a :class:`Consumer`; every component has ``start``/``shutdown``."""
+    signals: tuple[str, ...] = ("traces",)
+    """The signals a receiver, processor or exporter of this type handles; a pipeline of another signal that names
+    it is refused when the config loads."""
     in_workers: bool = True
     """For a processor in a pipeline with ``workers``: built in the worker processes (``True``), or in the
     collector's own process instead (``False``: the memory limiter, which vets requests before they are parsed)."""
@@ -206,5 +273,8 @@ class Factory:
             raise ValueError(f"invalid component type {self.type!r}: a letter, then letters, digits or '_'")
         if not (isinstance(self.config_class, type) and issubclass(self.config_class, BaseModel)):
             raise TypeError(f"config_class of {self.kind} {self.type!r} must be a pydantic model class")
+        unknown = [name for name in self.signals if name not in SIGNALS]
+        if unknown or not self.signals:
+            raise ValueError(f"signals of {self.kind} {self.type!r} must be some of {', '.join(SIGNALS)}")
         if self.create is not None and not callable(self.create):
             raise TypeError(f"create of {self.kind} {self.type!r} must be callable")

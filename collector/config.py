@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from spanguard.collector.component import KINDS, TYPE_RE, Factory, Kind
 from spanguard.collector.confignet import Endpoint, parse_endpoint
+from spanguard.collector.signals import SIGNALS
 from spanguard.durations import Duration, parse_duration
 from spanguard.yamlconfig import ConfigError, KeyPath, Loading, Problem, kind_of, read_config_file
 
@@ -58,8 +59,8 @@ SECTIONS: Final[dict[Kind, str]] = {
     "extension": "extensions",
 }
 _TOP_LEVEL: Final = ("receivers", "processors", "exporters", "extensions", "service")
-PIPELINE_TYPES: Final = ("traces",)
-"""Signal types a pipeline may carry: spanguard's collector handles traces only."""
+PIPELINE_TYPES: Final = tuple(SIGNALS)
+"""Signal types a pipeline may carry: ``traces``, ``logs``, ``metrics``."""
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]+")
 _ID_HELP: Final = (
@@ -204,7 +205,7 @@ class PipelineConfig:
 
     @property
     def type(self) -> str:
-        """The signal type (always ``traces`` here)."""
+        """The signal type: ``traces``, ``logs`` or ``metrics``."""
         return self.name.partition("/")[0]
 
 
@@ -408,11 +409,13 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
         except ValueError as exc:
             loading.error(path, f"{exc}".replace("invalid id", "invalid pipeline id"))
             continue
-        if signal in ("logs", "metrics", "profiles"):
-            loading.error(path, f"{signal} pipelines are not supported: spanguard's collector handles traces only")
+        if signal == "profiles":
+            loading.error(path, "profiles pipelines are not supported: use traces, logs or metrics")
             continue
         if signal not in PIPELINE_TYPES:
-            loading.error(path, f"unknown pipeline type {signal!r}: use traces (or traces/<name>)")
+            loading.error(
+                path, f"unknown pipeline type {signal!r}: use traces, logs or metrics (or <type>/<name>, e.g. logs/a)"
+            )
             continue
         if raw_pipeline is not None and not isinstance(raw_pipeline, dict):
             loading.error(path, f"must be a mapping of receivers, processors, exporters, not {kind_of(raw_pipeline)}")
@@ -430,6 +433,13 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
             ("exporter", pipeline.exporters),
         ):
             _check_references(loading, (*path, SECTIONS[kind]), ids, kind, defined)
+            _check_signal(loading, (*path, SECTIONS[kind]), ids, kind, components[kind], signal)
+        if pipeline.workers > 1 and signal != "traces":
+            loading.error(
+                (*path, "workers"),
+                f"workers applies to traces pipelines (they are sharded by trace id); a {signal} pipeline runs its "
+                "processors in the collector's process: remove workers",
+            )
         pipelines[pipeline_id] = PipelineConfig(
             pipeline_id,
             tuple(pipeline.receivers),
@@ -483,6 +493,24 @@ def _check_references(
             section = SECTIONS[kind]
             listed = ", ".join(defined[kind]) or "none"
             loading.error((*path, index), f"{kind} {component_id!r} is not defined under {section} (defined: {listed})")
+
+
+def _check_signal(
+    loading: Loading,
+    path: KeyPath,
+    ids: Sequence[str],
+    kind: Kind,
+    components: Mapping[str, ComponentConfig],
+    signal: str,
+) -> None:
+    for index, component_id in enumerate(ids):
+        component = components.get(component_id)
+        if component is not None and signal not in component.factory.signals:
+            handled = ", ".join(component.factory.signals)
+            loading.error(
+                (*path, index),
+                f"{kind} {component_id!r} cannot be in a {signal} pipeline: type {component.type!r} handles {handled}",
+            )
 
 
 def load_config_text(

@@ -174,6 +174,8 @@ def render_block(factory: Factory) -> str:
     doc = inspect.cleandoc(model.__doc__ or "")
     for paragraph in (p for p in doc.split("\n\n") if p.strip()):
         lines += [_markdown(paragraph), ""]
+    if factory.kind != "extension":
+        lines += [f"Pipelines: {', '.join(factory.signals)}.", ""]
     lines += ["| key | default | meaning |", "|---|---|---|"]
     lines += [f"| `{key}` | {default} | {meaning} |" for key, default, meaning in _rows(model)]
     lines.append("<!-- end generated -->")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from spanguard.collector.component import Admission, Consumer, Settings, TraceBatch
+from spanguard.collector.component import Admission, Batch, Consumer, Settings
 from spanguard.collector.config import (
     CONFIG_LABEL,
     SECTIONS,
@@ -23,7 +23,7 @@ from spanguard.collector.config import (
     PipelineConfig,
     unbuildable,
 )
-from spanguard.collector.fanout import FanOut
+from spanguard.collector.fanout import FanOut, SignalRouter
 from spanguard.collector.telemetry import CollectorMetrics, TelemetryServer
 from spanguard.yamlconfig import ConfigError
 
@@ -38,8 +38,11 @@ def create_component(
     next_consumer: Any,
     telemetry: Any,
     pipeline: PipelineConfig | None = None,
+    *,
+    signal: str | None = None,
 ) -> Any:
-    """``component`` as its factory's ``create`` builds it (with the pipeline's processors when it is a processor)."""
+    """``component`` as its factory's ``create`` builds it (with the pipeline's processors when it is a processor;
+    for ``signal``'s pipelines when it is an exporter, the pipeline's signal when it is a processor)."""
     create = component.factory.create
     if create is None:
         problem = f"{SECTIONS[component.kind]}.{component.id}: its factory has no create function"
@@ -54,6 +57,7 @@ def create_component(
         pipeline_types=tuple(peer.type for peer in peers),
         pipeline_configs=tuple(peer.config for peer in peers),
         config_dir=config.config_dir,
+        signal=signal or (pipeline.type if pipeline is not None else "traces"),
     )
     built = create(settings, next_consumer, telemetry)
     needs_consume = component.kind in ("processor", "exporter")
@@ -100,19 +104,30 @@ def build_chain(
     return BuiltChain(consumer, stages, [stage for stage in stages if isinstance(stage, Admission)])
 
 
+def _exporter_key(exporter_id: str, signal: str) -> str:
+    """The key of an exporter built for ``signal``: its id for traces (as before logs and metrics), else
+    ``id[signal]``."""
+    return exporter_id if signal == "traces" else f"{exporter_id}[{signal}]"
+
+
 class _Admitting:
     """A receiver's entry with the admission of every pipeline it feeds (a :class:`Consumer` and an Admission)."""
 
-    def __init__(self, target: Consumer, admissions: Sequence[Admission]) -> None:
+    def __init__(self, target: SignalRouter, admissions: Sequence[Admission]) -> None:
         self._target = target
         self._admissions = list(admissions)
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """The signals some pipeline takes from the receiver."""
+        return self._target.signals
 
     def admit(self, request_bytes: int) -> None:
         """Ask each memory limiter; the first that refuses raises Backpressure."""
         for admission in self._admissions:
             admission.admit(request_bytes)
 
-    def consume(self, batch: TraceBatch) -> None:
+    def consume(self, batch: Batch) -> None:
         """Pass the batch on (admission happened before parsing)."""
         self._target.consume(batch)
 
@@ -127,18 +142,20 @@ class Collector:
         self.config = config
         self.metrics = CollectorMetrics()
         self.metrics.set_health(self.healthy)
-        used = {eid for pipeline in config.pipelines.values() for eid in pipeline.exporters}
+        # One exporter per exporter id and signal, each with its own sending queue (as the OTel Collector has).
+        used = {(eid, pipeline.type): None for pipeline in config.pipelines.values() for eid in pipeline.exporters}
         self.exporters: dict[str, Any] = {
-            eid: create_component(config, component, None, self.metrics)
-            for eid, component in config.exporters.items()
-            if eid in used
+            _exporter_key(eid, signal): create_component(
+                config, config.exporters[eid], None, self.metrics, signal=signal
+            )
+            for eid, signal in used
         }
         self.stages: list[Any] = []
         self.receivers: list[Any] = []
-        entry_points: dict[str, list[Consumer]] = {}
+        entry_points: dict[str, dict[str, list[Consumer]]] = {}
         admissions: dict[str, list[Admission]] = {}
         for pipeline in config.pipelines.values():
-            consumer: Consumer = FanOut([self.exporters[e] for e in pipeline.exporters])
+            consumer: Consumer = FanOut([self.exporters[_exporter_key(e, pipeline.type)] for e in pipeline.exporters])
             if pipeline.workers > 1:
                 from spanguard.collector.workers import PipelineWorkers
 
@@ -150,12 +167,16 @@ class Collector:
                 built = build_chain(config, pipeline, consumer, self.metrics)
                 self.stages.extend(built.stages)
             for rid in pipeline.receivers:
-                entry_points.setdefault(rid, []).append(built.entry)
+                entry_points.setdefault(rid, {}).setdefault(pipeline.type, []).append(built.entry)
                 admissions.setdefault(rid, []).extend(built.admissions)
-        for rid, consumers in entry_points.items():
-            target: Consumer = consumers[0] if len(consumers) == 1 else FanOut(consumers)
-            if admissions[rid]:
-                target = _Admitting(target, admissions[rid])
+        for rid, by_signal in entry_points.items():
+            router = SignalRouter(
+                {
+                    signal: consumers[0] if len(consumers) == 1 else FanOut(consumers)
+                    for signal, consumers in by_signal.items()
+                }
+            )
+            target: Consumer = _Admitting(router, admissions[rid]) if admissions[rid] else router
             self.receivers.append(create_component(config, config.receivers[rid], target, self.metrics))
         self._running = False
         self._stopped = threading.Event()

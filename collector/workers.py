@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
-from spanguard.collector.component import Backpressure, Consumer, TraceBatch
+from spanguard.collector.component import Backpressure, Batch, Consumer, TraceBatch
 from spanguard.collector.config import CollectorConfig
 from spanguard.collector.telemetry import Family, HasStats
 from spanguard.processors import otlp
@@ -52,8 +52,8 @@ def _decode(data: bytes) -> list[ResourceSpans]:
     return list(ExportTraceServiceRequest.FromString(data).resource_spans)
 
 
-def _batch_bytes(batch: TraceBatch) -> bytes:
-    return batch.encoded if batch.encoded is not None else _encode(batch.resource_spans)
+def _batch_bytes(batch: Batch) -> bytes:
+    return batch.encoded if batch.encoded is not None else _encode(batch.resources)
 
 
 def merge_stats(into: dict[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
+from spanguard.collector.signals import METRICS, TRACES, Signal, data_points
 from spanguard.processors.view import EventView, SpanView
 
 _KINDS = {
@@ -65,10 +66,10 @@ _SCALARS: Final = frozenset({"string_value", "bool_value", "int_value", "double_
 
 def attributes_of(pairs: Sequence[KeyValue]) -> dict[str, Any]:
     """Protobuf key-values as a dict."""
-    return _read_attributes(pairs)[0]
+    return read_attributes(pairs)[0]
 
 
-def _read_attributes(pairs: Sequence[KeyValue]) -> tuple[dict[str, Any], bool]:
+def read_attributes(pairs: Sequence[KeyValue]) -> tuple[dict[str, Any], bool]:
     """Protobuf key-values as a dict, and whether a key repeats (at the top or in a nested key-value list)."""
     out: dict[str, Any] = {}
     nested_repeat = False
@@ -80,17 +81,18 @@ def _read_attributes(pairs: Sequence[KeyValue]) -> tuple[dict[str, Any], bool]:
             out[kv.key] = getattr(value, kind)
         else:
             out[kv.key] = from_any(value)
-            nested_repeat = nested_repeat or _repeats_a_key(value)
+            nested_repeat = nested_repeat or repeats_a_key(value)
     return out, nested_repeat or len(out) != len(pairs)
 
 
-def _repeats_a_key(value: AnyValue) -> bool:
+def repeats_a_key(value: AnyValue) -> bool:
+    """Whether a key repeats in a value's key-value lists, at any depth."""
     kind = value.WhichOneof("value")
     if kind == "kvlist_value":
         pairs = value.kvlist_value.values
-        return len({kv.key for kv in pairs}) != len(pairs) or any(_repeats_a_key(kv.value) for kv in pairs)
+        return len({kv.key for kv in pairs}) != len(pairs) or any(repeats_a_key(kv.value) for kv in pairs)
     if kind == "array_value":
-        return any(_repeats_a_key(item) for item in value.array_value.values)
+        return any(repeats_a_key(item) for item in value.array_value.values)
     return False
 
 
@@ -101,7 +103,7 @@ def owned_attributes_of(target: Any) -> dict[str, Any]:
     key-value list), the dict keeps the last value and the protobuf is rewritten to match, so no value is sent on
     that no processor saw (redaction included).
     """
-    attributes, repeats = _read_attributes(target.attributes)
+    attributes, repeats = read_attributes(target.attributes)
     if repeats:
         write_attributes(target, attributes)
     return attributes
@@ -472,8 +474,11 @@ def encode_parts(resource_spans: Sequence[ResourceSpans], part_of: Callable[[Spa
     return [b"".join(pieces) for pieces in out]
 
 
-def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[list[ResourceSpans]]:
-    """An export request's spans in pieces of at most ``max_spans``, each under copies of its resource and scope."""
+def chunked(resource_spans: Sequence[Any], max_spans: int, signal: Signal = TRACES) -> list[list[Any]]:
+    """An export request's items in pieces of at most ``max_spans`` (spans, log records, or data points: a metric is
+    not split, so one with more points is a piece of its own), each under copies of its resource and scope."""
+    if signal is not TRACES:
+        return _chunked_items(resource_spans, max_spans, signal)
     pieces: list[list[ResourceSpans]] = []
     piece, count = Regrouping(), 0
     for resource, scope, span in iter_spans(resource_spans):
@@ -484,6 +489,35 @@ def chunked(resource_spans: Sequence[ResourceSpans], max_spans: int) -> list[lis
         count += 1
     if count:
         pieces.append(piece.result())
+    return pieces
+
+
+def _chunked_items(resources: Sequence[Any], max_items: int, signal: Signal) -> list[list[Any]]:
+    pieces: list[list[Any]] = []
+    piece: dict[int, tuple[Any, dict[int, Any]]] = {}
+    count = 0
+    for resource in resources:
+        for scope in getattr(resource, signal.scopes_field):
+            for item in getattr(scope, signal.items_field):
+                cost = data_points(item) if signal is METRICS else 1
+                if count and count + cost > max_items:
+                    pieces.append([target for target, _ in piece.values()])
+                    piece, count = {}, 0
+                entry = piece.get(id(resource))
+                if entry is None:
+                    target = type(resource)(schema_url=resource.schema_url)
+                    target.resource.CopyFrom(resource.resource)
+                    entry = piece[id(resource)] = (target, {})
+                target_scope = entry[1].get(id(scope))
+                if target_scope is None:
+                    target_scope = entry[1][id(scope)] = getattr(entry[0], signal.scopes_field).add(
+                        schema_url=scope.schema_url
+                    )
+                    target_scope.scope.CopyFrom(scope.scope)
+                getattr(target_scope, signal.items_field).add().CopyFrom(item)
+                count += cost
+    if count:
+        pieces.append([target for target, _ in piece.values()])
     return pieces
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spanguard.collector.component import Factory, Settings
+from spanguard.collector.signals import SIGNALS
 from spanguard.exporters.debug.config import DebugExporterConfig
 from spanguard.exporters.debug.sender import DebugSender
 from spanguard.exporters.exporterhelper.exporter import Exporter, new_exporter
@@ -21,4 +22,4 @@ def create(settings: Settings, next_consumer: Any, telemetry: Any) -> Exporter:
 
 def new_factory() -> Factory:
     """The ``debug`` exporter's factory."""
-    return Factory("exporter", "debug", DebugExporterConfig, create=create)
+    return Factory("exporter", "debug", DebugExporterConfig, create=create, signals=tuple(SIGNALS))

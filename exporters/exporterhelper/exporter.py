@@ -9,6 +9,7 @@ instrumentation suppressed. Behaviour (queue, retries, shutdown, metrics): docs/
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -18,7 +19,8 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 
-from spanguard.collector.component import Backpressure, PermanentError, Settings, TraceBatch
+from spanguard.collector.component import Backpressure, Batch, PermanentError, Settings
+from spanguard.collector.signals import SIGNALS, TRACES, Signal
 from spanguard.exporters.exporterhelper.queue import (
     MemoryQueue,
     PersistentQueue,
@@ -172,8 +174,11 @@ class Exporter:
         queue_config: SendingQueueConfig | None = None,
         retry: RetryConfig | None = None,
         telemetry: ExporterTelemetry | None = None,
+        signal: Signal = TRACES,
     ) -> None:
         self.name = name
+        self.signal = signal
+        """The signal this exporter sends (one exporter per configured exporter and signal)."""
         self._sender = sender
         self._retry = retry or RetryConfig(enabled=False)
         self._telemetry: ExporterTelemetry = (
@@ -184,7 +189,10 @@ class Exporter:
         if self._queue_config is not None:
             qc = self._queue_config
             if qc.storage == "file":
-                self._queue = PersistentQueue(qc.queue_size, qc.directory, name, decode=Payload.from_bytes)
+                # Each signal has its own store: traces keep ``<id>.db`` (as before logs and metrics existed).
+                store = name if signal is TRACES else f"{name}.{signal.name}"
+                decode = functools.partial(Payload.from_bytes, signal=signal)
+                self._queue = PersistentQueue(qc.queue_size, qc.directory, store, decode=decode)
             else:
                 self._queue = MemoryQueue(qc.queue_size)
         self._persistent = isinstance(self._queue, PersistentQueue)
@@ -200,7 +208,7 @@ class Exporter:
         self._retries = 0
         self._dropped = 0
         self._last_delay = 0.0
-        self._log = {"exporter": name}
+        self._log = {"exporter": name, "signal": signal.name}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
 
@@ -268,18 +276,20 @@ class Exporter:
         self._sender.close()
         if left_items and self._persistent:
             logger.warning(
-                "exporter %s: %d batch(es), %d span(s) left in the persistent queue; they are sent after a restart",
+                "exporter %s: %d batch(es), %d %s left in the persistent queue; they are sent after a restart",
                 self.name,
                 left_items,
                 left_spans,
+                self.signal.items,
                 extra=self._log,
             )
         elif left_items:
             logger.error(
-                "exporter %s: %d batch(es), %d span(s) could not be sent before shutdown and are lost (memory queue)",
+                "exporter %s: %d batch(es), %d %s could not be sent before shutdown and are lost (memory queue)",
                 self.name,
                 left_items,
                 left_spans,
+                self.signal.items,
                 extra=self._log,
             )
             with self._stats_lock:
@@ -289,10 +299,12 @@ class Exporter:
 
     # -- consuming -----------------------------------------------------------------------------------------------------
 
-    def consume(self, batch: TraceBatch) -> None:
+    def consume(self, batch: Batch) -> None:
         """Queue the batch (durably, for a persistent queue); :class:`Backpressure` when it cannot be taken now."""
         if self._state is not _State.RUNNING:
             raise Backpressure(f"exporter {self.name} is not running", retry_after=1.0)
+        if batch.signal is not self.signal:
+            raise PermanentError(f"exporter {self.name} sends {self.signal.name}, not {batch.signal.name}")
         payload = Payload.of(batch)
         if payload.spans == 0:
             return
@@ -396,9 +408,10 @@ class Exporter:
                 self._retries += 1
                 self._last_delay = delay
             logger.info(
-                "exporter %s: export of %d span(s) failed (%s); retry %d in %.2fs",
+                "exporter %s: export of %d %s failed (%s); retry %d in %.2fs",
                 self.name,
                 payload.spans,
+                self.signal.items,
                 error,
                 backoff.attempts,
                 delay,
@@ -417,10 +430,11 @@ class Exporter:
         self._telemetry.sent(self.name, spans - rejected)
         if rejected or result.message:
             logger.warning(
-                "exporter %s: backend rejected %d of %d span(s): %s",
+                "exporter %s: backend rejected %d of %d %s: %s",
                 self.name,
                 rejected,
                 spans,
+                self.signal.items,
                 " ".join(result.message.split())[:200] or "(no message)",
                 extra=self._log,
             )
@@ -432,7 +446,8 @@ class Exporter:
             self._failed_spans += spans
             self._dropped += spans
         what = "failed permanently" if reason is FailureReason.PERMANENT else "gave up after retrying"
-        logger.error("exporter %s: export of %d span(s) %s: %s", self.name, spans, what, error, extra=self._log)
+        items = self.signal.items
+        logger.error("exporter %s: export of %d %s %s: %s", self.name, spans, items, what, error, extra=self._log)
         self._telemetry.failed(self.name, spans, reason)
 
     def _report_queue(self) -> None:
@@ -475,7 +490,8 @@ def new_exporter(
 ) -> Exporter:
     """An :class:`Exporter` named ``settings.id`` over ``sender``, its ``stats`` reported in the collector's
     ``telemetry`` (the exporter metric family) when there is one: what an exporter factory's ``create`` returns."""
-    exporter = Exporter(settings.id, sender, queue_config=queue_config, retry=retry)
-    if telemetry is not None:
+    signal = SIGNALS[settings.signal]
+    exporter = Exporter(settings.id, sender, queue_config=queue_config, retry=retry, signal=signal)
+    if telemetry is not None and signal is TRACES:  # the exporter metrics count spans (docs/collector-config.md)
         telemetry.track("exporter", settings.id, exporter)
     return exporter

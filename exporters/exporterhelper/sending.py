@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import pydantic
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from google.protobuf.message import Message
 
-from spanguard.collector.component import TraceBatch
+from spanguard.collector.component import Batch
+from spanguard.collector.signals import TRACES, Signal
 from spanguard.durations import Duration
 
 __all__ = [
@@ -75,45 +73,50 @@ Headers = Annotated[dict[str, str], pydantic.AfterValidator(_check_headers)]
 # Payloads and senders
 
 
-def _count_spans(request: ExportTraceServiceRequest) -> int:
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-
-
 class Payload:
-    """One export request, as a message and/or its serialized bytes (each made from the other when first needed)."""
+    """One export request of one signal, as a message and/or its serialized bytes (each made from the other when
+    first needed). ``spans`` counts its items: spans, log records or data points."""
 
-    __slots__ = ("_data", "_request", "spans")
+    __slots__ = ("_data", "_request", "signal", "spans")
 
     def __init__(
-        self, request: ExportTraceServiceRequest | None = None, data: bytes | None = None, spans: int | None = None
+        self,
+        request: Message | None = None,
+        data: bytes | None = None,
+        spans: int | None = None,
+        signal: Signal = TRACES,
     ) -> None:
         if request is None and data is None:
             raise ValueError("a payload needs a request or its bytes")
         self._request = request
         self._data = data
-        self.spans = spans if spans is not None else _count_spans(self.request)
+        self.signal = signal
+        self.spans = spans if spans is not None else signal.count(signal.resources(self.request))
 
     @classmethod
-    def of(cls, batch: TraceBatch) -> Payload:
+    def of(cls, batch: Batch) -> Payload:
         """The export request for ``batch`` (its bytes as they are, for a batch still made of bytes)."""
         if batch.encoded is not None:
-            return cls(data=batch.encoded, spans=batch.span_count)
-        return cls(ExportTraceServiceRequest(resource_spans=batch.resource_spans), spans=batch.span_count)
+            return cls(data=batch.encoded, spans=batch.item_count, signal=batch.signal)
+        signal = batch.signal
+        return cls(signal.make_request(batch.resources), spans=batch.item_count, signal=signal)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Payload:
+    def from_bytes(cls, data: bytes, signal: Signal = TRACES) -> Payload:
         """Parse serialized bytes (raises ``google.protobuf.message.DecodeError`` when they are not a request)."""
-        return cls(ExportTraceServiceRequest.FromString(data), data)
+        return cls(signal.request.FromString(data), data, signal=signal)
 
     @property
-    def request(self) -> ExportTraceServiceRequest:
+    def request(self) -> Any:
+        """The export request message (``Export{Trace,Logs,Metrics}ServiceRequest``)."""
         if self._request is None:
             assert self._data is not None
-            self._request = ExportTraceServiceRequest.FromString(self._data)
+            self._request = self.signal.request.FromString(self._data)
         return self._request
 
     @property
     def data(self) -> bytes:
+        """The serialized request."""
         if self._data is None:
             assert self._request is not None
             self._data = self._request.SerializeToString()
@@ -140,18 +143,18 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-def partial_success(response: ExportTraceServiceResponse) -> SendResult:
-    """What an OTLP response's ``partial_success`` says (nothing rejected when it has none)."""
+def partial_success(response: Any, signal: Signal = TRACES) -> SendResult:
+    """What an OTLP export response's ``partial_success`` says (nothing rejected when it has none)."""
     if response.HasField("partial_success"):
         partial = response.partial_success
-        return SendResult(int(partial.rejected_spans), partial.error_message)
+        return SendResult(int(getattr(partial, signal.rejected_field)), partial.error_message)
     return SendResult()
 
 
-_json_encoder: Callable[[ExportTraceServiceRequest], bytes] | None = None
+_json_encoder: Callable[[Message], bytes] | None = None
 
 
-def encode_json(request: ExportTraceServiceRequest) -> bytes:
+def encode_json(request: Message) -> bytes:
     """OTLP/JSON for ``request`` on one line (``spanguard.collector.receivers.otlp.otlp_json``)."""
     global _json_encoder
     if _json_encoder is None:

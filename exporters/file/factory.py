@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spanguard.collector.component import Factory, Settings
+from spanguard.collector.signals import SIGNALS
 from spanguard.exporters.exporterhelper.exporter import Exporter, new_exporter
 from spanguard.exporters.file.config import FileExporterConfig
 from spanguard.exporters.file.sender import FileSender
@@ -21,4 +22,4 @@ def create(settings: Settings, next_consumer: Any, telemetry: Any) -> Exporter:
 
 def new_factory() -> Factory:
     """The ``file`` exporter's factory."""
-    return Factory("exporter", "file", FileExporterConfig, create=create)
+    return Factory("exporter", "file", FileExporterConfig, create=create, signals=tuple(SIGNALS))

@@ -16,22 +16,23 @@ from spanguard.exporters.file.config import FileExporterConfig
 __all__ = ["FileSender"]
 
 
-class FileSender:
-    """Appends one OTLP/JSON line per request, flushed per batch; optional size-based rotation.
+class _File:
+    """One output file, shared by the file exporters of every signal that write to it (the OTel Collector's file
+    exporter writes traces, logs and metrics to one file too): one handle, one lock, one rotation."""
 
-    Rotation renames ``path`` to ``path.1`` (older backups shift to ``.2`` ... ``.<max_backups>``; the oldest goes).
-    """
-
-    def __init__(self, config: FileExporterConfig) -> None:
-        self.path = Path(config.path)
-        self._rotation = config.rotation
+    def __init__(self, path: Path, rotation: Any) -> None:
+        self.path = path
+        self._rotation = rotation
         self._lock = threading.Lock()
         self._file: Any = None
         self._size = 0
+        self.users = 0
 
-    def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._open()
+    def open(self) -> None:
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._open()
 
     def _open(self) -> None:
         self._file = open(self.path, "ab")
@@ -53,8 +54,7 @@ class FileSender:
             os.replace(self.path, f"{self.path}.1")
         self._open()
 
-    def send(self, payload: Payload) -> SendResult:
-        line = encode_json(payload.request) + b"\n"
+    def write(self, line: bytes) -> None:
         with self._lock:
             if self._file is None:
                 raise SendError("file exporter is closed", retryable=True)
@@ -67,7 +67,6 @@ class FileSender:
                 self._size += len(line)
             except OSError as error:
                 raise SendError(f"cannot write {self.path}: {error.strerror or error}", retryable=True) from None
-        return SendResult()
 
     def close(self) -> None:
         with self._lock:
@@ -75,3 +74,53 @@ class FileSender:
                 with contextlib.suppress(OSError):
                     self._file.close()
                 self._file = None
+
+
+_files: dict[Path, _File] = {}
+_files_lock = threading.Lock()
+
+
+class FileSender:
+    """Appends one OTLP/JSON line per request, flushed per batch; optional size-based rotation.
+
+    Rotation renames ``path`` to ``path.1`` (older backups shift to ``.2`` ... ``.<max_backups>``; the oldest goes).
+    Senders of several signals with one ``path`` share the file.
+    """
+
+    def __init__(self, config: FileExporterConfig) -> None:
+        self.path = Path(config.path)
+        self._rotation = config.rotation
+        self._file: _File | None = None
+
+    def start(self) -> None:
+        key = self.path.absolute()
+        with _files_lock:
+            shared = _files.get(key)
+            if shared is None:
+                shared = _files[key] = _File(self.path, self._rotation)
+            shared.users += 1
+        self._file = shared
+        try:
+            shared.open()
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, payload: Payload) -> SendResult:
+        shared = self._file
+        if shared is None:
+            raise SendError("file exporter is closed", retryable=True)
+        shared.write(encode_json(payload.request) + b"\n")
+        return SendResult()
+
+    def close(self) -> None:
+        shared, self._file = self._file, None
+        if shared is None:
+            return
+        with _files_lock:
+            shared.users -= 1
+            last = shared.users == 0
+            if last:
+                _files.pop(self.path.absolute(), None)
+        if last:
+            shared.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 from spanguard._logging import safe_url
 from spanguard.collector.confignet import grpc_channel_credentials, grpc_target
+from spanguard.collector.signals import TRACES, Signal
 from spanguard.exporters.exporterhelper.retry import SendError, classify_grpc_error
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult, partial_success
 from spanguard.exporters.otlp.config import OtlpExporterConfig
@@ -17,10 +18,11 @@ logger = logging.getLogger("spanguard.collector.exporter")
 
 
 class GrpcSender:
-    """OTLP/gRPC with the official ``TraceServiceStub`` over one shared channel."""
+    """OTLP/gRPC ``Export`` of one signal over one channel."""
 
-    def __init__(self, config: OtlpExporterConfig) -> None:
+    def __init__(self, config: OtlpExporterConfig, signal: Signal = TRACES) -> None:
         self._config = config
+        self._signal = signal
         self.target, self.secure = grpc_target(config.endpoint, insecure=config.tls.insecure)
         self._metadata = tuple((key.lower(), value) for key, value in config.headers.items())
         self._channel: Any = None
@@ -28,7 +30,6 @@ class GrpcSender:
 
     def start(self) -> None:
         import grpc
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
         options = [
             ("grpc.max_send_message_length", -1),
@@ -46,7 +47,11 @@ class GrpcSender:
         else:
             self._channel = grpc.insecure_channel(self.target, options=options)
         logger.info("otlp: exporting to %s (%s)", safe_url(self.target), "TLS" if self.secure else "plaintext")
-        self._stub = TraceServiceStub(self._channel)
+        self._stub = self._channel.unary_unary(
+            self._signal.export_method,
+            request_serializer=lambda request: request.SerializeToString(),
+            response_deserializer=self._signal.response.FromString,
+        )
         self._compression = (
             grpc.Compression.Gzip if self._config.compression == "gzip" else grpc.Compression.NoCompression
         )
@@ -57,7 +62,7 @@ class GrpcSender:
         if stub is None:
             raise SendError("gRPC channel is closed", retryable=True)
         try:
-            response = stub.Export(
+            response = stub(
                 payload.request,
                 timeout=self._config.timeout,
                 metadata=self._metadata or None,
@@ -65,7 +70,7 @@ class GrpcSender:
             )
         except self._rpc_error as error:
             raise classify_grpc_error(error) from None
-        return partial_success(response)
+        return partial_success(response, self._signal)
 
     def close(self) -> None:
         channel, self._channel, self._stub = self._channel, None, None

@@ -14,13 +14,18 @@ __all__ = ["OtlpHttpExporterConfig"]
 
 
 class OtlpHttpExporterConfig(SettingsModel):
-    """``exporters.otlphttp``: OTLP over HTTP. ``endpoint`` is the base URL (``/v1/traces`` is appended), or give
-    the full ``traces_endpoint``; ``https://`` URLs use TLS (``tls.ca_file``, ``tls.cert_file``/``key_file``)."""
+    """``exporters.otlphttp``: OTLP over HTTP. ``endpoint`` is the base URL (``/v1/traces``, ``/v1/logs``,
+    ``/v1/metrics`` are appended), or give a signal's full URL; ``https://`` URLs use TLS (``tls.ca_file``,
+    ``tls.cert_file``/``key_file``)."""
 
     endpoint: HttpUrl | None = None
-    """Base URL of the OTLP/HTTP backend; traces go to ``{endpoint}/v1/traces``."""
+    """Base URL of the OTLP/HTTP backend; traces go to ``{endpoint}/v1/traces``, logs and metrics beside them."""
     traces_endpoint: HttpUrl | None = None
     """The full URL to POST traces to, instead of ``endpoint``."""
+    logs_endpoint: HttpUrl | None = None
+    """The full URL to POST logs to, instead of ``endpoint``."""
+    metrics_endpoint: HttpUrl | None = None
+    """The full URL to POST metrics to, instead of ``endpoint``."""
     tls: TlsClientConfig = TlsClientConfig()
     """TLS for ``https://`` URLs."""
     headers: Headers = {}
@@ -38,14 +43,22 @@ class OtlpHttpExporterConfig(SettingsModel):
 
     @pydantic.model_validator(mode="after")
     def _url(self) -> OtlpHttpExporterConfig:
-        if not self.endpoint and not self.traces_endpoint:
-            raise ValueError("give endpoint (base URL) or traces_endpoint")
+        if not (self.endpoint or self.traces_endpoint or self.logs_endpoint or self.metrics_endpoint):
+            raise ValueError("give endpoint (base URL), or traces_endpoint, logs_endpoint or metrics_endpoint")
         return self
 
     @property
     def url(self) -> str:
         """Where traces are POSTed."""
-        if self.traces_endpoint:
-            return self.traces_endpoint
-        assert self.endpoint is not None
-        return self.endpoint.rstrip("/") + "/v1/traces"
+        url = self.url_for("traces")
+        if url is None:
+            raise ValueError("give endpoint (base URL) or traces_endpoint")
+        return url
+
+    def url_for(self, signal: str) -> str | None:
+        """Where ``signal`` (traces, logs, metrics) is POSTed: its own URL, else ``endpoint`` with its path; None
+        when neither is given."""
+        own: str | None = getattr(self, f"{signal}_endpoint")
+        if own:
+            return own
+        return self.endpoint.rstrip("/") + f"/v1/{signal}" if self.endpoint else None

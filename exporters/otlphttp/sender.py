@@ -8,8 +8,7 @@ import json
 import logging
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
+from spanguard.collector.signals import TRACES, Signal
 from spanguard.exporters.exporterhelper.httpclient import HttpClient
 from spanguard.exporters.exporterhelper.retry import classify_http_status
 from spanguard.exporters.exporterhelper.sending import Payload, SendResult, encode_json, partial_success
@@ -23,9 +22,13 @@ logger = logging.getLogger("spanguard.collector.exporter")
 class HttpSender:
     """OTLP/HTTP with ``httpx``: protobuf or JSON, gzip, ``Retry-After`` honoured."""
 
-    def __init__(self, config: OtlpHttpExporterConfig) -> None:
+    def __init__(self, config: OtlpHttpExporterConfig, signal: Signal = TRACES) -> None:
         self._config = config
-        self.url = config.url
+        self._signal = signal
+        url = config.url_for(signal.name)
+        if url is None:
+            raise ValueError(f"no URL for {signal.name}: give endpoint (base URL) or {signal.name}_endpoint")
+        self.url = url
         self._http = HttpClient("otlphttp", self.url, config.tls, config.timeout, logger)
         headers = {key: value for key, value in config.headers.items()}
         headers["Content-Type"] = "application/json" if config.encoding == "json" else "application/x-protobuf"
@@ -61,8 +64,8 @@ class HttpSender:
             if self._is_json(response):
                 from spanguard.collector.receivers.otlp.otlp_json import decode_response
 
-                return partial_success(decode_response(body))
-            return partial_success(ExportTraceServiceResponse.FromString(body))
+                return partial_success(decode_response(body, self._signal), self._signal)
+            return partial_success(self._signal.response.FromString(body), self._signal)
         except Exception:  # an unreadable success body is still a success
             return SendResult()
 

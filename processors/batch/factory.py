@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from spanguard.collector.component import Backpressure, Consumer, Factory, Settings, TraceBatch
+from spanguard.collector.component import Backpressure, Batch, Consumer, Factory, Settings
+from spanguard.collector.signals import SIGNALS
 from spanguard.processors import otlp
 from spanguard.processors.batch.config import BatchProcessorConfig
 
@@ -14,29 +15,31 @@ TYPE: Final = "batch"
 
 
 class BatchStage:
-    """Splits batches above ``send_batch_max_size`` spans so exporters never send oversized requests."""
+    """Splits batches above ``send_batch_max_size`` spans (log records, data points for those signals) so exporters
+    never send oversized requests."""
 
     def __init__(self, config: BatchProcessorConfig, next_consumer: Consumer) -> None:
         self._max = config.send_batch_max_size
         self._next = next_consumer
 
-    def consume(self, batch: TraceBatch) -> None:
-        """Pass the batch on, in pieces of at most ``send_batch_max_size`` spans."""
-        if batch.span_count <= self._max:
+    def consume(self, batch: Batch) -> None:
+        """Pass the batch on, in pieces of at most ``send_batch_max_size`` items."""
+        if batch.item_count <= self._max:
             self._next.consume(batch)
             return
         # Split the protobufs directly: reading every span into a view first would double the memory of a big batch
         # (the tail sampler hands over everything it decided while the exporters were full in one batch).
-        pieces = otlp.chunked(batch.resource_spans, self._max)
+        make = type(batch)
+        pieces = otlp.chunked(batch.resources, self._max, batch.signal)
         for index, piece in enumerate(pieces):
             try:
-                self._next.consume(TraceBatch(piece))
+                self._next.consume(make(piece))
             except Backpressure as error:
                 if index == 0:
                     raise
                 # The pieces before this one are queued: only the rest may be retried, or they would be sent twice.
                 rest = [resource for later in pieces[index:] for resource in later]
-                raise Backpressure(error.reason, error.retry_after, TraceBatch(rest)) from None
+                raise Backpressure(error.reason, error.retry_after, make(rest)) from None
 
     def start(self) -> None:
         """Nothing to start."""
@@ -53,4 +56,4 @@ def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Cons
 
 def new_factory() -> Factory:
     """The ``batch`` processor's factory."""
-    return Factory("processor", TYPE, BatchProcessorConfig, create=_create)
+    return Factory("processor", TYPE, BatchProcessorConfig, create=_create, signals=tuple(SIGNALS))

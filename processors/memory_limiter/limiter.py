@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from spanguard.collector.component import Backpressure, Consumer, TraceBatch
+from spanguard.collector.component import Backpressure, Batch, Consumer
 from spanguard.processors.memory_limiter.config import MemoryLimiterConfig
 
 _RELEASE_INTERVAL = 1.0  # seconds between garbage collections forced by the limit (each costs tens of ms)
@@ -100,7 +100,7 @@ class MemoryLimiter:
                 self._retry_after,
             )
 
-    def consume(self, batch: TraceBatch) -> None:
+    def consume(self, batch: Batch) -> None:
         """Pass the batch on (admission happened before parsing)."""
         self._next.consume(batch)
 

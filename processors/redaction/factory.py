@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from spanguard.collector.component import Consumer, Factory, Settings, TraceBatch
-from spanguard.processors import otlp
+from spanguard.collector.component import Batch, Consumer, Factory, Settings, TraceBatch
+from spanguard.collector.signals import LOGS, METRICS, SIGNALS
+from spanguard.processors import otlp, otlp_logs
 from spanguard.processors.redaction import RedactionConfig, Redactor
 
 __all__ = ["RedactionStage", "new_factory"]
@@ -25,11 +26,19 @@ class RedactionStage:
         """The redactor's counters."""
         return self._redactor.stats
 
-    def consume(self, batch: TraceBatch) -> None:
-        """Redact, then pass on (with the redacted views, so the next stage need not read the spans again)."""
+    def consume(self, batch: Batch) -> None:
+        """Redact, then pass on (spans with their redacted views, so the next stage need not read them again)."""
+        if batch.signal is LOGS:
+            otlp_logs.redact_resource_logs(batch.resources, self._redactor)
+            self._next.consume(batch)
+            return
+        if batch.signal is METRICS:
+            otlp_logs.redact_resource_metrics(batch.resources, self._redactor)
+            self._next.consume(batch)
+            return
         views: list[Any] = []
-        otlp.redact_resource_spans(batch.resource_spans, self._redactor, views)
-        self._next.consume(TraceBatch(batch.resource_spans, views))
+        otlp.redact_resource_spans(batch.resources, self._redactor, views)
+        self._next.consume(TraceBatch(batch.resources, views))
 
     def start(self) -> None:
         """Nothing to start."""
@@ -50,4 +59,4 @@ def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Cons
 
 def new_factory() -> Factory:
     """The ``redaction`` processor's factory."""
-    return Factory("processor", TYPE, RedactionConfig, create=_create)
+    return Factory("processor", TYPE, RedactionConfig, create=_create, signals=tuple(SIGNALS))

@@ -83,7 +83,7 @@ class TailSamplingStage:
             return True
         except Backpressure as error:
             with self._lock:
-                self._pending[:0] = [error.remaining if error.remaining is not None else batch]
+                self._pending[:0] = [error.remaining if isinstance(error.remaining, TraceBatch) else batch]
             return False
 
     def _run(self) -> None:

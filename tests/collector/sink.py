@@ -1,4 +1,6 @@
-"""A real OTLP trace sink for exporter tests: a gRPC server and an HTTP server on 127.0.0.1, recording requests.
+"""A real OTLP sink for exporter tests: a gRPC server and an HTTP server on 127.0.0.1, recording requests.
+
+Traces are recorded as :class:`Received`; logs and metrics requests in ``signals`` (by signal name), unscripted.
 
 Scriptable: fail the next N requests of a protocol with a gRPC status (with or without ``google.rpc.RetryInfo``) or an
 HTTP status (with ``Retry-After``), answer with an OTLP partial success, answer slowly, or be down (servers stopped,
@@ -7,6 +9,7 @@ connections refused) until :meth:`OtlpSink.up` restarts them on the same ports.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import threading
 import time
@@ -29,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanguard.collector.receivers.otlp import otlp_json
+from spanguard.collector.signals import LOGS, METRICS, SIGNALS, Signal
 
 
 @dataclass
@@ -62,6 +66,8 @@ class OtlpSink:
 
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self.signals: dict[str, list[Any]] = {"logs": [], "metrics": []}
+        """Logs and metrics requests received (either transport), by signal."""
         self.attempts = {"grpc": 0, "http": 0}
         self.delay = 0.0
         self._scripts = {"grpc": _Script(), "http": _Script()}
@@ -116,6 +122,15 @@ class OtlpSink:
     def _start_grpc(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), server)
+        for signal in (LOGS, METRICS):
+            handler = grpc.unary_unary_rpc_method_handler(
+                functools.partial(self._other_grpc, signal=signal),
+                request_deserializer=signal.request.FromString,
+                response_serializer=lambda response: response.SerializeToString(),
+            )
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(signal.service, {"Export": handler}),)
+            )
         port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         assert port, "cannot bind the gRPC sink"
         self.grpc_port = port
@@ -129,6 +144,27 @@ class OtlpSink:
         self._http_server = server
         self._http_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._http_thread.start()
+
+    def _other_grpc(self, request: Any, context: grpc.ServicerContext, *, signal: Signal) -> Any:
+        self.record_signal(signal.name, request)
+        return signal.response()
+
+    def record_signal(self, signal: str, request: Any) -> None:
+        with self._changed:
+            self.signals[signal].append(request)
+            self._changed.notify_all()
+
+    def wait_for_items(self, signal: str, count: int, timeout: float = 10.0) -> list[Any]:
+        """The ``signal`` requests once they hold ``count`` items (log records, data points) or more."""
+        counter = SIGNALS[signal]
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(counter.count(counter.resources(r)) for r in self.signals[signal]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"sink: fewer than {count} {counter.items} arrived in {timeout}s")
+                self._changed.wait(left)
+            return list(self.signals[signal])
 
     # -- scripting -----------------------------------------------------------------------------------------------------
 
@@ -242,6 +278,15 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if sink.delay:
                 time.sleep(sink.delay)
+            other = {LOGS.path: LOGS, METRICS.path: METRICS}.get(self.path)
+            if other is not None:
+                if self.headers.get("Content-Encoding", "") == "gzip":
+                    body = gzip.decompress(body)
+                is_json = self.headers.get("Content-Type", "").startswith("application/json")
+                request = otlp_json.decode_request(body, other) if is_json else other.request.FromString(body)
+                sink.record_signal(other.name, request)
+                self._reply(200, other.response().SerializeToString(), "application/x-protobuf")
+                return
             if self.path != "/v1/traces":
                 self._reply(404, b"", "text/plain")
                 return

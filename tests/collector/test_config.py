@@ -96,17 +96,21 @@ class HealthCheckConfig(_Model):
     endpoint: Endpoint = "127.0.0.1:13133"
 
 
+ALL_SIGNALS = ("traces", "logs", "metrics")
+
+
 def _registry() -> Registry:
     registry = Registry()
     for factory in (
-        Factory("receiver", "otlp", ReceiverConfig),
+        Factory("receiver", "otlp", ReceiverConfig, signals=ALL_SIGNALS),
         Factory("processor", "redaction", RedactionConfig),
         Factory("processor", "risk", RiskConfig),
         Factory("processor", "tail_sampling", SamplingConfig),
-        Factory("processor", "batch", BatchConfig),
-        Factory("exporter", "otlp", OtlpExporterConfig),
-        Factory("exporter", "file", FileExporterConfig),
-        Factory("exporter", "debug", DebugExporterConfig),
+        Factory("processor", "batch", BatchConfig, signals=ALL_SIGNALS),
+        Factory("exporter", "otlp", OtlpExporterConfig, signals=ALL_SIGNALS),
+        Factory("exporter", "file", FileExporterConfig, signals=ALL_SIGNALS),
+        Factory("exporter", "debug", DebugExporterConfig, signals=ALL_SIGNALS),
+        Factory("exporter", "review", DebugExporterConfig),  # traces only
         Factory("extension", "health_check", HealthCheckConfig),
     ):
         registry.register(factory)
@@ -514,12 +518,36 @@ def test_pipeline_shape_is_checked(pipeline: str, path: str, message: str) -> No
 
 
 @pytest.mark.parametrize("signal", ["logs", "metrics", "logs/app"])
-def test_logs_and_metrics_pipelines_are_not_supported(signal: str) -> None:
-    tail = MINIMAL_TAIL + f"    {signal}: {{receivers: [otlp], exporters: [debug]}}\n"
+def test_logs_and_metrics_pipelines_load_with_the_signal_as_their_type(signal: str) -> None:
+    tail = MINIMAL_TAIL + f"    {signal}: {{receivers: [otlp], processors: [batch], exporters: [debug]}}\n"
+    config = load(minimal("processors: {batch: {}}\nexporters: {debug: {}}\n", tail=tail))
+    assert config.pipelines[signal].type == signal.split("/")[0]
+
+
+@pytest.mark.parametrize(("processor", "signal"), [("risk", "logs"), ("tail_sampling", "metrics")])
+def test_a_processor_that_does_not_handle_a_pipelines_signal_is_refused(processor: str, signal: str) -> None:
+    tail = MINIMAL_TAIL + f"    {signal}: {{receivers: [otlp], processors: [{processor}], exporters: [debug]}}\n"
+    error = refused(minimal(f"processors: {{{processor}: {{}}}}\nexporters: {{debug: {{}}}}\n", tail=tail))
+    issue = issue_at(error, f"service.pipelines.{signal}.processors[0]")
+    assert f"cannot be in a {signal} pipeline" in issue.message and "handles traces" in issue.message
+
+
+def test_the_review_exporter_is_refused_in_a_logs_pipeline() -> None:
+    tail = MINIMAL_TAIL + "    logs: {receivers: [otlp], exporters: [review]}\n"
+    error = refused(minimal("exporters: {debug: {}, review: {}}\n", tail=tail))
+    assert "cannot be in a logs pipeline" in issue_at(error, "service.pipelines.logs.exporters[0]").message
+
+
+def test_workers_are_refused_on_a_logs_pipeline() -> None:
+    tail = MINIMAL_TAIL + "    logs: {receivers: [otlp], exporters: [debug], workers: 2}\n"
     error = refused(minimal("exporters: {debug: {}}\n", tail=tail))
-    issue = issue_at(error, f"service.pipelines.{signal}")
-    assert f"{signal.split('/')[0]} pipelines are not supported" in issue.message and "traces only" in issue.message
-    assert issue.line == 6
+    assert "workers applies to traces pipelines" in issue_at(error, "service.pipelines.logs.workers").message
+
+
+def test_profiles_pipelines_are_not_supported() -> None:
+    tail = MINIMAL_TAIL + "    profiles: {receivers: [otlp], exporters: [debug]}\n"
+    error = refused(minimal("exporters: {debug: {}}\n", tail=tail))
+    assert "profiles pipelines are not supported" in issue_at(error, "service.pipelines.profiles").message
 
 
 @pytest.mark.parametrize(
@@ -808,7 +836,7 @@ def test_module_level_register_and_default_registry(monkeypatch: pytest.MonkeyPa
     for kind in ("receiver", "exporter"):
         for factory in REGISTRY.factories(kind).values():
             cfg.register(factory)
-    assert set(cfg.factories("exporter")) == {"otlp", "file", "debug"}
+    assert set(cfg.factories("exporter")) == {"otlp", "file", "debug", "review"}
     assert cfg.default_registry().factories("receiver")["otlp"].config_class is ReceiverConfig
     config = load_config_text(minimal("exporters: {debug: {}}\n"), environ={})
     assert list(config.exporters) == ["debug"]

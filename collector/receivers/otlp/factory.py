@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from spanguard.collector.component import Admission, Consumer, Factory, Settings
 from spanguard.collector.receivers.otlp.config import OtlpReceiverConfig
+from spanguard.collector.signals import SIGNALS
 
 __all__ = ["new_factory"]
 
@@ -25,4 +26,4 @@ def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Any:
 
 def new_factory() -> Factory:
     """The ``otlp`` receiver's factory."""
-    return Factory("receiver", TYPE, OtlpReceiverConfig, create=_create)
+    return Factory("receiver", TYPE, OtlpReceiverConfig, create=_create, signals=tuple(SIGNALS))

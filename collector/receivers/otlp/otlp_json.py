@@ -1,4 +1,4 @@
-"""OTLP/JSON for traces, as the OTLP specification defines it, over the official ``opentelemetry-proto`` messages.
+"""OTLP/JSON for traces, logs and metrics, as the OTLP specification defines it, over the official protobuf messages.
 
 Decoding refuses bad input with a :class:`ValueError` naming the problem. The mapping's differences from protobuf's
 JSON, and what is refused, are ``docs/collector-config.md`` (receiver ``otlp``).
@@ -14,10 +14,8 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+
+from spanguard.collector.signals import LOGS, SIGNALS, TRACES, Signal
 
 __all__ = ["decode_request", "decode_response", "encode_message", "encode_request", "encode_response"]
 
@@ -30,38 +28,35 @@ _SPAN_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "pa
 _LINK_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id")
 _OUT_SPAN_ID_KEYS = ("traceId", "spanId", "parentSpanId")
 _OUT_LINK_ID_KEYS = ("traceId", "spanId")
+_SIGNAL_OF: dict[type[Message], Signal] = {signal.request: signal for signal in SIGNALS.values()}
 
 
-def decode_request(body: bytes | bytearray) -> ExportTraceServiceRequest:
-    """Parse an OTLP/JSON ``ExportTraceServiceRequest``; raises :class:`ValueError` naming what is wrong."""
-    data = _load_object(body, "ExportTraceServiceRequest")
-    for path, span in _spans(data):
-        _convert_ids(span, path, _SPAN_ID_KEYS, _hex_to_base64)
-        links = _first(span, "links")
-        if isinstance(links, list):
-            for index, link in enumerate(links):
-                if isinstance(link, dict):
-                    _convert_ids(link, f"{path}.links[{index}]", _LINK_ID_KEYS, _hex_to_base64)
-    return _parse(data, ExportTraceServiceRequest())
+def decode_request(body: bytes | bytearray, signal: Signal = TRACES) -> Any:
+    """Parse an OTLP/JSON export request of ``signal`` (traces unless told); raises :class:`ValueError` naming what
+    is wrong."""
+    what = signal.request.DESCRIPTOR.name
+    data = _load_object(body, what)
+    for path, obj, keys in _id_holders(data, signal, out=False):
+        _convert_ids(obj, path, keys, _hex_to_base64)
+    return _parse(data, signal.request())
 
 
-def encode_request(request: ExportTraceServiceRequest) -> bytes:
-    """OTLP/JSON for ``request``, UTF-8, on one line (no newline inside, so it suits JSON lines)."""
+def encode_request(request: Message) -> bytes:
+    """OTLP/JSON for an export request of any signal, UTF-8, on one line (no newline inside, so it suits JSON lines)."""
+    signal = _SIGNAL_OF[type(request)]
     data = json_format.MessageToDict(request, use_integers_for_enums=True)
-    for path, span in _spans(data):
-        _convert_ids(span, path, _OUT_SPAN_ID_KEYS, _base64_to_hex)
-        for index, link in enumerate(span.get("links", ())):
-            _convert_ids(link, f"{path}.links[{index}]", _OUT_LINK_ID_KEYS, _base64_to_hex)
+    for path, obj, keys in _id_holders(data, signal, out=True):
+        _convert_ids(obj, path, keys, _base64_to_hex)
     return _dump(data)
 
 
-def decode_response(body: bytes | bytearray) -> ExportTraceServiceResponse:
-    """Parse an OTLP/JSON ``ExportTraceServiceResponse``; raises :class:`ValueError` naming what is wrong."""
-    return _parse(_load_object(body, "ExportTraceServiceResponse"), ExportTraceServiceResponse())
+def decode_response(body: bytes | bytearray, signal: Signal = TRACES) -> Any:
+    """Parse an OTLP/JSON export response of ``signal``; raises :class:`ValueError` naming what is wrong."""
+    return _parse(_load_object(body, signal.response.DESCRIPTOR.name), signal.response())
 
 
-def encode_response(response: ExportTraceServiceResponse) -> bytes:
-    """OTLP/JSON for an ``ExportTraceServiceResponse`` (``{}`` when it is empty)."""
+def encode_response(response: Message) -> bytes:
+    """OTLP/JSON for an export response of any signal (``{}`` when it is empty)."""
     return encode_message(response)
 
 
@@ -109,22 +104,57 @@ def _dump(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _spans(data: dict[str, Any]) -> Any:
-    """(path, span dict) for every span object; anything not shaped as expected is left for ``ParseDict`` to refuse."""
-    resources = _first(data, "resourceSpans", "resource_spans")
+def _id_holders(data: dict[str, Any], signal: Signal, *, out: bool) -> Any:
+    """(path, object, id keys) for every object of a request that holds trace or span ids; anything not shaped as
+    expected is left for ``ParseDict`` to refuse."""
+    if signal is TRACES:
+        for path, span in _items(data, ("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)):
+            yield path, span, _OUT_SPAN_ID_KEYS if out else _SPAN_ID_KEYS
+            links = _first(span, "links")
+            if isinstance(links, list):
+                for index, link in enumerate(links):
+                    if isinstance(link, dict):
+                        yield f"{path}.links[{index}]", link, _OUT_LINK_ID_KEYS if out else _LINK_ID_KEYS
+    elif signal is LOGS:
+        resources, scopes = ("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs")
+        for path, record in _items(data, resources, scopes, ("logRecords", "log_records")):
+            yield path, record, _OUT_LINK_ID_KEYS if out else _LINK_ID_KEYS
+    else:
+        resources, scopes = ("resourceMetrics", "resource_metrics"), ("scopeMetrics", "scope_metrics")
+        for path, metric in _items(data, resources, scopes, ("metrics",)):
+            for kind in _METRIC_KINDS:
+                points = _first(metric, *kind)
+                points = _first(points, "dataPoints", "data_points") if isinstance(points, dict) else None
+                for p, point in enumerate(points if isinstance(points, list) else ()):
+                    exemplars = _first(point, "exemplars") if isinstance(point, dict) else None
+                    for e, exemplar in enumerate(exemplars if isinstance(exemplars, list) else ()):
+                        if isinstance(exemplar, dict):
+                            yield (
+                                f"{path}.{kind[0]}.dataPoints[{p}].exemplars[{e}]",
+                                exemplar,
+                                (_OUT_LINK_ID_KEYS if out else _LINK_ID_KEYS),
+                            )
+
+
+_METRIC_KINDS = (("gauge",), ("sum",), ("histogram",), ("exponentialHistogram", "exponential_histogram"), ("summary",))
+
+
+def _items(data: dict[str, Any], resources_keys: tuple[str, ...], scopes_keys: tuple[str, ...], items_keys: Any) -> Any:
+    """(path, item dict) for every item of every scope of every resource."""
+    resources = _first(data, *resources_keys)
     if not isinstance(resources, list):
         return
     for r, resource in enumerate(resources):
-        scopes = _first(resource, "scopeSpans", "scope_spans") if isinstance(resource, dict) else None
+        scopes = _first(resource, *scopes_keys) if isinstance(resource, dict) else None
         if not isinstance(scopes, list):
             continue
         for s, scope in enumerate(scopes):
-            spans = _first(scope, "spans") if isinstance(scope, dict) else None
-            if not isinstance(spans, list):
+            items = _first(scope, *items_keys) if isinstance(scope, dict) else None
+            if not isinstance(items, list):
                 continue
-            for i, span in enumerate(spans):
-                if isinstance(span, dict):
-                    yield f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]", span
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    yield f"{resources_keys[0]}[{r}].{scopes_keys[0]}[{s}].{items_keys[0]}[{i}]", item
 
 
 def _first(obj: dict[str, Any], *keys: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``otlp`` receiver's servers: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) into one consumer.
+"""The ``otlp`` receiver's servers: OTLP/gRPC and OTLP/HTTP (protobuf and JSON), traces, logs and metrics.
 
 After the OTel Collector's otlpreceiver: each request is size-checked, admitted (memory limiter), decoded off the
 event loop, validated (bad spans removed, reported as partial success) and acknowledged only once the consumer took
@@ -27,19 +27,16 @@ import grpc
 import uvicorn
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spanguard.collector.component import Backpressure, Consumer, PermanentError, TraceBatch
+from spanguard.collector.component import Backpressure, Batch, Consumer, PermanentError
 from spanguard.collector.confignet import grpc_server_credentials, split_endpoint
 from spanguard.collector.receivers.otlp import otlp_json
 from spanguard.collector.receivers.otlp.config import GrpcSettings, HttpSettings, OtlpReceiverConfig
+from spanguard.collector.signals import LOGS, SIGNALS, TRACES, Signal
 
 __all__ = [
     "EXPORT_METHOD",
@@ -53,9 +50,8 @@ __all__ = [
 logger = logging.getLogger("spanguard.collector.receivers")
 
 MIB = 1024 * 1024
-TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-EXPORT_METHOD = f"/{TRACE_SERVICE}/Export"
-TRACES_PATH = "/v1/traces"
+EXPORT_METHOD = TRACES.export_method
+TRACES_PATH = TRACES.path
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
@@ -117,7 +113,7 @@ _INTERNAL_MESSAGE = "internal error while accepting the request; it was not acce
 class _Outcome:
     kind: Kind
     message: str = ""
-    response: ExportTraceServiceResponse | None = None
+    response: Any = None
     retry_after: float = 0.0
 
 
@@ -131,10 +127,10 @@ class _GrpcStatus(NamedTuple):
     trailing_metadata: tuple[tuple[str, bytes], ...]
 
 
-def _decode_protobuf(body: bytes | bytearray) -> ExportTraceServiceRequest:
+def _decode_protobuf(body: bytes | bytearray, signal: Signal = TRACES) -> Any:
     try:
         # The stubs say bytes; protobuf parses any buffer, and copying a request body to bytes would cost a copy.
-        return ExportTraceServiceRequest.FromString(cast(bytes, body))
+        return signal.request.FromString(cast(bytes, body))
     except DecodeError as error:
         text = str(error)
         if "MaxDepth" in text:
@@ -143,7 +139,7 @@ def _decode_protobuf(body: bytes | bytearray) -> ExportTraceServiceRequest:
             why = "a string field is not valid UTF-8"
         else:
             why = text.rpartition(": ")[2].lower() or "invalid wire format"
-        raise ValueError(f"request body is not a valid OTLP ExportTraceServiceRequest protobuf: {why}") from None
+        raise ValueError(f"request body is not a valid OTLP {signal.request.DESCRIPTOR.name} protobuf: {why}") from None
 
 
 def _decompress(body: bytes | bytearray, encoding: str, limit: int) -> bytes:
@@ -192,7 +188,35 @@ def _span_problem(span: Any) -> str:
     return ""
 
 
-def _remove_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, str]:
+def _log_problem(record: Any) -> str:
+    """Why a log record cannot be taken, or ``""`` (its ids are optional, but must have their lengths when set)."""
+    if record.trace_id and len(record.trace_id) != 16:
+        return f"trace_id is {len(record.trace_id)} bytes, must be empty or 16"
+    if record.span_id and len(record.span_id) != 8:
+        return f"span_id is {len(record.span_id)} bytes, must be empty or 8"
+    return ""
+
+
+def _remove_invalid(request: Any, signal: Signal) -> tuple[int, str]:
+    """Remove invalid spans or log records (metrics are taken as they come); (how many, the first one's problem)."""
+    if signal is TRACES:
+        return _remove_invalid_spans(request)
+    if signal is not LOGS:
+        return 0, ""
+    rejected, first = 0, ""
+    for r, resource in enumerate(request.resource_logs):
+        for s, scope in enumerate(resource.scope_logs):
+            bad = [i for i, record in enumerate(scope.log_records) if _log_problem(record)]
+            if bad:
+                rejected += len(bad)
+                problem = _log_problem(scope.log_records[bad[0]])
+                first = first or f"resource_logs[{r}].scope_logs[{s}].log_records[{bad[0]}]: {problem}"
+                for i in reversed(bad):
+                    del scope.log_records[i]
+    return rejected, first
+
+
+def _remove_invalid_spans(request: Any) -> tuple[int, str]:
     """Remove invalid spans (and the scopes and resources they leave empty); (how many, the first one's problem)."""
     rejected, first = 0, ""
     emptied_resources = []
@@ -222,15 +246,15 @@ def _remove_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, str]
     return rejected, first
 
 
-def _count(request: ExportTraceServiceRequest) -> int:
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-
-
 # --------------------------------------------------------------------------------------------------------- receiver
 
 
 class OtlpReceiver:
-    """OTLP traces over gRPC and/or HTTP into one :class:`Consumer`; a :class:`Component`."""
+    """OTLP over gRPC and/or HTTP into one :class:`Consumer`; a :class:`Component`.
+
+    It serves the signals the consumer lists in its ``signals`` (a :class:`~spanguard.collector.fanout.SignalRouter`
+    does), traces only for a consumer that lists none; a signal it does not serve is UNIMPLEMENTED (gRPC) or 404.
+    """
 
     def __init__(
         self,
@@ -244,6 +268,8 @@ class OtlpReceiver:
         self.name = name
         self.config = config
         self._consumer = consumer
+        served = getattr(consumer, "signals", ("traces",))
+        self._signals = [SIGNALS[name] for name in SIGNALS if name in served]
         self._telemetry: ReceiverTelemetry = telemetry or NoopReceiverTelemetry()
         self._admission = admission
         self._lock = threading.Lock()
@@ -330,10 +356,10 @@ class OtlpReceiver:
             return _Outcome("internal", _INTERNAL_MESSAGE)
         return None
 
-    def _process(self, transport: str, decode: Callable[[], ExportTraceServiceRequest]) -> _Outcome:
+    def _process(self, transport: str, signal: Signal, decode: Callable[[], Any]) -> _Outcome:
         """Decode, validate, consume: the outcome to answer. Runs in a worker thread; never raises."""
         try:
-            return self._decode_and_consume(transport, decode)
+            return self._decode_and_consume(transport, signal, decode)
         except Exception as error:  # a bug here, not in the consumer: still a clean INTERNAL, still serving
             self._log_unexpected(transport, error, "handling a request")
             self._refused(transport, 0, "internal")
@@ -350,7 +376,7 @@ class OtlpReceiver:
             "".join(traceback.format_tb(error.__traceback__)).rstrip(),
         )
 
-    def _decode_and_consume(self, transport: str, decode: Callable[[], ExportTraceServiceRequest]) -> _Outcome:
+    def _decode_and_consume(self, transport: str, signal: Signal, decode: Callable[[], Any]) -> _Outcome:
         try:
             request = decode()
         except _TooLarge as error:
@@ -360,40 +386,46 @@ class OtlpReceiver:
             logger.debug("receiver %s (%s): malformed request: %s", self.name, transport, error)
             self._refused(transport, 0, "malformed")
             return _Outcome("invalid_argument", str(error))
-        rejected, first_problem = _remove_invalid_spans(request)
-        response = ExportTraceServiceResponse()
+        rejected, first_problem = _remove_invalid(request, signal)
+        response: Any = signal.response()
+        items = signal.items
         if rejected:
-            response.partial_success.rejected_spans = rejected
-            response.partial_success.error_message = f"{rejected} invalid span(s) rejected; first: {first_problem}"
-            logger.debug("receiver %s (%s): rejected %d invalid span(s)", self.name, transport, rejected)
-            self._refused(transport, rejected, "invalid")
-        spans = _count(request)
+            setattr(response.partial_success, signal.rejected_field, rejected)
+            response.partial_success.error_message = f"{rejected} invalid {items} rejected; first: {first_problem}"
+            logger.debug("receiver %s (%s): rejected %d invalid %s", self.name, transport, rejected, items)
+            self._refused(transport, rejected, "invalid", signal)
+        resources = signal.resources(request)
+        spans = signal.count(resources)
         if spans == 0:
             return _Outcome("ok", response=response)
         try:
-            self._consumer.consume(TraceBatch.of(request.resource_spans))
+            self._consumer.consume(Batch.for_signal(signal.name).of(resources))
         except Backpressure as error:
-            self._refused(transport, spans, "backpressure")
+            self._refused(transport, spans, "backpressure", signal)
             return _Outcome(
                 "unavailable", f"pipeline is full, retry later: {error.reason}", retry_after=error.retry_after
             )
         except PermanentError as error:
-            self._refused(transport, spans, "permanent")
+            self._refused(transport, spans, "permanent", signal)
             return _Outcome("invalid_argument", f"the data was refused and will never be accepted: {error}")
         except Exception as error:
-            self._log_unexpected(transport, error, f"consuming {spans} span(s)")
-            self._refused(transport, spans, "internal")
+            self._log_unexpected(transport, error, f"consuming {spans} {items}")
+            self._refused(transport, spans, "internal", signal)
             return _Outcome("internal", _INTERNAL_MESSAGE)
-        self._accepted(transport, spans)
+        self._accepted(transport, spans, signal)
         return _Outcome("ok", response=response)
 
-    def _accepted(self, transport: str, spans: int) -> None:
+    def _accepted(self, transport: str, spans: int, signal: Signal = TRACES) -> None:
+        if signal is not TRACES:
+            return  # the receiver's metrics count spans; logs and metrics are counted by their exporters' queues
         try:
             self._telemetry.accepted(self.name, transport, spans)
         except Exception:
             logger.exception("receiver %s: telemetry failed", self.name)
 
-    def _refused(self, transport: str, spans: int, reason: RefusalReason) -> None:
+    def _refused(self, transport: str, spans: int, reason: RefusalReason, signal: Signal = TRACES) -> None:
+        if signal is not TRACES:
+            return
         try:
             self._telemetry.refused(self.name, transport, spans, reason)
         except Exception:
@@ -413,12 +445,15 @@ class OtlpReceiver:
                 ("grpc.so_reuseport", 0),  # else a second server could silently share a port already in use
             ],
         )
-        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
-            functools.partial(self._grpc_export, limit=limit),
-            request_deserializer=None,  # raw bytes: size and admission are checked before parsing
-            response_serializer=None,  # the handler returns serialized bytes
-        )
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": handler}),))
+        handlers = []
+        for signal in self._signals:
+            handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+                functools.partial(self._grpc_export, limit=limit, signal=signal),
+                request_deserializer=None,  # raw bytes: size and admission are checked before parsing
+                response_serializer=None,  # the handler returns serialized bytes
+            )
+            handlers.append(grpc.method_handlers_generic_handler(signal.service, {"Export": handler}))
+        server.add_generic_rpc_handlers(tuple(handlers))
         try:
             if settings.tls is None:
                 bound = server.add_insecure_port(address)
@@ -431,12 +466,14 @@ class OtlpReceiver:
         server.start()
         self._grpc_server, self._grpc_port = server, bound
 
-    def _grpc_export(self, body: bytes, context: grpc.ServicerContext, *, limit: int) -> bytes:
+    def _grpc_export(self, body: bytes, context: grpc.ServicerContext, *, limit: int, signal: Signal) -> bytes:
         if len(body) > limit:  # grpc refuses these itself; kept in case its option is ever changed
             self._refused("grpc", 0, "too_large")
             outcome = _Outcome("too_large", f"request of {len(body)} bytes exceeds the {limit // MIB} MiB limit")
         else:
-            outcome = self._admit("grpc", len(body)) or self._process("grpc", lambda: _decode_protobuf(body))
+            outcome = self._admit("grpc", len(body)) or self._process(
+                "grpc", signal, lambda: _decode_protobuf(body, signal)
+            )
         if outcome.kind == "ok" and outcome.response is not None:
             return outcome.response.SerializeToString()
         # grpc reads code, details and trailing_metadata off any object: the stubs ask for its abstract Status class.
@@ -465,7 +502,10 @@ class OtlpReceiver:
             raise _listen_error(self.name, "HTTP", settings.endpoint, port, error) from error
         limit = settings.max_request_body_size_mib * MIB
         app = Starlette(
-            routes=[Route(TRACES_PATH, functools.partial(self._http_export, limit=limit), methods=["POST"])]
+            routes=[
+                Route(signal.path, functools.partial(self._http_export, limit=limit, signal=signal), methods=["POST"])
+                for signal in self._signals
+            ]
         )
         config = uvicorn.Config(
             app,
@@ -497,7 +537,7 @@ class OtlpReceiver:
             time.sleep(0.005)
         self._http_port = sock.getsockname()[1]
 
-    async def _http_export(self, request: Request, *, limit: int) -> Response:
+    async def _http_export(self, request: Request, *, limit: int, signal: Signal) -> Response:
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type not in (PROTOBUF, JSON):
             return _http_error(
@@ -530,9 +570,9 @@ class OtlpReceiver:
             return Response(status_code=400)  # nobody is listening
         if declared is None and (refused := self._admit("http", len(body))):
             return _http_error(refused, media_type)
-        decode = functools.partial(_decode_http, body, media_type, encoding, limit)  # no copy of the body
+        decode = functools.partial(_decode_http, body, media_type, encoding, limit, signal)  # no copy of the body
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._http_pool, self._process, "http", decode)
+        outcome = await loop.run_in_executor(self._http_pool, self._process, "http", signal, decode)
         if outcome.kind == "ok" and outcome.response is not None:
             if media_type == JSON:
                 return Response(otlp_json.encode_response(outcome.response), media_type=JSON)
@@ -540,10 +580,10 @@ class OtlpReceiver:
         return _http_error(outcome, media_type)
 
 
-def _decode_http(body: bytes | bytearray, media_type: str, encoding: str, limit: int) -> ExportTraceServiceRequest:
+def _decode_http(body: bytes | bytearray, media_type: str, encoding: str, limit: int, signal: Signal) -> Any:
     if encoding != "identity":
         body = _decompress(body, encoding, limit)
-    return otlp_json.decode_request(body) if media_type == JSON else _decode_protobuf(body)
+    return otlp_json.decode_request(body, signal) if media_type == JSON else _decode_protobuf(body, signal)
 
 
 def _rpc_status(outcome: _Outcome) -> tuple[status_pb2.Status, error_details_pb2.RetryInfo | None]:

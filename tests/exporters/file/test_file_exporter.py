@@ -54,8 +54,9 @@ def test_file_exporter_rotates(tmp_path: Path) -> None:
 def test_file_exporter_write_failure_pushes_back(tmp_path: Path) -> None:
     exporter = make_exporter("file", "file/f", {"path": str(tmp_path / "t.jsonl")})
     exporter.start()
-    exporter._sender._file.close()  # the disk goes away under us
-    exporter._sender._file = open(os.devnull, "rb")
+    shared = exporter._sender._file
+    shared._file.close()  # the disk goes away under us
+    shared._file = open(os.devnull, "rb")
     with pytest.raises(Backpressure):
         exporter.consume(make_batch())
     exporter.shutdown()

@@ -570,7 +570,7 @@ def test_422_from_the_service_is_dropped_with_a_logged_count_not_retried_and_the
     assert (stats["dropped"], stats["retries"], stats["sent_spans"], stats["queue_size"]) == (4, 0, 1, 0)
     assert [r["status"] for r in server.requests] == [422, 200]
     assert [item["trace_id"] for item in server.delivered()] == later_ids
-    assert "export of 4 span(s) failed permanently: HTTP 422" in caplog.text
+    assert "export of 4 spans failed permanently: HTTP 422" in caplog.text
     assert "scripted" not in caplog.text and SECRET not in caplog.text and TOKEN not in caplog.text
 
 
