@@ -27,6 +27,7 @@ def builtin_factories() -> tuple[Factory, ...]:
     from spanguard.exporters.otlphttp import factory as otlphttp_exporter
     from spanguard.exporters.review import factory as review_exporter
     from spanguard.processors.batch import factory as batch
+    from spanguard.processors.genai_normalize import factory as genai_normalize
     from spanguard.processors.memory_limiter import factory as memory_limiter
     from spanguard.processors.redaction import factory as redaction
     from spanguard.processors.risk import factory as risk
@@ -35,6 +36,7 @@ def builtin_factories() -> tuple[Factory, ...]:
     return (
         otlp_receiver.new_factory(),
         memory_limiter.new_factory(),
+        genai_normalize.new_factory(),
         redaction.new_factory(),
         risk.new_factory(),
         tail_sampling.new_factory(),
