@@ -155,6 +155,14 @@ def _set(mapped: Mapped, key: str, value: Any) -> None:
         mapped.attributes[key] = value
 
 
+def _set_messages(mapped: Mapped, inputs: list[Message], outputs: list[Message]) -> None:
+    """The input and output messages, as the conventions' JSON, where there are any."""
+    if inputs:
+        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
+    if outputs:
+        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps(outputs))
+
+
 def _provider(value: Any) -> str | None:
     """A provider as the conventions name it (``openai``, ``anthropic``, ``aws.bedrock``, ...)."""
     if not isinstance(value, str) or not value:
@@ -216,10 +224,7 @@ def _oi_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
     _set(mapped, semconv.GEN_AI_AGENT_NAME, attributes.get(src.OI_AGENT_NAME) if kind == "AGENT" else None)
     inputs = _oi_messages(attributes, src.OI_INPUT_MESSAGES)
     outputs = _oi_messages(attributes, src.OI_OUTPUT_MESSAGES)
-    if inputs:
-        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
-    if outputs:
-        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps(outputs))
+    _set_messages(mapped, inputs, outputs)
     tools = [_json(t.get("tool.json_schema")) for t in _indexed(attributes, src.OI_TOOLS).values()]
     if tools:
         _set(mapped, semconv.GEN_AI_TOOL_DEFINITIONS, _dumps(tools))
@@ -276,10 +281,7 @@ def _tl_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
     _set(mapped, semconv.GEN_AI_CONVERSATION_ID, attributes.get(src.TL_SESSION_ID))
     inputs = _tl_messages(attributes, src.TL_PROMPT)
     outputs = _tl_messages(attributes, src.TL_COMPLETION)
-    if inputs:
-        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
-    if outputs:
-        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps(outputs))
+    _set_messages(mapped, inputs, outputs)
     functions = [
         {
             "type": "function",
@@ -362,10 +364,7 @@ def _old_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Map
         else:
             continue
         mapped.used_events.add(index)
-    if inputs:
-        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
-    if outputs:
-        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps(outputs))
+    _set_messages(mapped, inputs, outputs)
     return mapped
 
 

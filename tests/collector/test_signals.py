@@ -32,7 +32,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from sink import OtlpSink
-from test_faults import CollectorProcess, Ports
+from test_faults import CollectorProcess, Ports, processes  # noqa: F401  (the fixture)
 
 from spanguard.collector.config import load_config_text
 from spanguard.collector.service import Collector
@@ -229,7 +229,8 @@ service:
 
 
 def test_logs_and_metrics_in_the_persistent_queue_survive_sigkill(
-    tmp_path: Path, processes: list[CollectorProcess]
+    tmp_path: Path,
+    processes: list[CollectorProcess],  # noqa: F811 (the fixture from test_faults)
 ) -> None:
     """With the backend down, acknowledged log records and data points wait on disk; after SIGKILL a new process on
     the same queue delivers them."""
@@ -258,14 +259,6 @@ def test_logs_and_metrics_in_the_persistent_queue_survive_sigkill(
     assert {r.event_name for r in records(logs)} >= {"gen_ai.user.message", "gen_ai.client.inference.operation.details"}
     assert all(EMAIL.encode() not in r.SerializeToString() for r in logs + metrics)
     assert "resuming" in second.stderr(tail=None)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[CollectorProcess]]:
-    started: list[CollectorProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 APP = """
