@@ -8,7 +8,6 @@ attributes are. What each maps: docs/instrumentation.md ("Spans from other instr
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -137,12 +136,14 @@ def _openai_message(message: Mapping[str, Any]) -> Message:
 
 def _indexed(attributes: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
     """``prefix.N.rest`` keys grouped by ``N``: {N: {rest: value}}."""
-    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.(.+)")
+    start = prefix + "."
+    cut = len(start)
     grouped: dict[int, dict[str, Any]] = {}
     for key, value in attributes.items():
-        found = pattern.fullmatch(key)
-        if found:
-            grouped.setdefault(int(found.group(1)), {})[found.group(2)] = value
+        if key.startswith(start):
+            index, _, rest = key[cut:].partition(".")
+            if rest and index.isdigit():
+                grouped.setdefault(int(index), {})[rest] = value
     return dict(sorted(grouped.items()))
 
 
