@@ -314,3 +314,22 @@ service:
     assert "Failed to export" not in done.stderr and "UNIMPLEMENTED" not in done.stderr, done.stderr
     kinds = {key for line in out.read_text().splitlines() for key in json.loads(line)}
     assert kinds == {"resourceSpans", "resourceLogs", "resourceMetrics"}
+
+
+def test_a_malformed_logs_request_is_refused_naming_the_message_and_the_receiver_keeps_serving(tmp_path: Path) -> None:
+    with running(tmp_path) as (collector, sink, _):
+        port = collector.receivers[0].http_port
+        bad = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/logs", data=b"\xff\xff\xff", headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=10)
+        assert refused.value.code == 400 and b"not valid UTF-8" in refused.value.read()
+        garbage = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/logs", data=b"\x0a\xff", headers={"Content-Type": "application/x-protobuf"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(garbage, timeout=10)
+        assert refused.value.code == 400 and b"ExportLogsServiceRequest" in refused.value.read()
+        emit_logs(HttpLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+        assert len(records(sink.wait_for_items("logs", 3))) >= 3
