@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
@@ -25,6 +25,7 @@ __all__ = [
     "Admission",
     "Backpressure",
     "Batch",
+    "CheckPipelines",
     "Component",
     "Consumer",
     "Create",
@@ -240,9 +241,14 @@ class Settings:
     signal: str = "traces"
     """The signal of the pipeline a processor or exporter is built for (an exporter is built once per signal it
     exports); for receivers and extensions, ``traces``."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Objects one collector's components share across pipelines, under keys their types choose (the content a
+    logs pipeline's ``genai_normalize`` keeps for the traces pipeline's spans); each worker process has its own."""
 
 
 Create = Callable[[Settings, Any, Any], Any]
+CheckPipelines = Callable[[str, Mapping[str, Any], Mapping[str, str]], list[tuple[tuple[str | int, ...], str]]]
+"""``check_pipelines(component_id, pipelines, types)`` (see :attr:`Factory.check_pipelines`)."""
 """``create(settings, next_consumer, telemetry)``: the component (see :class:`Factory`)."""
 
 
@@ -265,6 +271,10 @@ class Factory:
     in_workers: bool = True
     """For a processor in a pipeline with ``workers``: built in the worker processes (``True``), or in the
     collector's own process instead (``False``: the memory limiter, which vets requests before they are parsed)."""
+    check_pipelines: CheckPipelines | None = None
+    """``check_pipelines(component_id, pipelines, types)``: problems, as ``(key path, message)``, that one
+    component's place in the pipelines makes (``types`` maps processor ids to types); checked when the config
+    loads, after each pipeline is checked on its own."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

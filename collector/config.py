@@ -448,6 +448,13 @@ def _build(loading: Loading, root: Any, registry: Registry, config_dir: Path | N
             pipeline.workers,
         )
 
+    if not loading.problems:
+        types = {pid: component.type for pid, component in components["processor"].items()}
+        for component_id, component in components["processor"].items():
+            check = component.factory.check_pipelines
+            for path, message in check(component_id, pipelines, types) if check is not None else ():
+                loading.error(path, message)
+
     used: dict[Kind, set[str]] = {kind: set() for kind in KINDS}
     for raw_pipeline in raw_pipelines.values():  # as written, so that a pipeline with a problem still counts
         for kind in ("receiver", "processor", "exporter"):

@@ -40,9 +40,11 @@ def create_component(
     pipeline: PipelineConfig | None = None,
     *,
     signal: str | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> Any:
     """``component`` as its factory's ``create`` builds it (with the pipeline's processors when it is a processor;
-    for ``signal``'s pipelines when it is an exporter, the pipeline's signal when it is a processor)."""
+    for ``signal``'s pipelines when it is an exporter, the pipeline's signal when it is a processor); ``shared`` is
+    the collector's :attr:`~spanguard.collector.component.Settings.shared`."""
     create = component.factory.create
     if create is None:
         problem = f"{SECTIONS[component.kind]}.{component.id}: its factory has no create function"
@@ -58,6 +60,7 @@ def create_component(
         pipeline_configs=tuple(peer.config for peer in peers),
         config_dir=config.config_dir,
         signal=signal or (pipeline.type if pipeline is not None else "traces"),
+        shared=shared if shared is not None else {},
     )
     built = create(settings, next_consumer, telemetry)
     needs_consume = component.kind in ("processor", "exporter")
@@ -83,11 +86,13 @@ def build_chain(
     telemetry: Any,
     *,
     in_workers: bool | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> BuiltChain:
     """Build a pipeline's processors in front of ``last``, back to front, each by its factory.
 
     ``in_workers``: ``None`` builds every processor; ``True`` those that run in worker processes, ``False`` those
     that stay in the collector's own process (:attr:`~spanguard.collector.component.Factory.in_workers`).
+    ``shared``: what the pipelines' components share (:attr:`~spanguard.collector.component.Settings.shared`).
     """
     consumer = last
     stages: list[Any] = []
@@ -95,7 +100,7 @@ def build_chain(
         component = config.processors[pid]
         if in_workers is not None and component.factory.in_workers != in_workers:
             continue
-        built = create_component(config, component, consumer, telemetry, pipeline)
+        built = create_component(config, component, consumer, telemetry, pipeline, shared=shared)
         if built is consumer:
             continue  # nothing to do in this pipeline (risk when tail sampling classifies whole traces)
         consumer = built
@@ -142,6 +147,7 @@ class Collector:
         self.config = config
         self.metrics = CollectorMetrics()
         self.metrics.set_health(self.healthy)
+        shared: dict[str, Any] = {}
         # One exporter per exporter id and signal, each with its own sending queue (as the OTel Collector has).
         used = {(eid, pipeline.type): None for pipeline in config.pipelines.values() for eid in pipeline.exporters}
         self.exporters: dict[str, Any] = {
@@ -161,10 +167,10 @@ class Collector:
 
                 # Processors run in the workers, except those that guard this process (the memory limiter).
                 workers = PipelineWorkers(config, pipeline.name, consumer, telemetry=self.metrics)
-                built = build_chain(config, pipeline, workers, self.metrics, in_workers=False)
+                built = build_chain(config, pipeline, workers, self.metrics, in_workers=False, shared=shared)
                 self.stages.extend([*built.stages, workers])
             else:
-                built = build_chain(config, pipeline, consumer, self.metrics)
+                built = build_chain(config, pipeline, consumer, self.metrics, shared=shared)
                 self.stages.extend(built.stages)
             for rid in pipeline.receivers:
                 entry_points.setdefault(rid, {}).setdefault(pipeline.type, []).append(built.entry)

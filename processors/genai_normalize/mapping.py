@@ -54,7 +54,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -72,11 +72,14 @@ def _int(value: Any) -> int | None:
 
 def _text_parts(content: Any) -> Parts:
     """Parts of a message ``content``: a string, or a list of OpenAI/Vercel/Anthropic-style content blocks."""
-    content = _json(content)
+    if isinstance(content, str):
+        # A string is text unless it is a JSON list of content blocks: a tool's JSON result stays the text it is.
+        blocks = _json(content) if content.startswith("[") else None
+        if not isinstance(blocks, list):
+            return [{"type": "text", "content": content}] if content else []
+        content = blocks
     if content is None or content == "":
         return []
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
     if isinstance(content, Mapping):
         content = [content]
     parts: Parts = []
@@ -159,9 +162,9 @@ def _set(mapped: Mapped, key: str, value: Any) -> None:
 def _set_messages(mapped: Mapped, inputs: list[Message], outputs: list[Message]) -> None:
     """The input and output messages, as the conventions' JSON, where there are any."""
     if inputs:
-        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
+        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, dumps(inputs))
     if outputs:
-        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps(outputs))
+        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, dumps(outputs))
 
 
 def _provider(value: Any) -> str | None:
@@ -228,7 +231,7 @@ def _oi_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
     _set_messages(mapped, inputs, outputs)
     tools = [_json(t.get("tool.json_schema")) for t in _indexed(attributes, src.OI_TOOLS).values()]
     if tools:
-        _set(mapped, semconv.GEN_AI_TOOL_DEFINITIONS, _dumps(tools))
+        _set(mapped, semconv.GEN_AI_TOOL_DEFINITIONS, dumps(tools))
     params = _json(attributes.get(src.OI_INVOCATION_PARAMETERS))
     if isinstance(params, Mapping):
         _set(mapped, semconv.GEN_AI_REQUEST_TEMPERATURE, params.get("temperature"))
@@ -293,7 +296,7 @@ def _tl_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
         for f in _indexed(attributes, src.TL_FUNCTIONS).values()
     ]
     if functions:
-        _set(mapped, semconv.GEN_AI_TOOL_DEFINITIONS, _dumps(functions))
+        _set(mapped, semconv.GEN_AI_TOOL_DEFINITIONS, dumps(functions))
     if kind == "tool":
         _set(mapped, semconv.GEN_AI_TOOL_NAME, attributes.get(src.TL_ENTITY_NAME))
         _set(mapped, semconv.GEN_AI_TOOL_CALL_ARGUMENTS, attributes.get(src.TL_ENTITY_INPUT))
@@ -400,7 +403,7 @@ def _ai_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
         prompt = []
         if isinstance(whole, Mapping):
             if whole.get("system"):
-                _set(mapped, semconv.GEN_AI_SYSTEM_INSTRUCTIONS, _dumps(_text_parts(whole["system"])))
+                _set(mapped, semconv.GEN_AI_SYSTEM_INSTRUCTIONS, dumps(_text_parts(whole["system"])))
             prompt = whole.get("messages") or (
                 [{"role": "user", "content": whole["prompt"]}] if whole.get("prompt") else []
             )
@@ -410,7 +413,7 @@ def _ai_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
         if isinstance(m, Mapping)
     ]
     if inputs:
-        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, _dumps(inputs))
+        _set(mapped, semconv.GEN_AI_INPUT_MESSAGES, dumps(inputs))
     parts = _text_parts(attributes.get(src.AI_RESPONSE_TEXT))
     calls = _json(attributes.get(src.AI_RESPONSE_TOOL_CALLS))
     for call in calls if isinstance(calls, list) else ():
@@ -420,7 +423,7 @@ def _ai_read(attributes: Mapping[str, Any], events: Sequence[EventView]) -> Mapp
         output: Message = {"role": "assistant", "parts": parts}
         if attributes.get(src.AI_RESPONSE_FINISH_REASON):
             output["finish_reason"] = attributes[src.AI_RESPONSE_FINISH_REASON]
-        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, _dumps([output]))
+        _set(mapped, semconv.GEN_AI_OUTPUT_MESSAGES, dumps([output]))
     if operation_id == "ai.toolCall":
         _set(mapped, semconv.GEN_AI_TOOL_NAME, attributes.get(src.AI_TOOL_CALL_NAME))
         _set(mapped, semconv.GEN_AI_TOOL_CALL_ID, attributes.get(src.AI_TOOL_CALL_ID))

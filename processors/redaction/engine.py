@@ -665,7 +665,9 @@ class Redactor:
             if rule == _URL:
                 return self._plan_url(value, info, groups, leaves)
             return self._plan_string(value, groups, leaves, content=content, messages=messages, words=info.words)
-        if isinstance(value, (tuple, list)) and any(isinstance(item, str) for item in value):
+        # An OTLP array holding kvlists or arrays (the official GenAI events' messages) is walked as the tree it is.
+        nested = isinstance(value, (tuple, list)) and any(isinstance(item, (Mapping, list, tuple)) for item in value)
+        if isinstance(value, (tuple, list)) and not nested and any(isinstance(item, str) for item in value):
             items: list[Any] = []
             changed = False
             for item in value:
@@ -681,7 +683,7 @@ class Redactor:
             if not changed:
                 return None
             return _Job("array", items, original=type(value).__name__)
-        if isinstance(value, Mapping):  # an OTLP kvlist value
+        if isinstance(value, Mapping) or nested:  # an OTLP kvlist value, or an array holding them
             group = _Group()
             own: list[_Leaf] = []
             job = _Job("tree", None, group)
@@ -828,7 +830,7 @@ class Redactor:
                         v, group, own, job, depth, structural=structural and k == "parts", words=info.words
                     )
             return out
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return [self._tree(v, group, own, job, depth, structural=structural, words=words) for v in node]
         return node
 
@@ -1097,7 +1099,11 @@ class Redactor:
             if isinstance(value, str):
                 texts.append(value)
             elif isinstance(value, (tuple, list)):
-                texts.extend(item for item in value if isinstance(item, str))
+                for item in value:
+                    if isinstance(item, str):
+                        texts.append(item)
+                    elif isinstance(item, (Mapping, list, tuple)):
+                        return False  # kvlists in an array: the tree walk decides
             elif isinstance(value, Mapping):
                 return False
         return True

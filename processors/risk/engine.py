@@ -1298,6 +1298,24 @@ def _on_resource(predicate: Callable[[Any], bool]) -> Callable[[SpanView], bool]
     return lambda span: predicate(span.resource)
 
 
+def _on_tool_names(predicate: Callable[[Any], bool]) -> Callable[[SpanView], bool]:
+    """A ``tool_name`` test: the span's own tool, or any tool its model output asks to call.
+
+    Instrumentations of model clients see the call the model requests, not the app running it: with no tool span,
+    the request is the only sign that a refund is about to happen.
+    """
+
+    def test(span: SpanView) -> bool:
+        if predicate(span.attributes.get(_TOOL_NAME)):
+            return True
+        output = _content_value(span, _OUTPUT_MESSAGES)
+        if not isinstance(output, str) or "tool_call" not in output:
+            return False
+        return any(predicate(name) for name, _ in _requested_tool_calls(_parsed(output, {})))
+
+    return test
+
+
 def _compile_rule(rule: Rule) -> Callable[[SpanView], bool]:
     """One test per condition, cheapest first; the rule holds when every test does."""
     match = rule.match
@@ -1309,8 +1327,7 @@ def _compile_rule(rule: Rule) -> Callable[[SpanView], bool]:
         operation = match.operation.predicate()
         tests.append(lambda span: operation(span.attributes.get(_OPERATION)))
     if match.tool_name is not None:
-        tool = match.tool_name.predicate()
-        tests.append(lambda span: tool(span.attributes.get(_TOOL_NAME)))
+        tests.append(_on_tool_names(match.tool_name.predicate()))
     if match.span_name is not None:
         name = match.span_name.predicate()
         tests.append(lambda span: name(span.name))

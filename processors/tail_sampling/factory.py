@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from spanguard.collector.component import Backpressure, Consumer, Factory, Settings, TraceBatch
 from spanguard.processors import otlp
+from spanguard.processors.genai_normalize.factory import fold_of_pipeline
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.risk.config import RiskProcessorConfig
 from spanguard.processors.tail_sampling.config import TailSamplingProcessorConfig
 from spanguard.processors.tail_sampling.sampler import Decision, TailSampler
+from spanguard.processors.view import SpanView
 
 __all__ = ["TailSamplingStage", "new_factory"]
 
@@ -34,8 +36,9 @@ class TailSamplingStage:
         next_consumer: Consumer,
         *,
         telemetry: Any = None,
+        complete: Callable[[list[SpanView]], list[SpanView]] | None = None,
     ) -> None:
-        self._sampler = TailSampler(config, classifier)
+        self._sampler = TailSampler(config, classifier, complete=complete)
         self._config = config
         self._next = next_consumer
         self._lock = threading.Lock()
@@ -128,7 +131,14 @@ def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Cons
     # The pipeline's risk rules classify whole traces here (the risk processor steps aside); the last one wins.
     rules = [peer for peer in settings.pipeline_configs if isinstance(peer, RiskProcessorConfig)]
     classifier = RiskClassifier(rules[-1].risk_config()) if rules else None
-    stage = TailSamplingStage(config, classifier, next_consumer, telemetry=telemetry)
+    shared, pipeline = settings.shared, settings.pipeline or ""
+
+    def complete(spans: list[SpanView]) -> list[SpanView]:
+        # Looked up at decision time: genai_normalize, earlier in the pipeline, is built after this stage.
+        fold = fold_of_pipeline(shared, pipeline)
+        return fold.attach_all(spans) if fold is not None else spans
+
+    stage = TailSamplingStage(config, classifier, next_consumer, telemetry=telemetry, complete=complete)
     if telemetry is not None:
         telemetry.track("sampling", f"{settings.pipeline}/{settings.id}", stage)
     return stage

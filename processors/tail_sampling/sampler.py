@@ -249,9 +249,11 @@ class TailSampler:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        complete: Callable[[list[SpanView]], list[SpanView]] | None = None,
     ) -> None:
         self._config = config
         self._classifier = classifier
+        self._complete = complete  # adds what arrived apart from the spans (their content log records) at decision
         self._clock = clock
         self._wall_clock = wall_clock
         self._budget: dict[str, int] = {str(tier): limit for tier, limit in (config.review_budget or {}).items()}
@@ -440,6 +442,8 @@ class TailSampler:
         self._buffered_spans -= len(buffer.spans)
         spans = sorted(buffer.spans, key=_span_order)  # arrival order must not change the outcome across replicas
         buffer.spans = []
+        if self._complete is not None:
+            spans = self._complete(spans)
 
         tier, reasons, risk = self._classify(spans)
         if buffer.has_gate and tier != RiskTier.RED:

@@ -507,6 +507,27 @@ def test_string_arrays_and_event_attributes_are_redacted(redactor: Redactor) -> 
     assert view.attributes["tags"] == ("fine", "call +1 415 555 0132")  # the input view is not changed
 
 
+def test_arrays_of_kvlists_are_walked_like_the_maps_they_hold(redactor: Redactor) -> None:
+    # The official GenAI instrumentations' EVENT_ONLY log records hold the messages as an OTLP array of kvlists; a
+    # list of maps once passed unredacted, on spans and log records alike.
+    message = {"role": "user", "parts": [{"type": "text", "content": "card 4111 1111 1111 1111, a@example.com"}]}
+    view = span(
+        {
+            "gen_ai.input.messages": [message, {"role": "system", "name": None}],
+            "rows": [["x", "b@example.com"], ("c@example.com",)],
+            "mixed": ["fine", {"who": "d@example.com"}],
+        },
+        events=[EventView("gen_ai.client.inference.operation.details", 5, {"gen_ai.output.messages": [message]})],
+    )
+    out = redactor.redact_span(view)
+    text = json.dumps([out.attributes, [event.attributes for event in out.events]], default=list)
+    for planted in ("4111", "a@example.com", "b@example.com", "c@example.com", "d@example.com"):
+        assert planted not in text
+    assert out.attributes["gen_ai.input.messages"][0]["parts"][0]["content"] == "card <CREDIT_CARD>, <EMAIL_ADDRESS>"
+    assert out.attributes["gen_ai.input.messages"][1] == {"role": "system", "name": None}
+    assert out.attributes["mixed"][0] == "fine"
+
+
 def test_resource_attributes_are_redacted_by_default_and_not_when_switched_off(redactor: Redactor) -> None:
     view = span({"a": "x"}, resource={"service.name": "svc", "host.owner": "ops@example.com"})
     out = redactor.redact_span(view)
