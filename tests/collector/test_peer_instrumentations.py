@@ -48,7 +48,10 @@ processors:
   risk: {{}}
   tail_sampling: {{decision_wait: 1s, root_grace: 0.2s, green_rate: 0.0, yellow_rate: 0.0, poll_interval: 0.05}}
 exporters:
-  otlp/sink: {{endpoint: "{sink.grpc_endpoint}", tls: {{insecure: true}}, retry_on_failure: {{initial_interval: 0.05s}}}}
+  otlp/sink:
+    endpoint: "{sink.grpc_endpoint}"
+    tls: {{insecure: true}}
+    retry_on_failure: {{initial_interval: 0.05s}}
   review:
     endpoint: "http://127.0.0.1:{review_port}"
     token: ${{env:SPANGUARD_REVIEW_TOKEN}}
