@@ -11,11 +11,13 @@ import atexit
 import logging
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from opentelemetry import trace
@@ -49,6 +51,9 @@ from spanguard.semconv import (
 
 __all__ = [
     "APPROVAL_OUTCOME_SCORES",
+    "AUTO",
+    "DEFAULT_GRPC_ENDPOINT",
+    "DEFAULT_HTTP_ENDPOINT",
     "OUTCOME_SCORES",
     "Verdict",
     "VerdictEmitter",
@@ -94,8 +99,16 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+AUTO: Final = "auto"
+"""The default ``endpoint``: the collector at the OTLP default address, whenever one listens there."""
+DEFAULT_GRPC_ENDPOINT: Final = "127.0.0.1:4317"
+DEFAULT_HTTP_ENDPOINT: Final = "http://127.0.0.1:4318"
+_PROBE_EVERY_S: Final = 10.0
+
+
 class VerdictsConfig(pydantic.BaseModel):
-    """Where verdict events go. ``endpoint`` None (the default) turns emitting off.
+    """Where verdict events go. ``auto`` (the default): the collector at the OTLP default address
+    (``127.0.0.1:4317``, or ``http://127.0.0.1:4318`` for ``http/protobuf``) while one listens there; None: off.
 
     For ``grpc`` the endpoint is ``host:port`` (``insecure`` decides plaintext, or TLS with the system's CAs) or
     ``http://host:port`` (plaintext) or ``https://host:port`` (TLS). For ``http/protobuf`` it is the collector's base
@@ -107,7 +120,7 @@ class VerdictsConfig(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    endpoint: str | None = None
+    endpoint: str | None = AUTO
     protocol: Literal["grpc", "http/protobuf"] = "grpc"
     headers: dict[str, str] = {}
     insecure: bool = True
@@ -128,7 +141,7 @@ class VerdictsConfig(pydantic.BaseModel):
     @pydantic.model_validator(mode="after")
     def _endpoint(self) -> VerdictsConfig:
         endpoint = self.endpoint
-        if endpoint is None:
+        if endpoint is None or endpoint == AUTO:
             return self
         if not endpoint.strip() or any(ch.isspace() for ch in endpoint):
             raise ValueError(f"invalid endpoint {endpoint!r}: empty or has spaces")
@@ -142,11 +155,24 @@ class VerdictsConfig(pydantic.BaseModel):
         return self
 
     @property
+    def auto(self) -> bool:
+        """Whether the endpoint is the default collector's, used only while one listens there."""
+        return self.endpoint == AUTO
+
+    @property
+    def target(self) -> str | None:
+        """The endpoint events go to (``auto`` resolved to the OTLP default address); None when off."""
+        if self.endpoint == AUTO:
+            return DEFAULT_HTTP_ENDPOINT if self.protocol == "http/protobuf" else DEFAULT_GRPC_ENDPOINT
+        return self.endpoint
+
+    @property
     def logs_url(self) -> str | None:
         """For ``http/protobuf``: the URL the log records are POSTed to."""
-        if self.endpoint is None or self.protocol != "http/protobuf":
+        target = self.target
+        if target is None or self.protocol != "http/protobuf":
             return None
-        url = self.endpoint.rstrip("/")
+        url = target.rstrip("/")
         return url if url.endswith("/v1/logs") else url + "/v1/logs"
 
 
@@ -272,6 +298,49 @@ def parent_context(verdict: Verdict) -> Context:
 # --- the emitter ---------------------------------------------------------------------------------------------------
 
 
+class _WhileListening(LogRecordExporter):
+    """For ``endpoint: auto``: exports only while something listens at the default address (checked at most every
+    few seconds); events meanwhile are skipped and counted, not retried, since nobody asked for them."""
+
+    def __init__(self, inner: LogRecordExporter, address: tuple[str, int]) -> None:
+        self._inner = inner
+        self._address = address
+        self._checked_at = -math.inf
+        self._listening = False
+        self._said = False
+        self.skipped = 0
+
+    def _is_listening(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= _PROBE_EVERY_S:
+            self._checked_at = now
+            try:
+                socket.create_connection(self._address, timeout=0.5).close()
+                self._listening = True
+            except OSError:
+                self._listening = False
+        return self._listening
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if self._is_listening():
+            return self._inner.export(batch)
+        self.skipped += len(batch)
+        if not self._said:
+            self._said = True
+            logger.info(
+                "verdicts: no collector listens at %s:%d, so verdict events are not sent until one does "
+                "(set verdicts.endpoint to send them elsewhere, or to null to turn them off)",
+                *self._address,
+            )
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+
 class _CountingExporter(LogRecordExporter):
     """The official OTLP exporter, counting the records whose export failed; its shutdown runs once."""
 
@@ -336,20 +405,32 @@ class VerdictEmitter:
         self._shut = False
         self._provider: LoggerProvider | None = None
         self._exporter: _CountingExporter | None = None
+        self._auto: _WhileListening | None = None
         if config.endpoint is None:
             return
         attributes: dict[str, Any] = {SERVICE_NAME: DEFAULT_SERVICE_NAME, **(resource_attributes or {})}
-        self._exporter = _CountingExporter(_otlp_exporter(config))
+        inner = _otlp_exporter(config)
+        if config.auto:
+            target = config.target or ""
+            split = urlsplit(target if "://" in target else f"//{target}")
+            inner = self._auto = _WhileListening(inner, (str(split.hostname or "127.0.0.1"), split.port or 4317))
+        self._exporter = _CountingExporter(inner)
         self._provider = LoggerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
         self._provider.add_log_record_processor(BatchLogRecordProcessor(self._exporter))
         self._logger = self._provider.get_logger(SCOPE_NAME, spanguard.__version__)
         atexit.register(self.shutdown)
-        logger.info("verdicts: exporting to %s (%s)", safe_url(config.logs_url or config.endpoint), config.protocol)
+        where = safe_url(config.logs_url or config.target or "")
+        logger.info("verdicts: exporting to %s (%s%s)", where, config.protocol, ", while it listens" * config.auto)
 
     @property
     def enabled(self) -> bool:
         """Whether verdicts are sent anywhere (an endpoint is configured)."""
         return self._provider is not None
+
+    @property
+    def skipped(self) -> int:
+        """With ``endpoint: auto``: events not sent because no collector listened at the default address."""
+        return self._auto.skipped if self._auto is not None else 0
 
     @property
     def failed(self) -> int:
@@ -450,11 +531,11 @@ def _item(verdict: Any) -> str:
 
 def _otlp_exporter(config: VerdictsConfig) -> LogRecordExporter:
     """The official OTLP log exporter for ``config`` (gRPC or HTTP/protobuf)."""
-    assert config.endpoint is not None
+    assert config.target is not None
     if config.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 
-        endpoint = config.endpoint
+        endpoint = config.target
         if endpoint.startswith(("http://", "https://")):
             insecure = endpoint.startswith("http://")
         else:

@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from otlp_logs import Received, attributes_of
 
+from spanguard.review import verdicts as verdicts_module
 from spanguard.review.verdicts import (
     OUTCOME_SCORES,
     Verdict,
@@ -219,15 +220,46 @@ def test_invalid_span_id_links_to_the_trace_alone_with_a_note(span_id, caplog):
 # --- configuration -------------------------------------------------------------------------------------------------
 
 
-def test_config_defaults_leave_emitting_off():
+def test_config_defaults_send_to_the_collector_at_the_otlp_default_address():
     config = VerdictsConfig()
     assert (config.endpoint, config.protocol, config.headers, config.insecure, config.timeout_s) == (
-        None,
+        "auto",
         "grpc",
         {},
         True,
         10,
     )
+    assert config.target == "127.0.0.1:4317" and config.auto
+    http = VerdictsConfig(protocol="http/protobuf")
+    assert (http.target, http.logs_url) == ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/logs")
+    assert VerdictsConfig(endpoint=None).target is None
+
+
+def test_auto_sends_while_a_collector_listens_at_the_default_address(monkeypatch, grpc_receiver):
+    endpoint, received = grpc_receiver
+    monkeypatch.setattr(verdicts_module, "DEFAULT_GRPC_ENDPOINT", endpoint)
+    emitter = VerdictEmitter(VerdictsConfig(timeout_s=5))
+    try:
+        emitter.emit(verdict())
+        assert emitter.force_flush() is True
+        assert received.records()
+        assert (emitter.skipped, emitter.failed) == (0, 0)
+    finally:
+        emitter.shutdown()
+
+
+def test_auto_skips_quietly_while_nothing_listens_at_the_default_address(monkeypatch, caplog):
+    monkeypatch.setattr(verdicts_module, "DEFAULT_GRPC_ENDPOINT", f"127.0.0.1:{closed_port()}")
+    caplog.set_level(logging.INFO, logger="spanguard.review.verdicts")
+    emitter = VerdictEmitter(VerdictsConfig(timeout_s=1))
+    try:
+        emitter.emit(verdict())
+        emitter.emit(verdict())
+        assert emitter.force_flush() is True
+        assert emitter.skipped >= 2 and emitter.failed == 0  # nobody asked for them: not failures, not retried
+        assert caplog.text.count("no collector listens at") == 1
+    finally:
+        emitter.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -484,7 +516,7 @@ def test_shutdown_is_bounded_when_the_endpoint_never_answers():
 
 
 def test_disabled_emitter_does_nothing():
-    emitter = VerdictEmitter(VerdictsConfig())
+    emitter = VerdictEmitter(VerdictsConfig(endpoint=None))
     assert not emitter.enabled
     emitter.emit(verdict())
     assert emitter.force_flush() is True
