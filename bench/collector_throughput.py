@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 20240806
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
 RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 STATUS_DETAILS_TRAILER = "grpc-status-details-bin"
 MIB = 1024 * 1024
@@ -142,6 +145,10 @@ def _any_value(value: Any) -> Any:
         return AnyValue(double_value=value)
     if isinstance(value, (list, tuple)):
         return AnyValue(array_value=ArrayValue(values=[_any_value(v) for v in value]))
+    if isinstance(value, dict):
+        from opentelemetry.proto.common.v1.common_pb2 import KeyValueList
+
+        return AnyValue(kvlist_value=KeyValueList(values=_attrs(value)))
     return AnyValue(string_value=str(value))
 
 
@@ -354,6 +361,117 @@ def build_corpus(batches: int, traces_per_batch: int, seed: int = SEED) -> Corpu
     return Corpus(out, total_spans, pii_spans, total_bytes)
 
 
+def build_log_corpus(corpus: Corpus) -> Corpus:
+    """The same content as log records: one record per span of ``corpus``, under the same resource and scope.
+
+    A chat span becomes the record the official GenAI instrumentations write in ``EVENT_ONLY`` mode
+    (``gen_ai.client.inference.operation.details``, the messages as OTLP arrays of kvlists, not JSON strings); the
+    other spans become records with their attributes and the span name as body. Same PII share as the spans.
+    """
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    out: list[Batch] = []
+    total = 0
+    for batch in corpus.batches:
+        traces = ExportTraceServiceRequest.FromString(batch.data)
+        request = ExportLogsServiceRequest()
+        records = 0
+        for resource_spans in traces.resource_spans:
+            resource_logs = request.resource_logs.add()
+            resource_logs.resource.CopyFrom(resource_spans.resource)
+            for scope_spans in resource_spans.scope_spans:
+                scope_logs = resource_logs.scope_logs.add()
+                scope_logs.scope.CopyFrom(scope_spans.scope)
+                for span in scope_spans.spans:
+                    record = scope_logs.log_records.add(
+                        time_unix_nano=span.end_time_unix_nano,
+                        observed_time_unix_nano=span.end_time_unix_nano,
+                        severity_number=9,
+                        trace_id=span.trace_id,
+                        span_id=span.span_id,
+                    )
+                    content = any(kv.key in CONTENT_KEYS for kv in span.attributes)
+                    if content:
+                        record.event_name = "gen_ai.client.inference.operation.details"
+                    else:
+                        record.body.string_value = span.name
+                    for kv in span.attributes:
+                        if kv.key in CONTENT_KEYS:
+                            record.attributes.append(
+                                KeyValue(key=kv.key, value=_any_value(json.loads(kv.value.string_value)))
+                            )
+                        else:
+                            record.attributes.append(kv)
+                    records += 1
+        data = request.SerializeToString()
+        out.append(Batch(data, records, []))
+        total += records
+    return Corpus(out, total, corpus.pii_spans, sum(len(b.data) for b in out))
+
+
+def measure_normalizer(corpus: Corpus) -> dict[str, float]:
+    """CPU µs per span of ``genai_normalize``'s in-process Normalizer (the collector stage's logic) on the corpus's
+    spans, which are in the conventions already, and on the same spans written as OpenInference would write them."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from spanguard.processors import otlp
+    from spanguard.processors.genai_normalize import Normalizer
+    from spanguard.processors.view import with_attributes
+
+    views = []
+    for batch in corpus.batches[:8]:
+        views += otlp.views_of(ExportTraceServiceRequest.FromString(batch.data).resource_spans)
+    foreign = [with_attributes(view, _as_openinference(view.attributes)) for view in views]
+    normalizer = Normalizer()
+    out: dict[str, float] = {}
+    for name, sample in (("native", views), ("openinference", foreign)):
+        rounds = []
+        for _ in range(3):
+            started = time.process_time()
+            for view in sample:
+                normalizer.normalize(view)
+            rounds.append((time.process_time() - started) * 1e6 / len(sample))
+        out[name] = statistics.median(rounds)
+    return out
+
+
+def _as_openinference(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A span's conventions' attributes as OpenInference's OpenAI instrumentation writes them (llm.*, tool.*)."""
+    out: dict[str, Any] = {}
+    operation = attributes.get("gen_ai.operation.name")
+    out["openinference.span.kind"] = {"chat": "LLM", "execute_tool": "TOOL", "invoke_agent": "AGENT"}.get(
+        str(operation), "CHAIN"
+    )
+    for key, value in attributes.items():
+        if key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+            side = "input" if key == "gen_ai.input.messages" else "output"
+            for n, message in enumerate(json.loads(value)):
+                out[f"llm.{side}_messages.{n}.message.role"] = message.get("role", "")
+                for part in message.get("parts", []):
+                    if part.get("type") == "text":
+                        out[f"llm.{side}_messages.{n}.message.content"] = part.get("content", "")
+                    elif part.get("type") == "tool_call":
+                        at = f"llm.{side}_messages.{n}.message.tool_calls.0.tool_call"
+                        out[f"{at}.id"] = part.get("id", "")
+                        out[f"{at}.function.name"] = part.get("name", "")
+                        out[f"{at}.function.arguments"] = _dumps(part.get("arguments", {}))
+        elif key == "gen_ai.request.model":
+            out["llm.model_name"] = value
+        elif key == "gen_ai.tool.name":
+            out["tool.name"] = value
+        elif key == "gen_ai.tool.call.arguments":
+            out["input.value"] = value
+        elif key == "gen_ai.tool.call.result":
+            out["output.value"] = value
+        elif key == "gen_ai.conversation.id":
+            out["session.id"] = value
+        elif key.startswith("gen_ai.usage."):
+            out["llm.token_count." + ("prompt" if "input" in key else "completion")] = value
+    return out
+
+
 # PII that the corpus plants, as the sink looks for it in what arrives (checked on a sample of requests). RE2 scans in
 # linear time: Python's re backtracks on every run of word characters before an "@", and the sink shares the cores.
 PII_PATTERN = re2.compile(
@@ -474,8 +592,12 @@ class Sink:
             options=[("grpc.max_receive_message_length", -1)],
         )
         handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in, raw bytes out
+        logs = grpc.unary_unary_rpc_method_handler(self._export_logs)
         self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": handler}),)
+            (
+                grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": handler}),
+                grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": logs}),
+            )
         )
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
@@ -483,6 +605,22 @@ class Sink:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=None)
+
+    def _export_logs(self, body: bytes, context: Any) -> bytes:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+        request = ExportLogsServiceRequest.FromString(body)
+        records = sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
+        with self._lock:
+            self.spans += records  # the sink counts items: spans or log records
+            self.requests += 1
+            check = (self.requests - 1) % self.pii_sample_every == 0
+        if check:
+            found = PII_PATTERN.search(body) is not None
+            with self._lock:
+                self.pii_checked += 1
+                self.pii_found += found
+        return b""
 
     def _export(self, body: bytes, context: Any) -> bytes:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -545,7 +683,8 @@ def generator_main(args: argparse.Namespace) -> int:
         batches: list[tuple[bytes, int, list[list[int]]]] = pickle.load(f)
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * MIB)]
     channels = [grpc.insecure_channel(args.target, options=options) for _ in range(max(1, args.channels))]
-    exports = [ch.unary_unary(EXPORT_METHOD, request_serializer=None, response_deserializer=None) for ch in channels]
+    method = args.method or EXPORT_METHOD
+    exports = [ch.unary_unary(method, request_serializer=None, response_deserializer=None) for ch in channels]
     stop = threading.Event()
     lock = threading.Lock()
     stats = {"acked_spans": 0, "requests": 0, "unavailable": 0, "other_errors": 0, "codes": {}, "retry_delays": []}
@@ -626,7 +765,7 @@ def _kill_children() -> None:
 class Generator:
     """The load generator subprocess, and its latest progress line."""
 
-    def __init__(self, batches_file: Path, target: str, streams: int, channels: int) -> None:
+    def __init__(self, batches_file: Path, target: str, streams: int, channels: int, method: str = EXPORT_METHOD):
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -639,6 +778,8 @@ class Generator:
                 str(streams),
                 "--channels",
                 str(channels),
+                "--method",
+                method,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -814,6 +955,8 @@ class Scenario:
     max_spans: int = 1_000_000
     max_traces: int = 50_000
     workers: int = 1
+    signal: str = "traces"
+    pipeline: str | None = None  # the processors, when not those of (a) or (b)
 
 
 def collector_config(scenario: Scenario, ports: dict[str, int], sink_port: int, gzip: bool) -> str:
@@ -842,10 +985,13 @@ processors:
     max_spans: {scenario.max_spans}
     max_traces: {scenario.max_traces}
   batch: {{}}
+  genai_normalize: {{}}
 """
         pipeline_processors = "[redaction, risk, tail_sampling, batch]"
         if scenario.overload:
             pipeline_processors = "[memory_limiter, redaction, risk, tail_sampling, batch]"
+    if scenario.pipeline is not None:
+        pipeline_processors = scenario.pipeline
     return f"""# written by bench/collector_throughput.py ({scenario.title})
 receivers:
   otlp:
@@ -866,11 +1012,10 @@ service:
     metrics: {{address: "127.0.0.1:{ports["metrics"]}"}}
     logs: {{level: warn}}
   pipelines:
-    traces:
+    {scenario.signal}:
       receivers: [otlp]
       processors: {pipeline_processors}
-      exporters: [otlp/sink]
-      workers: {scenario.workers}
+      exporters: [otlp/sink]{f"{chr(10)}      workers: {scenario.workers}" if scenario.signal == "traces" else ""}
 """
 
 
@@ -1094,7 +1239,8 @@ def run_scenario(
     sink.delay = scenario.sink_delay
     sink.delay_per_span = scenario.sink_delay_per_span
     sink.pii_sample_every = 1 if scenario.processors else 5
-    sink.track_unique = scenario.overload or scenario.processors  # (a) is too fast to track every span id
+    # (a) is too fast to track every span id; log records repeat their ids when the batches are sent again.
+    sink.track_unique = (scenario.overload or scenario.processors) and scenario.signal == "traces"
     ports = dict(zip(("grpc", "health", "metrics"), _free_ports(3), strict=True))
     collector = CollectorProcess(
         collector_config(scenario, ports, sink.port, args.gzip), workdir, scenario.key, profile_path
@@ -1116,10 +1262,11 @@ def run_scenario(
         monitor = RssMonitor(collector, RSS_CAP_MIB * MIB)
         monitor.start()
         generator = Generator(
-            batches_file,
+            batches_file.with_name("log-batches.pickle") if scenario.signal == "logs" else batches_file,
             f"127.0.0.1:{ports['grpc']}",
             args.streams,
             args.channels,
+            LOGS_EXPORT_METHOD if scenario.signal == "logs" else EXPORT_METHOD,
         )
 
         def snapshot() -> Snapshot:
@@ -1150,7 +1297,7 @@ def run_scenario(
         result.sink_cores = (last.bench_cpu - first.bench_cpu) / elapsed
         result.rss_growth_per_s = (last.rss - first.rss) / elapsed
         result.rss_window = (first.rss, last.rss)
-        if result.accepted_per_s > 0:
+        if result.spans_per_s > 0:
             result.collector_cpu_us_per_span = 1e6 * result.collector_cores / max(result.spans_per_s, 1e-9)
         final = generator.stop()
         generator = None
@@ -1378,6 +1525,39 @@ def report(console: Any, floor: dict[str, Any], results: dict[str, RunResult], c
     }
 
 
+def signals_report(console: Any, results: dict[str, RunResult], normalizer: dict[str, float]) -> None:
+    """The logs run against the traces run with the same processors, and the normaliser's share of the pipeline."""
+    console.print("[bold]signals and sources[/bold]")
+    logs, traces = results.get("logs"), results.get("rb")
+    if logs is not None and traces is not None and traces.spans_per_s:
+        ratio = logs.spans_per_s / traces.spans_per_s
+        console.print(
+            f"  {_verdict(ratio >= 0.8)}  logs run within 20 % of the traces run with the same processors: "
+            f"{logs.spans_per_s:,.0f} records/s vs {traces.spans_per_s:,.0f} spans/s = {ratio:.2f} "
+            f"(CPU {logs.collector_cpu_us_per_span:.1f} vs {traces.collector_cpu_us_per_span:.1f} µs per item; "
+            f"PII found in {logs.pii_found} of {logs.pii_checked} sampled log requests)"
+        )
+    else:
+        console.print("  (run --runs rb,logs to compare the logs run with the traces run)")
+    pipeline = next((results[k] for k in ("b1", "b") if k in results and results[k].spans_per_s), None)
+    for name, cost in normalizer.items():
+        line = f"  normaliser, {name} spans: {cost:.1f} µs/span (in-process, median of 3)"
+        if pipeline is not None:
+            share = cost / pipeline.collector_cpu_us_per_span
+            line = (
+                f"  {_verdict(share <= 0.10)}  normaliser, {name} spans: {cost:.1f} µs/span = {share:.0%} of "
+                f"{pipeline.key}'s {pipeline.collector_cpu_us_per_span:.1f} CPU µs/span (target <= 10 %)"
+            )
+        console.print(line)
+    normalized = results.get("n1")
+    if normalized is not None and pipeline is not None and normalized.spans_per_s:
+        extra = normalized.collector_cpu_us_per_span - pipeline.collector_cpu_us_per_span
+        console.print(
+            f"  (n) with genai_normalize first: {normalized.collector_cpu_us_per_span:.1f} CPU µs/span, "
+            f"{extra:+.1f} against {pipeline.key} (one run each: the noise is several µs)"
+        )
+
+
 def print_profile(console: Any, path: Path, top: int = 30) -> None:
     import io
     import pstats
@@ -1438,7 +1618,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=None, help="distinct pre-built batches (default 24, quick 12)")
     parser.add_argument("--traces-per-batch", type=int, default=100, help="traces per request (5 spans each)")
     parser.add_argument("--gzip", action="store_true", help="gzip between collector and sink (default: none)")
-    parser.add_argument("--runs", default="a,b,overload_a,overload_b", help="which runs (comma-separated)")
+    parser.add_argument("--runs", default="a,b,b1,rb,logs,overload_a,overload_b", help="which runs (comma-separated)")
     parser.add_argument(
         "--profile",
         choices=["a", "b", "b1"],
@@ -1448,6 +1628,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-out", metavar="PATH", help="with --profile: also keep the pstats file here")
     parser.add_argument("--generator", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generator:
         return generator_main(args)
@@ -1475,6 +1656,20 @@ def main(argv: list[str] | None = None) -> int:
             "b", f"(b) redaction + risk + tail_sampling + batch, workers: {WORKERS}", processors=True, workers=WORKERS
         ),
         "b1": Scenario("b1", "(b) the same in one process (workers: 1)", processors=True),
+        "n1": Scenario(
+            "n1",
+            "(n) genai_normalize + (b), workers: 1",
+            processors=True,
+            pipeline="[genai_normalize, redaction, risk, tail_sampling, batch]",
+        ),
+        "rb": Scenario("rb", "traces: redaction + batch (workers: 1)", processors=True, pipeline="[redaction, batch]"),
+        "logs": Scenario(
+            "logs",
+            "logs: redaction + batch, GenAI content records (workers: 1)",
+            processors=True,
+            signal="logs",
+            pipeline="[redaction, batch]",
+        ),
         "overload_a": Scenario(
             "overload_a",
             "overload (a): queue 4, slow sink",
@@ -1505,6 +1700,9 @@ def main(argv: list[str] | None = None) -> int:
         batches_file = workdir / "batches.pickle"
         with open(batches_file, "wb") as f:
             pickle.dump([(b.data, b.spans, b.trace_offsets) for b in corpus.batches], f)
+        if "logs" in wanted:
+            with open(batches_file.with_name("log-batches.pickle"), "wb") as f:
+                pickle.dump([(b.data, b.spans, b.trace_offsets) for b in build_log_corpus(corpus).batches], f)
         for key in wanted:
             scenario = scenarios[key]
             seconds = args.seconds
@@ -1536,8 +1734,12 @@ def main(argv: list[str] | None = None) -> int:
         "before": floor["spans_per_s"],
         "after": again["spans_per_s"],
     }
+    with console.status("measuring the normaliser"):
+        normalizer = measure_normalizer(corpus)
     console.print()
     data = report(console, floor, results, corpus, args)
+    data["normalizer_us_per_span"] = normalizer
+    signals_report(console, results, normalizer)
     data["memory_estimates"] = mem
     data["args"] = {k: v for k, v in vars(args).items() if k not in ("generator", "target")}
     data["elapsed_s"] = time.monotonic() - started

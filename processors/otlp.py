@@ -39,6 +39,25 @@ def from_any(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+def read_any(value: AnyValue) -> tuple[Any, bool]:
+    """:func:`from_any` and :func:`repeats_a_key` in one pass: the plain value, and whether a key repeats in it."""
+    repeated = [False]
+    return _read_any(value, repeated), repeated[0]
+
+
+def _read_any(value: AnyValue, repeated: list[bool]) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "kvlist_value":
+        pairs = value.kvlist_value.values
+        out = {kv.key: _read_any(kv.value, repeated) for kv in pairs}
+        if len(out) != len(pairs):
+            repeated[0] = True
+        return out
+    if kind == "array_value":
+        return tuple(_read_any(item, repeated) for item in value.array_value.values)
+    return None if kind is None else getattr(value, kind)
+
+
 def to_any(value: Any) -> AnyValue:
     """A plain attribute value as a protobuf ``AnyValue``."""
     result = AnyValue()
@@ -80,8 +99,8 @@ def read_attributes(pairs: Sequence[KeyValue]) -> tuple[dict[str, Any], bool]:
         if kind in _SCALARS:
             out[kv.key] = getattr(value, kind)
         else:
-            out[kv.key] = from_any(value)
-            nested_repeat = nested_repeat or repeats_a_key(value)
+            out[kv.key], repeated = read_any(value)
+            nested_repeat = nested_repeat or repeated
     return out, nested_repeat or len(out) != len(pairs)
 
 

@@ -271,6 +271,7 @@ class _MapPlan:
 
 
 _SCAN, _NEVER, _DROP, _BY_KEY, _URL = 0, 1, 2, 3, 4
+_COLLECT_DEPTH: Final = 32  # deeper values are left to the tree walk, which bounds its own recursion
 
 
 @dataclass(frozen=True, slots=True)
@@ -1098,14 +1099,32 @@ class Redactor:
                 return False
             if isinstance(value, str):
                 texts.append(value)
-            elif isinstance(value, (tuple, list)):
-                for item in value:
-                    if isinstance(item, str):
-                        texts.append(item)
-                    elif isinstance(item, (Mapping, list, tuple)):
-                        return False  # kvlists in an array: the tree walk decides
-            elif isinstance(value, Mapping):
+            elif isinstance(value, (tuple, list, Mapping)) and not self._collect_tree(value, texts):
                 return False
+        return True
+
+    def _collect_tree(self, value: Any, texts: list[str]) -> bool:
+        """Add the strings of an array or kvlist value, at any depth, to ``texts``; False when a nested key is one
+        to drop or to redact by key (the tree walk must see it), or the value is too deep to walk here."""
+        stack: list[tuple[Any, int]] = [(value, 0)]
+        cache = self._key_cache
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, str):
+                texts.append(node)
+            elif isinstance(node, (list, tuple, Mapping)):
+                if depth > _COLLECT_DEPTH:
+                    return False
+                if isinstance(node, Mapping):
+                    for key, child in node.items():
+                        info = cache.get(key) if isinstance(key, str) else None
+                        if info is None:
+                            info = self._key_info(str(key))
+                        if info.rule in (_DROP, _BY_KEY) or info.dirty:
+                            return False
+                        stack.append((child, depth + 1))
+                else:
+                    stack.extend((child, depth + 1) for child in node)
         return True
 
     def _is_clean(self, span: SpanView) -> bool:

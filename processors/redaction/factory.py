@@ -20,6 +20,7 @@ class RedactionStage:
     def __init__(self, redactor: Any, next_consumer: Consumer) -> None:
         self._redactor = redactor
         self._next = next_consumer
+        self._clean_log_values = otlp_logs.CleanValues()
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -29,7 +30,7 @@ class RedactionStage:
     def consume(self, batch: Batch) -> None:
         """Redact, then pass on (spans with their redacted views, so the next stage need not read them again)."""
         if batch.signal is LOGS:
-            otlp_logs.redact_resource_logs(batch.resources, self._redactor)
+            otlp_logs.redact_resource_logs(batch.resources, self._redactor, self._clean_log_values)
             self._next.consume(batch)
             return
         if batch.signal is METRICS:
