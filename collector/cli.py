@@ -3,77 +3,71 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import time
 from typing import Any
 
-from spanguard._logging import quiet_library_loggers
+from spanguard._logging import LOG_LEVELS, configure_logging
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; messages are spanguard's own, never span content."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render a record as JSON."""
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["error"] = record.exc_info[0].__name__
-        return json.dumps(entry, ensure_ascii=False)
-
-
-class ConsoleFormatter(logging.Formatter):
-    """``<time> <level> <logger> <message>`` per line, for a terminal; like :class:`JsonFormatter`, no span content."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render a record as one line of text."""
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        line = f"{ts}\t{record.levelname.lower()}\t{record.name}\t{record.getMessage()}"
-        if record.exc_info and record.exc_info[0] is not None:
-            line += f"\terror={record.exc_info[0].__name__}"
-        return line
-
-
-def configure_logging(level: str = "info", encoding: str = "json") -> None:
-    """Logs on stderr, one JSON object (``encoding`` ``json``) or one line of text (``console``) per record; the HTTP
-    and gRPC client libraries only from WARNING up, whatever ``level``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(ConsoleFormatter() if encoding == "console" else JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    quiet_library_loggers()
+def _options(parser: argparse.ArgumentParser, *, run: bool, nested: bool) -> None:
+    # Under a subcommand, SUPPRESS keeps an option given before it (`collector --config x run`) from being reset.
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if nested else {}
+    parser.add_argument(
+        "--config", metavar="FILE", help="the collector's YAML config (docs/collector-config.md)", **default
+    )
+    if run:
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="how long to drain queues and decide held traces on SIGTERM (default 10)",
+            **default,
+        )
+        parser.add_argument(
+            "--log-level",
+            choices=LOG_LEVELS,
+            help="the collector's log level (default: service.telemetry.logs.level, info)",
+            **default,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The collector's command-line arguments."""
-    parser.add_argument(
-        "action", nargs="?", choices=["run", "validate"], default="run", help="run (default) or validate"
+    """The collector's command-line arguments: ``[run] --config FILE`` and ``validate --config FILE``."""
+    parser.description = "Run the collector (the default action) or validate its config."
+    _options(parser, run=True, nested=False)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    run_parser = actions.add_parser(
+        "run", help="run the collector until SIGTERM (the default)", description="Run the collector until SIGTERM."
     )
-    parser.add_argument("--config", required=True, help="the collector's YAML config")
-    parser.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds to drain queues on SIGTERM")
+    _options(run_parser, run=True, nested=True)
+    validate = actions.add_parser(
+        "validate",
+        help="check a config and exit (0: it would run, 2: it would not)",
+        description="Check a collector config: every problem with its file, line and key; exit 0 or 2.",
+    )
+    _options(validate, run=False, nested=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the config, then run the collector until SIGTERM; returns the exit code."""
+    """Validate the config, then run the collector until SIGTERM; returns the exit code (2: a usage or config error)."""
     from spanguard.collector.config import checked_config, main_validate
     from spanguard.collector.service import Collector
 
+    if not getattr(args, "config", None):
+        print("spanguard collector: error: --config FILE is required", file=sys.stderr)
+        return 2
     if args.action == "validate":
         return main_validate(args.config)
     config = checked_config(args.config)
     if config is None:
         return 2
-    configure_logging(config.telemetry.logs_level, config.telemetry.logs_encoding)
+    level = getattr(args, "log_level", None) or config.telemetry.logs_level
+    configure_logging(level, config.telemetry.logs_encoding)
     collector = Collector(config)
+    timeout = getattr(args, "shutdown_timeout", None)
     try:
-        collector.run(args.shutdown_timeout)
+        collector.run(10.0 if timeout is None else timeout)
     except (OSError, RuntimeError) as error:
         logging.getLogger("spanguard.collector").error("cannot start: %s", error)
         return 1

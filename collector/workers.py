@@ -459,7 +459,7 @@ def worker_main(
     # The collector process decides when workers stop (it forwards SIGTERM as a shutdown request).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from spanguard.collector.cli import configure_logging
+    from spanguard._logging import configure_logging
 
     configure_logging(logging.getLevelName(log_level), config.telemetry.logs_encoding)
     tally = _WorkerTelemetry()

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from spanguard._logging import quiet_library_loggers, safe_url
+from spanguard._logging import LOG_ENCODINGS, LOG_LEVELS, configure_logging, safe_url
 from spanguard.review.config import ServiceConfig, load_config
 from spanguard.review.store import ROLES, ReviewError, ReviewStore
 from spanguard.yamlconfig import ConfigError
@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks one)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="the service's log level (default info)")
+    serve.add_argument(
+        "--log-format", choices=LOG_ENCODINGS, default="json", help="json lines (default) or console lines"
+    )
     migrate = commands.add_parser("migrate", help="bring the store's schema up to date, then exit")
     _common(migrate)
     token = commands.add_parser("token", help="manage bearer tokens")
@@ -38,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--name", required=True, help="who holds it (the reviewer's name in decisions and audit)")
     revoke = tokens.add_parser("revoke", help="revoke every token of a name")
     _common(revoke)
-    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--name", required=True, help="whose tokens to revoke (as given to token create)")
+    listing = tokens.add_parser("list", help="list tokens: name, role, created, last used (never the token)")
+    _common(listing)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         if args.review_command == "token":
             if args.token_command == "create":
                 print(store.create_token(args.name, args.role))
+            elif args.token_command == "list":
+                _print_tokens(store)
             else:
                 print(f"revoked {store.revoke_tokens(args.name)} token(s) of {args.name}")
             return 0
+        configure_logging(args.log_level, args.log_format)
         return _serve(config, store, args.host, args.port)
     except ReviewError as error:
         print(f"spanguard review: {error}", file=sys.stderr)
@@ -78,9 +87,18 @@ def run(args: argparse.Namespace) -> int:
         store.shutdown()
 
 
+def _print_tokens(store: ReviewStore) -> None:
+    rows = [("NAME", "ROLE", "CREATED (UTC)", "LAST USED (UTC)", "STATUS")]
+    for token in store.tokens():
+        used = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else "never"
+        status = "revoked" if token.revoked else "active"
+        rows.append((token.name, token.role, token.created_at.strftime("%Y-%m-%d %H:%M"), used, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 def _serve(config: ServiceConfig, store: ReviewStore, host: str, port: int) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_library_loggers()
     stop = threading.Event()
     # Handlers of its own, before it serves: SIGTERM (containers, systemd) stops it as cleanly as Ctrl-C, and a SIGINT
     # that the parent left ignored (a background job of a non-interactive shell) still stops it.

@@ -63,6 +63,7 @@ __all__ = [
     "ReviewItem",
     "ReviewStore",
     "Role",
+    "TokenInfo",
     "hash_token",
     "in_time_order",
     "is_session_id",
@@ -207,6 +208,21 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What ``token list`` shows of a token: never the token, nor its hash."""
+
+    name: str
+    role: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked: bool
+
+
+_LAST_USED_EVERY: Final = dt.timedelta(minutes=1)  # a write per request would be a write per page poll
 
 
 class AuditEntry(Base):
@@ -456,7 +472,21 @@ class ReviewStore:
             row = session.scalars(
                 select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
             ).first()
-            return Principal(row.name, row.role) if row is not None else None  # type: ignore[arg-type]
+            if row is None:
+                return None
+            principal = Principal(row.name, row.role)  # type: ignore[arg-type]
+            stale = row.last_used_at is None or _now() - row.last_used_at >= _LAST_USED_EVERY
+            token_id = row.id
+        if stale:
+            with self._writing() as session:
+                session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=_now()))
+        return principal
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token, oldest first: name, role, created, last used (to the minute), revoked."""
+        with self._sessions() as session:
+            rows = session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+            return [TokenInfo(r.name, r.role, r.created_at, r.last_used_at, r.revoked) for r in rows]
 
     def revoke_tokens(self, name: str) -> int:
         """Revoke every token of ``name``; how many were revoked."""

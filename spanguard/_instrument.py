@@ -18,7 +18,7 @@ from typing import Final
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider
+from spanguard._sdk import ensure_meter_provider, ensure_tracer_provider, shutdown_timeout_setting
 from spanguard.instrumentation import gate, gate_state
 from spanguard.instrumentation._base import SpanguardInstrumentor, ner_model_setting, redact_setting
 from spanguard.instrumentation._core import InstrumentOptions
@@ -50,16 +50,18 @@ def instrument(
     review_endpoint: str | None = None,
     review_token: str | None = None,
     gate_policy: str | Path | GatePolicy | None = None,
+    shutdown_timeout: float | None = None,
 ) -> None:
     """Instrument every supported LLM library that is installed; calling it again changes nothing.
 
     With no tracer provider given and none registered, one is built from the standard ``OTEL_*`` variables
-    (OTLP by default), registered globally and flushed at exit. Whenever message content is captured, spans are
-    redacted before any exporter sees them, unless ``redact=False`` or ``SPANGUARD_REDACT=false``; ``ner_model`` (or
-    ``SPANGUARD_REDACT_NER_MODEL``) names the spaCy model redaction finds names and places with (one that is not
-    installed raises ValueError). ``review_endpoint``, ``review_token`` and ``gate_policy`` tell approval gates
-    where to ask and by which policy (over ``SPANGUARD_REVIEW_ENDPOINT``, ``SPANGUARD_REVIEW_TOKEN`` and
-    ``SPANGUARD_GATE_POLICY``).
+    (OTLP by default), registered globally and flushed at exit, within ``shutdown_timeout`` seconds (else
+    ``OTEL_BSP_EXPORT_TIMEOUT``, in milliseconds; else as long as the exporter retries). Whenever message content
+    is captured, spans are redacted before any exporter sees them, unless ``redact=False`` or
+    ``SPANGUARD_REDACT=false``; ``ner_model`` (or ``SPANGUARD_REDACT_NER_MODEL``) names the spaCy model redaction
+    finds names and places with (one that is not installed raises ValueError). ``review_endpoint``,
+    ``review_token`` and ``gate_policy`` tell approval gates where to ask and by which policy (over
+    ``SPANGUARD_REVIEW_ENDPOINT``, ``SPANGUARD_REVIEW_TOKEN`` and ``SPANGUARD_GATE_POLICY``).
     """
     global _options, _tracer_provider
     with _lock:
@@ -67,7 +69,7 @@ def instrument(
             logger.debug("spanguard.instrument() called again; already instrumented")
             return
         if tracer_provider is None:
-            tracer_provider = ensure_tracer_provider()
+            tracer_provider = ensure_tracer_provider(shutdown_timeout_setting(shutdown_timeout))
         if meter_provider is None:
             meter_provider = ensure_meter_provider()
         capture = capture_mode(capture_content)

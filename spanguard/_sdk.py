@@ -8,8 +8,10 @@ when ``OTEL_METRICS_EXPORTER`` names an exporter, because spanguard's collector 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import threading
 from typing import Final
 
 from opentelemetry import metrics, trace
@@ -62,9 +64,9 @@ def load_exporter(name: str, signal: str) -> object | None:
         return None
 
 
-def build_tracer_provider() -> SdkTracerProvider:
+def build_tracer_provider(*, shutdown_on_exit: bool = True) -> SdkTracerProvider:
     """A tracer provider with the resource from ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` and exporters."""
-    provider = SdkTracerProvider(resource=Resource.create())
+    provider = SdkTracerProvider(resource=Resource.create(), shutdown_on_exit=shutdown_on_exit)
     for name in exporter_names("traces", "otlp"):
         exporter = load_exporter(name, "traces")
         if isinstance(exporter, SpanExporter):
@@ -72,13 +74,47 @@ def build_tracer_provider() -> SdkTracerProvider:
     return provider
 
 
-def ensure_tracer_provider() -> TracerProvider | None:
-    """Register a provider built from the environment when the app has none; return it (or ``None``: global)."""
+def shutdown_timeout_setting(value: float | None) -> float | None:
+    """The bound on the exit-time flush: ``value``, else ``OTEL_BSP_EXPORT_TIMEOUT`` (milliseconds), else none."""
+    if value is not None:
+        if not (isinstance(value, (int, float)) and value >= 0 and value == value):
+            raise ValueError(f"shutdown_timeout must be a number of seconds >= 0, not {value!r}")
+        return float(value)
+    raw = os.environ.get("OTEL_BSP_EXPORT_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        logger.warning("spanguard: OTEL_BSP_EXPORT_TIMEOUT=%r is not a number of milliseconds; ignored", raw)
+        return None
+    return max(0.0, millis / 1000)
+
+
+def bounded_shutdown(provider: SdkTracerProvider, timeout: float | None) -> None:
+    """Shut ``provider`` down (flushing its batch processors), waiting at most ``timeout`` seconds (None: as long as
+    the exporters take); what is not exported by then is dropped, so an app never hangs at exit on a collector that
+    is down."""
+    if timeout is None:
+        provider.shutdown()
+        return
+    worker = threading.Thread(target=provider.shutdown, name="spanguard-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        logger.warning("spanguard: spans not exported within the %.1f s shutdown timeout were dropped", timeout)
+
+
+def ensure_tracer_provider(shutdown_timeout: float | None = None) -> TracerProvider | None:
+    """Register a provider built from the environment when the app has none; return it (or ``None``: global).
+
+    It is flushed and shut down at exit, within ``shutdown_timeout`` seconds when one is set.
+    """
     if not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
         return None
-    provider = build_tracer_provider()
+    provider = build_tracer_provider(shutdown_on_exit=False)
     trace.set_tracer_provider(provider)
-    # The SDK provider registers its own atexit shutdown, which flushes the batch processor.
+    atexit.register(bounded_shutdown, provider, shutdown_timeout)
     return provider
 
 

@@ -12,8 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sink import OtlpSink
 
-from spanguard._logging import LIBRARY_LOGGERS, safe_url
-from spanguard.collector.cli import configure_logging
+from spanguard._logging import LIBRARY_LOGGERS, configure_logging, safe_url
 from spanguard.collector.component import PermanentError, TraceBatch
 from spanguard.semconv import SPANGUARD_REVIEW_TIER
 

@@ -27,9 +27,50 @@ def test_token_create_prints_a_token_once_and_stores_only_its_hash(tmp_path, cap
     assert "revoked 1 token(s) of alice" in capsys.readouterr().out
 
 
+def test_token_list_shows_names_roles_and_use_never_the_token(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["review", "token", "create", "--db", db, "--role", "reviewer", "--name", "alice"]) == 0
+    alice = capsys.readouterr().out.strip()
+    assert main(["review", "token", "create", "--db", db, "--role", "ingest", "--name", "collector"]) == 0
+    collector = capsys.readouterr().out.strip()
+    store = ReviewStore(db)
+    assert store.authenticate(alice) is not None  # alice's token is used once
+    store.shutdown()
+    assert main(["review", "token", "revoke", "--db", db, "--name", "collector"]) == 0
+    capsys.readouterr()
+    assert main(["review", "token", "list", "--db", db]) == 0
+    listing = capsys.readouterr().out
+    header, first, second = listing.strip().splitlines()
+    assert header.split() == ["NAME", "ROLE", "CREATED", "(UTC)", "LAST", "USED", "(UTC)", "STATUS"]
+    assert first.split()[:2] == ["alice", "reviewer"] and first.split()[-1] == "active" and "never" not in first
+    assert second.split()[:2] == ["collector", "ingest"] and second.split()[-2:] == ["never", "revoked"]
+    assert alice not in listing and collector not in listing
+
+
+def test_every_review_command_and_option_has_help(capsys):
+    for command in (["review", "token", "revoke"], ["review", "token", "list"], ["review", "serve"]):
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        options = re.findall(r"^  (--[a-z-]+)( [A-Z_]+)?\s*$", text, re.MULTILINE)
+        assert not options, f"{command}: options without help: {options}"
+
+
+def test_usage_errors_exit_2(capsys):
+    for argv in (["review"], ["review", "token"], [], ["collector"]):
+        code = main(argv) if argv in ([], ["collector"]) else None
+        if code is None:
+            with pytest.raises(SystemExit) as done:
+                main(argv)
+            code = done.value.code
+        assert code == 2, argv
+        capsys.readouterr()
+
+
 def test_migrate_reports_the_revision(tmp_path, capsys):
     assert main(["review", "migrate", "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 0
-    assert "is at revision 0006" in capsys.readouterr().out
+    assert "is at revision 0007" in capsys.readouterr().out
 
 
 def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):

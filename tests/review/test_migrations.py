@@ -11,7 +11,7 @@ from sqlalchemy import text
 from spanguard.review.approvals import ApprovalStore, NewApproval
 from spanguard.review.store import Base, Decision, ReviewStore
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_matches_the_models(db_url):

@@ -202,7 +202,7 @@ def test_migrating_a_0004_database_backfills_every_items_session_and_keeps_them_
                 {"t": trace, "s": json.dumps(spans), "now": "2026-11-01 10:00:00"},
             )
     store.migrate()
-    assert store.revision() == "0006"
+    assert store.revision() == "0007"
     with store.engine.connect() as connection:
         found = connection.execute(
             text("SELECT trace_id, conversation_id, user_id, session_key FROM review_items ORDER BY trace_id")

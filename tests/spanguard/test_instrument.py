@@ -192,6 +192,37 @@ def test_instrument_without_provider_exports_over_otlp_and_flushes_at_exit():
     assert span.resource["deployment.environment"] == "test"
 
 
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("call", "env"),
+    [("spanguard.instrument(shutdown_timeout=1)", {}), ("spanguard.instrument()", {"OTEL_BSP_EXPORT_TIMEOUT": "1000"})],
+    ids=["shutdown_timeout", "OTEL_BSP_EXPORT_TIMEOUT"],
+)
+def test_an_app_whose_collector_is_down_exits_within_its_shutdown_timeout(call, env):
+    # Unbounded, the SDK's exporter retries for about 9 s before the process can exit.
+    code = f"""
+        import time, spanguard
+        from opentelemetry import trace
+        {call}
+        trace.get_tracer("app").start_span("work").end()
+        print(time.monotonic(), flush=True)
+        """
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}", **env}
+    import time
+
+    result = run_app(code, endpoint)
+    ended = time.monotonic()
+    assert result.returncode == 0, result.stderr
+    assert ended - float(result.stdout.split()[-1]) < 6.0
+
+
 def test_instrument_keeps_an_app_provider(telemetry):
     from opentelemetry import trace
 

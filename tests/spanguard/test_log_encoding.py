@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from spanguard.collector.cli import ConsoleFormatter, JsonFormatter, configure_logging
+from spanguard._logging import ConsoleFormatter, JsonFormatter, configure_logging
 from spanguard.collector.config import TelemetryConfig
 
 
