@@ -1207,12 +1207,36 @@ class FakeProvider:
                 self._threads.discard(threading.current_thread())
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python examples/fake_provider.py [port]
+def _main(argv: list[str]) -> int:
+    """``[PORT]``: serve until Ctrl-C; ``--run PROGRAM [ARGS...]``: serve on a free port while PROGRAM runs with the
+    OpenAI and Anthropic SDKs pointed here (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``, test keys); its exit code."""
+    import os
+    import subprocess
     import sys
 
-    with FakeProvider(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8000) as _fake:
-        print(f"fake provider on {_fake.url} (OpenAI: {_fake.openai_base_url}); Ctrl-C to stop")
+    if argv[:1] == ["--run"]:
+        if len(argv) < 2:
+            print("usage: python examples/fake_provider.py --run PROGRAM [ARGS...]", file=sys.stderr)
+            return 2
+        with FakeProvider() as fake:
+            env = {
+                **os.environ,
+                "OPENAI_BASE_URL": fake.openai_base_url,
+                "OPENAI_API_KEY": "sk-fake",
+                "ANTHROPIC_BASE_URL": fake.url,
+                "ANTHROPIC_API_KEY": "sk-ant-fake",
+            }
+            return subprocess.call([sys.executable, *argv[1:]], env=env)
+    with FakeProvider(port=int(argv[0]) if argv else 8000) as fake:
+        print(f"fake provider on {fake.url} (OpenAI: {fake.openai_base_url}); Ctrl-C to stop")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use, see _main
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
