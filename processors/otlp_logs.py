@@ -25,13 +25,18 @@ text a client writes, and none starts with NUL); never written out."""
 
 
 class CleanValues:
-    """Structured values (an attribute's key and its serialized ``AnyValue``) that redaction left as they were: a
-    bounded LRU, so a record repeating one (tool definitions, a system prompt's messages) is not read again."""
+    """Structured values (an attribute's key and its serialized ``AnyValue``) that redaction left as they were: an
+    LRU bounded in entries and bytes, so a record repeating one (tool definitions, a system prompt's messages) is not
+    read again."""
 
-    def __init__(self, max_entries: int = 4096, max_value_bytes: int = 65_536) -> None:
+    def __init__(
+        self, max_entries: int = 65_536, max_value_bytes: int = 65_536, max_total_bytes: int = 32 * 1024 * 1024
+    ) -> None:
         self._entries: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self._max_entries = max_entries
         self._max_value_bytes = max_value_bytes
+        self._max_total_bytes = max_total_bytes
+        self._total_bytes = 0
         self._lock = threading.Lock()
 
     def __contains__(self, key: tuple[str, bytes]) -> bool:
@@ -46,9 +51,13 @@ class CleanValues:
         if len(key[1]) > self._max_value_bytes:
             return
         with self._lock:
+            if key in self._entries:
+                return
             self._entries[key] = None
-            if len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._total_bytes += len(key[1])
+            while len(self._entries) > self._max_entries or self._total_bytes > self._max_total_bytes:
+                old, _ = self._entries.popitem(last=False)
+                self._total_bytes -= len(old[1])
 
 
 def _read_record(record: Any, clean: CleanValues | None) -> tuple[dict[str, Any], dict[str, bytes], set[str]]:

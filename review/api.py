@@ -541,6 +541,15 @@ def create_app(config: ServiceConfig, store: ReviewStore, *, emitter: VerdictEmi
             return JSONResponse({"detail": "the reviewers' page is not installed"}, status_code=404)
         return FileResponse(index, media_type="text/html")
 
+    favicon = STATIC / "favicon.svg"
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def icon() -> Response:
+        # Browsers ask for /favicon.ico on every load whatever the page links: answer it instead of a 404 per load.
+        if not favicon.exists():
+            return Response(status_code=204)
+        return FileResponse(favicon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if config.cors_origins:
@@ -596,6 +605,7 @@ def _summary_fields(item: ReviewItem, config: ServiceConfig, counts: dict[int, i
         "session_item_id": item.session_item_id,
         "follows_id": item.follows_id,
         "traces": counts.get(item.id, 0) if counts is not None and item.kind == ItemKind.SESSION else None,
+        "reason_texts": {reason: config.risk_rules.explain(reason) for reason in item.reasons or []},
     }
 
 
@@ -625,12 +635,14 @@ def _detail(store: ReviewStore, item: ReviewItem, config: ServiceConfig) -> Item
             earlier=[_summary(e, config, earlier_counts) for e in earlier],
         )
     counts = {item.id: sum(t.member for t in context.traces)} if context is not None else None
+    checklist = store.policy.checklist(item.tier, "session" if item.kind == ItemKind.SESSION else "trace")
     return ItemDetail(
         **_summary_fields(item, config, counts),
         conversation=conversation,
         decisions=[_decision(record) for record in store.decisions(item.id)],
         golden=item.golden,
-        checklist=store.policy.checklist(item.tier, "session" if item.kind == ItemKind.SESSION else "trace"),
+        checklist=checklist,
+        checklist_descriptions={k: v for k, v in store.policy.checklist_descriptions.items() if k in checklist},
         reject_reasons=list(store.policy.reject_reasons),
         session=context,
     )

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import pydantic
 
 from spanguard.instrumentation.gate_policy import GatePolicy, load_policy
+from spanguard.processors.risk.engine import RiskConfig, load_risk_config
 from spanguard.review.verdicts import VerdictsConfig
 from spanguard.semconv import ReviewTier
 from spanguard.yamlconfig import Loading, load_once, read_config_file
@@ -77,6 +78,17 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         ReviewTier.DUAL_APPROVAL.value: "session",
     }
     session_checklist: list[str] = ["context_retained", "consistent_with_earlier_answers", "no_repeated_tool_calls"]
+    checklist_descriptions: dict[str, str] = {
+        "factual_accuracy": "Every claim in the answers is true of the data the agent had (orders, tools' results).",
+        "sources_supported": "Each fact comes from a source or tool result in the conversation, not from the model.",
+        "policy_adherence": "The agent followed the business's policy (refund limits, what it may promise).",
+        "safety": "Nothing harmful, no data of another customer, no action beyond what the user asked for.",
+        "tone": "Polite, clear and fitting for a customer.",
+        "context_retained": "Later turns remember what the user said earlier in the session.",
+        "consistent_with_earlier_answers": "No turn contradicts an earlier answer of the session.",
+        "no_repeated_tool_calls": "The agent did not call the same tool with the same arguments again for no reason.",
+    }
+    """What each checklist item asks, shown beside it on the page (items without one show their name only)."""
 
     @pydantic.field_validator("reject_reasons")
     @classmethod
@@ -110,6 +122,15 @@ class ReviewPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
     def unit(self, tier: str) -> Unit:
         """Whether a trace of ``tier`` with a conversation id is reviewed as a trace or within its session."""
         return self.units.get(tier, "trace")
+
+    @pydantic.field_validator("checklist_descriptions")
+    @classmethod
+    def _descriptions(cls, value: dict[str, str]) -> dict[str, str]:
+        _keys(list(value), "checklist item")
+        for name, text in value.items():
+            if not text.strip() or len(text) > 500:
+                raise ValueError(f"the description of {name!r} must be 1 to 500 characters")
+        return value
 
     def checklist(self, tier: str, kind: str = "trace") -> list[str]:
         """The checklist items a decision on an item of ``tier`` (a trace or a session item) must answer."""
@@ -168,11 +189,21 @@ class ServiceConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     trace_url_template: str | None = pydantic.Field(
         None, description="a link to the trace in the backend, e.g. http://127.0.0.1:6006/.../{trace_id}"
     )
+    risk_rules: RiskConfig = pydantic.Field(
+        default_factory=lambda: load_risk_config(None),
+        description="the collector's risk rules file (its reasons explain the codes on the page); default: packaged",
+    )
     max_body_bytes: int = pydantic.Field(16 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     max_items_per_request: int = pydantic.Field(100, ge=1, le=10_000)
     cors_origins: list[str] = pydantic.Field(
         [], description="origins (https://tools.example) whose pages may call the API; none by default"
     )
+
+    @pydantic.field_validator("risk_rules", mode="before")
+    @classmethod
+    def _rules_file(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        """``risk_rules: risk.yaml`` names the collector's rules file (its problems at its own lines)."""
+        return load_once(value, info.context, load_risk_config) if isinstance(value, str) else value
 
     @pydantic.field_validator("cors_origins")
     @classmethod

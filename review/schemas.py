@@ -232,6 +232,9 @@ class ItemSummary(pydantic.BaseModel):
     session_item_id: int | None = pydantic.Field(None, description="the session item this trace is reviewed within")
     follows_id: int | None = pydantic.Field(None, description="a follow-up session item: the one it follows")
     traces: int | None = pydantic.Field(None, description="a session item: how many traces it reviews")
+    reason_texts: dict[str, str] = pydantic.Field(
+        {}, description="what each risk reason code means: the rule's reason, the detector's explanation"
+    )
 
 
 class SessionTurn(pydantic.BaseModel):
@@ -264,6 +267,7 @@ class ItemDetail(ItemSummary):
     decisions: list[DecisionOut]
     golden: str | None
     checklist: list[str]
+    checklist_descriptions: dict[str, str] = pydantic.Field({}, description="what each checklist item asks")
     reject_reasons: list[str]
     session: SessionContext | None = None
 

@@ -95,6 +95,14 @@
     return el("span", `chip${className ? ` ${className}` : ""}`, text);
   }
 
+  /** A risk reason's chip, its meaning (the rule's reason, the detector's explanation) as its tooltip. */
+  function reasonChip(reason, texts) {
+    const box = chip(reason);
+    const meaning = texts && typeof texts[reason] === "string" ? texts[reason] : "";
+    if (meaning && meaning !== reason) box.title = meaning;
+    return box;
+  }
+
   function riskBadge(risk) {
     const known = RISKS.has(risk) ? risk : "unknown";
     const badge = el("span", `badge risk-${known}`, risk);
@@ -173,12 +181,15 @@
   // -- flash messages -------------------------------------------------------------------------------------------
 
   let flashTimer = null;
+  let flashCarry = 0; // view changes the message survives: 1 when it reports what leads to the next view
 
-  function flash(message, kind = "ok") {
+  /** A message above the page until the view changes (``carry``: until the view after the next one). */
+  function flash(message, kind = "ok", { carry = false } = {}) {
     const box = $("flash");
     box.textContent = message;
     box.className = `flash flash-${kind === "error" ? "error" : "ok"}`;
     box.hidden = false;
+    flashCarry = carry ? 1 : 0;
     if (flashTimer) clearTimeout(flashTimer);
     flashTimer = kind === "error" ? null : setTimeout(() => (box.hidden = true), 10000);
   }
@@ -256,6 +267,10 @@
   // -- views ------------------------------------------------------------------------------------------------------
 
   function show(view) {
+    if (view !== state.view) {
+      if (flashCarry > 0) flashCarry -= 1;
+      else $("flash").hidden = true;
+    }
     state.view = view;
     $("signin-view").hidden = view !== "signin";
     $("queue-view").hidden = view !== "queue";
@@ -458,8 +473,11 @@
       const tier = el("td");
       tier.appendChild(tierBadge(item.tier));
       row.appendChild(tier);
-      const reasons = el("td", "chips");
-      (item.reasons || []).forEach((reason) => reasons.appendChild(chip(reason)));
+      // A cell holds a block of chips: a flex cell would not stretch to the row's height and break its borders.
+      const reasons = el("td", "reasons");
+      const reasonChips = el("div", "chips");
+      (item.reasons || []).forEach((reason) => reasonChips.appendChild(reasonChip(reason, item.reason_texts)));
+      reasons.appendChild(reasonChips);
       row.appendChild(reasons);
       row.appendChild(el("td", "models", (item.models || []).join(", ")));
       row.appendChild(sessionCell(item));
@@ -714,7 +732,7 @@
       remember(summary);
       state.held = false;
       state.claimedHere = false;
-      flash(`Released item #${item.id}; it is ${summary.status} again.`);
+      flash(`Released item #${item.id}; it is ${summary.status} again.`, "ok", { carry: true });
     } catch (error) {
       report(error, "decision-error");
       return;
@@ -772,8 +790,14 @@
     const field = (label, ...values) => metaField(meta, label, values);
     field("Tier", tierBadge(item.tier));
     field("Risk", riskBadge(item.risk_tier));
-    const reasons = el("span", "chips");
-    (item.reasons || []).forEach((reason) => reasons.appendChild(chip(reason)));
+    const reasons = el("ul", "reason-list");
+    (item.reasons || []).forEach((reason) => {
+      const line = el("li");
+      line.appendChild(reasonChip(reason, item.reason_texts));
+      const meaning = (item.reason_texts || {})[reason];
+      if (meaning && meaning !== reason) line.appendChild(el("span", "reason-text", ` ${meaning}`));
+      reasons.appendChild(line);
+    });
     if (!(item.reasons || []).length) reasons.textContent = "–";
     field("Reasons", reasons);
     field("Models", (conversation.models || item.models || []).join(", ") || "–");
@@ -1199,6 +1223,13 @@
       label.id = `check-${index}`;
       row.setAttribute("role", "radiogroup");
       row.setAttribute("aria-labelledby", label.id);
+      const description = (item.checklist_descriptions || {})[name];
+      if (typeof description === "string" && description) {
+        const text = el("span", "check-description", description);
+        text.id = `check-${index}-description`;
+        label.appendChild(text);
+        row.setAttribute("aria-describedby", text.id);
+      }
       row.appendChild(label);
       [
         ["yes", "true"],
@@ -1366,7 +1397,7 @@
     if (updated.tier === "dual_approval" && updated.status !== "done" && outcome === "approve") {
       message += `, ${(updated.approvals || []).length} of 2 approvals`;
     }
-    flash(`${message}.`);
+    flash(`${message}.`, "ok", { carry: true });
     if (updated.kind === "session" && updated.status === "done") {
       // Its traces are done with it: the Traces queue's copies say so, so that the page does not move on to them.
       state.queue.forEach((entry) => {
@@ -3277,6 +3308,26 @@
       button.addEventListener("click", () => act(() => download(button.dataset.kind))),
     );
     document.addEventListener("keydown", onKey);
+    // Closing the tab or the browser on an open item gives it back at once, as leaving it does, instead of leaving it
+    // claimed until the lease runs out. fetch with keepalive, not sendBeacon: the API takes the token in the
+    // Authorization header, which a beacon cannot send (and a token in a beacon's body would be a CSRF door).
+    window.addEventListener("pagehide", () => {
+      const item = state.item;
+      if (!item || !state.claimedHere || state.decided || !state.token) return;
+      state.claimedHere = false;
+      state.held = false;
+      try {
+        fetch(`/v1/review-items/${item.id}/release`, {
+          method: "POST",
+          keepalive: true,
+          cache: "no-store",
+          credentials: "omit",
+          headers: { Accept: "application/json", Authorization: `Bearer ${state.token}` },
+        }).catch(() => {});
+      } catch (_) {
+        // The page is going away: nothing to report to.
+      }
+    });
     window.addEventListener("hashchange", () => {
       const approvalLink = APPROVAL_LINK.exec(location.hash);
       if (approvalLink && state.me && (!approvals.current || approvals.current.id !== approvalLink[1])) {

@@ -72,10 +72,13 @@ def test_a_repeated_nested_key_reads_the_record_the_usual_way(redactor: Redactor
     assert attributes(resource)[0]["gen_ai.input.messages"][0]["parts"][0]["content"] == "now <EMAIL_ADDRESS>"
 
 
-def test_the_cache_is_bounded_in_entries_and_value_size() -> None:
-    clean = CleanValues(max_entries=2, max_value_bytes=8)
+def test_the_cache_is_bounded_in_entries_value_size_and_bytes() -> None:
+    clean = CleanValues(max_entries=2, max_value_bytes=8, max_total_bytes=10)
     for n in range(3):
         clean.add((f"k{n}", b"x"))
     assert ("k0", b"x") not in clean and ("k2", b"x") in clean
     clean.add(("big", b"y" * 9))
     assert ("big", b"y" * 9) not in clean
+    clean.add(("a", b"z" * 6))
+    clean.add(("b", b"z" * 6))  # 12 bytes > 10: the older goes
+    assert ("a", b"z" * 6) not in clean and ("b", b"z" * 6) in clean

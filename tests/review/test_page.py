@@ -579,3 +579,49 @@ def test_an_item_held_by_another_reviewer_opens_read_only(tab: Tab, service: Ser
     expect(page.locator("#thread .turn-assistant")).to_contain_text("out for delivery")
     assert service.store.decisions(item_id) == []
     assert service.store.get(item_id).lease_owner == "bob"
+
+
+def test_closing_the_tab_on_an_open_item_releases_it_at_once(browser: Browser, service: Service) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    sign_in(page, service, "carol")
+    open_from_queue(page, "Cancel my subscription.")
+    item = service.items["dual-3"]
+    assert service.call("bob", "GET", f"/v1/review-items/{item}").json()["status"] == "claimed"
+    page.close(run_before_unload=True)  # as the browser closes a tab: pagehide runs
+    deadline = time.monotonic() + 10
+    status = "claimed"
+    while time.monotonic() < deadline and status == "claimed":
+        status = service.call("bob", "GET", f"/v1/review-items/{item}").json()["status"]
+        time.sleep(0.1)
+    context.close()
+    assert status == "pending"  # given back now, not when the 15-minute lease runs out
+
+
+def test_reasons_show_what_they_mean_and_checklist_items_what_they_ask(tab: Tab, service: Service) -> None:
+    page = tab.page
+    sign_in(page, service)
+    chip = page.locator("tr.queue-row", has_text="capital of Australia").locator(".chip", has_text="unpinned_model")
+    expect(chip).to_have_attribute("title", re.compile(r"\S{10,}"))  # the detector's explanation as a tooltip
+    # The REASONS cell is a table cell, not a flex box: the row's borders hold.
+    assert page.locator("tr.queue-row td.reasons").first.evaluate("cell => getComputedStyle(cell).display") == (
+        "table-cell"
+    )
+    open_from_queue(page, "capital of Australia")
+    meaning = page.locator("#item-meta .reason-list li", has_text="unpinned_model").locator(".reason-text")
+    expect(meaning).to_be_visible()
+    assert len(meaning.inner_text().strip()) > 10
+    description = page.locator("#checklist .check-item[data-item=factual_accuracy] .check-description")
+    expect(description).to_contain_text("true of the data")
+    page.click("#release")
+    expect(page.locator("#flash")).to_contain_text("Released item")
+    page.locator("tr.queue-row", has_text="refund policy").click()  # the next view change clears the message
+    expect(page.locator("#item-view")).to_be_visible()
+    expect(page.locator("#flash")).to_be_hidden()
+    page.click("#release")
+
+
+def test_the_favicon_is_served(service: Service) -> None:
+    response = httpx.get(f"{service.base}/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("image/svg+xml")
