@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+from opentelemetry import trace
 
 import spanguard
 
@@ -160,8 +161,10 @@ def converse(
     trace_per_turn: bool = False,
     quiet: bool = False,
     history: Path | None = None,
+    traces_file: Path | None = None,
 ) -> None:
-    """Run the user's ``turns`` of one conversation in its session, as one trace or one trace per turn."""
+    """Run the user's ``turns`` of one conversation in its session, as one trace or one trace per turn; with
+    ``traces_file``, append a JSON line per turn: its conversation, trace id and text."""
 
     def agent() -> AbstractContextManager[Any]:
         return spanguard.agent("support-agent")
@@ -172,17 +175,33 @@ def converse(
             with agent() if trace_per_turn else nullcontext():
                 messages.append({"role": "user", "content": turn})
                 answer = run_turn(client, messages)
+                trace_id = trace.get_current_span().get_span_context().trace_id
+            if traces_file is not None:
+                line = {"conversation": conversation_id, "trace_id": f"{trace_id:032x}", "turn": turn}
+                with traces_file.open("a") as out:
+                    out.write(json.dumps(line) + "\n")
             if history is not None:
                 history.write_text(json.dumps(messages, indent=1))
             if not quiet:
                 print(f"[{conversation_id}] user: {turn}\n[{conversation_id}] agent: {answer}")
 
 
-def run(client: openai.OpenAI, *, quiet: bool = False, multi_turn: bool = False) -> None:
+def run(
+    client: openai.OpenAI, *, quiet: bool = False, multi_turn: bool = False, traces_file: Path | None = None
+) -> None:
     """Run every scripted conversation, one session each (each user turn its own trace with ``multi_turn``)."""
     for conversation_id, user_id, turns in conversation_turns(multi_turn=multi_turn):
         messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
-        converse(client, conversation_id, user_id, turns, messages, trace_per_turn=multi_turn, quiet=quiet)
+        converse(
+            client,
+            conversation_id,
+            user_id,
+            turns,
+            messages,
+            trace_per_turn=multi_turn,
+            quiet=quiet,
+            traces_file=traces_file,
+        )
 
 
 def load_history(path: Path | None) -> list[dict[str, Any]]:
@@ -210,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", metavar="ID", help="the user id of --session's conversation")
     parser.add_argument("--turn", action="append", default=[], metavar="TEXT", help="a user turn of --session")
     parser.add_argument("--history", type=Path, metavar="FILE", help="--session's messages, kept between runs")
+    parser.add_argument(
+        "--traces-file", type=Path, metavar="FILE", help="append each turn's conversation and trace id (JSON lines)"
+    )
     args = parser.parse_args(argv)
     if args.session is None and (args.turn or args.user or args.history):
         parser.error("--turn, --user and --history belong to a --session")
@@ -235,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "fake-key"))
         if args.session is None:
-            run(client, quiet=args.quiet, multi_turn=args.multi_turn)
+            run(client, quiet=args.quiet, multi_turn=args.multi_turn, traces_file=args.traces_file)
         else:
             converse(
                 client,
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 trace_per_turn=True,
                 quiet=args.quiet,
                 history=args.history,
+                traces_file=args.traces_file,
             )
     finally:
         if fake is not None:

@@ -18,7 +18,9 @@ Phoenix out even when it is installed; the ports are fixed.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from spanguard.processors.tail_sampling.sampler import sampling_value
 from spanguard.semconv import (
     GEN_AI_CONVERSATION_ID,
     SPANGUARD_REDACTION_ENTITIES,
@@ -189,6 +192,68 @@ def session_lines(token: str) -> list[str]:
     return lines
 
 
+DECISION = re.compile(
+    r"tail sampling: trace (?P<trace>[0-9a-f]{32}) (?P<outcome>kept|dropped): tier (?P<tier>\w+), "
+    r"rate (?P<rate>[0-9.e-]+), reasons (?P<reasons>\S+)(?P<how> \((?:early|recalled)\))?"
+)
+
+
+def sampling_decisions(log: Path) -> dict[str, dict[str, str]]:
+    """The collector's tail-sampling decisions (its debug log lines), by trace id; the last one of a trace wins."""
+    found: dict[str, dict[str, str]] = {}
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        try:
+            message = json.loads(line).get("msg", "")
+        except ValueError:
+            continue
+        match = DECISION.search(message)
+        if match:
+            found[match["trace"]] = match.groupdict()
+    return found
+
+
+def why(decision: dict[str, str] | None, conversation: str) -> str:
+    """One sentence on why a trace was kept or dropped, from its decision and the sampling rule (docs/sampling.md)."""
+    if decision is None:
+        return "no decision in the collector's log"
+    reasons = [] if decision["reasons"] == "-" else decision["reasons"].split(",")
+    tier, rate = decision["tier"], float(decision["rate"])
+    if decision["how"] and "recalled" in decision["how"]:
+        return "dropped at first, then kept: its session turned red"
+    if tier == "red":
+        return "red: always kept, whole (" + ", ".join(r for r in reasons if r != "session_red") + ")"
+    if "session_red" in reasons:
+        return f"{tier}, but its session turned red earlier: kept, as every later turn of that session is"
+    value = sampling_value(conversation)
+    verdict = "kept" if decision["outcome"] == "kept" else "dropped"
+    compare = "<" if verdict == "kept" else ">="
+    return (
+        f"{tier} ({', '.join(reasons) or 'nothing risky'}): {verdict} at the {tier} rate {rate:g}, because its "
+        f"session's sampling value {value:.3f} {compare} {rate:g} (the same for every turn of the session)"
+    )
+
+
+def decisions_table(turns: Path, log: Path) -> Table:
+    """Every turn the agent sent, with the collector's decision on its trace and why."""
+    decisions = sampling_decisions(log)
+    table = Table(title="why each turn's trace was kept or dropped (tail sampling: red always, yellow 25 %, green 1 %)")
+    for column in ("conversation", "turn", "trace", "decision", "why"):
+        table.add_column(column)
+    counts: dict[str, int] = defaultdict(int)
+    for line in turns.read_text().splitlines() if turns.exists() else []:
+        turn = json.loads(line)
+        counts[turn["conversation"]] += 1
+        decision = decisions.get(turn["trace_id"])
+        table.add_row(
+            turn["conversation"],
+            str(counts[turn["conversation"]]),
+            turn["trace_id"][:12],
+            decision["outcome"] if decision else "-",
+            why(decision, turn["conversation"]),
+        )
+    return table
+
+
 def collector_config(with_phoenix: bool) -> Path:
     """The demo config, with an ``otlp/phoenix`` exporter added when Phoenix runs."""
     text = (ROOT / "examples" / "collector-demo.yaml").read_text()
@@ -232,7 +297,8 @@ def main() -> int:
     config = collector_config(phoenix is not None)
     env = {**os.environ, "SPANGUARD_DEMO_DIR": str(DEMO_DIR), "SPANGUARD_REVIEW_TOKEN": ingest_token}
     collector = subprocess.Popen(
-        [sys.executable, "-m", "spanguard.collector", "--config", str(config)],
+        # debug: one log line per tail-sampling decision, which the demo reads to say why each trace was kept.
+        [sys.executable, "-m", "spanguard.collector", "--config", str(config), "--log-level", "debug"],
         env=env,
         stderr=open(DEMO_DIR / "collector.log", "wb"),
     )
@@ -255,7 +321,12 @@ def main() -> int:
         }
         agent_env.pop("OPENAI_BASE_URL", None)
         console.rule("the example agent (real OpenAI SDK -> local fake provider), spanguard.instrument() on")
-        agent = subprocess.Popen([sys.executable, str(ROOT / "examples" / "agent.py"), "--multi-turn"], env=agent_env)
+        turns_file = DEMO_DIR / "turns.jsonl"
+        turns_file.unlink(missing_ok=True)
+        agent = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "agent.py"), "--multi-turn", "--traces-file", str(turns_file)],
+            env=agent_env,
+        )
         try:
             approve_when_asked(console, reviewer_token, agent)
             if agent.wait(timeout=120) != 0:
@@ -291,6 +362,7 @@ def main() -> int:
             ", ".join(redacted) or "-",
         )
     console.print(table)
+    console.print(decisions_table(DEMO_DIR / "turns.jsonl", DEMO_DIR / "collector.log"))
     console.print(f"Traces (OTLP JSON lines): [bold]{DEMO_DIR / 'traces.jsonl'}[/bold]")
     console.print(f"Collector log: {DEMO_DIR / 'collector.log'}")
     try:
@@ -328,7 +400,9 @@ def main() -> int:
             input("Press Enter to stop the review service" + (" and Phoenix. " if phoenix is not None else ". "))
         else:
             serve = " ".join(review_command("serve", "--port", str(REVIEW_PORT)))
-            console.print(f"[dim]Not a terminal: stopping. Serve the queue again with: {serve}[/dim]")
+            console.print("[dim]Not a terminal: stopping. Serve the queue again with:[/dim]")
+            # A command to copy: on its own line, never wrapped, whatever the console's width.
+            console.print(serve, soft_wrap=True, markup=False, highlight=False)
     finally:
         review_service.terminate()
         if phoenix is not None:

@@ -75,6 +75,18 @@ class TailSamplingStage:
                 # A recalled trace was counted when it was dropped; its recall is the sampler's session_recalled.
                 if not decision.recalled:
                     self._telemetry.decided(decision)
+        if logger.isEnabledFor(logging.DEBUG):
+            for decision in decisions:
+                # Ids, tiers and reason codes only: never content (docs/sampling.md, "Why a trace was kept").
+                logger.debug(
+                    "tail sampling: trace %s %s: tier %s, rate %s, reasons %s%s",
+                    decision.trace_id,
+                    "kept" if decision.keep else "dropped",
+                    decision.tier,
+                    f"{decision.rate:g}",
+                    ",".join(decision.reasons) or "-",
+                    " (early)" if decision.early else " (recalled)" if decision.recalled else "",
+                )
         kept = [view for decision in decisions if decision.keep for view in decision.spans]
         # Serialized straight from the views: the exporters send bytes, so no protobufs are built for them.
         return [TraceBatch.from_bytes(otlp.encode_views(kept), len(kept))] if kept else []

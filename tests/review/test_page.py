@@ -581,13 +581,22 @@ def test_an_item_held_by_another_reviewer_opens_read_only(tab: Tab, service: Ser
     assert service.store.get(item_id).lease_owner == "bob"
 
 
+def reviewer(service: Service, name: str) -> None:
+    """A reviewer token of this test's own (earlier tests revoke or hold others)."""
+    if name not in service.tokens:
+        service.tokens[name] = service.store.create_token(name, "reviewer")
+
+
 def test_closing_the_tab_on_an_open_item_releases_it_at_once(browser: Browser, service: Service) -> None:
+    reviewer(service, "dave")
+    item = service.ingest(
+        "tab-closed", "spot_check", "yellow", ["unpinned_model"], agent_trace("Tab closing test.", "Noted.")
+    )
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    sign_in(page, service, "carol")
-    open_from_queue(page, "Cancel my subscription.")
-    item = service.items["dual-3"]
+    sign_in(page, service, "dave")
+    open_from_queue(page, "Tab closing test.")
     assert service.call("bob", "GET", f"/v1/review-items/{item}").json()["status"] == "claimed"
     page.close(run_before_unload=True)  # as the browser closes a tab: pagehide runs
     deadline = time.monotonic() + 10
@@ -600,15 +609,18 @@ def test_closing_the_tab_on_an_open_item_releases_it_at_once(browser: Browser, s
 
 
 def test_reasons_show_what_they_mean_and_checklist_items_what_they_ask(tab: Tab, service: Service) -> None:
-    page = tab.page
-    sign_in(page, service)
-    chip = page.locator("tr.queue-row", has_text="capital of Australia").locator(".chip", has_text="unpinned_model")
-    expect(chip).to_have_attribute("title", re.compile(r"\S{10,}"))  # the detector's explanation as a tooltip
-    # The REASONS cell is a table cell, not a flex box: the row's borders hold.
-    assert page.locator("tr.queue-row td.reasons").first.evaluate("cell => getComputedStyle(cell).display") == (
-        "table-cell"
+    reviewer(service, "erin")
+    service.ingest(
+        "meanings", "spot_check", "yellow", ["unpinned_model"], agent_trace("Reason meaning test.", "Noted.")
     )
-    open_from_queue(page, "capital of Australia")
+    service.ingest("meanings-2", "spot_check", "yellow", ["unpinned_model"], agent_trace("Second meaning.", "Ok."))
+    page = tab.page
+    sign_in(page, service, "erin")
+    row = page.locator("tr.queue-row", has_text="Reason meaning test.")
+    expect(row.locator(".chip", has_text="unpinned_model")).to_have_attribute("title", re.compile(r"\S{10,}"))
+    # The REASONS cell is a table cell, not a flex box: the row's borders hold.
+    assert row.locator("td.reasons").evaluate("cell => getComputedStyle(cell).display") == "table-cell"
+    open_from_queue(page, "Reason meaning test.")
     meaning = page.locator("#item-meta .reason-list li", has_text="unpinned_model").locator(".reason-text")
     expect(meaning).to_be_visible()
     assert len(meaning.inner_text().strip()) > 10
@@ -616,8 +628,7 @@ def test_reasons_show_what_they_mean_and_checklist_items_what_they_ask(tab: Tab,
     expect(description).to_contain_text("true of the data")
     page.click("#release")
     expect(page.locator("#flash")).to_contain_text("Released item")
-    page.locator("tr.queue-row", has_text="refund policy").click()  # the next view change clears the message
-    expect(page.locator("#item-view")).to_be_visible()
+    open_from_queue(page, "Second meaning.")  # the next view change takes the message away
     expect(page.locator("#flash")).to_be_hidden()
     page.click("#release")
 
