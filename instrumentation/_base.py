@@ -163,8 +163,7 @@ def options_from(kwargs: dict[str, Any]) -> InstrumentOptions:
 
 def enable_redaction(tracer_provider: Any, ner_model: str | None = None) -> None:
     """Redact every span of ``tracer_provider`` (or the global one) before any of its exporters sees it."""
-    from spanguard.processors.redaction import RedactionConfig, Redactor
-    from spanguard.processors.sdk import wrap_with_redaction
+    from spanguard.processors.sdk import LazyRedactor, wrap_with_redaction
 
     provider = tracer_provider or trace.get_tracer_provider()
     if getattr(provider, "_active_span_processor", None) is None:
@@ -175,9 +174,17 @@ def enable_redaction(tracer_provider: Any, ner_model: str | None = None) -> None
         if entry is not None:
             _redaction[id(provider)] = (entry[0], entry[1], entry[2] + 1)
             return
-        redactor = Redactor(RedactionConfig(ner_model=ner_model))
-        wrap_with_redaction(provider, redactor)
+        # Presidio and spaCy load in the background: the app starts without waiting for them (docs/redaction.md).
+        redactor = LazyRedactor(lambda: _build_redactor(ner_model))
+        redactor.warm()
+        wrap_with_redaction(provider, redactor)  # type: ignore[arg-type]
         _redaction[id(provider)] = (provider, redactor, 1)
+
+
+def _build_redactor(ner_model: str | None) -> Any:
+    from spanguard.processors.redaction import RedactionConfig, Redactor
+
+    return Redactor(RedactionConfig(ner_model=ner_model))
 
 
 def disable_redaction(tracer_provider: Any) -> None:

@@ -1,4 +1,5 @@
-"""The in-process adapters: OTel SDK ``ReadableSpan`` <-> :class:`SpanView`, and the SDK span processors.
+"""The in-process adapters: OTel SDK ``ReadableSpan`` <-> :class:`SpanView`, the SDK span processors, and the
+redactor they load in the background.
 
 Spans are read-only once ended, so a processor that changes one builds a new ``ReadableSpan`` (:func:`from_view`)
 with the original's context, parent, links, kind, status, times and scope, and hands that copy on.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.context import Context
@@ -166,6 +167,54 @@ def _status(status: Status, message: str) -> Status:
     if (status.description or "") == message or not status.description:
         return status
     return Status(status.status_code, message)
+
+
+class LazyRedactor:
+    """A :class:`~spanguard.processors.redaction.Redactor` built in a background thread from ``instrument()`` on,
+    so that starting an app does not wait for Presidio and spaCy to load; the first span to be redacted waits for
+    the build if it is not done. A build that fails makes every use fail, so the span is dropped, never passed on."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._done = threading.Event()
+        self._redactor: Any = None
+        self._error: BaseException | None = None
+        self._started = False
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start building in a daemon thread (once)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="spanguard-redaction-load", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._redactor = self._build()
+        except BaseException as error:  # kept and raised on use: the span is dropped, not leaked
+            self._error = error
+            logger.warning("spanguard: redaction could not be loaded (%s); spans with content are dropped", error)
+        finally:
+            self._done.set()
+
+    @property
+    def redactor(self) -> Any:
+        """The built redactor, waiting for the build (started now if it was not)."""
+        self.warm()
+        self._done.wait()
+        if self._error is not None:
+            raise RuntimeError("spanguard: redaction is not available") from self._error
+        return self._redactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.redactor, name)
+
+    def shutdown(self) -> None:
+        """Shut the redactor down once built (a build still running is left to finish and be dropped)."""
+        if self._done.is_set() and self._redactor is not None:
+            self._redactor.shutdown()
 
 
 class RedactingSpanProcessor(SpanProcessor):

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanguard.processors.redaction import Redactor
 from spanguard.processors.risk import RiskClassifier
 from spanguard.processors.sdk import (
+    LazyRedactor,
     RedactingSpanProcessor,
     RiskSamplingSpanProcessor,
     unwrap_redaction,
@@ -47,6 +48,40 @@ def test_clean_span_is_passed_on_unchanged():
         pass
     (span,) = exporter.get_finished_spans()
     assert "spanguard.redaction.count" not in span.attributes
+
+
+def test_a_redactor_still_loading_makes_the_first_span_wait_for_it_not_pass_unredacted():
+    import threading
+
+    release = threading.Event()
+
+    def slow_build() -> Redactor:
+        release.wait(10)
+        return Redactor()
+
+    lazy = LazyRedactor(slow_build)
+    lazy.warm()
+    provider, _, exporter = pipeline(lambda nxt: RedactingSpanProcessor(nxt, lazy))
+    ended = threading.Thread(
+        target=lambda: provider.get_tracer("t").start_span("chat m", attributes={"x": f"to {EMAIL}"}).end()
+    )
+    ended.start()
+    ended.join(0.3)
+    assert ended.is_alive() and exporter.get_finished_spans() == ()  # waiting for the redactor, nothing sent
+    release.set()
+    ended.join(10)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["x"] == "to <EMAIL_ADDRESS>"
+
+
+def test_a_redactor_that_cannot_load_drops_the_spans():
+    def broken() -> Redactor:
+        raise OSError("presidio is not installed")
+
+    provider, _, exporter = pipeline(lambda nxt: RedactingSpanProcessor(nxt, LazyRedactor(broken)))
+    with provider.get_tracer("t").start_as_current_span("chat m", attributes={"x": EMAIL}):
+        pass
+    assert exporter.get_finished_spans() == ()
 
 
 def test_span_that_cannot_be_redacted_is_dropped_not_passed_on():

@@ -113,3 +113,32 @@ def test_serve_answers_and_stops_on_sigint_or_sigterm_even_with_sigint_ignored_b
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_serve_logs_json_lines_by_default_or_console_lines(tmp_path, log_format):
+    import json
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    args = ["review", "serve", "--db", db, "--port", "0"] + (
+        ["--log-format", "console"] if log_format == "console" else []
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spanguard.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert "review service on" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "the service logged nothing"
+    for line in lines:
+        if log_format == "json":
+            entry = json.loads(line)  # every line one JSON object
+            assert {"ts", "level", "logger", "msg"} <= set(entry)
+        else:
+            assert len(line.split("\t")) >= 4, line
+    assert not any("Loaded recognizer" in line or "Context impl" in line for line in lines)

@@ -45,3 +45,16 @@ def test_configure_logging_uses_the_encoding(encoding, formatter):
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_library_loggers_stay_at_warning_whatever_the_level():
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        configure_logging("debug", "json")
+        for name in ("presidio-analyzer", "httpx", "alembic", "uvicorn.error", "grpc"):
+            assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING, name
+        assert logging.getLogger("spanguard.collector").getEffectiveLevel() == logging.DEBUG
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
