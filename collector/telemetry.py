@@ -52,6 +52,25 @@ class CollectorMetrics:
             ["receiver", "transport", "reason"],
             registry=self.registry,
         )
+        # Logs and metrics: the same counts under the signal's item, as the OTel Collector's receiver metrics have it.
+        self._accepted_items = {
+            name: Counter(
+                f"spanguard_receiver_accepted_{name}",
+                f"{name.replace('_', ' ').capitalize()} accepted by a receiver (acknowledged to the client).",
+                ["receiver", "transport"],
+                registry=self.registry,
+            )
+            for name in ("log_records", "data_points")
+        }
+        self._refused_items = {
+            name: Counter(
+                f"spanguard_receiver_refused_{name}",
+                f"{name.replace('_', ' ').capitalize()} refused by a receiver, by reason.",
+                ["receiver", "transport", "reason"],
+                registry=self.registry,
+            )
+            for name in ("log_records", "data_points")
+        }
         self._refused_requests = Counter(
             "spanguard_receiver_refused_requests",
             "Requests refused by a receiver, by reason (counted even when the spans could not be read).",
@@ -73,12 +92,16 @@ class CollectorMetrics:
         self._install_scrape_collector()
 
     # ReceiverTelemetry
-    def accepted(self, receiver: str, transport: str, spans: int) -> None:
-        """Count spans a receiver acknowledged."""
-        self._accepted.labels(receiver, transport).inc(spans)
+    def accepted(self, receiver: str, transport: str, spans: int, items: str = "spans") -> None:
+        """Count spans (or ``items``: ``log_records``, ``data_points``) a receiver acknowledged."""
+        counter = self._accepted if items == "spans" else self._accepted_items[items]
+        counter.labels(receiver, transport).inc(spans)
 
-    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
-        """Count a refused request and the spans in it (0 when it was refused before it could be read)."""
+    def refused(self, receiver: str, transport: str, spans: int, reason: str, items: str = "spans") -> None:
+        """Count a refused request and the spans (or ``items``) in it (0 when it was refused before it was read)."""
+        if items != "spans":
+            self._refused_items[items].labels(receiver, transport, reason).inc(spans)
+            return
         self._refused.labels(receiver, transport, reason).inc(spans)
         self._refused_requests.labels(receiver, transport, reason).inc()
 

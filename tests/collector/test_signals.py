@@ -31,6 +31,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
+from prometheus_client import generate_latest
 from sink import OtlpSink
 from test_faults import CollectorProcess, Ports, processes  # noqa: F401  (the fixture)
 
@@ -135,6 +136,8 @@ def test_sdk_logs_are_redacted_and_reach_every_exporter(tmp_path: Path, transpor
             exporter = HttpLogExporter(endpoint=f"http://127.0.0.1:{receiver.http_port}/v1/logs")
         emit_logs(exporter)
         got = sink.wait_for_items("logs", 6)  # three records, through the otlp and the otlphttp exporter
+        scraped = generate_latest(collector.metrics.registry).decode()
+    assert f'spanguard_receiver_accepted_log_records_total{{receiver="otlp",transport="{transport}"}} 3.0' in scraped
     assert len(records(got)) == 6
     wire = b"".join(request.SerializeToString() for request in got) + out.read_bytes()
     for secret in (EMAIL, CARD, OWNER):
@@ -165,6 +168,8 @@ def test_sdk_metrics_arrive_with_their_resource_and_point_attributes_redacted(tm
             exporter = HttpMetricExporter(endpoint=f"http://127.0.0.1:{receiver.http_port}/v1/metrics")
         emit_metrics(exporter)
         got = sink.wait_for_items("metrics", 2)
+        scraped = generate_latest(collector.metrics.registry).decode()
+    assert f'spanguard_receiver_accepted_data_points_total{{receiver="otlp",transport="{transport}"}} 2.0' in scraped
     names = {
         m.name for request in got for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     }

@@ -69,20 +69,20 @@ spans removed by validation (partial success); ``backpressure``: consumer or adm
 class ReceiverTelemetry(Protocol):
     """Counts spans per receiver (component id) and transport (``grpc`` or ``http``)."""
 
-    def accepted(self, receiver: str, transport: str, spans: int) -> None:
-        """``spans`` were acknowledged to the client."""
+    def accepted(self, receiver: str, transport: str, spans: int, items: str = "spans") -> None:
+        """``spans`` (or log records, data points: ``items``) were acknowledged to the client."""
 
-    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
-        """``spans`` were not accepted, for ``reason`` (one of :data:`RefusalReason`)."""
+    def refused(self, receiver: str, transport: str, spans: int, reason: str, items: str = "spans") -> None:
+        """``spans`` (or ``items``) were not accepted, for ``reason`` (one of :data:`RefusalReason`)."""
 
 
 class NoopReceiverTelemetry:
     """The default: counts nothing."""
 
-    def accepted(self, receiver: str, transport: str, spans: int) -> None:
+    def accepted(self, receiver: str, transport: str, spans: int, items: str = "spans") -> None:
         pass
 
-    def refused(self, receiver: str, transport: str, spans: int, reason: str) -> None:
+    def refused(self, receiver: str, transport: str, spans: int, reason: str, items: str = "spans") -> None:
         pass
 
 
@@ -416,18 +416,20 @@ class OtlpReceiver:
         return _Outcome("ok", response=response)
 
     def _accepted(self, transport: str, spans: int, signal: Signal = TRACES) -> None:
-        if signal is not TRACES:
-            return  # the receiver's metrics count spans; logs and metrics are counted by their exporters' queues
         try:
-            self._telemetry.accepted(self.name, transport, spans)
+            if signal is TRACES:
+                self._telemetry.accepted(self.name, transport, spans)
+            else:
+                self._telemetry.accepted(self.name, transport, spans, signal.items.replace(" ", "_"))
         except Exception:
             logger.exception("receiver %s: telemetry failed", self.name)
 
     def _refused(self, transport: str, spans: int, reason: RefusalReason, signal: Signal = TRACES) -> None:
-        if signal is not TRACES:
-            return
         try:
-            self._telemetry.refused(self.name, transport, spans, reason)
+            if signal is TRACES:
+                self._telemetry.refused(self.name, transport, spans, reason)
+            else:
+                self._telemetry.refused(self.name, transport, spans, reason, signal.items.replace(" ", "_"))
         except Exception:
             logger.exception("receiver %s: telemetry failed", self.name)
 
