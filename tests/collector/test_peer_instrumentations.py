@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fake_provider import FakeProvider, text, tool_call
 from sink import OtlpSink
+from test_faults import free_ports, wait_until
 from venvs import venv_python
 
 from spanguard.collector.config import load_config_text
@@ -67,23 +67,6 @@ service:
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_a_refund_agent_instrumented_by_a_peer_is_red_redacted_and_reviewable(peer: str, tmp_path: Path) -> None:
     python = venv_python(f"peer-{peer}", (*BASE, *PEERS[peer]), inherit=False)
@@ -93,7 +76,7 @@ def test_a_refund_agent_instrumented_by_a_peer_is_red_redacted_and_reviewable(pe
     store.migrate()
     ingest = store.create_token("collector", "ingest")
     reviewer = store.create_token("alice", "reviewer")
-    port = free_port()
+    [port] = free_ports(1)
     service = ReviewServer(config, store, port=port)
     service.start()
     provider = FakeProvider().start()
@@ -112,8 +95,10 @@ def test_a_refund_agent_instrumented_by_a_peer_is_red_redacted_and_reviewable(pe
                 timeout=120,
             )
             assert run.returncode == 0, run.stderr[-3000:]
-            assert wait_until(lambda: len(store.list()) == 1), f"no review item; collector saw {sink.spans()!r:.300}"
-            assert wait_until(lambda: len(sink.spans()) >= 3)
+            assert wait_until(lambda: len(store.list()) == 1, 30), (
+                f"no review item; collector saw {sink.spans()!r:.300}"
+            )
+            assert wait_until(lambda: len(sink.spans()) >= 3, 30)
         finally:
             collector.shutdown(timeout=5)
             provider.shutdown()

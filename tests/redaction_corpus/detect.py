@@ -41,8 +41,24 @@ def core(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
+# An identifier the store or the OTLP path made (a trace, span or item id, a UUID): random hex, never content. Left
+# out of the texts searched for planted values, where its 8-character windows of digits matched a planted IBAN's
+# or card's by chance once the whole store was joined into one text.
+GENERATED_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+# Only keys the system fills: never user_id or conversation_id, where the corpus plants values (hex secrets too).
+GENERATED_KEYS = frozenset({"id", "trace_id", "span_id", "parent_span_id", "item_id", "session_item_id", "follows_id"})
+
+
+def is_generated_id(key: str, value: Any) -> bool:
+    """Whether ``value`` under ``key`` is an id the system generated (see :data:`GENERATED_ID`)."""
+    return key in GENERATED_KEYS and isinstance(value, str) and GENERATED_ID.fullmatch(value) is not None
+
+
 def flatten(value: Any, out: list[str], depth: int = 0) -> None:
-    """Append every string in ``value`` (and, for JSON strings, their keys and leaves) to ``out``."""
+    """Append every string in ``value`` (and, for JSON strings, their keys and leaves) to ``out``; generated ids
+    under id keys are left out."""
     if isinstance(value, str):
         out.append(value)
         if _ESCAPE.search(value):
@@ -57,7 +73,8 @@ def flatten(value: Any, out: list[str], depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             flatten(str(key), out, depth)
-            flatten(item, out, depth)
+            if not is_generated_id(str(key), item):
+                flatten(item, out, depth)
     elif isinstance(value, (list, tuple)):
         for item in value:
             flatten(item, out, depth)

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import spanguard
 
-from .detect import Detector, flatten, otlp_span_strings, readable_span_strings
+from .detect import Detector, flatten, is_generated_id, otlp_span_strings, readable_span_strings
 from .generator import Planted
 from .plant import SERVICE, Planter, RecordingProcessor, Slot
 
@@ -353,8 +353,8 @@ def _store_rows(db: Path) -> tuple[Arrived, list[str]]:
             columns = [c[0] for c in cursor.description]
             for row in cursor:
                 strings: list[str] = []
-                for value in row:
-                    if isinstance(value, (str, bytes)):
+                for column, value in zip(columns, row, strict=True):
+                    if isinstance(value, (str, bytes)) and not is_generated_id(column, value):
                         flatten(value if isinstance(value, str) else value.decode("utf-8", "replace"), strings)
                 record = dict(zip(columns, row, strict=True))
                 trace_id = record.get("trace_id")
