@@ -62,6 +62,17 @@ def test_make_demo_shows_the_demo_conversation_as_one_session_item(tmp_path):
     match = SESSION_LINE.search(out)
     assert match and match.group(1) == match.group(2), lines
     assert "approved by demo-reviewer" in out
+    # Why each of the four turns' traces was kept or dropped, from the collector's decision lines.
+    assert "why each turn's trace was kept or dropped" in out
+    assert "red: always kept, whole (approval_gate, rule:payment-tool" in out
+    assert "its session turned red earlier: kept" in out
+    assert re.search(r"dropped at the (yellow|green) rate [0-9.]+, because its\s", out), out[-4000:]
+    assert "no decision in the collector's log" not in out
+    # The command to serve the queue again is one line, whole, to copy.
+    serve = next(line for line in out.splitlines() if " review serve --port 8080 --db sqlite:///" in line)
+    assert serve.endswith("review.db") and serve.split()[0].endswith("spanguard")
+    # A silent build: no setuptools warnings before the demo's output.
+    assert "BuildBackendWarning" not in out + demo.stderr
     store = ReviewStore(f"sqlite:///{tmp_path / 'review.db'}")
     try:
         (unit,) = store.list(kind="session")

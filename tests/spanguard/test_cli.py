@@ -43,3 +43,13 @@ def test_a_subcommands_help_is_its_own() -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("usage: spanguard collector validate")
     assert "--shutdown-timeout" not in result.stdout  # the collector's run options are not validate's
+
+
+def test_the_collectors_options_are_taken_before_or_after_run() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["collector", "--config", "c.yaml", "--log-level", "debug"])
+    after = parser.parse_args(["collector", "run", "--config", "c.yaml", "--log-level", "warn"])
+    mixed = parser.parse_args(["collector", "--config", "c.yaml", "run", "--shutdown-timeout", "3"])
+    assert (before.action, before.config, before.log_level) == (None, "c.yaml", "debug")
+    assert (after.action, after.config, after.log_level) == ("run", "c.yaml", "warn")
+    assert (mixed.config, mixed.shutdown_timeout) == ("c.yaml", 3.0)  # run's own defaults do not reset --config
