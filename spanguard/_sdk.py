@@ -3,7 +3,7 @@
 Traces: ``OTEL_TRACES_EXPORTER`` (default ``otlp``; ``console``, ``none`` or any installed exporter's entry-point
 name), with ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` choosing gRPC (default, as the Python SDK does) or
 ``http/protobuf``; endpoint, headers and TLS are read by the official exporters themselves. Metrics are set up only
-when ``OTEL_METRICS_EXPORTER`` names an exporter, because spanguard's collector takes traces only.
+when ``OTEL_METRICS_EXPORTER`` names an exporter (a collector takes them only where it has a metrics pipeline).
 """
 
 from __future__ import annotations
