@@ -73,6 +73,20 @@ def test_migrate_reports_the_revision(tmp_path, capsys):
     assert "is at revision 0007" in capsys.readouterr().out
 
 
+def test_a_broken_risk_rules_file_is_refused_at_its_own_line(tmp_path, capsys):
+    (tmp_path / "risk.yaml").write_text(
+        "rules:\n  - name: x\n    tier: orange\n    reason: r\n    match: {tool_name: a}\n"
+    )
+    config = tmp_path / "review.yaml"
+    config.write_text("risk_rules: risk.yaml\n")
+    assert main(["review", "migrate", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 2
+    error = capsys.readouterr().err
+    assert "risk.yaml:3:" in error and "orange" in error
+    config.write_text("risk_rules: missing.yaml\n")
+    assert main(["review", "migrate", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
 def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):
     config = tmp_path / "review.yaml"
     config.write_text("policy:\n  lease_s: -1\n  made_up: 1\n")

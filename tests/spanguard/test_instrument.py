@@ -223,6 +223,20 @@ def test_an_app_whose_collector_is_down_exits_within_its_shutdown_timeout(call, 
     assert ended - float(result.stdout.split()[-1]) < 6.0
 
 
+@pytest.mark.parametrize("bad", [-1, float("nan"), "2s"])
+def test_a_bad_shutdown_timeout_is_refused(bad):
+    with pytest.raises(ValueError, match="shutdown_timeout must be a number of seconds"):
+        _sdk.shutdown_timeout_setting(bad)
+
+
+def test_a_bad_bsp_export_timeout_is_named_and_ignored(monkeypatch, caplog):
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "soon")
+    assert _sdk.shutdown_timeout_setting(None) is None
+    assert "OTEL_BSP_EXPORT_TIMEOUT='soon' is not a number of milliseconds" in caplog.text
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "1500")
+    assert _sdk.shutdown_timeout_setting(None) == 1.5
+
+
 def test_instrument_keeps_an_app_provider(telemetry):
     from opentelemetry import trace
 
