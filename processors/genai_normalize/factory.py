@@ -129,6 +129,14 @@ def _check_pipelines(
                     f"redact(s) content: put a redaction processor before {component_id} in this pipeline",
                 )
             )
+    if logs and not traces:
+        problems.append(
+            (
+                ("service", "pipelines", logs[0].name, "processors", logs[0].processors.index(component_id)),
+                f"{component_id} keeps log records' content for the spans of a traces pipeline that names it, and "
+                "none does: add it to the traces pipeline, first, or remove it here",
+            )
+        )
     if logs:
         for pipeline in traces:
             if pipeline.workers > 1:

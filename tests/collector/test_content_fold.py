@@ -90,3 +90,18 @@ def test_content_cannot_be_folded_into_spans_processed_in_worker_processes() -> 
     with OtlpSink() as sink, pytest.raises(ConfigError) as error:
         load_config_text(pipeline_yaml(sink, workers=", workers: 2"))
     assert "service.pipelines.traces.workers" in str(error.value) and "set workers to 1" in str(error.value)
+
+
+def test_content_kept_for_no_traces_pipeline_is_refused_at_load() -> None:
+    text = """
+receivers: {otlp: {protocols: {grpc: {endpoint: "127.0.0.1:0"}}}}
+processors: {genai_normalize: {}, redaction: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    logs: {receivers: [otlp], processors: [redaction, genai_normalize], exporters: [debug]}
+    traces: {receivers: [otlp], processors: [redaction], exporters: [debug]}
+"""
+    with pytest.raises(ConfigError) as error:
+        load_config_text(text)
+    assert "service.pipelines.logs.processors[1]" in str(error.value) and "and none does" in str(error.value)
