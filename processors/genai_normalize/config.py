@@ -26,3 +26,5 @@ class GenAiNormalizeConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     """In a logs pipeline: the most spans whose content log records wait for their span (the oldest go first)."""
     fold_ttl: Duration = 120.0
     """In a logs pipeline: how long content log records wait for their span."""
+    fold_max_mib: pydantic.PositiveInt = 64
+    """In a logs pipeline: the most content log records waiting for their span, in MiB as they came on the wire."""

@@ -102,7 +102,11 @@ def _create(settings: Settings, next_consumer: Consumer, telemetry: Any) -> Cons
     assert isinstance(config, GenAiNormalizeConfig)
     # One fold per component id, shared by the logs and traces pipelines that name it (as the OTel Collector shares
     # a component across pipelines).
-    fold = settings.shared.setdefault(_fold_key(settings.id), ContentFold(config.fold_max_spans, config.fold_ttl))
+    fold = settings.shared.get(_fold_key(settings.id))
+    if fold is None:
+        fold = settings.shared[_fold_key(settings.id)] = ContentFold(
+            config.fold_max_spans, config.fold_ttl, max_bytes=config.fold_max_mib * 1024 * 1024
+        )
     if settings.signal == "logs":
         return ContentKeepStage(fold, next_consumer)
     if settings.pipeline is not None:

@@ -36,8 +36,9 @@ _LEGACY: Final = tuple(source for source in SOURCES if source.name == "official_
 _EVENT_NAME_ATTRIBUTE: Final = "event.name"  # where SDKs before LogRecord.event_name put it
 
 
-def content_event(record: Any) -> tuple[str, str, EventView] | None:
-    """A protobuf ``LogRecord`` as ``(trace id, span id, event)`` when it is GenAI content tied to a span."""
+def content_event(record: Any) -> tuple[str, str, EventView, int] | None:
+    """A protobuf ``LogRecord`` as ``(trace id, span id, event, its size in bytes)`` when it is GenAI content tied to
+    a span."""
     trace_id, span_id = record.trace_id, record.span_id
     if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
         return None
@@ -50,7 +51,7 @@ def content_event(record: Any) -> tuple[str, str, EventView] | None:
         # The older events put the message in the body ({"content": ..., "tool_calls": [...]}).
         attributes = {**body, **attributes} if isinstance(body, Mapping) else attributes
     time_unix_nano = record.time_unix_nano or record.observed_time_unix_nano
-    return trace_id.hex(), span_id.hex(), EventView(str(name), time_unix_nano, attributes)
+    return trace_id.hex(), span_id.hex(), EventView(str(name), time_unix_nano, attributes), record.ByteSize()
 
 
 def _folded(view: SpanView, events: Sequence[EventView]) -> dict[str, Any] | None:
@@ -74,35 +75,56 @@ def _folded(view: SpanView, events: Sequence[EventView]) -> dict[str, Any] | Non
     return attributes if added else None
 
 
-class ContentFold:
-    """Content events waiting for their span: at most ``max_spans`` spans' worth, each kept ``ttl`` seconds."""
+class _Waiting:
+    __slots__ = ("deadline", "events", "size")
 
-    def __init__(self, max_spans: int = 10_000, ttl: float = 120.0, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.events: list[EventView] = []
+        self.size = 0
+
+
+class ContentFold:
+    """Content events waiting for their span: at most ``max_spans`` spans' worth and ``max_bytes`` of records (as
+    they came on the wire), each kept ``ttl`` seconds; the oldest go first."""
+
+    def __init__(
+        self,
+        max_spans: int = 10_000,
+        ttl: float = 120.0,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._max_spans = max_spans
+        self._max_bytes = max_bytes
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._waiting: OrderedDict[tuple[str, str], tuple[float, list[EventView]]] = OrderedDict()
+        self._waiting: OrderedDict[tuple[str, str], _Waiting] = OrderedDict()
+        self._bytes = 0
         self.stats = {"kept": 0, "folded": 0, "evicted": 0, "expired": 0}
         """Events kept, spans folded into, and spans' events evicted (room) or expired (age) unfolded."""
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, trace_id: str, span_id: str, event: EventView) -> None:
-        """Keep ``event`` for span ``span_id`` of trace ``trace_id``."""
+    def add(self, trace_id: str, span_id: str, event: EventView, size: int = 0) -> None:
+        """Keep ``event`` (``size`` bytes on the wire) for span ``span_id`` of trace ``trace_id``."""
         now = self._clock()
         with self._lock:
             self._expire(now)
             entry = self._waiting.get((trace_id, span_id))
             if entry is None:
-                if len(self._waiting) >= self._max_spans:
-                    self._waiting.popitem(last=False)
-                    self.stats["evicted"] += 1
-                self._waiting[(trace_id, span_id)] = (now + self._ttl, [event])
-            else:
-                entry[1].append(event)
+                entry = self._waiting[(trace_id, span_id)] = _Waiting(now + self._ttl)
+            entry.events.append(event)
+            entry.size += size
+            self._bytes += size
             self.stats["kept"] += 1
+            while self._waiting and (len(self._waiting) > self._max_spans or self._bytes > self._max_bytes):
+                _, oldest = self._waiting.popitem(last=False)
+                self._bytes -= oldest.size
+                self.stats["evicted"] += 1
 
     def attach(self, view: SpanView) -> SpanView:
         """``view`` with the content kept for it folded in (a new view), or ``view`` itself when there is none."""
@@ -110,9 +132,11 @@ class ContentFold:
             return view
         with self._lock:
             entry = self._waiting.pop((view.trace_id, view.span_id), None)
+            if entry is not None:
+                self._bytes -= entry.size
         if entry is None:
             return view
-        events = sorted(entry[1], key=lambda event: event.time_unix_nano)
+        events = sorted(entry.events, key=lambda event: event.time_unix_nano)
         attributes = _folded(view, events)
         if attributes is None:
             return view
@@ -125,8 +149,9 @@ class ContentFold:
 
     def _expire(self, now: float) -> None:
         while self._waiting:
-            key, (deadline, _) = next(iter(self._waiting.items()))
-            if deadline > now:
+            key, entry = next(iter(self._waiting.items()))
+            if entry.deadline > now:
                 return
             del self._waiting[key]
+            self._bytes -= entry.size
             self.stats["expired"] += 1

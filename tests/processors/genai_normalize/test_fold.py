@@ -109,3 +109,10 @@ def test_the_fold_is_bounded_in_spans_and_in_age() -> None:
     now[0] = 11.0
     fold.add(TRACE, "04" * 8, EventView(DETAILS, 1, {"gen_ai.input.messages": "[]"}))
     assert len(fold) == 1 and fold.stats["expired"] == 2
+    small = ContentFold(max_bytes=1000)
+    for n in range(3):
+        small.add(TRACE, f"{n + 1:016x}", EventView(DETAILS, 1, {"gen_ai.input.messages": "[]"}), size=400)
+    assert len(small) == 2 and small.stats["evicted"] == 1  # 1,200 bytes > 1,000: the oldest went
+    small.attach(SpanView(TRACE, f"{2:016x}", "chat"))
+    small.add(TRACE, f"{9:016x}", EventView(DETAILS, 1, {}), size=400)  # room again once one was folded
+    assert len(small) == 2 and small.stats["evicted"] == 1
