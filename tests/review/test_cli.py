@@ -87,6 +87,13 @@ def test_a_broken_risk_rules_file_is_refused_at_its_own_line(tmp_path, capsys):
     assert "missing.yaml" in capsys.readouterr().err
 
 
+def test_checklist_descriptions_are_checked_like_the_rest_of_the_policy(tmp_path, capsys):
+    config = tmp_path / "review.yaml"
+    config.write_text('policy:\n  checklist_descriptions: {tone: "", "bad key": "x"}\n')
+    assert main(["review", "migrate", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 2
+    assert "policy.checklist_descriptions" in capsys.readouterr().err
+
+
 def test_a_bad_config_is_refused_with_the_keys_path(tmp_path, capsys):
     config = tmp_path / "review.yaml"
     config.write_text("policy:\n  lease_s: -1\n  made_up: 1\n")
